@@ -1,0 +1,149 @@
+"""
+Grow a demo tree of chained runs with fake data, by running do_run.py many times.
+
+    python do_many.py                      # 12 runs, offline unless W&B credentials exist
+    python do_many.py --n_runs 50 --workers 2
+    python do_many.py --start_run_id <id> --n_runs 5   # grow an existing tree
+
+After a root run, each new run resumes from a random checkpoint (final or not) of
+an earlier run, recent runs more likely, with a varied learning rate. The same
+--seed gives the same tree shape and metrics, serial or with --workers.
+"""
+
+import argparse
+import os
+import random
+import secrets
+import string
+import subprocess
+import sys
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from tqdm import tqdm
+
+import runchain
+
+DO_RUN = Path(__file__).resolve().parent / "do_run.py"
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--n_runs", "--n-runs", type=int, default=12, help="runs to add to the tree")
+parser.add_argument("--n_steps", "--n-steps", type=int, default=200, help="steps per run")
+parser.add_argument("--n_metrics", "--n-metrics", type=int, default=20, help="metrics per run")
+parser.add_argument("--n_checkpoint_steps", "--n-checkpoint-steps", type=int, default=50,
+                    help="checkpoint every K steps, and at each run's last step")
+parser.add_argument("--start_run_id", "--start-run-id", default=None,
+                    help="grow the tree of this existing run instead of starting a new root")
+parser.add_argument("--project", default="runchain-demo", help="W&B project")
+parser.add_argument("--seed", type=int, default=0, help="seed of the tree shape and of every run")
+parser.add_argument("--workers", type=int, default=1, help="runs in parallel; a child waits for its parent")
+parser.add_argument("--mode", choices=["auto", "online", "offline"], default="auto",
+                    help="auto: online when W&B credentials exist, else offline (WANDB_MODE is honoured)")
+
+
+def plan_tree(n_runs, seed, has_root):
+    """The tree's shape from the seed alone: per run, its parent's index and its flags.
+
+    Index 0 is the root (or the existing --start_run_id run, which is not planned to run).
+    """
+    rng = random.Random(seed)
+    plan = [{"parent": None, "lr": 0.01, "seed": seed}]
+    while len(plan) < n_runs + has_root:
+        j = len(plan) - 1  # walk back from the newest run; each step back halves the odds
+        while j > 0 and rng.random() < 0.5:
+            j -= 1
+        plan.append({"parent": j, "pick": rng.random(),  # which of the parent's checkpoints
+                     "lr": round(0.01 * 2 ** rng.uniform(-1.5, 1.5), 5), "seed": rng.randrange(2**31)})
+    return plan
+
+
+def new_run_id():
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def do_one(args, item, parent_id, mode, log_dir):
+    """Run do_run.py for one planned run; returns its parent's checkpoint step (or None)."""
+    cmd = [sys.executable, str(DO_RUN), "--run_id", item["id"], "--project", args.project, "--mode", mode,
+           "--n_steps", str(args.n_steps), "--n_checkpoint_steps", str(args.n_checkpoint_steps)]
+    step = None
+    if parent_id is None:
+        cmd += ["--n_metrics", str(args.n_metrics), "--seed", str(item["seed"])]
+    else:
+        steps = runchain.checkpoint_steps(parent_id, mode=mode, project=args.project)
+        step = steps[int(item["pick"] * len(steps))]
+        cmd += ["--checkpoint_artifact", f"{parent_id}@{step}", "--lr", str(item["lr"]), "--seed", str(item["seed"])]
+    log = log_dir / f"{item['id']}.log"
+    with open(log, "w") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"})
+    if proc.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-5:]
+        raise RuntimeError(f"run {item['id']} failed (exit {proc.returncode}); log {log}:\n  " + "\n  ".join(tail))
+    return step
+
+
+def main():
+    args = parser.parse_args()
+    try:
+        mode = runchain.resolve_mode(args.mode)
+        if args.start_run_id:  # fail early on an unknown start run
+            runchain.checkpoint_steps(args.start_run_id, mode=mode, project=args.project)
+    except runchain.RunchainError as e:
+        sys.exit(f"do_many.py: error: {e}")
+    has_root = args.start_run_id is not None
+    plan = plan_tree(args.n_runs, args.seed, has_root)
+    for i, item in enumerate(plan):
+        item["id"] = args.start_run_id if (has_root and i == 0) else new_run_id()
+    log_dir = runchain.local_runs.default_wandb_dir() / "do_many-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    done = {0} if has_root else set()
+    running = {}
+    failed = None
+    with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool, \
+            tqdm(total=args.n_runs, desc="runs", unit="run", file=sys.stderr) as bar:
+        while len(done) < len(plan) and failed is None:
+            for i, item in enumerate(plan):  # start every run whose parent has finished
+                parent = item["parent"]
+                if i not in done and i not in running.values() and len(running) < max(1, args.workers) \
+                        and (parent is None or parent in done):
+                    parent_id = None if parent is None else plan[parent]["id"]
+                    running[pool.submit(do_one, args, item, parent_id, mode, log_dir)] = i
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = running.pop(future)
+                try:
+                    plan[i]["step"] = future.result()
+                except Exception as e:  # keep what finished; stop scheduling new runs
+                    failed = e
+                    continue
+                done.add(i)
+                bar.update(1)
+        wait(running)
+    if failed:
+        sys.exit(f"do_many.py: error: {failed}")
+
+    print(f"\n{len(plan)} runs in project {args.project} ({mode}):")
+    for i in _depth_first(plan):
+        item, depth = plan[i], _depth(plan, i)
+        origin = "root" if item["parent"] is None else f"from {plan[item['parent']]['id']}@{item['step']}, lr {item['lr']}"
+        print(f"{'  ' * depth}{item['id']}  ({origin})")
+
+
+def _depth(plan, i):
+    depth = 0
+    while plan[i]["parent"] is not None:
+        i, depth = plan[i]["parent"], depth + 1
+    return depth
+
+
+def _depth_first(plan):
+    order, stack = [], [0]
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        stack.extend(reversed([j for j, item in enumerate(plan) if item["parent"] == i]))
+    return order
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Save checkpoints (the output edge) and load them back from a reference.
+
+``save_checkpoint`` logs artifact ``run-<id>-checkpoint`` with aliases
+``step-<step>`` and ``latest``, metadata ``{"step": step}`` and ``checkpoint.json``.
+
+``load_checkpoint`` resolves a reference *before* ``wandb.init``, so a bad
+reference fails before a run exists. Online it asks W&B (``wandb.Api``);
+offline it reads the parent's local run files, because wandb refuses
+``use_artifact`` offline. ``tracking.start`` then records the input edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import unquote, urlsplit
+
+import wandb
+
+from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, Breadcrumbs, CheckpointRef,
+                       artifact_name, checkpoint_step, parse_ref, step_alias)
+from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError,
+                     RunNotFoundError)
+from .local_runs import default_wandb_dir, pick_checkpoint, read_local_run
+from .mode import LOGIN_HINT, credential_source
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A resolved checkpoint: where it came from and what ``checkpoint.json`` holds."""
+
+    ref: CheckpointRef  # pinned: alias step-<step>, entity/project filled in where known
+    run_id: str  # the run that logged it (the parent)
+    step: int  # the parent's local step at save time, inclusive
+    version: str | None  # "v3"; offline, the version W&B will give it on upload
+    state: dict[str, Any]  # the decoded checkpoint.json
+    files: dict[str, str]  # path in the artifact -> local path or reference URI
+    run_breadcrumbs: Breadcrumbs | None  # the parent's own breadcrumbs, None for plain wandb
+    online: bool = False  # True: resolved on W&B, so start() calls run.use_artifact
+
+
+def _read_json(location: str, where: str) -> dict[str, Any]:
+    scheme = urlsplit(location).scheme
+    if scheme not in ("", "file") and not os.path.isabs(location):
+        raise CheckpointError(
+            f"{CHECKPOINT_FILE} of {where} is stored by reference at {location}, which runchain "
+            f"cannot read offline; add checkpoint.json as a real file and keep only the large "
+            f"files as references")
+    path = unquote(urlsplit(location).path) if scheme == "file" else location
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{CHECKPOINT_FILE} of {where} should be at {path}, which no longer exists; wandb "
+            f"keeps offline artifact files in WANDB_DATA_DIR until `wandb sync` uploads them, "
+            f"so point WANDB_DATA_DIR at the same folder the parent used") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{CHECKPOINT_FILE} of {where} is not valid JSON ({e})") from None
+    checkpoint_step(obj, where)
+    return obj
+
+
+def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
+    run = read_local_run(ref.run_id, wandb_dir)
+    found = pick_checkpoint(run, ref)
+    if CHECKPOINT_FILE not in found.files:
+        raise CheckpointError(
+            f"checkpoint {ref} has no {CHECKPOINT_FILE} (it holds {sorted(found.files)[:8]}); "
+            f"every checkpoint needs one with the local step")
+    state = _read_json(found.files[CHECKPOINT_FILE], str(ref))
+    step = state["step"]
+    meta_step = found.metadata.get("step")
+    if meta_step is not None and meta_step != step:
+        raise CheckpointError(f"checkpoint {ref}: metadata step {meta_step!r} disagrees with "
+                              f"{CHECKPOINT_FILE} step {step}")
+    pinned = dataclasses.replace(ref, alias=step_alias(step), entity=None,
+                                 project=ref.project or run.project)
+    return Checkpoint(pinned, ref.run_id, step, found.version, state, dict(found.files),
+                      run.breadcrumbs)
+
+
+def _api() -> Any:
+    if credential_source() is None:
+        raise CredentialsError(f"reading from W&B needs credentials; {LOGIN_HINT}")
+    return wandb.Api()
+
+
+def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
+                 api: Any) -> Checkpoint:
+    api = api or _api()
+    entity = ref.entity or entity or api.default_entity
+    project = ref.project or project
+    if not project:
+        raise CheckpointNotFoundError(f"checkpoint reference {ref} names no project; pass "
+                                      f"--project or use entity/project/{ref.short}")
+    path = f"{entity}/{project}/{ref.short}"
+    try:
+        artifact = api.artifact(path)
+    except (ValueError, wandb.errors.CommError) as e:
+        raise CheckpointNotFoundError(f"checkpoint {path} not found on W&B ({e}); check the run "
+                                      f"id and alias in the W&B UI, Artifacts tab") from None
+    if artifact.type != CHECKPOINT_TYPE:
+        raise CheckpointError(f"artifact {path} has type {artifact.type!r}, expected "
+                              f"{CHECKPOINT_TYPE!r}")
+    try:
+        entry = artifact.get_entry(CHECKPOINT_FILE)
+    except KeyError:
+        raise CheckpointError(f"checkpoint {path} has no {CHECKPOINT_FILE}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        state = _read_json(entry.download(root=tmp), path)
+    step = state["step"]
+    producer = artifact.logged_by()
+    crumbs = Breadcrumbs.from_config(producer.config.get("runchain")) if producer else None
+    pinned = CheckpointRef(ref.run_id, step_alias(step), entity, project)
+    files = {name: getattr(e, "ref", None) or name for name, e in artifact.manifest.entries.items()}
+    return Checkpoint(pinned, ref.run_id, step, artifact.version, state, files, crumbs,
+                      online=True)
+
+
+def load_checkpoint(ref: str | CheckpointRef, *, mode: str, project: str | None = None,
+                    entity: str | None = None, wandb_dir: str | os.PathLike | None = None,
+                    api: Any = None) -> Checkpoint:
+    """Resolve a checkpoint reference and read its ``checkpoint.json``. Call before ``wandb.init``.
+
+    Args:
+        ref: any form ``parse_ref`` accepts, e.g. ``"1a2b3c4d@39"``.
+        mode: ``"online"`` (ask W&B) or ``"offline"`` (read local run files).
+        project, entity: defaults for references that do not name them (online).
+        wandb_dir: the local ``wandb/`` folder (offline); default ``$WANDB_DIR/wandb`` or ``./wandb``.
+        api: a ``wandb.Api`` to use (online); default a new one.
+
+    Example:
+        >>> ckpt = load_checkpoint("1a2b3c4d@39", mode="offline")  # doctest: +SKIP
+        >>> ckpt.step, ckpt.state["model"]
+
+    Raises:
+        ReferenceSyntaxError, RunNotFoundError, CheckpointNotFoundError, CheckpointError,
+        CredentialsError: each names the reference and where runchain looked.
+    """
+    if not isinstance(ref, CheckpointRef):
+        ref = parse_ref(ref)
+    if mode == "online":
+        return _load_remote(ref, project, entity, api)
+    return _load_local(ref, wandb_dir or default_wandb_dir())
+
+
+def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None = None,
+                     entity: str | None = None, wandb_dir: str | os.PathLike | None = None,
+                     api: Any = None) -> list[int]:
+    """Local steps of every checkpoint run ``run_id`` saved, ascending.
+
+    Read from local run files; online, a run with none here is looked up on W&B.
+
+    Example:
+        >>> checkpoint_steps("1a2b3c4d")  # doctest: +SKIP
+        [49, 99, 149, 199]
+    """
+    try:
+        run = read_local_run(run_id, wandb_dir or default_wandb_dir())
+        steps = [c.metadata.get("step") for c in run.checkpoints if c.type == CHECKPOINT_TYPE]
+    except RunNotFoundError:
+        if mode != "online":
+            raise
+        api = api or _api()
+        path = f"{entity or api.default_entity}/{project}/{run_id}"
+        try:
+            remote = api.run(path)
+        except (ValueError, wandb.errors.CommError) as e:
+            raise RunNotFoundError(f"run {path} not found on W&B ({e})") from None
+        steps = [a.metadata.get("step") for a in remote.logged_artifacts()
+                 if a.type == CHECKPOINT_TYPE]
+    steps = sorted({s for s in steps if isinstance(s, int) and not isinstance(s, bool)})
+    if not steps:
+        raise CheckpointNotFoundError(f"run {run_id} saved no checkpoints (no artifact of type "
+                                      f"{CHECKPOINT_TYPE!r} with a step in its metadata)")
+    return steps
+
+
+def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
+                    files: Iterable[str | os.PathLike] = (),
+                    references: Iterable[str] = ()) -> Any:
+    """Log a checkpoint of ``run`` at local step ``step``: the output edge.
+
+    Args:
+        run: the ``wandb.Run`` that made the checkpoint.
+        state: JSON-serializable loop state, written to ``checkpoint.json`` with ``"step"``.
+        step: the run's local step (the ``step=`` of its last ``log``), inclusive.
+        files: files or directories to upload with the checkpoint.
+        references: URIs (``file://``, ``s3://``, ``gs://``) to record by reference only,
+            so W&B stores a pointer instead of the bytes.
+
+    Returns:
+        The logged ``wandb.Artifact``.
+
+    Example:
+        >>> save_checkpoint(run, {"model": weights}, step=39)  # doctest: +SKIP
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint step must be a non-negative integer, got {step!r}")
+    if state.get("step", step) != step:
+        raise CheckpointError(f"state['step']={state['step']!r} disagrees with step={step}")
+    try:
+        text = json.dumps({**state, "step": step})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint state is not JSON-serializable ({e}); convert arrays "
+                              f"with .tolist() or save them as files=") from None
+    artifact = wandb.Artifact(artifact_name(run.id), type=CHECKPOINT_TYPE, metadata={"step": step})
+    for path in map(Path, files):
+        if path.is_dir():
+            artifact.add_dir(str(path), name=path.name)
+        elif path.is_file():
+            artifact.add_file(str(path))
+        else:
+            raise CheckpointError(f"checkpoint file {path} does not exist")
+    for uri in references:
+        artifact.add_reference(uri)
+    with artifact.new_file(CHECKPOINT_FILE) as f:  # last, like a completion marker
+        f.write(text)
+    return run.log_artifact(artifact, aliases=[step_alias(step), "latest"])
+

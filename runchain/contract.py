@@ -1,0 +1,181 @@
+"""The checkpoint contract, in code: names, aliases, references, checkpoint.json, breadcrumbs.
+
+Everything here is pure: no wandb calls, no file access. See ``docs/contract.md``.
+
+Steps: a *local* step is a run's own wandb ``_step``; a *global* step is its place
+on the chain, ``global_offset + local step``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from .errors import CheckpointError, ReferenceSyntaxError
+
+CHECKPOINT_TYPE = "checkpoint"  # artifact type of every checkpoint (the output edge)
+CHECKPOINT_FILE = "checkpoint.json"  # JSON object with the local "step"; written last
+CONFIG_KEY = "runchain"  # run.config key holding the breadcrumbs
+STEP_METRIC = "global_step"  # history key, declared as the step metric of every other key
+LATEST = "latest"
+
+_ID = r"[A-Za-z0-9_.\-]+"
+_NAME_RE = re.compile(rf"^run-(?P<run_id>{_ID})-checkpoint$")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def artifact_name(run_id: str) -> str:
+    """Name of the checkpoint artifact collection of a run: ``run-<run_id>-checkpoint``."""
+    return f"run-{run_id}-checkpoint"
+
+
+def step_alias(step: int) -> str:
+    """Alias of the checkpoint saved at local step ``step``: ``step-<step>``."""
+    return f"step-{step}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointRef:
+    """A parsed checkpoint reference. ``entity``/``project`` are None when not given."""
+
+    run_id: str
+    alias: str = LATEST  # an alias ("latest", "step-39") or a version ("v3")
+    entity: str | None = None
+    project: str | None = None
+
+    @property
+    def name(self) -> str:
+        return artifact_name(self.run_id)
+
+    @property
+    def short(self) -> str:
+        """``run-<id>-checkpoint:<alias>``, without entity and project."""
+        return f"{self.name}:{self.alias}"
+
+    def __str__(self) -> str:
+        prefix = "/".join(p for p in (self.entity, self.project) if p)
+        return f"{prefix}/{self.short}" if prefix else self.short
+
+
+def parse_ref(text: str) -> CheckpointRef:
+    """Parse a checkpoint reference in any accepted form.
+
+    Accepted: ``entity/project/run-<id>-checkpoint:<alias or vN>``,
+    ``project/run-<id>-checkpoint:<alias or vN>``, ``run-<id>-checkpoint:<alias or vN>``,
+    ``<run_id>@<step>`` (alias ``step-<step>``) and ``<run_id>`` (alias ``latest``).
+
+    Example:
+        >>> parse_ref("abc123@39")
+        CheckpointRef(run_id='abc123', alias='step-39', entity=None, project=None)
+
+    Raises:
+        ReferenceSyntaxError: the text matches none of the forms.
+    """
+    raw = text
+    text = text.strip()
+    hint = ("expected entity/project/run-<id>-checkpoint:<alias>, run-<id>-checkpoint:<alias>, "
+            "<run_id>@<step> or <run_id>")
+    if not text:
+        raise ReferenceSyntaxError(f"empty checkpoint reference; {hint}")
+    if "@" in text:
+        run_id, _, step = text.partition("@")
+        if not re.fullmatch(_ID, run_id) or not step.isdigit():
+            raise ReferenceSyntaxError(
+                f"bad checkpoint reference {raw!r}: <run_id>@<step> needs a run id and a "
+                f"non-negative integer step, e.g. 1a2b3c4d@39")
+        return CheckpointRef(run_id=run_id, alias=step_alias(int(step)))
+    path, _, alias = text.partition(":")
+    if _ and not _ALIAS_RE.fullmatch(alias):
+        raise ReferenceSyntaxError(f"bad alias {alias!r} in checkpoint reference {raw!r}; {hint}")
+    parts = path.split("/")
+    if len(parts) > 3 or any(not p for p in parts):
+        raise ReferenceSyntaxError(f"bad checkpoint reference {raw!r}; {hint}")
+    *prefix, last = parts
+    match = _NAME_RE.fullmatch(last)
+    if match:
+        run_id = match["run_id"]
+    elif not prefix and not _ and re.fullmatch(_ID, last):
+        run_id = last  # a bare run id
+    else:
+        raise ReferenceSyntaxError(
+            f"bad checkpoint reference {raw!r}: {last!r} is not an artifact named "
+            f"run-<id>-checkpoint; {hint}")
+    entity, project = ([None] * (2 - len(prefix)) + prefix)
+    return CheckpointRef(run_id=run_id, alias=alias or LATEST, entity=entity, project=project)
+
+
+def checkpoint_step(obj: Any, where: str) -> int:
+    """Validate a decoded ``checkpoint.json`` and return its local ``"step"``.
+
+    Args:
+        obj: the decoded JSON value.
+        where: what to name in the error (the reference or file path).
+
+    Raises:
+        CheckpointError: not an object, no ``"step"``, or a step that is not a
+            non-negative integer.
+    """
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"{CHECKPOINT_FILE} in {where} holds a JSON {type(obj).__name__}, expected an "
+            f'object like {{"step": 39}}')
+    if "step" not in obj:
+        raise CheckpointError(
+            f'{CHECKPOINT_FILE} in {where} has no "step" key (keys: {sorted(obj)[:8]}); the '
+            f"contract needs the run's local step at save time")
+    step = obj["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(
+            f'{CHECKPOINT_FILE} in {where} has "step": {step!r}; expected a non-negative '
+            f"integer (the run's local _step when the checkpoint was saved)")
+    return step
+
+
+@dataclasses.dataclass(frozen=True)
+class Breadcrumbs:
+    """What a run records under ``config["runchain"]`` about its place in the tree."""
+
+    parent_run: str | None
+    parent_checkpoint: str | None
+    parent_step: int | None  # local step of the parent's checkpoint, inclusive
+    global_offset: int  # global step of this run's local step 0
+    root_run: str
+    depth: int
+
+    def to_config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, value: Any) -> Breadcrumbs | None:
+        """Breadcrumbs from a run config's ``runchain`` value, or None if absent or malformed."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
+        except (KeyError, TypeError):
+            return None
+
+
+def breadcrumbs_for(run_id: str, parent_run: str | None = None,
+                    parent_checkpoint: str | None = None, parent_step: int | None = None,
+                    parent_breadcrumbs: Breadcrumbs | None = None) -> Breadcrumbs:
+    """Breadcrumbs of run ``run_id``, started fresh or from a parent's checkpoint.
+
+    A parent without breadcrumbs (plain wandb code) counts as a root: offset 0, depth 0.
+
+    Example:
+        >>> breadcrumbs_for("child", "root", "run-root-checkpoint:step-39", 39).global_offset
+        40
+    """
+    if parent_run is None:
+        return Breadcrumbs(None, None, None, global_offset=0, root_run=run_id, depth=0)
+    parent = parent_breadcrumbs or breadcrumbs_for(parent_run)
+    return Breadcrumbs(
+        parent_run=parent_run,
+        parent_checkpoint=parent_checkpoint,
+        parent_step=parent_step,
+        global_offset=parent.global_offset + parent_step + 1,
+        root_run=parent.root_run,
+        depth=parent.depth + 1,
+    )

@@ -1,0 +1,37 @@
+"""Named exceptions. Library code raises these; only ``cli.py`` turns them into exit codes.
+
+Each subclasses a builtin as well, so callers may catch ``LookupError`` or
+``ValueError`` without importing runchain.
+"""
+
+
+class RunchainError(Exception):
+    """Base class of every error runchain raises on purpose."""
+
+
+class ReferenceSyntaxError(RunchainError, ValueError):
+    """A checkpoint reference does not match any of the accepted forms."""
+
+
+class RunNotFoundError(RunchainError, LookupError):
+    """No run with this id exists where runchain looked."""
+
+
+class CheckpointNotFoundError(RunchainError, LookupError):
+    """The run exists, but has no checkpoint matching the reference."""
+
+
+class CheckpointError(RunchainError, ValueError):
+    """A checkpoint exists but breaks the contract (type, checkpoint.json, step)."""
+
+
+class RunFileError(RunchainError, ValueError):
+    """A ``.wandb`` run file cannot be read at all (not a run file, bad header)."""
+
+
+class ModeError(RunchainError, ValueError):
+    """An unknown or unusable ``--mode`` / ``WANDB_MODE``."""
+
+
+class CredentialsError(RunchainError, PermissionError):
+    """Online work was asked for, but no W&B credentials are configured."""

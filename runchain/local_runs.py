@@ -1,0 +1,134 @@
+"""Find runs and their checkpoints in a local ``wandb/`` directory (offline or synced runs).
+
+Offline, wandb refuses ``use_artifact``, so a resuming run resolves its parent's
+checkpoint from the parent's run files instead: the artifact records name the
+artifact, its aliases, its metadata and a manifest of staged files or references.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .contract import (CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs, CheckpointRef,
+                       artifact_name)
+from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
+from .runfile import RunFile, read_run_file
+
+_FOLDER_RE = re.compile(r"^(?:offline-)?run-(?P<stamp>\d{8}_\d{6})-(?P<id>.+?)(?:-(?P<n>\d+))?$")
+
+
+def default_wandb_dir() -> Path:
+    """``$WANDB_DIR/wandb`` when ``WANDB_DIR`` is set, else ``./wandb``."""
+    return Path(os.environ.get("WANDB_DIR") or ".") / "wandb"
+
+
+def run_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
+    """Map run id -> its run files under ``root``, oldest segment first.
+
+    A run resumed in place has several folders (``...-<id>``, ``...-<id>-1``).
+    """
+    found: dict[str, list[tuple[str, int, Path]]] = {}
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    for folder in root.iterdir():
+        m = _FOLDER_RE.match(folder.name)
+        if not m:
+            continue
+        # The id may itself end in "-<digits>"; the run file's name settles it.
+        for run_id in (m["id"] + (f"-{m['n']}" if m["n"] else ""), m["id"]):
+            path = folder / f"run-{run_id}.wandb"
+            if path.is_file():
+                segment = int(m["n"]) if m["n"] and run_id == m["id"] else 0
+                found.setdefault(run_id, []).append((m["stamp"], segment, path))
+                break
+    return {rid: [p for *_, p in sorted(v)] for rid, v in found.items()}
+
+
+@dataclasses.dataclass
+class LocalCheckpoint:
+    name: str
+    type: str
+    version: str  # "v0", "v1", ... in logging order, as W&B numbers them on upload
+    aliases: list[str]
+    metadata: dict[str, Any]
+    files: dict[str, str]  # path in the artifact -> staged local path or reference URI
+
+
+@dataclasses.dataclass
+class LocalRun:
+    run_id: str
+    project: str | None
+    config: dict[str, Any]
+    checkpoints: list[LocalCheckpoint]  # every artifact named run-<id>-checkpoint
+    files: list[Path]
+    incomplete: bool
+
+    @property
+    def breadcrumbs(self) -> Breadcrumbs | None:
+        return Breadcrumbs.from_config(self.config.get(CONFIG_KEY))
+
+
+def read_local_run(run_id: str, root: str | os.PathLike) -> LocalRun:
+    """Read every segment of run ``run_id`` under ``root`` (lineage only, no history).
+
+    Raises:
+        RunNotFoundError: no run files for that id; the message lists close matches.
+    """
+    runs = run_folders(root)
+    if run_id not in runs:
+        close = difflib.get_close_matches(run_id, list(runs), n=3, cutoff=0.5)
+        hint = f"; close matches: {', '.join(close)}" if close else (
+            f"; it holds {len(runs)} runs" if runs else "; it holds no runs")
+        raise RunNotFoundError(
+            f"no local run files for run {run_id!r} under {Path(root).resolve()} (looked for "
+            f"*run-*-{run_id}/run-{run_id}.wandb){hint}. Set WANDB_DIR to the folder "
+            f"that holds wandb/ (or pass --dir), or use --mode online if the run is on W&B")
+    segments: list[RunFile] = [read_run_file(p, history=False) for p in runs[run_id]]
+    config: dict[str, Any] = {}
+    checkpoints: list[LocalCheckpoint] = []
+    versions: dict[str, str] = {}  # digest -> version: W&B keeps one version per content
+    for seg in segments:
+        config.update(seg.config)
+        for a in seg.artifacts:
+            if a.name != artifact_name(run_id):
+                continue
+            version = versions.setdefault(a.digest, f"v{len(versions)}")
+            checkpoints.append(LocalCheckpoint(a.name, a.type, version, a.aliases,
+                                               a.metadata, a.files))
+    return LocalRun(run_id, segments[0].project, config, checkpoints, runs[run_id],
+                    incomplete=not all(s.complete for s in segments))
+
+
+def pick_checkpoint(run: LocalRun, ref: CheckpointRef) -> LocalCheckpoint:
+    """The checkpoint of ``run`` that ``ref``'s alias or version points at now.
+
+    An alias moves to the newest version that carries it, as on W&B.
+
+    Raises:
+        CheckpointNotFoundError: no checkpoint matches; the message lists what exists.
+        CheckpointError: the match is not of type ``checkpoint``.
+    """
+    if ref.alias == LATEST:  # W&B moves "latest" to the newest version, listed or not
+        matches = run.checkpoints
+    else:
+        matches = [c for c in run.checkpoints if ref.alias in (c.version, *c.aliases)]
+    if not matches:
+        have = sorted({a for c in run.checkpoints for a in c.aliases if a.startswith("step-")},
+                      key=lambda a: int(a[5:]) if a[5:].isdigit() else -1)
+        listing = (f"it has {', '.join(have)}" if have else
+                   "it logged no artifact named " + artifact_name(run.run_id))
+        raise CheckpointNotFoundError(
+            f"checkpoint reference {ref} not found: run {run.run_id} has no checkpoint with alias "
+            f"or version {ref.alias!r}; {listing} (read from {', '.join(map(str, run.files))})")
+    found = matches[-1]
+    if found.type != CHECKPOINT_TYPE:
+        raise CheckpointError(
+            f"artifact {found.name}:{ref.alias} has type {found.type!r}, expected "
+            f"{CHECKPOINT_TYPE!r}; log checkpoints with wandb.Artifact(..., type='checkpoint')")
+    return found

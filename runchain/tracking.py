@@ -1,0 +1,73 @@
+"""Run-side helpers: record a run's place in the tree and log rows on the global step axis.
+
+The wandb run stays in the caller's hands; these functions only take it as an argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .checkpoints import Checkpoint
+from .contract import CHECKPOINT_TYPE, CONFIG_KEY, STEP_METRIC, Breadcrumbs, breadcrumbs_for
+from .errors import RunchainError
+
+
+def _edge_ref(run: Any, checkpoint: Checkpoint) -> str:
+    """The parent checkpoint's reference, short when it lives in this run's project."""
+    ref = checkpoint.ref
+    same_project = ref.project in (None, run.project) and ref.entity in (None, run.entity)
+    return ref.short if same_project else str(ref)
+
+
+def start(run: Any, checkpoint: Checkpoint | None = None) -> Breadcrumbs:
+    """Record where ``run`` sits in its tree; call once, right after ``wandb.init``.
+
+    With a checkpoint, online, this is the input edge: ``run.use_artifact(<ref>,
+    type="checkpoint")``. Offline wandb refuses ``use_artifact``, so the edge lives in
+    the breadcrumbs until ``runchain sync`` attaches it. Either way the breadcrumbs go to
+    ``run.config["runchain"]`` and ``global_step`` becomes the step metric of every key.
+
+    If the edge cannot be recorded, the run is finished with exit code 1 (so it shows
+    as failed) and the error is raised again.
+
+    Example:
+        >>> run = wandb.init(project="demo")  # doctest: +SKIP
+        >>> runchain.start(run, checkpoint).global_offset
+        40
+    """
+    try:
+        if checkpoint is None:
+            crumbs = breadcrumbs_for(run.id)
+        elif checkpoint.run_id == run.id:
+            # Resumed in place: same run, same axis; not an edge.
+            crumbs = Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) or breadcrumbs_for(run.id)
+        else:
+            ref = _edge_ref(run, checkpoint)
+            if checkpoint.online:
+                pinned = dataclasses.replace(checkpoint.ref, alias=checkpoint.version or
+                                             checkpoint.ref.alias)
+                run.use_artifact(str(pinned), type=CHECKPOINT_TYPE)
+            crumbs = breadcrumbs_for(run.id, checkpoint.run_id, ref, checkpoint.step,
+                                     checkpoint.run_breadcrumbs)
+        run.config.update({CONFIG_KEY: crumbs.to_config()}, allow_val_change=True)
+        run.define_metric(STEP_METRIC)
+        run.define_metric("*", step_metric=STEP_METRIC)
+    except BaseException:
+        run.finish(exit_code=1)
+        raise
+    return crumbs
+
+
+def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
+    """``run.log`` at local ``step`` with ``global_step = global_offset + step`` added.
+
+    Example:
+        >>> runchain.log(run, {"train/loss": 0.7}, step=12)  # doctest: +SKIP
+    """
+    try:
+        offset = run.config[CONFIG_KEY]["global_offset"]
+    except KeyError:
+        raise RunchainError(f"run {run.id} has no runchain breadcrumbs; call "
+                            f"runchain.start(run, checkpoint) right after wandb.init") from None
+    run.log({**metrics, STEP_METRIC: offset + step}, step=step)
