@@ -1,0 +1,71 @@
+"""Fixtures: real wandb offline runs in isolated temporary W&B directories."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CREDENTIAL_VARS = ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL", "WANDB_ENTITY",
+                   "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME")
+
+
+def isolate(mp: pytest.MonkeyPatch, base: Path, mode: str = "offline") -> Path:
+    """Point every W&B directory into ``base`` and forget any credentials."""
+    for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        path = base / name.lower()
+        path.mkdir(parents=True, exist_ok=True)
+        mp.setenv(name, str(path))
+    for name in CREDENTIAL_VARS:
+        mp.delenv(name, raising=False)
+    mp.setenv("NETRC", str(base / "no-netrc"))
+    mp.setenv("WANDB_MODE", mode)
+    mp.setenv("WANDB_SILENT", "true")
+    mp.setenv("TQDM_DISABLE", "1")
+    mp.chdir(base)
+    return base / "wandb_dir" / "wandb"
+
+
+@pytest.fixture
+def wandb_dir(tmp_path, monkeypatch) -> Path:
+    """An isolated offline W&B setup; returns the ``wandb/`` folder runs are written to."""
+    return isolate(monkeypatch, tmp_path)
+
+
+def script(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a top-level script (``do_run.py``, ``do_many.py``) in a real subprocess."""
+    proc = subprocess.run([sys.executable, str(ROOT / name), *map(str, args)],
+                          capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def do_run(*args: str, check: bool = True) -> str:
+    """Run ``do_run.py`` and return the id of the run it made."""
+    proc = script("do_run.py", *args, check=check)
+    return re.search(r"^run (\S+): mode", proc.stdout, re.M)[1]
+
+
+def run_file(wandb_dir: Path, run_id: str) -> Path:
+    (path,) = wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A small real offline tree: root (40 steps, checkpoints at 9, 19, 29, 39) and a child from root@19.
+
+    Returns a dict with ``dir`` (the wandb folder), ``root`` and ``child`` run ids.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        wdir = isolate(mp, tmp_path_factory.mktemp("tree"))
+        root = do_run("--n_steps", 40, "--n_checkpoint_steps", 10, "--n_metrics", 5, "--seed", 3)
+        child = do_run("--n_steps", 15, "--n_checkpoint_steps", 10, "--checkpoint_artifact",
+                       f"{root}@19", "--lr", "0.05")
+        yield {"dir": wdir, "root": root, "child": child, "env": dict(os.environ)}

@@ -1,0 +1,34 @@
+"""Parsing checkpoint references (pure)."""
+
+import pytest
+
+from runchain import CheckpointRef, ReferenceSyntaxError, parse_ref
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("me/proj/run-abc123-checkpoint:step-39", CheckpointRef("abc123", "step-39", "me", "proj")),
+    ("me/proj/run-abc123-checkpoint:v2", CheckpointRef("abc123", "v2", "me", "proj")),
+    ("proj/run-abc123-checkpoint:latest", CheckpointRef("abc123", "latest", None, "proj")),
+    ("run-abc123-checkpoint:v0", CheckpointRef("abc123", "v0")),
+    ("run-abc123-checkpoint", CheckpointRef("abc123", "latest")),
+    ("abc123@39", CheckpointRef("abc123", "step-39")),
+    ("abc123", CheckpointRef("abc123", "latest")),
+    ("  abc123@0 ", CheckpointRef("abc123", "step-0")),
+])
+def test_every_reference_form_parses(text, expected):
+    assert parse_ref(text) == expected
+
+
+def test_reference_prints_back_in_full_form():
+    assert str(parse_ref("abc123@39")) == "run-abc123-checkpoint:step-39"
+    assert str(parse_ref("me/proj/run-abc123-checkpoint:v2")) == "me/proj/run-abc123-checkpoint:v2"
+
+
+@pytest.mark.parametrize("text", ["", "abc@", "abc@-1", "abc@1.5", "@3", "a/b/c/run-x-checkpoint:v0",
+                                  "me/proj/model:v0", "run-abc-checkpoint:", "abc:latest",
+                                  "me//run-abc-checkpoint:v0"])
+def test_malformed_reference_names_itself_and_the_accepted_forms(text):
+    with pytest.raises(ReferenceSyntaxError) as err:
+        parse_ref(text)
+    assert repr(text.strip()) in str(err.value) or "empty" in str(err.value)
+    assert isinstance(err.value, ValueError)

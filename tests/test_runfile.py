@@ -1,0 +1,94 @@
+"""Reading .wandb run files: checksums, torn files from crashed processes, bad headers."""
+
+import random
+import shutil
+import warnings
+
+import pytest
+
+import runchain
+from conftest import do_run, isolate, run_file
+from runchain.runfile import IncompleteRunWarning, read_run_file, scan_records
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """A real run file of several 32 KiB blocks, so records cross block boundaries."""
+    with pytest.MonkeyPatch.context() as mp:
+        wandb_dir = isolate(mp, tmp_path_factory.mktemp("whole"))
+        path = run_file(wandb_dir, do_run("--n_steps", 150, "--n_checkpoint_steps", 50))
+    return path, path.read_bytes(), scan_records(path.read_bytes()).records
+
+
+def test_complete_file_reads_every_record_and_the_exit(whole):
+    path, data, records = whole
+    run = read_run_file(path)
+    assert run.complete and run.exit_code == 0 and run.torn is None
+    assert len(run.history) == 150 and len(run.artifacts) == 3
+    assert len(data) > 3 * 32 * 1024
+
+
+def test_file_cut_anywhere_yields_exactly_the_records_before_the_cut(whole, tmp_path):
+    path, data, records = whole
+    rng = random.Random(0)
+    cuts = sorted(rng.sample(range(7, len(data)), 50))
+    for cut in cuts:
+        torn = tmp_path / "run-torn.wandb"
+        torn.write_bytes(data[:cut])
+        scan = scan_records(torn.read_bytes())
+        assert records[:len(scan.records)] == scan.records  # a prefix, in order
+        complete_before = sum(1 for _ in _record_ends(data) if _ <= cut)
+        assert len(scan.records) == complete_before, cut
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run = read_run_file(torn)
+        assert not run.complete
+        assert run.torn is None or any(w.category is IncompleteRunWarning for w in caught)
+
+
+def _record_ends(data):
+    """Byte offsets where each record's last chunk ends, recomputed independently."""
+    import struct
+    pos, ends = 7, []
+    while pos < len(data):
+        room = 32768 - pos % 32768
+        if room < 7:
+            pos += room
+            continue
+        _, length, kind = struct.unpack_from("<IHB", data, pos)
+        pos += 7 + length
+        if kind in (1, 4):
+            ends.append(pos)
+    return ends
+
+
+def test_flipped_byte_stops_at_the_checksum(whole, tmp_path):
+    path, data, records = whole
+    broken = bytearray(data)
+    broken[len(data) // 2] ^= 0xFF
+    scan = scan_records(bytes(broken))
+    assert scan.reason == "chunk checksum mismatch"
+    assert 0 < len(scan.records) < len(records)
+    assert records[:len(scan.records)] == scan.records
+
+
+def test_not_a_run_file_raises_runchains_own_error(tmp_path):
+    bogus = tmp_path / "run-x.wandb"
+    bogus.write_bytes(b"hello world, not a run file")
+    with pytest.raises(runchain.RunFileError, match="not a W&B run file"):
+        read_run_file(bogus)
+    with pytest.raises(runchain.RunFileError, match="cannot read"):
+        read_run_file(tmp_path / "missing.wandb")
+
+
+def test_crashed_parent_still_resolves_checkpoints_saved_before_the_crash(tree, tmp_path):
+    copy = tmp_path / "wandb"
+    shutil.copytree(tree["dir"], copy)
+    path = run_file(copy, tree["root"])
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * 0.6)])  # the process died partway
+    with pytest.warns(IncompleteRunWarning):
+        ckpt = runchain.load_checkpoint(f"{tree['root']}@9", mode="offline", wandb_dir=copy)
+    assert ckpt.step == 9
+    with pytest.warns(IncompleteRunWarning), pytest.raises(runchain.CheckpointNotFoundError):
+        runchain.load_checkpoint(f"{tree['root']}@39", mode="offline", wandb_dir=copy)
