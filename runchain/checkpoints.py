@@ -41,6 +41,7 @@ class Checkpoint:
     files: dict[str, str]  # path in the artifact -> local path or reference URI
     run_breadcrumbs: Breadcrumbs | None  # the parent's own breadcrumbs, None for plain wandb
     online: bool = False  # True: resolved on W&B, so start() calls run.use_artifact
+    artifact: Any = None  # online: the wandb Artifact, e.g. checkpoint.artifact.download()
 
 
 def _read_json(location: str, where: str) -> dict[str, Any]:
@@ -65,8 +66,22 @@ def _read_json(location: str, where: str) -> dict[str, Any]:
     return obj
 
 
+def _check_metadata(metadata: dict[str, Any], step: int, where: str) -> None:
+    meta_step = metadata.get("step")
+    if meta_step is not None and meta_step != step:
+        raise CheckpointError(f"checkpoint {where}: metadata step {meta_step!r} disagrees with "
+                              f"{CHECKPOINT_FILE} step {step}")
+
+
 def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
-    run = read_local_run(ref.run_id, wandb_dir)
+    try:
+        run = read_local_run(ref.run_id, wandb_dir)
+    except RunNotFoundError as e:
+        raise RunNotFoundError(f"checkpoint reference {ref}: {e}") from None
+    if ref.project and run.project and ref.project != run.project:
+        raise CheckpointNotFoundError(
+            f"checkpoint reference {ref} names project {ref.project!r}, but the local run "
+            f"{ref.run_id} is in project {run.project!r}; fix the project in the reference")
     found = pick_checkpoint(run, ref)
     if CHECKPOINT_FILE not in found.files:
         raise CheckpointError(
@@ -74,10 +89,7 @@ def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
             f"every checkpoint needs one with the local step")
     state = _read_json(found.files[CHECKPOINT_FILE], str(ref))
     step = state["step"]
-    meta_step = found.metadata.get("step")
-    if meta_step is not None and meta_step != step:
-        raise CheckpointError(f"checkpoint {ref}: metadata step {meta_step!r} disagrees with "
-                              f"{CHECKPOINT_FILE} step {step}")
+    _check_metadata(found.metadata, step, str(ref))
     pinned = dataclasses.replace(ref, alias=step_alias(step), entity=None,
                                  project=ref.project or run.project)
     return Checkpoint(pinned, ref.run_id, step, found.version, state, dict(found.files),
@@ -114,12 +126,13 @@ def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
     with tempfile.TemporaryDirectory() as tmp:
         state = _read_json(entry.download(root=tmp), path)
     step = state["step"]
+    _check_metadata(artifact.metadata or {}, step, path)
     producer = artifact.logged_by()
     crumbs = Breadcrumbs.from_config(producer.config.get("runchain")) if producer else None
     pinned = CheckpointRef(ref.run_id, step_alias(step), entity, project)
     files = {name: getattr(e, "ref", None) or name for name, e in artifact.manifest.entries.items()}
     return Checkpoint(pinned, ref.run_id, step, artifact.version, state, files, crumbs,
-                      online=True)
+                      online=True, artifact=artifact)
 
 
 def load_checkpoint(ref: str | CheckpointRef, *, mode: str, project: str | None = None,
@@ -166,6 +179,8 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
     except RunNotFoundError:
         if mode != "online":
             raise
+        if not project:
+            raise RunNotFoundError(f"looking up run {run_id} on W&B needs a project; pass one")
         api = api or _api()
         path = f"{entity or api.default_entity}/{project}/{run_id}"
         try:
@@ -211,6 +226,9 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
                               f"with .tolist() or save them as files=") from None
     artifact = wandb.Artifact(artifact_name(run.id), type=CHECKPOINT_TYPE, metadata={"step": step})
     for path in map(Path, files):
+        if path.name == CHECKPOINT_FILE:
+            raise CheckpointError(f"{path}: {CHECKPOINT_FILE} is reserved for the state runchain "
+                                  f"writes; pass its contents as state= instead")
         if path.is_dir():
             artifact.add_dir(str(path), name=path.name)
         elif path.is_file():

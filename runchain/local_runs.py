@@ -87,8 +87,8 @@ def read_local_run(run_id: str, root: str | os.PathLike) -> LocalRun:
             f"; it holds {len(runs)} runs" if runs else "; it holds no runs")
         raise RunNotFoundError(
             f"no local run files for run {run_id!r} under {Path(root).resolve()} (looked for "
-            f"*run-*-{run_id}/run-{run_id}.wandb){hint}. Set WANDB_DIR to the folder "
-            f"that holds wandb/ (or pass --dir), or use --mode online if the run is on W&B")
+            f"*run-*-{run_id}/run-{run_id}.wandb){hint}. Run from the folder that holds wandb/ "
+            f"or set WANDB_DIR to it, or use --mode online if the run is on W&B")
     segments: list[RunFile] = [read_run_file(p, history=False) for p in runs[run_id]]
     config: dict[str, Any] = {}
     checkpoints: list[LocalCheckpoint] = []

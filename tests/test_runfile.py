@@ -64,12 +64,13 @@ def _record_ends(data):
 
 def test_flipped_byte_stops_at_the_checksum(whole, tmp_path):
     path, data, records = whole
+    ends = _record_ends(data)
+    middle = len(ends) // 2
     broken = bytearray(data)
-    broken[len(data) // 2] ^= 0xFF
+    broken[ends[middle] - 1] ^= 0xFF  # the last data byte of the middle record
     scan = scan_records(bytes(broken))
     assert scan.reason == "chunk checksum mismatch"
-    assert 0 < len(scan.records) < len(records)
-    assert records[:len(scan.records)] == scan.records
+    assert scan.records == records[:middle]
 
 
 def test_not_a_run_file_raises_runchains_own_error(tmp_path):
