@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
@@ -38,7 +38,8 @@ class Checkpoint:
     step: int  # the parent's local step at save time, inclusive
     version: str | None  # "v3"; offline, the version W&B will give it on upload
     state: dict[str, Any]  # the decoded checkpoint.json
-    files: dict[str, str]  # path in the artifact -> local path or reference URI
+    files: dict[str, str]  # path in the artifact -> offline: staged path or reference URI;
+    # online: reference URI, or the path itself (fetch with artifact.download())
     run_breadcrumbs: Breadcrumbs | None  # the parent's own breadcrumbs, None for plain wandb
     online: bool = False  # True: resolved on W&B, so start() calls run.use_artifact
     artifact: Any = None  # online: the wandb Artifact, e.g. checkpoint.artifact.download()
@@ -102,10 +103,18 @@ def _api() -> Any:
     return wandb.Api()
 
 
+def _entity(entity: str | None, api: Any, what: Any) -> str:
+    entity = entity or api.default_entity
+    if not entity:
+        raise CheckpointNotFoundError(f"no W&B entity for {what}: name it, as in "
+                                      f"entity/project/..., or set WANDB_ENTITY")
+    return entity
+
+
 def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
                  api: Any) -> Checkpoint:
     api = api or _api()
-    entity = ref.entity or entity or api.default_entity
+    entity = _entity(ref.entity or entity, api, ref)
     project = ref.project or project
     if not project:
         raise CheckpointNotFoundError(f"checkpoint reference {ref} names no project; pass "
@@ -182,13 +191,14 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
         if not project:
             raise RunNotFoundError(f"looking up run {run_id} on W&B needs a project; pass one")
         api = api or _api()
-        path = f"{entity or api.default_entity}/{project}/{run_id}"
+        path = f"{_entity(entity, api, run_id)}/{project}/{run_id}"
         try:
             remote = api.run(path)
+            steps = [a.metadata.get("step") for a in remote.logged_artifacts()
+                     if a.type == CHECKPOINT_TYPE
+                     and a.name.split(":")[0] == artifact_name(run_id)]
         except (ValueError, wandb.errors.CommError) as e:
             raise RunNotFoundError(f"run {path} not found on W&B ({e})") from None
-        steps = [a.metadata.get("step") for a in remote.logged_artifacts()
-                 if a.type == CHECKPOINT_TYPE]
     steps = sorted({s for s in steps if isinstance(s, int) and not isinstance(s, bool)})
     if not steps:
         raise CheckpointNotFoundError(f"run {run_id} saved no checkpoints (no artifact of type "
@@ -225,19 +235,28 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
         raise CheckpointError(f"checkpoint state is not JSON-serializable ({e}); convert arrays "
                               f"with .tolist() or save them as files=") from None
     artifact = wandb.Artifact(artifact_name(run.id), type=CHECKPOINT_TYPE, metadata={"step": step})
-    for path in map(Path, files):
-        if path.name == CHECKPOINT_FILE:
-            raise CheckpointError(f"{path}: {CHECKPOINT_FILE} is reserved for the state runchain "
+    entries = [(str(p), Path(p).name) for p in files] + [
+        (uri, PurePosixPath(urlsplit(uri).path).name) for uri in references]
+    for where, name in entries:
+        if name == CHECKPOINT_FILE:
+            raise CheckpointError(f"{where}: {CHECKPOINT_FILE} is reserved for the state runchain "
                                   f"writes; pass its contents as state= instead")
-        if path.is_dir():
-            artifact.add_dir(str(path), name=path.name)
-        elif path.is_file():
-            artifact.add_file(str(path))
-        else:
-            raise CheckpointError(f"checkpoint file {path} does not exist")
-    for uri in references:
-        artifact.add_reference(uri)
-    with artifact.new_file(CHECKPOINT_FILE) as f:  # last, like a completion marker
-        f.write(text)
+    try:
+        for path in map(Path, files):
+            if path.is_dir():
+                artifact.add_dir(str(path), name=path.name)
+            elif path.is_file():
+                artifact.add_file(str(path))
+            else:
+                raise CheckpointError(f"checkpoint file {path} does not exist")
+        for uri in references:
+            artifact.add_reference(uri)
+        with artifact.new_file(CHECKPOINT_FILE) as f:  # last, like a completion marker
+            f.write(text)
+    except ValueError as e:  # wandb's "Cannot add the same path twice", a folder reference
+        # holding checkpoint.json, ...
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"cannot build checkpoint at step {step}: {e}") from e
     return run.log_artifact(artifact, aliases=[step_alias(step), "latest"])
 

@@ -1,0 +1,67 @@
+"""save_checkpoint on a real offline run: bad arguments fail with CheckpointError, nothing half-logged."""
+
+import pytest
+import wandb
+
+import runchain
+from conftest import run_file
+from runchain.runfile import read_run_file
+
+
+def _init(wandb_dir):
+    # wandb caches its settings per process; dir= keeps this run in this test's folder.
+    return wandb.init(project="runchain-demo", mode="offline", dir=wandb_dir.parent)
+
+
+@pytest.fixture
+def run(wandb_dir):
+    run = _init(wandb_dir)
+    runchain.start(run)
+    yield run
+    run.finish()
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"step": -1}, "non-negative integer"),
+    ({"step": 2.0}, "non-negative integer"),
+    ({"step": True}, "non-negative integer"),
+    ({"step": 3, "state": {"step": 4}}, "disagrees"),
+    ({"step": 3, "state": {"weights": object()}}, "not JSON-serializable"),
+    ({"step": 3, "files": ["/no/such/file.bin"]}, "does not exist"),
+    ({"step": 3, "references": ["s3://bucket/run/checkpoint.json"]}, "reserved"),
+])
+def test_bad_checkpoint_arguments_raise_checkpoint_error(run, kwargs, needle):
+    kwargs = {"state": {}, **kwargs}
+    with pytest.raises(runchain.CheckpointError, match=needle):
+        runchain.save_checkpoint(run, **kwargs)
+
+
+def test_checkpoint_json_in_files_is_reserved(run, tmp_path):
+    clash = tmp_path / "checkpoint.json"
+    clash.write_text("{}")
+    with pytest.raises(runchain.CheckpointError, match="reserved"):
+        runchain.save_checkpoint(run, {}, step=0, files=[clash])
+
+
+def test_two_files_with_one_name_raise_checkpoint_error(run, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "weights.bin").write_bytes(b"x" + sub.encode())
+    with pytest.raises(runchain.CheckpointError, match="step 5"):
+        runchain.save_checkpoint(run, {}, step=5, files=[tmp_path / "a" / "weights.bin",
+                                                         tmp_path / "b" / "weights.bin"])
+
+
+def test_failed_saves_log_no_artifact_and_good_ones_still_do(wandb_dir, tmp_path):
+    run = _init(wandb_dir)
+    runchain.start(run)
+    with pytest.raises(runchain.CheckpointError):
+        runchain.save_checkpoint(run, {}, step=-1)
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"123")
+    runchain.save_checkpoint(run, {"note": "ok"}, step=0, files=[folder])
+    run.finish()
+    (artifact,) = read_run_file(run_file(wandb_dir, run.id)).artifacts
+    assert artifact.metadata == {"step": 0}
+    assert set(artifact.files) == {"checkpoint.json", "weights/w.bin"}

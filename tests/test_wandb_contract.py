@@ -1,0 +1,417 @@
+"""Contract with the INSTALLED wandb: every attribute and call runchain makes exists, with
+the arguments runchain passes.
+
+``CALLS`` lists each use as (use, owner, attribute, args, kwargs): the call is checked with
+``inspect.signature(...).bind`` so a renamed or removed parameter fails here, not in a
+user's training run. ``ATTRS`` lists the properties and fields read. ``RECORD_FIELDS``
+lists the ``wandb_internal_pb2.Record`` fields ``runfile.py`` reads. The ``test_table_*``
+tests scan runchain's source with ``ast`` so the tables cannot silently fall behind it.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wandb
+from google.protobuf.descriptor import FieldDescriptor
+import wandb.apis.public
+import wandb.sdk.wandb_config
+import wandb.sdk.wandb_run
+from wandb.proto import wandb_internal_pb2 as pb
+from wandb.sdk.artifacts.artifact_manifest import ArtifactManifest
+from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
+
+import runchain
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = sorted((REPO / "runchain").glob("*.py")) + [REPO / "do_run.py", REPO / "do_many.py"]
+
+Run = wandb.sdk.wandb_run.Run
+Config = wandb.sdk.wandb_config.Config
+Artifact = wandb.Artifact
+Api = wandb.Api
+PublicRun = wandb.apis.public.Run
+
+SELF = object()  # placeholder for ``self`` when binding a method's signature
+
+# (use in runchain's source, owner, attribute, args, kwargs). A module's function is
+# bound as is; a module's class through its __init__ with SELF first; a class's
+# attribute is a method and binds SELF first (unless static or class method).
+CALLS: list[tuple[str, Any, str, tuple, dict]] = [
+    ("wandb.init", wandb, "init", (),
+     {"project": "p", "id": "abc", "config": {}, "mode": "offline", "job_type": "train"}),
+    ("wandb.Api", wandb, "Api", (), {}),
+    ("wandb.Artifact", wandb, "Artifact", ("run-abc-checkpoint",),
+     {"type": "checkpoint", "metadata": {"step": 3}}),
+    ("artifact.add_file", Artifact, "add_file", ("/tmp/w.bin",), {}),
+    ("artifact.add_dir", Artifact, "add_dir", ("/tmp/weights",), {"name": "weights"}),
+    ("artifact.add_reference", Artifact, "add_reference", ("s3://bucket/w.bin",), {}),
+    ("artifact.new_file", Artifact, "new_file", ("checkpoint.json",), {}),
+    ("artifact.get_entry", Artifact, "get_entry", ("checkpoint.json",), {}),
+    ("artifact.logged_by", Artifact, "logged_by", (), {}),
+    ("entry.download", ArtifactManifestEntry, "download", (), {"root": "/tmp/x"}),
+    ("run.log", Run, "log", ({"loss": 1.0, "global_step": 3},), {"step": 3}),
+    ("run.log_artifact", Run, "log_artifact", (object(),), {"aliases": ["step-3", "latest"]}),
+    ("run.use_artifact", Run, "use_artifact", ("e/p/run-abc-checkpoint:v3",),
+     {"type": "checkpoint"}),
+    ("run.define_metric", Run, "define_metric", ("global_step",), {}),
+    ("run.define_metric", Run, "define_metric", ("*",), {"step_metric": "global_step"}),
+    ("run.finish", Run, "finish", (), {}),
+    ("run.finish", Run, "finish", (), {"exit_code": 1}),
+    ("run.config.update", Config, "update", ({"runchain": {}},), {"allow_val_change": True}),
+    ("run.config.get", Config, "get", ("runchain",), {}),
+    ("run.config[]", Config, "__getitem__", ("runchain",), {}),
+    ("api.artifact", Api, "artifact", ("e/p/run-abc-checkpoint:latest",), {}),
+    ("api.run", Api, "run", ("e/p/abc",), {}),
+    ("remote.logged_artifacts", PublicRun, "logged_artifacts", (), {}),
+    ("wandb.proto.wandb_internal_pb2.Record", pb, "Record", (), {}),
+]
+
+# (use in runchain's source, owner, attribute, kind): kind "property" is a property of the
+# class, "field" a pydantic field of the model, "module" an attribute of the module.
+ATTRS: list[tuple[str, Any, str, str]] = [
+    ("artifact.name", Artifact, "name", "property"),  # "collection:vN" on a public Artifact
+    ("artifact.type", Artifact, "type", "property"),
+    ("artifact.version", Artifact, "version", "property"),
+    ("artifact.metadata", Artifact, "metadata", "property"),
+    ("artifact.manifest", Artifact, "manifest", "property"),
+    ("artifact.manifest.entries", ArtifactManifest, "entries", "field"),
+    ("entry.ref", ArtifactManifestEntry, "ref", "field"),
+    ("run.config", Run, "config", "property"),
+    ("run.id", Run, "id", "property"),
+    ("run.project", Run, "project", "property"),
+    ("run.entity", Run, "entity", "property"),
+    ("run.offline", Run, "offline", "property"),
+    ("api.default_entity", Api, "default_entity", "property"),
+    ("producer.config", PublicRun, "config", "property"),
+    ("producer.id", PublicRun, "id", "property"),
+    ("wandb.errors", wandb, "errors", "module"),
+    ("wandb.errors.CommError", wandb.errors, "CommError", "module"),
+    ("wandb.proto", wandb, "proto", "module"),
+    ("wandb.proto.wandb_internal_pb2", wandb.proto, "wandb_internal_pb2", "module"),
+]
+
+# Uses whose value runchain treats as a plain dict (it calls .get or .items on them).
+DICT_VALUED = ("artifact.manifest.entries", "producer.config")
+
+# Record fields runfile.py reads, as paths from Record: (path, repeated, type).
+RECORD_FIELDS: list[tuple[str, bool, str]] = [
+    ("history", False, "message"),
+    ("history.item", True, "message"),
+    ("history.item.key", False, "string"),
+    ("history.item.nested_key", True, "string"),
+    ("history.item.value_json", False, "string"),
+    ("run", False, "message"),
+    ("run.run_id", False, "string"),
+    ("run.project", False, "string"),
+    ("run.entity", False, "string"),
+    ("run.start_time", False, "message"),
+    ("run.start_time.seconds", False, "int"),
+    ("run.start_time.nanos", False, "int"),
+    ("run.config", False, "message"),
+    ("config", False, "message"),
+    ("config.update", True, "message"),
+    ("config.update.key", False, "string"),
+    ("config.update.nested_key", True, "string"),
+    ("config.update.value_json", False, "string"),
+    ("config.remove", True, "message"),
+    ("config.remove.key", False, "string"),
+    ("config.remove.nested_key", True, "string"),
+    ("artifact", False, "message"),
+    ("artifact.name", False, "string"),
+    ("artifact.type", False, "string"),
+    ("artifact.aliases", True, "string"),
+    ("artifact.metadata", False, "string"),  # JSON text: runfile.py json.loads it
+    ("artifact.digest", False, "string"),
+    ("artifact.manifest", False, "message"),
+    ("artifact.manifest.contents", True, "message"),
+    ("artifact.manifest.contents.path", False, "string"),
+    ("artifact.manifest.contents.ref", False, "string"),
+    ("artifact.manifest.contents.local_path", False, "string"),
+    ("exit", False, "message"),
+    ("exit.exit_code", False, "int"),
+]
+RECORD_KINDS = ("history", "run", "config", "artifact", "exit")  # WhichOneof("record_type")
+MESSAGE_METHODS = ("ParseFromString", "WhichOneof")
+
+
+# -- the tables against the installed wandb ------------------------------------------
+
+def _signature_target(owner: Any, name: str) -> tuple[Any, bool]:
+    """What to take the signature of, and whether it takes a ``self`` first."""
+    target = getattr(owner, name)
+    if inspect.ismodule(owner):
+        if inspect.isclass(target):
+            return target.__init__, True
+        return target, False
+    if isinstance(inspect.getattr_static(owner, name), (staticmethod, classmethod)):
+        return target, False
+    return target, True
+
+
+@pytest.mark.parametrize("use, owner, name, args, kwargs", CALLS,
+                         ids=[f"{u}({', '.join(['_'] * len(a) + [k + '=' for k in kw])})"
+                              for u, _, _, a, kw in CALLS])
+def test_wandb_accepts_the_call_runchain_makes(use, owner, name, args, kwargs):
+    assert hasattr(owner, name), f"{use}: {owner!r} has no attribute {name!r}"
+    target, takes_self = _signature_target(owner, name)
+    assert callable(target), f"{use}: {owner!r}.{name} is not callable"
+    signature = inspect.signature(target)
+    bound = (SELF, *args) if takes_self else args
+    try:
+        signature.bind(*bound, **kwargs)
+    except TypeError as e:
+        pytest.fail(f"{use}: {owner!r}.{name}{signature} rejects args {args!r} kwargs "
+                    f"{sorted(kwargs)}: {e}")
+
+
+@pytest.mark.parametrize("use, owner, name, kind", ATTRS, ids=[row[0] for row in ATTRS])
+def test_wandb_has_the_attribute_runchain_reads(use, owner, name, kind):
+    if kind == "property":
+        assert isinstance(inspect.getattr_static(owner, name, None), property), (
+            f"{use}: {owner!r}.{name} is not a property")
+    elif kind == "field":
+        assert name in owner.model_fields, f"{use}: {owner!r} has no field {name!r}"
+    else:
+        assert inspect.ismodule(owner) and hasattr(owner, name), f"{use}: no {owner!r}.{name}"
+
+
+def test_wandb_comm_error_is_an_exception_runchain_can_catch():
+    assert isinstance(wandb.errors.CommError, type)
+    assert issubclass(wandb.errors.CommError, Exception)
+
+
+def test_wandb_artifact_manifest_entries_is_a_dict(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "data"))
+    artifact = wandb.Artifact("run-abc-checkpoint", type="checkpoint")
+    with artifact.new_file("checkpoint.json") as f:
+        f.write('{"step": 0}')
+    entries = artifact.manifest.entries
+    assert isinstance(entries, dict)
+    assert isinstance(entries["checkpoint.json"], ArtifactManifestEntry)
+
+
+def test_wandb_public_run_config_is_a_dict():
+    fget = inspect.getattr_static(PublicRun, "config").fget
+    returns = inspect.signature(fget, eval_str=True).return_annotation
+    assert typing.get_origin(returns) is dict or returns is dict, returns
+
+
+def _record_field(path: str):
+    descriptor, field = pb.Record.DESCRIPTOR, None
+    for part in path.split("."):
+        assert descriptor is not None, f"{path}: {part!r} is inside a scalar field"
+        assert part in descriptor.fields_by_name, (
+            f"Record.{path}: {descriptor.full_name} has no field {part!r}")
+        field = descriptor.fields_by_name[part]
+        descriptor = field.message_type
+    return field
+
+
+_CPP_TYPES = {
+    "string": {FieldDescriptor.CPPTYPE_STRING},
+    "int": {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
+            FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64},
+    "message": {FieldDescriptor.CPPTYPE_MESSAGE},
+}
+
+
+@pytest.mark.parametrize("path, repeated, kind", RECORD_FIELDS,
+                         ids=[f"Record.{row[0]}" for row in RECORD_FIELDS])
+def test_wandb_record_has_the_field_runfile_reads(path, repeated, kind):
+    field = _record_field(path)
+    assert field.is_repeated == repeated, f"Record.{path}: repeated is {field.is_repeated}"
+    assert field.cpp_type in _CPP_TYPES[kind], f"Record.{path}: cpp_type {field.cpp_type}"
+
+
+def test_wandb_record_type_oneof_holds_the_kinds_runfile_matches():
+    oneof = pb.Record.DESCRIPTOR.oneofs_by_name["record_type"]
+    assert set(RECORD_KINDS) <= {f.name for f in oneof.fields}
+    for method in MESSAGE_METHODS:
+        assert callable(getattr(pb.Record(), method))
+    # runfile.py applies run.config and config records with the same code
+    assert _record_field("run.config").message_type is _record_field("config").message_type
+
+
+def test_wandb_artifact_accepts_what_save_checkpoint_builds(tmp_path, monkeypatch):
+    """A real ``wandb.Artifact``, built offline by save_checkpoint (no run, no network)."""
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    (tmp_path / "opt").mkdir()
+    (tmp_path / "opt" / "adam.bin").write_bytes(b"moments")
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "big.bin").write_bytes(b"big")
+    big_uri = (tmp_path / "ref" / "big.bin").as_uri()
+
+    class Recorder:
+        id = "abc123"
+
+        def __init__(self):
+            self.calls = []
+
+        def log_artifact(self, artifact, aliases=None):
+            self.calls.append((artifact, aliases))
+            return artifact
+
+    run = Recorder()
+    artifact = runchain.save_checkpoint(run, {"model": [1]}, step=3,
+                                        files=[tmp_path / "w.bin", tmp_path / "opt"],
+                                        references=[big_uri])
+
+    assert isinstance(artifact, wandb.Artifact)
+    assert run.calls == [(artifact, ["step-3", "latest"])]
+    assert artifact.type == "checkpoint"
+    assert artifact.metadata == {"step": 3}
+    entries = artifact.manifest.entries
+    assert set(entries) == {"w.bin", "opt/adam.bin", "big.bin", "checkpoint.json"}
+    assert entries["big.bin"].ref == big_uri
+    assert entries["w.bin"].ref is None
+    assert json.loads(Path(entries["checkpoint.json"].local_path).read_text()) == {
+        "model": [1], "step": 3}
+
+
+# -- the tables against runchain's source ---------------------------------------------
+
+WANDB_NAMES = {"run", "artifact", "api", "entry", "wandb", "remote", "producer"}
+PROTO_NAMES = {"record", "r", "a", "c", "item", "update"}  # runfile.py: protobuf messages
+
+
+def _chain(node: ast.AST) -> list[str] | None:
+    """``a.b.c`` -> ["a", "b", "c"]; ``a.b[k]`` -> ["a", "b[]"]; None unless rooted at a name."""
+    parts = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Subscript) and parts == []:
+            parts.append("[]")
+            node = node.value
+        else:
+            break
+    if not isinstance(node, ast.Name) or not parts:
+        return None
+    parts = [node.id, *reversed(parts)]
+    if parts[-1] == "[]":
+        parts[-2:] = [parts[-2] + "[]"]
+    return parts
+
+
+def _non_wandb_names(scope: ast.AST) -> set[str]:
+    """Names this scope binds to runchain's own objects (``run = read_local_run(...)``,
+    ``run: LocalRun``), which share a name with a wandb object elsewhere."""
+    names = set()
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        for arg in scope.args.args + scope.args.kwonlyargs:
+            if arg.annotation is not None and ast.unparse(arg.annotation) != "Any":
+                names.add(arg.arg)
+    for node in _own_nodes(scope):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            root = _chain(node.value.func) or [getattr(node.value.func, "id", "")]
+            if root[0] not in WANDB_NAMES:
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _own_nodes(scope: ast.AST):
+    """Nodes of ``scope`` outside nested functions and classes."""
+    stack = list(ast.iter_child_nodes(scope))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _scopes(tree: ast.Module):
+    yield tree
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def _wandb_uses() -> dict[str, set[str]]:
+    """Every wandb use in the sources, as dotted chains, mapped to where it occurs.
+
+    A chain ``run.config.update`` yields ``run.config`` and ``run.config.update``; an
+    ``import ... as pb`` from wandb is spelled out as its module path.
+    """
+    uses: dict[str, set[str]] = {}
+    for path in SOURCES:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "wandb":
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    uses.setdefault(full, set()).add(f"{path.name}:{node.lineno}")
+                    aliases[alias.asname or alias.name] = full
+        for scope in _scopes(tree):
+            skip = _non_wandb_names(scope)
+            for node in _own_nodes(scope):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" \
+                        and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+                    uses.setdefault(f"getattr(*, {node.args[1].value!r})", set()).add(
+                        f"{path.name}:{node.lineno}")
+                if not isinstance(node, (ast.Attribute, ast.Subscript)):
+                    continue
+                chain = _chain(node)
+                if not chain or chain[0] in skip:
+                    continue
+                if chain[0] in aliases:
+                    chain = aliases[chain[0]].split(".") + chain[1:]
+                elif chain[0] not in WANDB_NAMES:
+                    continue
+                for end in range(2, len(chain) + 1):
+                    uses.setdefault(".".join(chain[:end]), set()).add(f"{path.name}:{node.lineno}")
+    return uses
+
+
+def test_table_covers_every_wandb_use_in_runchain_source():
+    covered = {row[0] for row in CALLS} | {row[0] for row in ATTRS}
+    covered |= {f"getattr(*, {row[2]!r})" for row in ATTRS}
+    covered |= {f"{use}.{method}" for use in DICT_VALUED for method in dir(dict)}
+    uses = _wandb_uses()
+    missing = {use: sorted(where) for use, where in uses.items() if use not in covered}
+    assert not missing, f"wandb uses missing from CALLS/ATTRS in {__file__}: {missing}"
+
+
+def test_table_scan_finds_the_calls_it_guards():
+    """The scan must see the known calls, or the coverage test above proves nothing."""
+    uses = _wandb_uses()
+    for use in ("wandb.init", "wandb.Artifact", "wandb.Api", "wandb.errors.CommError",
+                "run.use_artifact", "run.define_metric", "run.config.update", "run.finish",
+                "run.log", "run.log_artifact", "artifact.get_entry", "artifact.logged_by",
+                "artifact.type", "artifact.new_file", "entry.download",
+                "api.artifact", "api.run", "api.default_entity", "remote.logged_artifacts",
+                "getattr(*, 'ref')",
+                "producer.config.get", "wandb.proto.wandb_internal_pb2.Record"):
+        assert use in uses, f"scan lost {use}"
+    # runchain's own LocalRun / RunFile objects named ``run`` are not mistaken for wandb runs
+    for own in ("run.checkpoints", "run.breadcrumbs", "run.history", "run.torn", "run.run_id"):
+        assert own not in uses, f"scan mistook runchain's {own} for wandb"
+
+
+def test_table_covers_every_record_field_runfile_reads():
+    tree = ast.parse((REPO / "runchain" / "runfile.py").read_text(encoding="utf-8"))
+    known = {part for path, _, _ in RECORD_FIELDS for part in path.split(".")}
+    known |= set(MESSAGE_METHODS)
+    read = {node.attr for node in ast.walk(tree)  # record.run.start_time.seconds, ...
+            if isinstance(node, ast.Attribute) and (_chain(node) or [""])[0] in PROTO_NAMES}
+    assert {"WhichOneof", "ParseFromString", "value_json", "contents", "exit_code"} <= read
+    assert read - known == set(), f"Record fields read but missing from RECORD_FIELDS"
+
+
+def test_table_record_kinds_match_what_runfile_matches_on():
+    tree = ast.parse((REPO / "runchain" / "runfile.py").read_text(encoding="utf-8"))
+    compared = {node.comparators[0].value for node in ast.walk(tree)
+                if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
+                and node.left.id == "kind" and isinstance(node.comparators[0], ast.Constant)
+                and isinstance(node.comparators[0].value, str)}
+    assert compared == set(RECORD_KINDS)
