@@ -6,7 +6,7 @@ and puts every run on one global step axis. See ``docs/contract.md``.
 
 from .checkpoints import Checkpoint, checkpoint_steps, load_checkpoint, save_checkpoint
 from .contract import Breadcrumbs, CheckpointRef, artifact_name, parse_ref, step_alias
-from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, ModeError,
+from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError, ModeError,
                      ReferenceSyntaxError, RunchainError, RunFileError, RunNotFoundError)
 from .mode import resolve_mode
 from .tracking import log, start
@@ -17,6 +17,6 @@ __all__ = [
     "Breadcrumbs", "Checkpoint", "CheckpointRef", "artifact_name", "checkpoint_steps",
     "load_checkpoint", "log", "parse_ref", "resolve_mode", "save_checkpoint", "start",
     "step_alias",
-    "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "ModeError",
+    "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ModeError",
     "ReferenceSyntaxError", "RunchainError", "RunFileError", "RunNotFoundError",
 ]

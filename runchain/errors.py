@@ -35,3 +35,7 @@ class ModeError(RunchainError, ValueError):
 
 class CredentialsError(RunchainError, PermissionError):
     """Online work was asked for, but no W&B credentials are configured."""
+
+
+class CycleError(RunchainError, ValueError):
+    """The parent links between runs form a cycle; the message names the runs."""
