@@ -122,27 +122,10 @@ def main():
     if failed:
         sys.exit(f"do_many.py: error: {failed}")
 
-    print(f"\n{len(plan)} runs in project {args.project} ({mode}):")
-    for i in _depth_first(plan):
-        item, depth = plan[i], _depth(plan, i)
-        origin = "root" if item["parent"] is None else f"from {plan[item['parent']]['id']}@{item['step']}, lr {item['lr']}"
-        print(f"{'  ' * depth}{item['id']}  ({origin})")
-
-
-def _depth(plan, i):
-    depth = 0
-    while plan[i]["parent"] is not None:
-        i, depth = plan[i]["parent"], depth + 1
-    return depth
-
-
-def _depth_first(plan):
-    order, stack = [], [0]
-    while stack:
-        i = stack.pop()
-        order.append(i)
-        stack.extend(reversed([j for j, item in enumerate(plan) if item["parent"] == i]))
-    return order
+    wandb_dir = runchain.local_runs.default_wandb_dir()
+    print(f"\n{args.n_runs} new runs in project {args.project} ({mode}); runchain tree --dir {wandb_dir}:")
+    sys.stdout.flush()
+    subprocess.run([sys.executable, "-m", "runchain", "tree", "--dir", str(wandb_dir)], check=False)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ from .checkpoints import Checkpoint, checkpoint_steps, load_checkpoint, save_che
 from .contract import Breadcrumbs, CheckpointRef, artifact_name, parse_ref, step_alias
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError, ModeError,
                      ReferenceSyntaxError, RunchainError, RunFileError, RunNotFoundError)
+from .lineage import CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain, chains, leaves
 from .mode import resolve_mode
+from .source import Source, open_source
+from .stitch import stitch
 from .tracking import log, start
 
 __version__ = "0.1.0"
@@ -17,6 +20,8 @@ __all__ = [
     "Breadcrumbs", "Checkpoint", "CheckpointRef", "artifact_name", "checkpoint_steps",
     "load_checkpoint", "log", "parse_ref", "resolve_mode", "save_checkpoint", "start",
     "step_alias",
+    "CheckpointInfo", "RunInfo", "RunNode", "Segment", "Source", "Tree", "build_tree", "chain",
+    "chains", "leaves", "open_source", "stitch",
     "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ModeError",
     "ReferenceSyntaxError", "RunchainError", "RunFileError", "RunNotFoundError",
 ]

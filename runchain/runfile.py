@@ -111,6 +111,7 @@ class RunFile:
     run_id: str | None = None
     project: str | None = None
     entity: str | None = None
+    name: str | None = None  # the run's display name
     start_time: float | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: list[ArtifactRecord] = dataclasses.field(default_factory=list)
@@ -182,6 +183,7 @@ def read_run_file(path: str | os.PathLike, history: bool = True) -> RunFile:
         elif kind == "run":
             r = record.run
             run.run_id, run.project, run.entity = r.run_id, r.project, r.entity or None
+            run.name = r.display_name or None
             run.start_time = r.start_time.seconds + r.start_time.nanos / 1e9
             _apply_config(run.config, r.config)
         elif kind == "config":

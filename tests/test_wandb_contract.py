@@ -111,6 +111,7 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("run.run_id", False, "string"),
     ("run.project", False, "string"),
     ("run.entity", False, "string"),
+    ("run.display_name", False, "string"),
     ("run.start_time", False, "message"),
     ("run.start_time.seconds", False, "int"),
     ("run.start_time.nanos", False, "int"),

@@ -1,0 +1,262 @@
+"""The lineage graph: runs linked by the checkpoints they used, and the chains through it.
+
+Pure: readers (local run files, the W&B API) describe each run as a ``RunInfo``;
+``build_tree`` links them and ``chain`` cuts one root-to-leaf path into segments.
+Nothing here recurses, so a chain thousands of runs deep is fine.
+
+Rules (see ``docs/chains.md``):
+
+- A run's parent is the run that logged the checkpoint it used: its breadcrumbs'
+  ``parent_run``/``parent_step`` when present, else its ``used`` checkpoints.
+- A run that used its own checkpoint (resumed in place) is not an edge.
+- A run that used checkpoints of several runs takes the parent named in its
+  breadcrumbs, else the latest used; a note names the candidates.
+- The root's ``global_offset`` is 0; a child's is the parent's ``global_offset``
+  + ``parent_step`` + 1.
+- A parent missing from the source makes the run a root that keeps its
+  breadcrumbs' ``global_offset`` (else 0); a note says so.
+- Parent links that form a cycle raise ``CycleError``.
+- In a chain each non-leaf run keeps rows with local ``_step <= `` the checkpoint
+  step the next run started from (inclusive); the last run keeps all its rows.
+
+Example:
+    >>> a = RunInfo("a", None, None, "finished", last_step=99)
+    >>> b = RunInfo("b", None, None, "finished", last_step=50, used=(("a", 39),))
+    >>> tree = build_tree([a, b])
+    >>> [(s.run_id, s.last_step, s.global_offset) for s in chain(tree, "b")]
+    [('a', 39, 0), ('b', None, 40)]
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import difflib
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from .contract import Breadcrumbs
+from .errors import CycleError, RunNotFoundError
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointInfo:
+    step: int  # the producing run's local step, inclusive
+    alias: str  # "step-<step>"
+    version: str | None  # "v0", "v1", ... (None if unknown)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """What a reader (local run files or the W&B API) knows about one run."""
+
+    id: str
+    project: str | None
+    name: str | None
+    state: str  # "finished", "failed", "crashed" or "running"
+    last_step: int | None  # last local _step logged (inclusive), None if no rows
+    checkpoints: tuple[CheckpointInfo, ...] = ()
+    used: tuple[tuple[str, int], ...] = ()  # (producer run id, local checkpoint step), in use order
+    breadcrumbs: Breadcrumbs | None = None  # from config["runchain"]; None for plain wandb runs
+
+
+@dataclasses.dataclass(frozen=True)
+class RunNode:
+    info: RunInfo
+    parent_run: str | None  # None for a root, or when the parent is missing from the source
+    parent_step: int | None  # the parent's local checkpoint step this run started from (inclusive cut)
+    global_offset: int  # global step of this run's local step 0
+    depth: int
+    children: tuple[str, ...]  # child run ids, ordered by (parent_step, global_offset, id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tree:
+    nodes: dict[str, RunNode]  # in depth-first order from the roots
+    roots: tuple[str, ...]  # ordered by (global_offset, id)
+    notes: tuple[str, ...]  # human-readable warnings (missing parents, several checkpoints used)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """One run's part of a chain; its kept local range starts at step 0."""
+
+    run_id: str
+    last_step: int | None  # keep rows with local _step <= last_step (inclusive); None = keep all (the leaf)
+    global_offset: int  # global step of local step 0
+
+
+def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None]:
+    """The (parent run, local checkpoint step) ``info`` claims, whether or not it is in the source."""
+    used = [(run, step) for run, step in info.used if run != info.id]  # own checkpoint: resumed in place
+    crumbs = info.breadcrumbs
+    if crumbs is not None and crumbs.parent_run == info.id:
+        crumbs = None  # breadcrumbs naming the run itself are no edge; fall back to `used`
+    producers = list(dict.fromkeys(run for run, _ in used))
+    if crumbs is not None:
+        parent, step = crumbs.parent_run, crumbs.parent_step
+        if parent is None:
+            if producers:
+                notes.append(f"run {info.id}: breadcrumbs name no parent, but it used checkpoints of "
+                             f"{', '.join(producers)}; kept as a root, as its breadcrumbs say")
+            return None, None
+        if step is None:  # malformed breadcrumbs: take the step from the checkpoint it used
+            step = next((s for run, s in reversed(used) if run == parent), None)
+        how = "named in its breadcrumbs"
+    elif used:
+        parent, step = used[-1]
+        how = "the latest used"
+    else:
+        return None, None
+    candidates = list(dict.fromkeys(producers + [parent]))
+    if len(candidates) > 1:
+        notes.append(f"run {info.id}: used checkpoints of several runs ({', '.join(candidates)}); "
+                     f"parent is {parent}, {how}")
+    return parent, step
+
+
+def _check_acyclic(parents: dict[str, str]) -> None:
+    """Raise CycleError if following parent links from any run comes back to a run on the walk."""
+    done: set[str] = set()
+    for start in sorted(parents):
+        walk: dict[str, None] = {}  # runs on this walk in child -> parent order (an ordered set)
+        run: str | None = start
+        while run is not None and run not in done:
+            if run in walk:
+                cycle = list(walk)[list(walk).index(run):][::-1]  # parent -> child order
+                first = cycle.index(min(cycle))
+                cycle = cycle[first:] + cycle[:first]
+                raise CycleError(
+                    f"runs {', '.join(cycle)} form a cycle of parent links: "
+                    f"{' -> '.join(cycle + cycle[:1])} (each run started from a checkpoint of the "
+                    f"one before it); check their breadcrumbs (config['runchain']) and used checkpoints")
+            walk[run] = None
+            run = parents.get(run)
+        done.update(walk)
+
+
+def build_tree(runs: Iterable[RunInfo]) -> Tree:
+    """Link runs to their parents and place each on the global step axis.
+
+    Example (``a``, ``b`` as in the module docstring):
+        >>> build_tree([a, b]).nodes["b"].global_offset  # doctest: +SKIP
+        40
+
+    Raises:
+        CycleError: parent links form a cycle; the message names its runs in order.
+    """
+    infos: dict[str, RunInfo] = {}
+    notes: list[str] = []
+    for info in runs:
+        if info.id in infos:
+            notes.append(f"run {info.id}: listed more than once in the source; using the last")
+        infos[info.id] = info
+    parents: dict[str, str] = {}
+    steps: dict[str, int] = {}
+    offsets: dict[str, int] = {}  # global offsets, roots first
+    for run_id in sorted(infos):
+        info = infos[run_id]
+        parent, step = _parent_of(info, notes)
+        if parent is None:
+            continue
+        if parent in infos and step is not None:
+            parents[run_id], steps[run_id] = parent, step
+            continue
+        why = "is named without a checkpoint step" if parent in infos else "is not in the source"
+        crumbs = info.breadcrumbs
+        offsets[run_id] = crumbs.global_offset if crumbs is not None and crumbs.parent_run != run_id else 0
+        notes.append(f"run {run_id}: parent {parent} {why}; its chain starts at {run_id}"
+                     f" (global offset {offsets[run_id]})")
+    _check_acyclic(parents)
+
+    children: dict[str, list[str]] = collections.defaultdict(list)
+    for child, parent in parents.items():
+        children[parent].append(child)
+    roots = [run_id for run_id in infos if run_id not in parents]
+    for run_id in roots:
+        offsets.setdefault(run_id, 0)
+    depths = dict.fromkeys(roots, 0)
+    queue = collections.deque(roots)  # breadth-first: a parent's offset is known before its children's
+    while queue:
+        parent = queue.popleft()
+        for child in children[parent]:
+            offsets[child] = offsets[parent] + steps[child] + 1
+            depths[child] = depths[parent] + 1
+            queue.append(child)
+    for kids in children.values():
+        kids.sort(key=lambda c: (steps[c], offsets[c], c))
+    roots.sort(key=lambda r: (offsets[r], r))
+
+    nodes: dict[str, RunNode] = {}
+    for run_id in _depth_first(roots, children):
+        nodes[run_id] = RunNode(info=infos[run_id], parent_run=parents.get(run_id),
+                                parent_step=steps.get(run_id), global_offset=offsets[run_id],
+                                depth=depths[run_id], children=tuple(children.get(run_id, ())))
+    return Tree(nodes=nodes, roots=tuple(roots), notes=tuple(notes))
+
+
+def _depth_first(roots: Iterable[str], children: Mapping[str, Sequence[str]]) -> Iterator[str]:
+    """Run ids in depth-first pre-order, children in their stored order."""
+    stack = list(roots)[::-1]
+    while stack:
+        run_id = stack.pop()
+        yield run_id
+        stack.extend(reversed(children.get(run_id, ())))
+
+
+def leaves(tree: Tree) -> list[str]:
+    """Runs without children, in depth-first order from the roots.
+
+    Example (``tree`` as in the module docstring):
+        >>> leaves(tree)  # doctest: +SKIP
+        ['b']
+    """
+    kids = {run_id: node.children for run_id, node in tree.nodes.items()}
+    return [run_id for run_id in _depth_first(tree.roots, kids) if not kids[run_id]]
+
+
+def find_run(tree: Tree, run_id: str) -> RunNode:
+    """The node of ``run_id``.
+
+    Example (``tree`` as in the module docstring):
+        >>> find_run(tree, "b").parent_step  # doctest: +SKIP
+        39
+
+    Raises:
+        RunNotFoundError: no such run; the message lists close matches.
+    """
+    node = tree.nodes.get(run_id)
+    if node is not None:
+        return node
+    ids = sorted(tree.nodes)
+    close = [i for i in ids if i.startswith(run_id)] if run_id else []
+    close += [i for i in difflib.get_close_matches(run_id, ids, n=5, cutoff=0.5) if i not in close]
+    hint = (f"close matches: {', '.join(close[:5])}" if close else
+            f"known runs: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}" if ids else
+            "the source has no runs")
+    raise RunNotFoundError(f"no run {run_id!r} among the {len(ids)} runs of the source; {hint}")
+
+
+def chain(tree: Tree, leaf: str) -> list[Segment]:
+    """Segments from the root down to ``leaf``; ``leaf`` keeps all its rows.
+
+    Any run id works: a non-leaf gives the chain ending at it.
+
+    Example (``tree`` as in the module docstring):
+        >>> [(s.run_id, s.last_step, s.global_offset) for s in chain(tree, "b")]  # doctest: +SKIP
+        [('a', 39, 0), ('b', None, 40)]
+
+    Raises:
+        RunNotFoundError: ``leaf`` is not in the tree.
+    """
+    node = find_run(tree, leaf)
+    segments = [Segment(node.info.id, None, node.global_offset)]
+    while node.parent_run is not None:
+        cut = node.parent_step  # inclusive: the checkpoint holds the state after this step
+        node = tree.nodes[node.parent_run]
+        segments.append(Segment(node.info.id, cut, node.global_offset))
+    return segments[::-1]
+
+
+def chains(tree: Tree) -> list[list[Segment]]:
+    """One chain per leaf, in ``leaves`` order."""
+    return [chain(tree, leaf) for leaf in leaves(tree)]

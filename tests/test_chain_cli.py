@@ -1,0 +1,113 @@
+"""runchain tree / runchain chain on real offline trees, through real subprocesses."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import runchain
+from conftest import do_run, isolate
+from runchain.local_runs import read_local_tree
+
+
+def cli(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "runchain", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def chained(tmp_path_factory):
+    """whole: 120 steps; first (40 steps) -> rest (80 from first@39) -> fork (20 from rest@29)."""
+    with pytest.MonkeyPatch.context() as mp:
+        wdir = isolate(mp, tmp_path_factory.mktemp("chained"))
+        whole = do_run("--n_steps", 120, "--n_checkpoint_steps", 40, "--seed", 5, "--n_metrics", 4)
+        first = do_run("--n_steps", 40, "--n_checkpoint_steps", 10, "--seed", 5, "--n_metrics", 4)
+        rest = do_run("--n_steps", 80, "--n_checkpoint_steps", 10, "--checkpoint_artifact", f"{first}@39")
+        fork = do_run("--n_steps", 20, "--checkpoint_artifact", f"{rest}@29", "--lr", "0.04")
+        yield {"dir": wdir, "whole": whole, "first": first, "rest": rest, "fork": fork}
+
+
+def test_stitched_chain_equals_the_uninterrupted_run(chained):
+    source = runchain.open_source(chained["dir"])
+    stitched = source.history(chained["rest"])
+    whole = source.history(chained["whole"])
+    assert stitched["global_step"].tolist() == list(range(120))
+    assert stitched["run_id"].tolist() == [chained["first"]] * 40 + [chained["rest"]] * 80
+    for key in ("loss/00", "accuracy/01", "oscillation/02", "loss/03"):
+        assert stitched[key].tolist() == whole[key].tolist()  # bit for bit
+
+
+def test_chain_cuts_each_parent_at_the_checkpoint_step_the_child_used(chained):
+    source = runchain.open_source(chained["dir"])
+    segments = source.chain(chained["fork"])
+    assert [(s.run_id, s.last_step, s.global_offset) for s in segments] == [
+        (chained["first"], 39, 0), (chained["rest"], 29, 40), (chained["fork"], None, 70)]
+    cols = source.history(chained["fork"], keys=["loss/00"])
+    assert cols["global_step"].tolist() == list(range(90))
+    assert set(cols) == {"global_step", "run_id", "step", "loss/00"}
+
+
+def test_samples_thin_the_history_but_keep_each_segments_ends(chained):
+    cols = runchain.open_source(chained["dir"]).history(chained["fork"], samples=12)
+    assert len(cols["global_step"]) <= 15
+    assert {0, 39, 40, 69, 70, 89} <= set(cols["global_step"].tolist())
+
+
+def test_tree_json_lists_every_run_with_parent_offset_and_checkpoints(chained):
+    runs = {r["id"]: r for r in json.loads(cli("tree", "--dir", chained["dir"], "--json").stdout)}
+    assert set(runs) == {chained[k] for k in ("whole", "first", "rest", "fork")}
+    fork = runs[chained["fork"]]
+    assert (fork["parent_run"], fork["parent_step"], fork["global_offset"], fork["last_step"]) == (
+        chained["rest"], 29, 70, 19)
+    assert runs[chained["first"]]["checkpoints"][0] == {"step": 9, "alias": "step-9", "version": "v0"}
+    for key in ("id", "project", "name", "state", "parent_run", "parent_step", "global_offset",
+                "last_step", "checkpoints"):
+        assert all(key in r for r in runs.values())
+
+
+def test_tree_text_indents_children_under_parents(chained):
+    lines = cli("tree", "--dir", chained["dir"]).stdout.splitlines()
+    fork_line = next(line for line in lines if line.strip().startswith(chained["fork"]))
+    assert fork_line.startswith("    ") and f"from {chained['rest']}@29" in fork_line
+    assert "global 70-89" in fork_line and "steps 0-19" in fork_line
+
+
+def test_chain_csv_is_sorted_and_matches_the_api(chained, tmp_path):
+    out = tmp_path / "chain.csv"
+    cli("chain", chained["fork"], "--dir", chained["dir"], "--metric", "loss/00", "--csv", out)
+    with open(out) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["global_step", "run_id", "step", "loss/00"]
+    api = runchain.open_source(chained["dir"]).history(chained["fork"], keys=["loss/00"])
+    assert [int(r[0]) for r in rows[1:]] == api["global_step"].tolist()
+    assert [float(r[3]) for r in rows[1:]] == api["loss/00"].tolist()
+
+
+def test_unknown_run_lists_close_matches_without_traceback(chained):
+    proc = cli("chain", chained["fork"][:-1] + "_", "--dir", chained["dir"], check=False)
+    assert proc.returncode == 1 and chained["fork"] in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_empty_directory_says_where_it_looked(tmp_path):
+    proc = cli("tree", "--dir", tmp_path, check=False)
+    assert proc.returncode == 1 and str(tmp_path) in proc.stderr and "no runs" in proc.stderr
+
+
+def test_missing_parent_starts_the_chain_at_the_earliest_known_run(chained, tmp_path):
+    copy = tmp_path / "wandb"
+    shutil.copytree(chained["dir"], copy)
+    for folder in copy.glob(f"*run-*-{chained['first']}"):
+        shutil.rmtree(folder)
+    proc = cli("chain", chained["fork"], "--dir", copy)
+    assert (f"note: run {chained['rest']}: parent {chained['first']} is not in the source; "
+            f"its chain starts at {chained['rest']}") in proc.stderr
+    assert proc.stdout.splitlines()[1].split()[0] == chained["rest"]
+    runs, _ = read_local_tree(copy)
+    assert len(runs) == 3
