@@ -7,6 +7,10 @@ and the same checkpoints. One goes through runchain.start/log/save_checkpoint as
 do_run.py does; the other calls run.log and wandb.Artifact directly. Timed: the
 loop plus run.finish() (which flushes). Loops alternate (ABBA), and the ratio of medians
 is printed, so machine noise hits both sides alike. Target: ratio <= 1.05.
+
+wandb's service process makes whole-loop wall-clock times noisy on a shared
+machine, so the script also times the helper's own per-row work (runchain.log on
+a run whose log() does nothing) against a real run.log call, in the same process.
 """
 
 import argparse
@@ -53,6 +57,38 @@ def plain_loop(steps, n_metrics, every):
     return time.perf_counter() - t0
 
 
+class _NoLogRun:
+    """A real run's config and id, with a log() that does nothing: isolates the helper's own cost."""
+
+    def __init__(self, run):
+        self.id, self._run = run.id, run
+
+    @property
+    def config(self):  # through the real run's property, as runchain.log pays for it
+        return self._run.config
+
+    def log(self, data, step=None):
+        pass
+
+
+def per_call_overhead(n_metrics, calls=20_000):
+    """(helper's own seconds per call, a real run.log's seconds per call), measured in one run."""
+    run = wandb.init(project="bench", mode="offline")
+    runchain.start(run)
+    rows = [FakeModel(n_metrics).step() for _ in range(100)]
+    shell = _NoLogRun(run)
+    t0 = time.perf_counter()
+    for i in range(calls):
+        runchain.log(shell, rows[i % 100], step=i)
+    helper_only = (time.perf_counter() - t0) / calls
+    t0 = time.perf_counter()
+    for i in range(calls // 4):
+        run.log({**rows[i % 100], "global_step": i}, step=i)
+    real_log = (time.perf_counter() - t0) / (calls // 4)
+    run.finish()
+    return helper_only, real_log
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10_000)
@@ -74,10 +110,13 @@ def main():
                     loop(args.steps, args.metrics, args.checkpoint_every))
             print(f"repeat {i + 1}: helpers {helper[-1]:.2f}s  plain {plain[-1]:.2f}s  "
                   f"ratio {helper[-1] / plain[-1]:.3f}", file=sys.stderr)
+        helper_only, real_log = per_call_overhead(args.metrics)
     ratio = statistics.median(helper) / statistics.median(plain)
     print(f"{args.steps} steps x {args.metrics} metrics, {args.repeats} repeats: "
           f"helpers/plain = {ratio:.3f} (median {statistics.median(helper):.2f}s vs "
           f"{statistics.median(plain):.2f}s; target <= 1.05)")
+    print(f"per row: runchain.log's own work {helper_only * 1e6:.1f} us vs run.log {real_log * 1e6:.1f} us "
+          f"-> {1 + helper_only / real_log:.3f}x (a steadier figure than the wall-clock ratio above)")
 
 
 if __name__ == "__main__":
