@@ -62,10 +62,9 @@ def new_run_id():
 
 
 def do_one(args, item, parent_id, mode, log_dir):
-    """Run do_run.py for one planned run; returns its parent's checkpoint step (or None)."""
+    """Run do_run.py for one planned run, forking from a checkpoint its plan picks."""
     cmd = [sys.executable, str(DO_RUN), "--run_id", item["id"], "--project", args.project, "--mode", mode,
            "--n_steps", str(args.n_steps), "--n_checkpoint_steps", str(args.n_checkpoint_steps)]
-    step = None
     if parent_id is None:
         cmd += ["--n_metrics", str(args.n_metrics), "--seed", str(item["seed"])]
     else:
@@ -78,7 +77,6 @@ def do_one(args, item, parent_id, mode, log_dir):
     if proc.returncode != 0:
         tail = log.read_text().strip().splitlines()[-5:]
         raise RuntimeError(f"run {item['id']} failed (exit {proc.returncode}); log {log}:\n  " + "\n  ".join(tail))
-    return step
 
 
 def main():
@@ -112,7 +110,7 @@ def main():
             for future in finished:
                 i = running.pop(future)
                 try:
-                    plan[i]["step"] = future.result()
+                    future.result()
                 except Exception as e:  # keep what finished; stop scheduling new runs
                     failed = e
                     continue
