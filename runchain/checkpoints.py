@@ -184,7 +184,7 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
     """
     try:
         run = read_local_run(run_id, wandb_dir or default_wandb_dir())
-        steps = [c.metadata.get("step") for c in run.checkpoints if c.type == CHECKPOINT_TYPE]
+        steps = [c.metadata["step"] for c in run.valid_checkpoints]
     except RunNotFoundError:
         if mode != "online":
             raise

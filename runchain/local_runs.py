@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .contract import (CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs, CheckpointRef,
-                       artifact_name)
+                       artifact_name, step_alias)
 from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from .lineage import CheckpointInfo, RunInfo
 from .runfile import RunFile, read_run_file
@@ -73,6 +73,13 @@ class LocalRun:
     checkpoints: list[LocalCheckpoint]  # every artifact named run-<id>-checkpoint
     files: list[Path]
     incomplete: bool
+
+    @property
+    def valid_checkpoints(self) -> list[LocalCheckpoint]:
+        """Checkpoints of type ``checkpoint`` whose metadata holds an integer step."""
+        return [c for c in self.checkpoints if c.type == CHECKPOINT_TYPE
+                and isinstance(c.metadata.get("step"), int)
+                and not isinstance(c.metadata["step"], bool)]
 
     @property
     def breadcrumbs(self) -> Breadcrumbs | None:
@@ -184,10 +191,8 @@ def read_local_tree(root: str | os.PathLike) -> tuple[list[RunInfo], dict[str, d
         local = _merge(run_id, paths, segments)
         # a run resumed in place: later segments continue the history
         rows = [row for seg in segments for row in seg.history]
-        checkpoints = tuple(CheckpointInfo(c.metadata["step"], f"step-{c.metadata['step']}",
-                                           c.version)
-                            for c in local.checkpoints
-                            if c.type == CHECKPOINT_TYPE and isinstance(c.metadata.get("step"), int))
+        checkpoints = tuple(CheckpointInfo(c.metadata["step"], step_alias(c.metadata["step"]),
+                                           c.version) for c in local.valid_checkpoints)
         columns = history_columns(rows)
         last = segments[-1]
         infos.append(RunInfo(

@@ -53,15 +53,11 @@ def start(run: Any, checkpoint: Checkpoint | None = None) -> Breadcrumbs:
         run.config.update({CONFIG_KEY: crumbs.to_config()}, allow_val_change=True)
         run.define_metric(STEP_METRIC)
         run.define_metric("*", step_metric=STEP_METRIC)
-    except RunchainError:
+    except BaseException as e:  # KeyboardInterrupt too: the run still shows as failed
         run.finish(exit_code=1)
-        raise
-    except Exception as e:  # e.g. wandb's CommError from use_artifact
-        run.finish(exit_code=1)
-        raise RunchainError(f"run {run.id}: recording its place in the tree failed ({e}); the "
-                            f"run was finished as failed") from e
-    except BaseException:  # KeyboardInterrupt: still mark the run failed
-        run.finish(exit_code=1)
+        if isinstance(e, Exception) and not isinstance(e, RunchainError):  # e.g. CommError
+            raise RunchainError(f"run {run.id}: recording its place in the tree failed ({e}); "
+                                f"the run was finished as failed") from e
         raise
     return crumbs
 
