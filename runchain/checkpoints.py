@@ -21,8 +21,9 @@ from urllib.parse import unquote, urlsplit
 
 import wandb
 
-from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, Breadcrumbs, CheckpointRef,
-                       artifact_name, checkpoint_step, parse_ref, step_alias)
+from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
+                       Breadcrumbs, CheckpointRef, artifact_name, checkpoint_step, parse_ref,
+                       step_alias)
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError,
                      RunNotFoundError)
 from .local_runs import default_wandb_dir, pick_checkpoint, read_local_run
@@ -258,5 +259,11 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(f"cannot build checkpoint at step {step}: {e}") from e
-    return run.log_artifact(artifact, aliases=[step_alias(step), "latest"])
+    logged = run.log_artifact(artifact, aliases=[step_alias(step), "latest"])
+    # The run's checkpoint steps in its summary too: a W&B project listing then shows the
+    # whole tree without one artifact request per run (see runchain.wandb_runs).
+    saved = run.summary.get(CONFIG_KEY) or {}
+    steps = sorted({*saved.get(SUMMARY_CHECKPOINTS, []), step})
+    run.summary[CONFIG_KEY] = {**saved, SUMMARY_CHECKPOINTS: steps}
+    return logged
 

@@ -17,6 +17,7 @@ from .errors import CheckpointError, ReferenceSyntaxError
 CHECKPOINT_TYPE = "checkpoint"  # artifact type of every checkpoint (the output edge)
 CHECKPOINT_FILE = "checkpoint.json"  # JSON object with the local "step"; written last
 CONFIG_KEY = "runchain"  # run.config key holding the breadcrumbs
+SUMMARY_CHECKPOINTS = "checkpoints"  # run.summary["runchain"]["checkpoints"]: steps saved
 STEP_METRIC = "global_step"  # history key, declared as the step metric of every other key
 LATEST = "latest"
 

@@ -23,6 +23,7 @@ from google.protobuf.descriptor import FieldDescriptor
 import wandb.apis.public
 import wandb.sdk.wandb_config
 import wandb.sdk.wandb_run
+import wandb.sdk.wandb_summary
 from wandb.proto import wandb_internal_pb2 as pb
 from wandb.sdk.artifacts.artifact_manifest import ArtifactManifest
 from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
@@ -67,6 +68,9 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
     ("run.config.update", Config, "update", ({"runchain": {}},), {"allow_val_change": True}),
     ("run.config.get", Config, "get", ("runchain",), {}),
     ("run.config[]", Config, "__getitem__", ("runchain",), {}),
+    ("run.summary.get", wandb.sdk.wandb_summary.Summary, "get", ("runchain",), {}),
+    ("run.summary[]", wandb.sdk.wandb_summary.Summary, "__setitem__",
+     ("runchain", {"checkpoints": [3]}), {}),
     ("api.artifact", Api, "artifact", ("e/p/run-abc-checkpoint:latest",), {}),
     ("api.run", Api, "run", ("e/p/abc",), {}),
     ("remote.logged_artifacts", PublicRun, "logged_artifacts", (), {}),
@@ -74,7 +78,8 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
 ]
 
 # (use in runchain's source, owner, attribute, kind): kind "property" is a property of the
-# class, "field" a pydantic field of the model, "module" an attribute of the module.
+# class, "field" a pydantic field of the model, "module" an attribute of the module,
+# "instance" an attribute the class sets on its instances.
 ATTRS: list[tuple[str, Any, str, str]] = [
     ("artifact.name", Artifact, "name", "property"),  # "collection:vN" on a public Artifact
     ("artifact.type", Artifact, "type", "property"),
@@ -84,6 +89,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("artifact.manifest.entries", ArtifactManifest, "entries", "field"),
     ("entry.ref", ArtifactManifestEntry, "ref", "field"),
     ("run.config", Run, "config", "property"),
+    ("run.summary", Run, "summary", "instance"),
     ("run.id", Run, "id", "property"),
     ("run.project", Run, "project", "property"),
     ("run.entity", Run, "entity", "property"),
@@ -179,6 +185,9 @@ def test_wandb_has_the_attribute_runchain_reads(use, owner, name, kind):
             f"{use}: {owner!r}.{name} is not a property")
     elif kind == "field":
         assert name in owner.model_fields, f"{use}: {owner!r} has no field {name!r}"
+    elif kind == "instance":  # set on the instance when it is built, e.g. Run.summary
+        assert f"self.{name} = " in inspect.getsource(owner), (
+            f"{use}: {owner!r} never sets self.{name}")
     else:
         assert inspect.ismodule(owner) and hasattr(owner, name), f"{use}: no {owner!r}.{name}"
 
@@ -256,6 +265,7 @@ def test_wandb_artifact_accepts_what_save_checkpoint_builds(tmp_path, monkeypatc
 
         def __init__(self):
             self.calls = []
+            self.summary = {"runchain": {"checkpoints": [1]}}  # a resumed run's earlier save
 
         def log_artifact(self, artifact, aliases=None):
             self.calls.append((artifact, aliases))
@@ -268,6 +278,7 @@ def test_wandb_artifact_accepts_what_save_checkpoint_builds(tmp_path, monkeypatc
 
     assert isinstance(artifact, wandb.Artifact)
     assert run.calls == [(artifact, ["step-3", "latest"])]
+    assert run.summary == {"runchain": {"checkpoints": [1, 3]}}
     assert artifact.type == "checkpoint"
     assert artifact.metadata == {"step": 3}
     entries = artifact.manifest.entries
