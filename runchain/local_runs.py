@@ -11,17 +11,12 @@ import dataclasses
 import difflib
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-from tqdm import tqdm
 
 from .contract import (CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs, CheckpointRef,
                        artifact_name, step_alias)
 from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
-from .lineage import CheckpointInfo, RunInfo
 from .runfile import RunFile, read_run_file
 
 _FOLDER_RE = re.compile(r"^(?:offline-)?run-(?P<stamp>\d{8}_\d{6})-(?P<id>.+?)(?:-(?P<n>\d+))?$")
@@ -101,10 +96,10 @@ def read_local_run(run_id: str, root: str | os.PathLike) -> LocalRun:
             f"no local run files for run {run_id!r} under {Path(root).resolve()} (looked for "
             f"*run-*-{run_id}/run-{run_id}.wandb){hint}. Run from the folder that holds wandb/ "
             f"or set WANDB_DIR to it, or use --mode online if the run is on W&B")
-    return _merge(run_id, runs[run_id], [read_run_file(p, history=False) for p in runs[run_id]])
+    return merge_segments(run_id, runs[run_id], [read_run_file(p, history=False) for p in runs[run_id]])
 
 
-def _merge(run_id: str, files: list[Path], segments: list[RunFile]) -> LocalRun:
+def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> LocalRun:
     """One run from its segments (several when resumed in place), oldest first."""
     config: dict[str, Any] = {}
     checkpoints: list[LocalCheckpoint] = []
@@ -148,56 +143,3 @@ def pick_checkpoint(run: LocalRun, ref: CheckpointRef) -> LocalCheckpoint:
             f"artifact {found.name}:{ref.alias} has type {found.type!r}, expected "
             f"{CHECKPOINT_TYPE!r}; log checkpoints with wandb.Artifact(..., type='checkpoint')")
     return found
-
-
-def _state(run: RunFile) -> str:
-    if run.exit_code is None:
-        return "crashed" if run.torn else "running"
-    return "finished" if run.exit_code == 0 else "failed"
-
-
-def history_columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """History rows -> columns: ``_step`` (int64) and one float64 array per numeric key, NaN-padded."""
-    steps = np.fromiter((r["_step"] for r in rows), np.int64, len(rows))
-    keys: dict[str, None] = {}
-    for r in rows:
-        keys.update(dict.fromkeys(r))
-    columns: dict[str, np.ndarray] = {"_step": steps}
-    for key in keys:
-        if key == "_step":
-            continue
-        values = [r.get(key) for r in rows]
-        if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-               for v in values):
-            columns[key] = np.array([np.nan if v is None else v for v in values], np.float64)
-    return columns
-
-
-def read_local_tree(root: str | os.PathLike) -> tuple[list[RunInfo], dict[str, dict[str, np.ndarray]]]:
-    """Every run under ``root``: lineage facts and history columns, segments merged.
-
-    Raises:
-        RunNotFoundError: ``root`` holds no runs; the message says where it looked.
-    """
-    folders = run_folders(root)
-    if not folders:
-        raise RunNotFoundError(
-            f"no runs under {Path(root).resolve()} (looked for run-*/ and offline-run-*/ folders "
-            f"holding run-<id>.wandb); pass --dir pointing at a wandb/ folder, or set WANDB_DIR")
-    infos, histories = [], {}
-    for run_id, paths in tqdm(sorted(folders.items()), desc="reading runs", unit="run",
-                              file=sys.stderr, disable=None, leave=False):
-        segments = [read_run_file(p) for p in paths]
-        local = _merge(run_id, paths, segments)
-        # a run resumed in place: later segments continue the history
-        rows = [row for seg in segments for row in seg.history]
-        checkpoints = tuple(CheckpointInfo(c.metadata["step"], step_alias(c.metadata["step"]),
-                                           c.version) for c in local.valid_checkpoints)
-        columns = history_columns(rows)
-        last = segments[-1]
-        infos.append(RunInfo(
-            id=run_id, project=segments[0].project, name=last.name, state=_state(last),
-            last_step=int(columns["_step"].max()) if rows else None, checkpoints=checkpoints,
-            breadcrumbs=local.breadcrumbs))
-        histories[run_id] = columns
-    return infos, histories

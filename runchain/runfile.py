@@ -20,9 +20,11 @@ import warnings
 import zlib
 from typing import Any
 
+import numpy as np
 from wandb.proto import wandb_internal_pb2 as pb
 
 from .errors import RunFileError
+from .history_columns import STEP, decode_history
 
 MAGIC = b":W&B"
 HEADER_LEN = 7
@@ -42,6 +44,9 @@ class RecordScan:
     reason: str | None = None
 
 
+_SEEDS = {kind: zlib.crc32(bytes((kind,))) for kind in (FULL, FIRST, MIDDLE, LAST)}
+
+
 def scan_records(data: bytes, path: str = "<bytes>") -> RecordScan:
     """Split a run file's bytes into serialized records, checking every CRC.
 
@@ -53,39 +58,41 @@ def scan_records(data: bytes, path: str = "<bytes>") -> RecordScan:
             f"{path} is not a W&B run file (it does not start with {MAGIC!r}); pass the "
             f"run-<id>.wandb file inside a wandb/run-* or wandb/offline-run-* folder")
     records: list[bytes] = []
+    append, crc32, unpack, seeds = records.append, zlib.crc32, CHUNK_HEADER.unpack_from, _SEEDS
+    view = memoryview(data)
     pending: list[bytes] | None = None  # parts of a record split across blocks
     pos, end = HEADER_LEN, len(data)
     while pos < end:
         room = BLOCK_LEN - pos % BLOCK_LEN
-        if room < CHUNK_HEADER.size:
+        if room < 7:
             pos += room  # block tail padding
             continue
-        if end - pos < CHUNK_HEADER.size:
+        if end - pos < 7:
             return RecordScan(records, pos, "file ends inside a chunk header")
-        crc, length, kind = CHUNK_HEADER.unpack_from(data, pos)
-        body_start = pos + CHUNK_HEADER.size
-        if length > room - CHUNK_HEADER.size or body_start + length > end:
+        crc, length, kind = unpack(data, pos)
+        body_start = pos + 7
+        body_end = body_start + length
+        if length > room - 7 or body_end > end:
             if crc == 0 and length == 0 and kind == 0:
                 pos += room  # zero padding (preallocated or flushed block)
                 continue
             return RecordScan(records, pos, "file ends inside a chunk")
-        body = data[body_start:body_start + length]
-        if zlib.crc32(body, zlib.crc32(bytes((kind,)))) != crc:
-            return RecordScan(records, pos, "chunk checksum mismatch")
-        pos = body_start + length
+        if kind not in seeds or crc32(view[body_start:body_end], seeds[kind]) != crc:
+            reason = "chunk checksum mismatch" if kind in seeds else f"unexpected chunk type {kind}"
+            return RecordScan(records, pos, reason)
         if kind == FULL and pending is None:
-            records.append(body)
+            append(data[body_start:body_end])
         elif kind == FIRST and pending is None:
-            pending = [body]
+            pending = [data[body_start:body_end]]
         elif kind == MIDDLE and pending is not None:
-            pending.append(body)
+            pending.append(data[body_start:body_end])
         elif kind == LAST and pending is not None:
-            pending.append(body)
-            records.append(b"".join(pending))
+            pending.append(data[body_start:body_end])
+            append(b"".join(pending))
             pending = None
         else:
-            return RecordScan(records, pos - length - CHUNK_HEADER.size,
-                              f"unexpected chunk type {kind}")
+            return RecordScan(records, pos, f"unexpected chunk type {kind}")
+        pos = body_end
     if pending is not None:
         return RecordScan(records, end, "file ends inside a record")
     return RecordScan(records)
@@ -115,7 +122,10 @@ class RunFile:
     start_time: float | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: list[ArtifactRecord] = dataclasses.field(default_factory=list)
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    used: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (type, name:version)
+    history: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # "_step" + metrics
+    last_step: int | None = None  # the last history row's _step
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)  # only if asked for
     exit_code: int | None = None  # None: no exit record (crashed or still running)
     torn: str | None = None  # why reading stopped early, or None
 
@@ -128,18 +138,19 @@ def _key(item: Any) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def _apply_config(config: dict[str, Any], update: Any) -> None:
+def _apply(target: dict[str, Any], update: Any) -> None:
+    """Apply a config or summary record's updates and removals to ``target``."""
     for item in update.update:
         if item.key:
-            config[item.key] = json.loads(item.value_json)
+            target[item.key] = json.loads(item.value_json)
         else:
             *parents, leaf = item.nested_key
-            node = config
+            node = target
             for p in parents:
                 node = node.setdefault(p, {})
             node[leaf] = json.loads(item.value_json)
     for item in update.remove:
-        config.pop(_key(item), None)
+        target.pop(_key(item), None)
 
 
 def _artifact(a: Any) -> ArtifactRecord:
@@ -151,12 +162,58 @@ def _artifact(a: Any) -> ArtifactRecord:
     return ArtifactRecord(a.name, a.type, list(a.aliases), metadata, files, a.digest)
 
 
-def read_run_file(path: str | os.PathLike, history: bool = True) -> RunFile:
-    """Read one run file: run identity, config, logged artifacts, history and exit.
+_KINDS = {f.number: f.name for f in pb.Record.DESCRIPTOR.oneofs_by_name["record_type"].fields}
+_WANTED = {"run", "config", "artifact", "use_artifact", "exit"}
+
+
+def record_kind(raw: bytes) -> str | None:
+    """The ``record_type`` of a serialized Record ("history", "run", ...), without parsing it.
+
+    Reads tags up to the first field of the oneof; ``num`` (a varint) usually comes first.
+    """
+    if raw[:1] == b"\x08":  # fast path: num, then a one-byte tag
+        pos = 1
+        while raw[pos] & 0x80:
+            pos += 1
+        tag = raw[pos + 1] if pos + 1 < len(raw) else 0
+        if tag < 0x80 and (tag >> 3) in _KINDS:
+            return _KINDS[tag >> 3]
+    pos, end = 0, len(raw)
+    while pos < end:
+        tag, pos = _read_varint(raw, pos)
+        number, wire = tag >> 3, tag & 7
+        if number in _KINDS:
+            return _KINDS[number]
+        if wire == 0:
+            _, pos = _read_varint(raw, pos)
+        elif wire == 2:
+            length, pos = _read_varint(raw, pos)
+            pos += length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            return None
+    return None
+
+
+def _read_varint(raw: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = raw[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool = False) -> RunFile:
+    """Read one run file: run identity, config, artifacts logged and used, history, exit.
 
     Args:
         path: a ``run-<id>.wandb`` file.
-        history: decode history rows too (set False when only lineage is needed).
+        history: decode history rows into columns (False: only ``last_step``).
+        summary: also apply the summary records (one per logged row, so off by default).
 
     Raises:
         RunFileError: unreadable file or not a W&B run file.
@@ -169,29 +226,50 @@ def read_run_file(path: str | os.PathLike, history: bool = True) -> RunFile:
         raise RunFileError(f"cannot read run file {path}: {e.strerror}") from e
     scan = scan_records(data, path)
     run = RunFile(path=path, torn=scan.reason)
+    rows: list[bytes] = []
     record = pb.Record()
+    wanted = _WANTED | {"summary"} if summary else _WANTED
     for raw in scan.records:
+        try:
+            kind = record_kind(raw)
+        except IndexError:  # a varint runs off the end: a CRC-valid record that does not parse
+            run.torn = "undecodable record"
+            break
+        if kind == "history":
+            rows.append(raw)
+            continue
+        if kind not in wanted:
+            continue
         try:
             record.ParseFromString(raw)
         except Exception:  # protobuf's DecodeError; a CRC-valid record that does not parse
             run.torn = "undecodable record"
             break
-        kind = record.WhichOneof("record_type")
-        if kind == "history" and history:
-            row = {_key(i): json.loads(i.value_json) for i in record.history.item}
-            run.history.append(row)
-        elif kind == "run":
+        if kind == "run":
             r = record.run
             run.run_id, run.project, run.entity = r.run_id, r.project, r.entity or None
             run.name = r.display_name or None
             run.start_time = r.start_time.seconds + r.start_time.nanos / 1e9
-            _apply_config(run.config, r.config)
+            _apply(run.config, r.config)
         elif kind == "config":
-            _apply_config(run.config, record.config)
+            _apply(run.config, record.config)
+        elif kind == "summary":
+            _apply(run.summary, record.summary)
         elif kind == "artifact":
             run.artifacts.append(_artifact(record.artifact))
+        elif kind == "use_artifact":
+            run.used.append((record.use_artifact.type, record.use_artifact.name))
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
+    try:
+        run.history = decode_history(rows if history else rows[-1:])
+    except Exception:  # a CRC-valid history record that does not parse
+        run.torn = run.torn or "undecodable record"
+        run.history = {STEP: np.empty(0, np.int64)}
+    steps = run.history[STEP]
+    run.last_step = int(steps.max()) if steps.size else None
+    if not history:
+        run.history = {}
     if run.torn:
         warnings.warn(f"{path}: {run.torn}; read the records before it and marked the run "
                       f"incomplete", IncompleteRunWarning, stacklevel=2)

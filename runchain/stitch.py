@@ -52,22 +52,21 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
         >>> cols = stitch(chain(tree, "leaf"), histories, keys=["loss/00"])  # doctest: +SKIP
     """
     keys = list(keys) if keys is not None else metric_keys(histories[s.run_id] for s in segments)
-    kept: list[tuple[Segment, Columns, np.ndarray]] = []
-    for seg in segments:
-        columns = histories[seg.run_id]
-        steps = np.asarray(columns["_step"], dtype=np.int64)
+    kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
+    for seg in segments:  # pass 1: only "_step", so a lazy mapping loads one column per run
+        steps = np.asarray(histories[seg.run_id]["_step"], dtype=np.int64)
         rows = np.arange(steps.size) if seg.last_step is None else np.flatnonzero(steps <= seg.last_step)
-        kept.append((seg, columns, rows))
+        kept.append(rows)
     if samples is not None:
-        total = sum(rows.size for *_, rows in kept) or 1
-        kept = [(seg, cols, rows[_thin(rows.size, max(2, samples * rows.size // total))])
-                for seg, cols, rows in kept]
-    n = sum(rows.size for *_, rows in kept)
+        total = sum(rows.size for rows in kept) or 1
+        kept = [rows[_thin(rows.size, max(2, samples * rows.size // total))] for rows in kept]
+    n = sum(rows.size for rows in kept)
     out = {"global_step": np.empty(n, np.int64), "step": np.empty(n, np.int64),
            "run_id": np.empty(n, dtype=f"<U{max((len(s.run_id) for s in segments), default=1)}")}
     out.update({k: np.full(n, np.nan) for k in keys})
     start = 0
-    for seg, columns, rows in kept:
+    for seg, rows in zip(segments, kept):  # pass 2: one run's columns at a time
+        columns = histories[seg.run_id]
         end = start + rows.size
         steps = np.asarray(columns["_step"], dtype=np.int64)[rows]
         out["step"][start:end] = steps

@@ -24,6 +24,7 @@ def isolate(mp: pytest.MonkeyPatch, base: Path, mode: str = "offline") -> Path:
     for name in CREDENTIAL_VARS:
         mp.delenv(name, raising=False)
     mp.setenv("NETRC", str(base / "no-netrc"))
+    mp.setenv("RUNCHAIN_CACHE_DIR", str(base / "runchain_cache"))
     mp.setenv("WANDB_MODE", mode)
     mp.setenv("WANDB_SILENT", "true")
     mp.setenv("TQDM_DISABLE", "1")
@@ -50,6 +51,13 @@ def do_run(*args: str, check: bool = True) -> str:
     """Run ``do_run.py`` and return the id of the run it made."""
     proc = script("do_run.py", *args, check=check)
     return re.search(r"^run (\S+): mode", proc.stdout, re.M)[1]
+
+
+def rows(columns: dict) -> list[dict]:
+    """History columns back to rows, as logged: a NaN (key not logged in that row) is left out."""
+    names = list(columns)
+    values = [columns[n].tolist() for n in names]
+    return [{n: v for n, v in zip(names, row) if v == v} for row in zip(*values)]
 
 
 def run_file(wandb_dir: Path, run_id: str) -> Path:

@@ -10,7 +10,6 @@ import pytest
 
 import runchain
 from conftest import do_run, isolate
-from runchain.local_runs import read_local_tree
 
 
 def cli(*args, check=True):
@@ -109,5 +108,4 @@ def test_missing_parent_starts_the_chain_at_the_earliest_known_run(chained, tmp_
     assert (f"note: run {chained['rest']}: parent {chained['first']} is not in the source; "
             f"its chain starts at {chained['rest']}") in proc.stderr
     assert proc.stdout.splitlines()[1].split()[0] == chained["rest"]
-    runs, _ = read_local_tree(copy)
-    assert len(runs) == 3
+    assert len(runchain.open_source(copy).runs) == 3

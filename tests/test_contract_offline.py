@@ -4,7 +4,7 @@ import json
 
 from wandb.proto import wandb_internal_pb2 as pb
 
-from conftest import run_file
+from conftest import rows, run_file
 from runchain.runfile import read_run_file, scan_records
 
 BREADCRUMB_FIELDS = {"parent_run", "parent_checkpoint", "parent_step", "global_offset", "root_run",
@@ -43,7 +43,7 @@ def test_child_breadcrumbs_point_at_parent_checkpoint_and_offset(tree):
 
 def test_every_history_row_carries_global_step(tree):
     for run_id, offset in ((tree["root"], 0), (tree["child"], 20)):
-        history = read_run_file(run_file(tree["dir"], run_id)).history
+        history = rows(read_run_file(run_file(tree["dir"], run_id)).history)
         assert history, run_id
         assert [row["global_step"] for row in history] == [offset + row["_step"] for row in history]
         assert [row["_step"] for row in history] == list(range(len(history)))

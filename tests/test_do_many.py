@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import isolate, script
+from conftest import isolate, rows, script
 from runchain.local_runs import run_folders
 from runchain.runfile import read_run_file
 
@@ -12,14 +12,14 @@ def _canonical_tree(wandb_dir):
     runs = {}
     for run_id, (path,) in run_folders(wandb_dir).items():
         run = read_run_file(path)
-        rows = tuple(tuple(sorted((k, v) for k, v in r.items() if not k.startswith("_")))
-                     for r in run.history)
-        runs[run_id] = (run.config["runchain"], run.config["lr"], rows)
+        logged = tuple(tuple(sorted((k, v) for k, v in r.items() if not k.startswith("_")))
+                       for r in rows(run.history))
+        runs[run_id] = (run.config["runchain"], run.config["lr"], logged)
 
     def node(run_id):
-        crumbs, lr, rows = runs[run_id]
+        crumbs, lr, logged = runs[run_id]
         kids = sorted(node(k) for k, (c, *_) in runs.items() if c["parent_run"] == run_id)
-        return (crumbs["parent_step"], lr, rows, tuple(kids))
+        return (crumbs["parent_step"], lr, logged, tuple(kids))
 
     (root,) = [k for k, (c, *_) in runs.items() if c["parent_run"] is None]
     return node(root), runs

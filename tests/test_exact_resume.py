@@ -1,11 +1,11 @@
 """Exact resume: a resumed run reproduces, bit for bit, what its parent logged after the cut."""
 
-from conftest import do_run, run_file
+from conftest import do_run, rows, run_file
 from runchain.runfile import read_run_file
 
 
 def _rows(wandb_dir, run_id):
-    return read_run_file(run_file(wandb_dir, run_id)).history
+    return rows(read_run_file(run_file(wandb_dir, run_id)).history)
 
 
 def _metrics(row):

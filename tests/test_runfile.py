@@ -24,7 +24,7 @@ def test_complete_file_reads_every_record_and_the_exit(whole):
     path, data, records = whole
     run = read_run_file(path)
     assert run.complete and run.exit_code == 0 and run.torn is None
-    assert len(run.history) == 150 and len(run.artifacts) == 3
+    assert len(run.history["_step"]) == 150 and run.last_step == 149 and len(run.artifacts) == 3
     assert len(data) > 3 * 32 * 1024
 
 
