@@ -46,7 +46,9 @@ class Checkpoint:
     artifact: Any = None  # online: the wandb Artifact, e.g. checkpoint.artifact.download()
 
 
-def _read_json(location: str, where: str) -> dict[str, Any]:
+def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:
+    """The validated ``checkpoint.json`` at a local path or ``file://`` URI; ``where`` names
+    the checkpoint in errors. Raises CheckpointError (missing, malformed, no valid step)."""
     scheme = urlsplit(location).scheme
     if scheme not in ("", "file") and not os.path.isabs(location):
         raise CheckpointError(
@@ -89,7 +91,7 @@ def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(
             f"checkpoint {ref} has no {CHECKPOINT_FILE} (it holds {sorted(found.files)[:8]}); "
             f"every checkpoint needs one with the local step")
-    state = _read_json(found.files[CHECKPOINT_FILE], str(ref))
+    state = read_checkpoint_json(found.files[CHECKPOINT_FILE], str(ref))
     step = state["step"]
     _check_metadata(found.metadata, step, str(ref))
     pinned = dataclasses.replace(ref, alias=step_alias(step), entity=None,
@@ -134,7 +136,7 @@ def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
     except KeyError:
         raise CheckpointError(f"checkpoint {path} has no {CHECKPOINT_FILE}") from None
     with tempfile.TemporaryDirectory() as tmp:
-        state = _read_json(entry.download(root=tmp), path)
+        state = read_checkpoint_json(entry.download(root=tmp), path)
     step = state["step"]
     _check_metadata(artifact.metadata or {}, step, path)
     producer = artifact.logged_by()

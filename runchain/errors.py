@@ -39,3 +39,11 @@ class CredentialsError(RunchainError, PermissionError):
 
 class CycleError(RunchainError, ValueError):
     """The parent links between runs form a cycle; the message names the runs."""
+
+
+class ProjectNotFoundError(RunNotFoundError):
+    """A W&B project does not exist, is not visible with these credentials, or has no runs."""
+
+
+class SourceError(RunchainError, ConnectionError):
+    """A source of runs cannot be read: W&B is unreachable, or a request to it failed."""

@@ -21,6 +21,8 @@ import pytest
 import wandb
 from google.protobuf.descriptor import FieldDescriptor
 import wandb.apis.public
+import wandb.apis.public.runs
+import wandb.sdk.lib.service.service_connection
 import wandb.sdk.wandb_config
 import wandb.sdk.wandb_run
 import wandb.sdk.wandb_summary
@@ -38,6 +40,7 @@ Config = wandb.sdk.wandb_config.Config
 Artifact = wandb.Artifact
 Api = wandb.Api
 PublicRun = wandb.apis.public.Run
+PublicRuns = wandb.apis.public.Runs
 
 SELF = object()  # placeholder for ``self`` when binding a method's signature
 
@@ -74,12 +77,23 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
     ("api.artifact", Api, "artifact", ("e/p/run-abc-checkpoint:latest",), {}),
     ("api.run", Api, "run", ("e/p/abc",), {}),
     ("remote.logged_artifacts", PublicRun, "logged_artifacts", (), {}),
+    # wandb_runs.py: one listing, artifact walks, history scans
+    ("api.runs", Api, "runs", ("e/p",), {"per_page": 500, "lazy": False}),
+    ("run.used_artifacts", PublicRun, "used_artifacts", (), {}),
+    ("run.logged_artifacts", PublicRun, "logged_artifacts", (), {}),
+    ("run.scan_history", PublicRun, "scan_history", (),
+     {"keys": ["_step", "loss"], "min_step": 0, "page_size": 10_000, "max_step": 40}),
+    ("run.scan_history", PublicRun, "scan_history", (),
+     {"keys": None, "min_step": 0, "page_size": 10_000}),
+    ("run.config.get", dict, "get", ("runchain",), {}),  # the public Run's config is a dict
+    ("artifact.name.split", str, "split", (":",), {}),  # "run-<id>-checkpoint:v3"
     ("wandb.proto.wandb_internal_pb2.Record", pb, "Record", (), {}),
 ]
 
 # (use in runchain's source, owner, attribute, kind): kind "property" is a property of the
 # class, "field" a pydantic field of the model, "module" an attribute of the module,
-# "instance" an attribute the class sets on its instances.
+# "instance" an attribute the class sets on its instances, "descriptor" a protobuf
+# descriptor attribute.
 ATTRS: list[tuple[str, Any, str, str]] = [
     ("artifact.name", Artifact, "name", "property"),  # "collection:vN" on a public Artifact
     ("artifact.type", Artifact, "type", "property"),
@@ -101,6 +115,43 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("wandb.errors.CommError", wandb.errors, "CommError", "module"),
     ("wandb.proto", wandb, "proto", "module"),
     ("wandb.proto.wandb_internal_pb2", wandb.proto, "wandb_internal_pb2", "module"),
+    # wandb_runs.py: the public Run and Runs listing, and what a failed request raises
+    ("run.id", PublicRun, "id", "property"),
+    ("run.name", PublicRun, "name", "property"),  # the display name
+    ("run.state", PublicRun, "state", "property"),
+    ("run.project", PublicRun, "project", "instance"),
+    ("run.url", PublicRun, "url", "property"),
+    ("run.config", PublicRun, "config", "property"),
+    ("run.summary_metrics", PublicRun, "summary_metrics", "property"),  # a plain dict
+    ("runs.entity", PublicRuns, "entity", "instance"),
+    ("runs.project", PublicRuns, "project", "instance"),
+    ("wandb.errors.Error", wandb.errors, "Error", "module"),
+    ("wandb.sdk.lib.service.service_connection.WandbApiFailedError",
+     wandb.sdk.lib.service.service_connection, "WandbApiFailedError", "module"),
+    ("wandb.proto.wandb_internal_pb2.HistoryItem", pb, "HistoryItem", "module"),
+    ("wandb.proto.wandb_internal_pb2.HistoryRecord", pb, "HistoryRecord", "module"),
+    # protobuf descriptors: the record_type oneof and field numbers of the flat history view
+    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR", pb.Record, "DESCRIPTOR", "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR.oneofs_by_name", pb.Record.DESCRIPTOR,
+     "oneofs_by_name", "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR.oneofs_by_name[]", pb.Record.DESCRIPTOR,
+     "oneofs_by_name", "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR.fields_by_name", pb.Record.DESCRIPTOR,
+     "fields_by_name", "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR.fields_by_name[]", pb.Record.DESCRIPTOR,
+     "fields_by_name", "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.HistoryRecord.DESCRIPTOR", pb.HistoryRecord, "DESCRIPTOR",
+     "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.HistoryRecord.DESCRIPTOR.fields_by_name",
+     pb.HistoryRecord.DESCRIPTOR, "fields_by_name", "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.HistoryRecord.DESCRIPTOR.fields_by_name[]",
+     pb.HistoryRecord.DESCRIPTOR, "fields_by_name", "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.HistoryItem.DESCRIPTOR", pb.HistoryItem, "DESCRIPTOR",
+     "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.HistoryItem.DESCRIPTOR.fields_by_name",
+     pb.HistoryItem.DESCRIPTOR, "fields_by_name", "descriptor"),
+    ("wandb.proto.wandb_internal_pb2.HistoryItem.DESCRIPTOR.fields_by_name[]",
+     pb.HistoryItem.DESCRIPTOR, "fields_by_name", "descriptor"),
 ]
 
 # Uses whose value runchain treats as a plain dict (it calls .get or .items on them).
@@ -143,9 +194,21 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("artifact.manifest.contents.local_path", False, "string"),
     ("exit", False, "message"),
     ("exit.exit_code", False, "int"),
+    ("summary", False, "message"),
+    ("summary.update", True, "message"),
+    ("summary.update.key", False, "string"),
+    ("summary.update.nested_key", True, "string"),
+    ("summary.update.value_json", False, "string"),
+    ("summary.remove", True, "message"),
+    ("summary.remove.key", False, "string"),
+    ("summary.remove.nested_key", True, "string"),
+    ("use_artifact", False, "message"),
+    ("use_artifact.type", False, "string"),
+    ("use_artifact.name", False, "string"),
 ]
-RECORD_KINDS = ("history", "run", "config", "artifact", "exit")  # WhichOneof("record_type")
-MESSAGE_METHODS = ("ParseFromString", "WhichOneof")
+# record_type kinds runfile.py matches on (it reads the oneof's tag, then compares names)
+RECORD_KINDS = ("history", "summary", "run", "config", "artifact", "use_artifact", "exit")
+MESSAGE_METHODS = ("ParseFromString",)
 
 
 # -- the tables against the installed wandb ------------------------------------------
@@ -185,6 +248,8 @@ def test_wandb_has_the_attribute_runchain_reads(use, owner, name, kind):
             f"{use}: {owner!r}.{name} is not a property")
     elif kind == "field":
         assert name in owner.model_fields, f"{use}: {owner!r} has no field {name!r}"
+    elif kind == "descriptor":
+        assert hasattr(owner, name), f"{use}: {owner!r} has no {name!r}"
     elif kind == "instance":  # set on the instance when it is built, e.g. Run.summary
         assert f"self.{name} = " in inspect.getsource(owner), (
             f"{use}: {owner!r} never sets self.{name}")
@@ -211,6 +276,43 @@ def test_wandb_public_run_config_is_a_dict():
     fget = inspect.getattr_static(PublicRun, "config").fget
     returns = inspect.signature(fget, eval_str=True).return_annotation
     assert typing.get_origin(returns) is dict or returns is dict, returns
+
+
+def test_wandb_public_run_summary_metrics_is_a_dict():
+    """wandb_runs.py reads ``summary_metrics``: ``run.summary`` wraps nested dicts instead."""
+    fget = inspect.getattr_static(PublicRun, "summary_metrics").fget
+    returns = inspect.signature(fget, eval_str=True).return_annotation
+    assert typing.get_origin(returns) is dict or returns is dict, returns
+
+
+# What wandb_runs.py's request counts and cuts rest on, as the installed wandb documents or
+# implements it. A failure here means a premise changed: re-read the reader, not just the test.
+
+def test_wandb_runs_listing_carries_config_and_summary_only_when_not_lazy():
+    runs = wandb.apis.public.runs
+    for field in ("config", "summaryMetrics"):
+        assert field in runs.RUN_FRAGMENT  # lazy=False: in every page of the listing
+        assert field not in runs.LIGHTWEIGHT_RUN_FRAGMENT  # lazy=True: one request per run
+
+
+def test_wandb_last_history_step_is_a_request_per_run():
+    """So the listing takes the last step from the summary's ``_step`` instead."""
+    assert isinstance(inspect.getattr_static(PublicRun, "lastHistoryStep"), property)
+    assert "self._exec(" in inspect.getsource(PublicRun.lastHistoryStep.fget)
+
+
+def test_wandb_scan_history_keys_keep_only_rows_holding_every_key():
+    """So wandb_runs.py scans one key at a time; and max_step is exclusive (cut + 1)."""
+    doc = " ".join(PublicRun.scan_history.__doc__.split())
+    assert "only returns rows that contain all of the requested keys" in doc
+    assert "min_step: The minimum step to start reading history from (inclusive)" in doc
+    assert "max_step: The maximum step to read history up to (exclusive)" in doc
+
+
+def test_wandb_runs_listing_of_an_unknown_project_raises_value_error():
+    """wandb_runs.py turns that ValueError into ProjectNotFoundError."""
+    source = inspect.getsource(PublicRuns.convert_objects)
+    assert 'raise ValueError("Could not find project' in source
 
 
 def _record_field(path: str):
@@ -291,7 +393,7 @@ def test_wandb_artifact_accepts_what_save_checkpoint_builds(tmp_path, monkeypatc
 
 # -- the tables against runchain's source ---------------------------------------------
 
-WANDB_NAMES = {"run", "artifact", "api", "entry", "wandb", "remote", "producer"}
+WANDB_NAMES = {"run", "artifact", "api", "entry", "wandb", "remote", "producer", "runs"}
 PROTO_NAMES = {"record", "r", "a", "c", "item", "update"}  # runfile.py: protobuf messages
 
 
@@ -403,7 +505,10 @@ def test_table_scan_finds_the_calls_it_guards():
                 "artifact.type", "artifact.new_file", "entry.download",
                 "api.artifact", "api.run", "api.default_entity", "remote.logged_artifacts",
                 "getattr(*, 'ref')",
-                "producer.config.get", "wandb.proto.wandb_internal_pb2.Record"):
+                "producer.config.get", "wandb.proto.wandb_internal_pb2.Record",
+                "api.runs", "runs.entity", "run.summary_metrics", "run.scan_history",
+                "run.used_artifacts", "run.logged_artifacts", "run.url",
+                "wandb.sdk.lib.service.service_connection.WandbApiFailedError"):
         assert use in uses, f"scan lost {use}"
     # runchain's own LocalRun / RunFile objects named ``run`` are not mistaken for wandb runs
     for own in ("run.checkpoints", "run.breadcrumbs", "run.history", "run.torn", "run.run_id"):
@@ -416,7 +521,7 @@ def test_table_covers_every_record_field_runfile_reads():
     known |= set(MESSAGE_METHODS)
     read = {node.attr for node in ast.walk(tree)  # record.run.start_time.seconds, ...
             if isinstance(node, ast.Attribute) and (_chain(node) or [""])[0] in PROTO_NAMES}
-    assert {"WhichOneof", "ParseFromString", "value_json", "contents", "exit_code"} <= read
+    assert {"ParseFromString", "value_json", "contents", "exit_code", "use_artifact"} <= read
     assert read - known == set(), f"Record fields read but missing from RECORD_FIELDS"
 
 
@@ -426,4 +531,6 @@ def test_table_record_kinds_match_what_runfile_matches_on():
                 if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
                 and node.left.id == "kind" and isinstance(node.comparators[0], ast.Constant)
                 and isinstance(node.comparators[0].value, str)}
-    assert compared == set(RECORD_KINDS)
+    wanted = {elt.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+              and getattr(node.targets[0], "id", "") == "_WANTED" for elt in node.value.elts}
+    assert compared == set(RECORD_KINDS) and wanted < compared
