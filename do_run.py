@@ -79,10 +79,11 @@ print(f"run {run.id}: mode {mode}, global steps from {crumbs.global_offset}"
       + (f", resumed from {checkpoint.ref}" if checkpoint else ", a root run"))
 
 saved = []
-for step in tqdm(range(args.n_steps), desc=f"run {run.id}", unit="step", file=sys.stderr):
+first = checkpoint.step + 1 if checkpoint is not None and checkpoint.run_id == run.id else 0  # resumed in place: local steps go on
+for step in tqdm(range(first, first + args.n_steps), desc=f"run {run.id}", unit="step", file=sys.stderr):
     metrics = model.step()
     runchain.log(run, metrics, step=step)  # every row carries global_step = global_offset + local step
-    if (step + 1) % args.n_checkpoint_steps == 0 or step == args.n_steps - 1:
+    if (step + 1) % args.n_checkpoint_steps == 0 or step == first + args.n_steps - 1:
         state = {**model.state_dict(), "config": config}
         runchain.save_checkpoint(run, state, step=step)  # output edge: run-<id>-checkpoint, aliases step-<step> and latest
         saved.append(step)

@@ -22,10 +22,12 @@ def _warn(message, category, filename, lineno, file=None, line=None):
     click.echo(f"warning: {message}", err=True)
 
 
-def _open(dir: str | None) -> Source:
+def _open(dir: str | None, project: str | None) -> Source:
     warnings.showwarning = _warn  # one line per warning, never a traceback
+    if dir is not None and project is not None:
+        raise click.UsageError("pass either --dir or --project, not both")
     try:
-        source = open_source(dir)
+        source = open_source(dir, project=project)
         for note in source.tree.notes:
             click.echo(f"note: {note}", err=True)
         return source
@@ -46,8 +48,12 @@ def main() -> None:
     """
 
 
-dir_option = click.option("--dir", "dir", type=click.Path(file_okay=False), default=None,
-                          help="wandb/ folder to read [default: $WANDB_DIR/wandb, else ./wandb]")
+def source_options(command):
+    """``--dir`` or ``--project``: where the runs are read from."""
+    command = click.option("--project", default=None, metavar="ENTITY/PROJECT",
+                           help="read the runs of this W&B project instead (needs credentials)")(command)
+    return click.option("--dir", "dir", type=click.Path(file_okay=False), default=None,
+                        help="wandb/ folder to read [default: $WANDB_DIR/wandb, else ./wandb]")(command)
 
 
 def _range(first: int, last: int | None) -> str:
@@ -74,17 +80,18 @@ def _depth_first(tree: Tree) -> list[RunNode]:
 
 
 @main.command()
-@dir_option
+@source_options
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of runs")
-def tree(dir: str | None, as_json: bool) -> None:
+def tree(dir: str | None, project: str | None, as_json: bool) -> None:
     """Show the tree of runs and checkpoints.
 
     \b
     Example:
         runchain tree --dir wandb
+        runchain tree --project my-team/my-project
         runchain tree --json | jq '.[] | select(.depth == 0)'
     """
-    source = _open(dir)
+    source = _open(dir, project)
     nodes = _depth_first(source.tree)
     if as_json:
         click.echo(json.dumps([_run_json(source.tree, n) for n in nodes], indent=2))
@@ -102,13 +109,13 @@ def tree(dir: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.argument("run_id")
-@dir_option
+@source_options
 @click.option("--metric", "metrics", multiple=True, help="metric to include (repeatable) [default: all]")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="write the stitched history to this CSV file ('-' for stdout)")
 @click.option("--json", "as_json", is_flag=True, help="print the segments as JSON")
-def chain(run_id: str, dir: str | None, metrics: tuple[str, ...], csv_path: str | None,
-          as_json: bool) -> None:
+def chain(run_id: str, dir: str | None, project: str | None, metrics: tuple[str, ...],
+          csv_path: str | None, as_json: bool) -> None:
     """Show the chain from the root to RUN_ID, cut at each checkpoint step.
 
     \b
@@ -116,7 +123,7 @@ def chain(run_id: str, dir: str | None, metrics: tuple[str, ...], csv_path: str 
         runchain chain 1a2b3c4d
         runchain chain 1a2b3c4d --metric loss/00 --csv chain.csv
     """
-    source = _open(dir)
+    source = _open(dir, project)
     try:
         segments = source.chain(run_id)
         columns = source.history(run_id, keys=metrics or None) if csv_path else None

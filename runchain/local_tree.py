@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import math
 import multiprocessing
 import os
 import sys
@@ -111,11 +112,25 @@ def _opener(folder: Path | None, path: str, key: list[int], run: RunFile, names:
     return run, functools.partial(open_grid, folder, path, meta)
 
 
+def _cutoffs(first_steps: Sequence[int | None]) -> list[float]:
+    """Per file of a run resumed in place: rows at or after this step are superseded.
+
+    A later file starts where its checkpoint left off, so it replaces the earlier
+    files' rows from its first step on, as the checkpoint rewound the run there.
+    """
+    cut, out = math.inf, []
+    for first in reversed(first_steps):
+        out.append(cut)
+        if first is not None:
+            cut = min(cut, first)
+    return out[::-1]
+
+
 class RunHistory(Mapping[str, np.ndarray]):
     """One run's history columns across its files (a run resumed in place has several).
 
     Cached columns are memory-mapped, so only the slices used are read; a column a file
-    lacks is NaN there.
+    lacks is NaN there; rows a later file supersedes are left out (see ``_cutoffs``).
     """
 
     def __init__(self, parts: Sequence[Part]):
@@ -124,12 +139,18 @@ class RunHistory(Mapping[str, np.ndarray]):
         for part in self._parts:
             names.update(dict.fromkeys(part))
         self._names = list(names)
+        self._keep: list[np.ndarray | None] = [None] * len(self._parts)
+        if len(self._parts) > 1:
+            steps = [np.asarray(part["_step"]) for part in self._parts]
+            cuts = _cutoffs([int(s[0]) if s.size else None for s in steps])
+            self._keep = [None if cut == math.inf else s < cut for s, cut in zip(steps, cuts)]
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._names:
             raise KeyError(name)
         pieces = [part[name] if name in part else np.full(len(part["_step"]), np.nan)
                   for part in self._parts]
+        pieces = [p if keep is None else p[keep] for p, keep in zip(pieces, self._keep)]
         column = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         return column.astype(np.int64) if name == "_step" else column
 
@@ -164,14 +185,17 @@ def _state(run: RunFile) -> str:
 
 def _run_info(run_id: str, local: LocalRun, segments: list[RunFile],
               producers: Mapping[tuple[str, str], int]) -> RunInfo:
-    checkpoints = tuple(CheckpointInfo(c.metadata["step"], step_alias(c.metadata["step"]),
-                                       c.version) for c in local.valid_checkpoints)
+    # one per step: a step saved again (resumed in place) has its alias on the newest
+    newest = {c.metadata["step"]: c.version for c in local.valid_checkpoints}
+    checkpoints = tuple(CheckpointInfo(step, step_alias(step), newest[step]) for step in sorted(newest))
     used = tuple(producers[name] for seg in segments for kind, name in seg.used
                  if kind == CHECKPOINT_TYPE and name in producers)
     last = segments[-1]
-    steps = [s.last_step for s in segments if s.last_step is not None]
+    cuts = _cutoffs([s.first_step for s in segments])
+    kept = [min(s.last_step, cut - 1) for s, cut in zip(segments, cuts)
+            if s.first_step is not None and s.first_step < cut]
     return RunInfo(id=run_id, project=segments[0].project, name=last.name, state=_state(last),
-                   last_step=max(steps) if steps else None, checkpoints=checkpoints,
+                   last_step=int(max(kept)) if kept else None, checkpoints=checkpoints,
                    used=used, breadcrumbs=local.breadcrumbs)
 
 

@@ -124,6 +124,7 @@ class RunFile:
     artifacts: list[ArtifactRecord] = dataclasses.field(default_factory=list)
     used: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (type, name:version)
     history: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # "_step" + metrics
+    first_step: int | None = None  # the first history row's _step
     last_step: int | None = None  # the last history row's _step
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)  # only if asked for
     exit_code: int | None = None  # None: no exit record (crashed or still running)
@@ -262,12 +263,12 @@ def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool =
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
     try:
-        run.history = decode_history(rows if history else rows[-1:])
+        run.history = decode_history(rows if history else rows[:1] + rows[-1:])
     except Exception:  # a CRC-valid history record that does not parse
         run.torn = run.torn or "undecodable record"
         run.history = {STEP: np.empty(0, np.int64)}
     steps = run.history[STEP]
-    run.last_step = int(steps.max()) if steps.size else None
+    run.first_step, run.last_step = (int(steps[0]), int(steps[-1])) if steps.size else (None, None)
     if not history:
         run.history = {}
     if run.torn:
