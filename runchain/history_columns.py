@@ -143,9 +143,16 @@ def _slow(records: Sequence[bytes]) -> dict[str, np.ndarray]:
     rows: list[dict[str, object]] = []
     for raw in records:
         record.ParseFromString(raw)
-        rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+        rows.append({item.key or "/".join(item.nested_key): _json(item.value_json)
                      for item in record.history.item})
     return _columns(rows_to_columns(rows))
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:  # not JSON: not something wandb writes, so not a number to plot
+        return None
 
 
 def rows_to_columns(rows: list[dict[str, object]]) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ the chain's runs, one run at a time.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import math
 import multiprocessing
@@ -26,28 +27,35 @@ from .contract import CHECKPOINT_TYPE, step_alias
 from .errors import RunNotFoundError
 from .lineage import CheckpointInfo, RunInfo, Segment
 from .local_runs import LocalRun, merge_segments, run_folders
-from .run_cache import cache_dir, file_key, from_meta, load_meta, open_grid, store
+from .run_cache import cache_dir, file_key, from_meta, load_meta, open_grid, store, to_meta
 from .runfile import IncompleteRunWarning, RunFile, read_run_file
 from .source import Source
 
 PARALLEL_BYTES = 8 << 20  # decode in a process pool when this much is not cached yet
 
 
-def _decode(path: str, key: list[int],
-            folder: str | None) -> tuple[RunFile, list[str], dict | None]:
-    """Decode one file and store its entry. Returns the run file (no history), its column
-    names, and the columns themselves when they could not be stored."""
+def _lineage(path: str, key: list[int], folder: str | None) -> RunFile:
+    """Read one file's lineage facts (history: only its first and last step); cache them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteRunWarning)  # the parent warns, once
-        run = read_run_file(path)
-    history, run.history = run.history, {}
+        run = read_run_file(path, history=False)
     if folder is not None:
-        try:
-            store(Path(folder), path, key, run, history)
-            return run, list(history), None  # the entry holds it: send back only names
-        except OSError:
-            pass
-    return run, list(history), history
+        with contextlib.suppress(OSError):  # an unwritable cache only costs speed
+            store(Path(folder), path, key, run)
+    return run
+
+
+def _history(path: str, key: list[int], folder: str | None) -> tuple[list[str], dict | None]:
+    """Decode one file's history and cache it. Returns the column names, and the columns
+    themselves only if they could not be cached (so a worker sends back little)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteRunWarning)
+        run = read_run_file(path)
+    if folder is not None:
+        with contextlib.suppress(OSError):
+            store(Path(folder), path, key, run, run.history)
+            return list(run.history), None
+    return list(run.history), run.history
 
 
 def _workers() -> int:
@@ -57,59 +65,84 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-Part = Callable[[], Mapping[str, np.ndarray]]  # opens one file's history columns
-
-
-def read_files(paths: Sequence[Path]) -> dict[Path, tuple[RunFile, Part]]:
-    """Each file's ``RunFile`` (without history), and how to open its history columns."""
-    folder = cache_dir()
-    out: dict[Path, tuple[RunFile, Part]] = {}
-    cold: list[tuple[Path, list[int]]] = []
-    for path in paths:
-        key = file_key(path)
-        meta = load_meta(folder, path, key) if folder is not None else None
-        if meta is None:
-            cold.append((path, key))
-        else:
-            out[path] = (from_meta(meta), functools.partial(open_grid, folder, path, meta))
-    if folder is not None and cold:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            warnings.warn(f"cannot create the cache folder {folder} ({e.strerror}); reading "
-                          f"without a cache. Set RUNCHAIN_CACHE_DIR to a writable folder")
-            folder = None
-    size = sum(key[1] for _, key in cold)
-    workers = min(_workers(), len(cold)) if size >= PARALLEL_BYTES else 1
-    args = [(str(p), key, None if folder is None else str(folder)) for p, key in cold]
-    with tqdm(total=len(cold), desc="reading run files", unit="file", file=sys.stderr,
-              disable=None if len(cold) > 1 else True, leave=False) as bar:
-        if workers > 1:
-            context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = {pool.submit(_decode, *a): a for a in args}
-                for future in concurrent.futures.as_completed(futures):
-                    out[Path(futures[future][0])] = _opener(folder, *futures[future][:2],
-                                                            *future.result())
-                    bar.update()
-        else:
-            for a in args:
-                out[Path(a[0])] = _opener(folder, *a[:2], *_decode(*a))
+def _each(func: Callable, jobs: list[tuple], sizes: list[int], desc: str) -> list:
+    """``func(*job)`` for every job, in a process pool when there is enough to do."""
+    workers = min(_workers(), len(jobs)) if sum(sizes) >= PARALLEL_BYTES else 1
+    results: list = [None] * len(jobs)
+    with tqdm(total=len(jobs), desc=desc, unit="file", file=sys.stderr,
+              disable=None if len(jobs) > 1 else True, leave=False) as bar:
+        if workers <= 1:
+            for i, job in enumerate(jobs):
+                results[i] = func(*job)
                 bar.update()
-    for path in paths:
-        torn = out[path][0].torn
-        if torn:
-            warnings.warn(f"{path}: {torn}; read the records before it and marked the run "
-                          f"incomplete", IncompleteRunWarning, stacklevel=2)
-    return out
+            return results
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {pool.submit(func, *job): i for i, job in enumerate(jobs)}
+            for future in concurrent.futures.as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update()
+    return results
 
 
-def _opener(folder: Path | None, path: str, key: list[int], run: RunFile, names: list[str],
-            history: dict | None) -> tuple[RunFile, Part]:
-    if history is not None:  # not cached: keep the columns in memory
-        return run, lambda: history
-    meta = {"key": key, "columns": names}
-    return run, functools.partial(open_grid, folder, path, meta)
+class RunFiles:
+    """The run files of a folder: lineage read up front, each history decoded when first asked.
+
+    Both stages go through the cache (``run_cache``), and decode many files in a pool.
+    """
+
+    def __init__(self, paths: Sequence[Path]):
+        self.folder = cache_dir()
+        self.keys = {p: file_key(p) for p in paths}
+        self.metas: dict[Path, dict] = {}
+        self.memory: dict[Path, dict[str, np.ndarray]] = {}  # histories when nothing is cached
+        cold = []
+        for path in paths:
+            meta = load_meta(self.folder, path, self.keys[path]) if self.folder else None
+            if meta is None:
+                cold.append(path)
+            else:
+                self.metas[path] = meta
+        if cold and self.folder is not None:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                warnings.warn(f"cannot create the cache folder {self.folder} ({e.strerror}); "
+                              f"reading without a cache. Set RUNCHAIN_CACHE_DIR to a writable "
+                              f"folder")
+                self.folder = None
+        runs = _each(_lineage, [self._job(p) for p in cold], [self.keys[p][1] for p in cold],
+                     "reading run files")
+        for path, run in zip(cold, runs):
+            self.metas[path] = {**to_meta(run, self.keys[path]), "columns": None}
+        self.runs = {path: from_meta(self.metas[path]) for path in paths}
+        for path in paths:
+            if self.runs[path].torn:
+                warnings.warn(f"{path}: {self.runs[path].torn}; read the records before it and "
+                              f"marked the run incomplete", IncompleteRunWarning, stacklevel=3)
+
+    def _job(self, path: Path) -> tuple[str, list[int], str | None]:
+        return str(path), self.keys[path], None if self.folder is None else str(self.folder)
+
+    def decode(self, paths: Sequence[Path]) -> None:
+        """Make sure the history of ``paths`` is decoded (cached or in memory)."""
+        todo = [p for p in dict.fromkeys(paths)
+                if self.metas[p]["columns"] is None and p not in self.memory]
+        results = _each(_history, [self._job(p) for p in todo], [self.keys[p][1] for p in todo],
+                        "decoding histories")
+        for path, (names, columns) in zip(todo, results):
+            if columns is None:
+                self.metas[path] = {**self.metas[path], "columns": names}
+            else:
+                self.memory[path] = columns
+
+    def opener(self, path: Path) -> Part:
+        if path in self.memory:
+            return functools.partial(dict, self.memory[path])
+        return functools.partial(open_grid, self.folder, path, self.metas[path])
+
+
+Part = Callable[[], Mapping[str, np.ndarray]]  # opens one file's history columns
 
 
 def _cutoffs(first_steps: Sequence[int | None]) -> list[float]:
@@ -210,8 +243,8 @@ def open_folder(root: str | os.PathLike) -> Source:
         raise RunNotFoundError(
             f"no runs under {Path(root).resolve()} (looked for run-*/ and offline-run-*/ folders "
             f"holding run-<id>.wandb); pass --dir pointing at a wandb/ folder, or set WANDB_DIR")
-    files = read_files([p for paths in folders.values() for p in paths])
-    merged = {run_id: merge_segments(run_id, paths, [files[p][0] for p in paths])
+    files = RunFiles([p for paths in folders.values() for p in paths])
+    merged = {run_id: merge_segments(run_id, paths, [files.runs[p] for p in paths])
               for run_id, paths in folders.items()}
     # A used checkpoint is named "run-<id>-checkpoint:v<N>" (or an alias): find its step.
     producers = {}
@@ -219,11 +252,13 @@ def open_folder(root: str | os.PathLike) -> Source:
         for c in local.valid_checkpoints:
             for label in (c.version, *c.aliases):
                 producers[(f"{c.name}:{label}")] = (run_id, c.metadata["step"])
-    infos = [_run_info(run_id, merged[run_id], [files[p][0] for p in folders[run_id]], producers)
-             for run_id in sorted(folders)]
-    parts = {run_id: [files[p][1] for p in paths] for run_id, paths in folders.items()}
+    infos = [_run_info(run_id, merged[run_id], [files.runs[p] for p in folders[run_id]],
+                       producers) for run_id in sorted(folders)]
 
     def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> Mapping[str, RunHistory]:
-        return _Histories({s.run_id: parts[s.run_id] for s in segments})
+        paths = {s.run_id: folders[s.run_id] for s in segments}
+        files.decode([p for run_paths in paths.values() for p in run_paths])
+        return _Histories({run_id: [files.opener(p) for p in run_paths]
+                           for run_id, run_paths in paths.items()})
 
     return Source(str(root), infos, fetch)

@@ -88,22 +88,26 @@ def _atomic_write(target: Path, write) -> None:
 
 
 def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,
-          history: Mapping[str, np.ndarray]) -> Path:
-    """Write the entry of ``path``: ``run``'s meta and ``history``'s columns; returns it.
+          history: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Write the entry of ``path``: ``run``'s meta, and ``history``'s columns if given.
 
     Raises:
         OSError: the folder is unwritable or the disk is full.
     """
     entry = entry_path(folder, path)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    names = list(history)
-    grid = np.stack([np.asarray(history[n], np.float64) for n in names]) if names else \
-        np.empty((0, 0))
     old = load_meta(folder, path, None)
-    _atomic_write(_grid_path(entry, key), lambda f: np.save(f, grid))
+    names = None
+    if history is not None:
+        names = list(history)
+        grid = np.stack([np.asarray(history[n], np.float64) for n in names]) if names else \
+            np.empty((0, 0))
+        _atomic_write(_grid_path(entry, key), lambda f: np.save(f, grid))
+    elif old is not None and old.get("key") == key:
+        names = old.get("columns")  # the history is cached already; keep it
     meta = {**to_meta(run, key), "columns": names}
     _atomic_write(entry, lambda f: f.write(json.dumps(meta).encode()))
-    if old is not None and old["key"] != key:  # the grid of an older version of the file
+    if old is not None and old.get("key") != key:  # the grid of an older version of the file
         _grid_path(entry, old["key"]).unlink(missing_ok=True)
     return entry
 
@@ -118,8 +122,10 @@ def load_meta(folder: Path, path: str | os.PathLike,
     return meta if key is None or meta.get("key") == key else None
 
 
-def open_grid(folder: Path, path: str | os.PathLike, meta: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The entry's history columns, memory-mapped: reading a slice reads only that slice.
+def open_grid(folder: Path, path: str | os.PathLike,
+              meta: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The entry's history columns (``meta["columns"]`` set), memory-mapped: reading a
+    slice reads only that slice.
 
     Raises:
         OSError: the grid is gone (the cache folder was cleared meanwhile).

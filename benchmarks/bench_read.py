@@ -1,0 +1,279 @@
+"""How fast runchain reads a local tree of run files, against what decoding them must cost.
+
+    python benchmarks/bench_read.py                 # makes a 50 x 2,000 x 20 tree first (~1-2 min)
+    python benchmarks/bench_read.py --dir DIR       # reuse a wandb/ folder
+    python benchmarks/bench_read.py --runs 8 --steps 500 --deep 40 --repeats 2   # quick look
+
+Every figure is a ratio of times taken in this one process, with the measurements
+interleaved and repeated (median), so a noisy shared machine hits both sides alike.
+
+- floor: ``Record.ParseFromString`` of every record of every file, and nothing else
+  (records split from the files beforehand, untimed).
+- naive: what runchain did first, one ``json.loads`` per history value.
+- cold: ``open_source(dir)`` with an empty cache, then every run's full history in memory.
+  "pool" lets runchain decode in processes on every core it may use; "serial" does not.
+- warm: the same with the cache filled.  Targets: cold <= 1.5x floor, warm >= 20x faster.
+- chain: the deepest chain's stitched history, peak memory (tracemalloc) over the size
+  of the arrays returned. Target <= 2x.
+- deep: a chain --deep runs long. Its files are written by this script in wandb's run
+  file format, from wandb's own protobuf classes (making hundreds of real sequential
+  runs would take many minutes), then read by runchain like any other folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import numpy as np
+from wandb.proto import wandb_internal_pb2 as pb
+
+import runchain
+from runchain import local_tree
+from runchain.history_columns import rows_to_columns
+from runchain.local_runs import run_folders
+from runchain.runfile import scan_records
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_tree(base: Path, runs: int, steps: int, metrics: int) -> Path:
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", TQDM_DISABLE="1")
+    for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        env[name] = str(base / name.lower())
+    print(f"making a tree of {runs} runs x {steps} steps x {metrics} metrics with do_many.py ...",
+          file=sys.stderr)
+    subprocess.run([sys.executable, str(ROOT / "do_many.py"), "--n_runs", str(runs), "--n_steps",
+                    str(steps), "--n_metrics", str(metrics), "--n_checkpoint_steps",
+                    str(max(1, steps // 4)), "--workers", "2", "--project", "bench-read"],
+                   env=env, check=True, stdout=subprocess.DEVNULL, cwd=base)
+    return base / "wandb_dir" / "wandb"
+
+
+def files_of(directory: Path) -> list[Path]:
+    return [p for paths in run_folders(directory).values() for p in paths]
+
+
+def floor(records: list[list[bytes]], fresh: bool) -> float:
+    """ParseFromString of every record, into a fresh Record each time or one reused Record."""
+    t0 = time.perf_counter()
+    if fresh:
+        for file_records in records:
+            for raw in file_records:
+                pb.Record().ParseFromString(raw)
+    else:
+        record = pb.Record()
+        for file_records in records:
+            for raw in file_records:
+                record.ParseFromString(raw)
+    return time.perf_counter() - t0
+
+
+def naive(files: list[Path]) -> float:
+    """The first reader: parse each record, one json.loads per history value."""
+    t0 = time.perf_counter()
+    record = pb.Record()
+    for path in files:
+        rows = []
+        for raw in scan_records(path.read_bytes()).records:
+            record.ParseFromString(raw)
+            if record.WhichOneof("record_type") == "history":
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                             for i in record.history.item})
+        rows_to_columns(rows)
+    return time.perf_counter() - t0
+
+
+def read_tree(directory: Path) -> float:
+    """open_source: every run's lineage, as `runchain tree` reads it."""
+    t0 = time.perf_counter()
+    runchain.open_source(directory).tree
+    return time.perf_counter() - t0
+
+
+def read_all(directory: Path) -> float:
+    """open_source + every run's full history in memory, as a report of every chain needs."""
+    t0 = time.perf_counter()
+    src = runchain.open_source(directory)
+    segments = [runchain.Segment(info.id, None, 0) for info in src.runs]
+    histories = src.fetch(segments, None)
+    for info in src.runs:
+        history = histories[info.id]
+        for k in history:
+            np.asarray(history[k]).sum()
+    return time.perf_counter() - t0
+
+
+def read_chain(directory: Path) -> float:
+    """open_source + the deepest chain's stitched history, as `runchain chain` reads it."""
+    t0 = time.perf_counter()
+    src = runchain.open_source(directory)
+    src.history(max(src.tree.nodes, key=lambda r: (src.tree.nodes[r].depth, r)))
+    return time.perf_counter() - t0
+
+
+def cold(read, directory: Path, cache: Path, parallel: bool) -> float:
+    shutil.rmtree(cache, ignore_errors=True)
+    saved = local_tree.PARALLEL_BYTES
+    local_tree.PARALLEL_BYTES = saved if parallel else float("inf")
+    try:
+        return read(directory)
+    finally:
+        local_tree.PARALLEL_BYTES = saved
+
+
+def chain_memory(directory: Path) -> tuple[str, int, float, float, float]:
+    """(leaf, depth, seconds, peak traced bytes / output bytes, output MB) for the deepest chain.
+
+    tracemalloc sees numpy's allocations; memory-mapped cache pages are file-backed and not
+    counted (the kernel may drop them at any time)."""
+    src = runchain.open_source(directory)
+    leaf = max(src.tree.nodes, key=lambda r: (src.tree.nodes[r].depth, r))
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    columns = src.history(leaf)
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    out = sum(v.nbytes for v in columns.values())
+    return leaf, src.tree.nodes[leaf].depth + 1, seconds, peak / out, out / 1e6
+
+
+# -- a deep chain, written in wandb's run file format --------------------------------
+
+HEADER = b":W&B\xe1\xbe\x00"
+
+
+def _chunks(body: bytes, pos: int) -> bytes:
+    out, first = bytearray(), True
+    while True:
+        room = 32768 - (pos + len(out)) % 32768
+        if room < 7:
+            out += bytes(room)
+            continue
+        part, body = body[:room - 7], body[room - 7:]
+        kind = (1 if not body else 2) if first else (4 if not body else 3)
+        out += struct.pack("<IHB", zlib.crc32(part, zlib.crc32(bytes((kind,)))), len(part), kind)
+        out += part
+        first = False
+        if not body:
+            return bytes(out)
+
+
+def write_run(folder: Path, run_id: str, parent: tuple[str, int, runchain.Breadcrumbs] | None,
+              steps: int, metrics: int, checkpoint_every: int, rng: np.random.Generator
+              ) -> runchain.Breadcrumbs:
+    records = []
+    crumbs = runchain.contract.breadcrumbs_for(
+        run_id, *(parent and (parent[0], f"run-{parent[0]}-checkpoint:step-{parent[1]}",
+                              parent[1], parent[2]) or ()))
+    run = pb.Record(run=pb.RunRecord(run_id=run_id, project="bench-deep"))
+    run.run.config.update.add(key="runchain", value_json=json.dumps(crumbs.to_config()))
+    records.append(run)
+    values = rng.random((steps, metrics))
+    for step in range(steps):
+        record = pb.Record()
+        for m in range(metrics):
+            record.history.item.add(nested_key=[f"loss/{m:02d}"], value_json=repr(float(values[step, m])))
+        record.history.item.add(nested_key=["_step"], value_json=str(step))
+        record.history.item.add(nested_key=["global_step"], value_json=str(crumbs.global_offset + step))
+        records.append(record)
+        if (step + 1) % checkpoint_every == 0:
+            artifact = pb.Record(artifact=pb.ArtifactRecord(
+                name=f"run-{run_id}-checkpoint", type="checkpoint", digest=f"{run_id}-{step}",
+                metadata=json.dumps({"step": step}), aliases=[f"step-{step}", "latest"]))
+            records.append(artifact)
+    records.append(pb.Record(exit=pb.RunExitRecord(exit_code=0)))
+    data = bytearray(HEADER)
+    for i, record in enumerate(records):
+        record.num = i + 1
+        data += _chunks(record.SerializeToString(), len(data))
+    run_dir = folder / f"offline-run-20260101_000000-{run_id}"
+    run_dir.mkdir(parents=True)
+    (run_dir / f"run-{run_id}.wandb").write_bytes(bytes(data))
+    return crumbs
+
+
+def make_deep(base: Path, depth: int, steps: int, metrics: int) -> Path:
+    folder = base / "deep" / "wandb"
+    rng = np.random.default_rng(0)
+    parent = None
+    for i in range(depth):
+        run_id = f"deep{i:04d}"
+        crumbs = write_run(folder, run_id, parent, steps, metrics, steps // 4, rng)
+        parent = (run_id, steps // 2 - 1, crumbs)  # every run is cut at a non-final checkpoint
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, help="an existing wandb/ folder (default: make one)")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--metrics", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--deep", type=int, default=200, help="runs in the deep chain")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-read-"))
+    cache = base / "cache"
+    os.environ["RUNCHAIN_CACHE_DIR"] = str(cache)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        directory = args.dir or make_tree(base, args.runs, args.steps, args.metrics)
+        files = files_of(directory)
+        size = sum(p.stat().st_size for p in files)
+        records = [scan_records(p.read_bytes()).records for p in files]
+        print(f"tree: {len(files)} run files, {size / 1e6:.0f} MB, "
+              f"{sum(map(len, records))} records; {local_tree._workers()} cores usable")
+        sides = {
+            "floor, fresh Record": lambda: floor(records, fresh=True),
+            "floor, reused Record": lambda: floor(records, fresh=False),
+            "naive read (all history)": lambda: naive(files),
+            "tree cold, serial": lambda: cold(read_tree, directory, cache, False),
+            "tree cold, pool": lambda: cold(read_tree, directory, cache, True),
+            "chain cold, pool": lambda: cold(read_chain, directory, cache, True),
+            "all history cold, serial": lambda: cold(read_all, directory, cache, False),
+            "all history cold, pool": lambda: cold(read_all, directory, cache, True),
+            "tree warm": lambda: read_tree(directory),
+            "chain warm": lambda: read_chain(directory),
+            "all history warm": lambda: read_all(directory),
+        }
+        times: dict[str, list[float]] = {k: [] for k in sides}
+        for _ in range(args.repeats):  # interleaved, so drift hits every side alike
+            for name, side in sides.items():
+                times[name].append(side())
+        med = {k: statistics.median(v) for k, v in times.items()}
+        strict, reused = med["floor, fresh Record"], med["floor, reused Record"]
+        print(f"{'':<28}{'seconds':>9}{'/ floor':>9}{'/ reused':>10}")
+        for name, t in med.items():
+            print(f"{name:<28}{t:9.3f}{t / strict:9.2f}{t / reused:10.2f}")
+        for what in ("tree", "chain", "all history"):
+            print(f"{what}: cold (pool) / warm = {med[what + ' cold, pool'] / med[what + ' warm']:.0f}x")
+
+        leaf, depth, seconds, ratio, mb = chain_memory(directory)
+        print(f"deepest chain ({depth} runs, leaf {leaf}): {seconds:.3f} s warm, {mb:.1f} MB "
+              f"returned, peak traced memory {ratio:.2f}x that")
+        if args.deep:
+            deep = make_deep(base, args.deep, 1000, args.metrics)
+            t_cold = cold(read_tree, deep, cache, parallel=True)
+            leaf, depth, seconds, ratio, mb = chain_memory(deep)
+            print(f"deep chain: {depth} runs x 1000 steps, each cut at step 499: tree cold "
+                  f"{t_cold:.2f} s, chain stitched (decoding its runs) {seconds:.3f} s, {mb:.1f} MB "
+                  f"returned, peak traced memory {ratio:.2f}x that")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
