@@ -94,6 +94,17 @@ def test_unknown_run_lists_close_matches_without_traceback(chained):
     assert "Traceback" not in proc.stderr
 
 
+def test_project_without_credentials_says_how_to_log_in(wandb_dir):
+    proc = cli("tree", "--project", "my-team/my-project", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "wandb login" in proc.stderr and "WANDB_API_KEY" in proc.stderr
+
+
+def test_dir_and_project_together_is_a_usage_error(tmp_path):
+    proc = cli("chain", "abc", "--dir", tmp_path, "--project", "e/p", check=False)
+    assert proc.returncode == 2 and "either --dir or --project" in proc.stderr
+
+
 def test_empty_directory_says_where_it_looked(tmp_path):
     proc = cli("tree", "--dir", tmp_path, check=False)
     assert proc.returncode == 1 and str(tmp_path) in proc.stderr and "no runs" in proc.stderr
