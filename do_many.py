@@ -5,6 +5,9 @@ Grow a demo tree of chained runs with fake data, by running do_run.py many times
     python do_many.py --n_runs 50 --workers 2
     python do_many.py --start_run_id <id> --n_runs 5   # grow an existing tree
 
+It ends by printing the tree (runchain tree) and writing an HTML report
+(runchain report, --no-report to skip).
+
 After a root run, each new run resumes from a random checkpoint (final or not) of
 an earlier run, recent runs more likely, with a varied learning rate. The same
 --seed gives the same tree shape and metrics, serial or with --workers.
@@ -23,6 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import runchain
+from runchain.fake_model import metric_names
 
 DO_RUN = Path(__file__).resolve().parent / "do_run.py"
 
@@ -39,6 +43,8 @@ parser.add_argument("--seed", type=int, default=0, help="seed of the tree shape 
 parser.add_argument("--workers", type=int, default=1, help="runs in parallel; a child waits for its parent")
 parser.add_argument("--mode", choices=["auto", "online", "offline"], default="auto",
                     help="auto: online when W&B credentials exist, else offline (WANDB_MODE is honoured)")
+parser.add_argument("--report", default="runchain-report.html", help="HTML report to write at the end")
+parser.add_argument("--no-report", "--no_report", action="store_true", help="skip the report")
 
 
 def plan_tree(n_runs, seed, has_root):
@@ -124,6 +130,10 @@ def main():
     print(f"\n{args.n_runs} new runs in project {args.project} ({mode}); runchain tree --dir {wandb_dir}:")
     sys.stdout.flush()
     subprocess.run([sys.executable, "-m", "runchain", "tree", "--dir", str(wandb_dir)], check=False)
+    if not args.no_report:
+        metrics = [arg for name in metric_names(args.n_metrics)[:4] for arg in ("--metric", name)]
+        subprocess.run([sys.executable, "-m", "runchain", "report", "--dir", str(wandb_dir),
+                        "-o", args.report, *metrics], check=False)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,59 @@ def chain(run_id: str, dir: str | None, project: str | None, metrics: tuple[str,
         _write_csv(columns, csv_path)
 
 
+@main.command()
+@source_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="runchain-report.html",
+              show_default=True, help="HTML file to write")
+@click.option("--metric", "metrics", multiple=True,
+              help="metric to draw (repeatable) [default: the first four, by name]")
+@click.option("--leaf", "leaves", multiple=True, help="draw the chain to this run (repeatable) "
+              "[default: every leaf]")
+def report(dir: str | None, project: str | None, output: str, metrics: tuple[str, ...],
+           leaves: tuple[str, ...]) -> None:
+    """Write a self-contained HTML report: tree map, chains, branches, runs.
+
+    \b
+    Example:
+        runchain report -o report.html
+        runchain report --leaf 1a2b3c4d --metric loss/00
+    """
+    from .report import write_report  # matplotlib loads only for reports
+    source = _open(dir, project)
+    try:
+        path = write_report(source, output, metrics or None, leaves or None)
+    except RunchainError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"report: {path.resolve()}")
+
+
+@main.command()
+@click.argument("leaf")
+@source_options
+@click.option("--mode", type=click.Choice(["auto", "online", "offline"]), default="auto",
+              show_default=True, help="where the chain-view run goes, as for training runs")
+@click.option("--to-project", default=None, metavar="PROJECT",
+              help="W&B project of the chain-view run [default: the leaf's project]")
+@click.option("--metric", "metrics", multiple=True, help="metric to log (repeatable) [default: all]")
+def publish(leaf: str, dir: str | None, project: str | None, mode: str, to_project: str | None,
+            metrics: tuple[str, ...]) -> None:
+    """Log the chain to LEAF as one W&B run (job_type chain-view, named chain-LEAF).
+
+    \b
+    Example:
+        runchain publish 1a2b3c4d              # online when credentials exist
+        runchain publish 1a2b3c4d --mode offline
+    """
+    from .publish import publish as publish_chain
+    source = _open(dir, project)
+    try:
+        run = publish_chain(source, leaf, mode=mode, project=to_project, keys=metrics or None)
+    except RunchainError as e:
+        raise click.ClickException(str(e)) from None
+    where = run.url or f"offline run in {Path(run.dir).parent}"
+    click.echo(f"published chain-{leaf} as run {run.id}: {where}")
+
+
 def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
     keys = ["global_step", "run_id", "step"] + [k for k in columns if k not in
                                                 ("global_step", "run_id", "step")]
@@ -160,3 +213,74 @@ def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
         if out is not sys.stdout:
             out.close()
             click.echo(f"wrote {len(columns['global_step'])} rows to {Path(path)}", err=True)
+
+
+def _sync_line(item) -> str:
+    """One run of the sync plan: what happens to it, where it goes, and its input edge."""
+    if item.pending:
+        action = f"upload {item.run_id}" + (f" ({len(item.pending)} folders)"
+                                            if len(item.pending) > 1 else "")
+    else:
+        action = f"skip {item.run_id} ({', '.join(item.skipped)})"
+    where = f"{item.entity}/{item.project}" if item.entity else item.project
+    edge = item.edge
+    if edge is None:
+        origin = "root"
+    else:
+        origin = f"parent {edge.parent_run}@{edge.parent_step}"
+        if edge.problem:
+            origin += f" (unlinkable: {edge.problem})"
+        elif not edge.local:
+            origin += " (not local: linked if on W&B)"
+    return f"{action}  project {where}  {origin}"
+
+
+@main.command("sync")
+@click.option("--dir", "dir", type=click.Path(file_okay=False), default=None,
+              help="wandb/ folder to upload [default: $WANDB_DIR/wandb, else ./wandb]")
+@click.option("--entity", default=None,
+              help="W&B entity to upload to [default: the run's own, else your default entity]")
+@click.option("--project", default=None, help="W&B project to upload to [default: each run's own]")
+@click.option("--dry-run", is_flag=True,
+              help="print the plan, parents before children, and change nothing (no credentials needed)")
+@click.option("--jobs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="uploads at once; a child always waits for its parent's upload")
+def sync_command(dir: str | None, entity: str | None, project: str | None, dry_run: bool,
+                 jobs: int) -> None:
+    """Upload offline runs with `wandb sync`, parents first, then attach their input edges.
+
+    Runs that wandb marked synced, or that were logged online, are not uploaded again, but
+    their edges are checked. Rerunning continues an interrupted sync and adds no edge twice.
+
+    \b
+    Example:
+        runchain sync --dry-run                      # the plan; needs no credentials
+        runchain sync --entity my-team --project llm --jobs 8
+    """
+    from . import sync as syncing
+    warnings.showwarning = _warn  # one line per warning, never a traceback
+    try:
+        if dry_run:
+            runs = syncing.plan(dir, entity=entity, project=project)
+            for item in runs:
+                click.echo(_sync_line(item))
+            edges = sum(item.edge is not None for item in runs)
+            click.echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
+                       f"to upload, {edges} edges to check; nothing was changed", err=True)
+            return
+        result = syncing.sync(dir, entity=entity, project=project, jobs=jobs)
+    except RunchainError as e:
+        raise click.ClickException(str(e)) from None
+    uploaded = set(result.uploaded)
+    for item in result.runs:
+        if item.run_id in uploaded:
+            click.echo(f"uploaded {item.run_id}  to {item.entity}/{item.project}")
+    for link in result.links:
+        line = f"{link.status} {link.run_id} <- {link.ref}"
+        click.echo(line + (f": {link.reason}" if link.reason else ""))
+    click.echo(f"{len(uploaded)} runs uploaded, {len(result.links)} edges checked, "
+               f"{len(result.unlinkable)} unlinkable", err=True)
+    if result.unlinkable:
+        raise click.ClickException(
+            f"{len(result.unlinkable)} edge(s) could not be linked (listed above); the runs "
+            f"themselves were uploaded. Fix the cause and run `runchain sync` again")

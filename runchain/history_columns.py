@@ -143,7 +143,7 @@ def _slow(records: Sequence[bytes]) -> dict[str, np.ndarray]:
     rows: list[dict[str, object]] = []
     for raw in records:
         record.ParseFromString(raw)
-        rows.append({item.key or "/".join(item.nested_key): _json(item.value_json)
+        rows.append({item.key or ".".join(item.nested_key): _json(item.value_json)
                      for item in record.history.item})
     return _columns(rows_to_columns(rows))
 
@@ -170,7 +170,8 @@ def rows_to_columns(rows: list[dict[str, object]]) -> dict[str, np.ndarray]:
 
 
 def _columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Put ``_step`` first as int64 and drop rows that have none."""
+    """``_step`` first as int64, then the other keys sorted (wandb writes them in any
+    order), and rows without a ``_step`` dropped."""
     step = columns.pop(STEP, None)
     if step is None:
         return {STEP: np.empty(0, np.int64)}
@@ -178,4 +179,4 @@ def _columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if not has.all():
         columns = {k: v[has] for k, v in columns.items()}
         step = step[has]
-    return {STEP: step.astype(np.int64), **columns}
+    return {STEP: step.astype(np.int64), **{k: columns[k] for k in sorted(columns)}}

@@ -29,7 +29,7 @@ import numpy as np
 
 from .runfile import ArtifactRecord, RunFile
 
-FORMAT = 1  # bump when the entry layout or the decoding changes
+FORMAT = 2  # bump when the entry layout or the decoding changes
 
 
 def cache_dir() -> Path | None:

@@ -136,7 +136,7 @@ class RunFile:
 
 
 def _key(item: Any) -> str:
-    return item.key or "/".join(item.nested_key)
+    return item.key or ".".join(item.nested_key)
 
 
 def _apply(target: dict[str, Any], update: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -51,6 +52,23 @@ def do_run(*args: str, check: bool = True) -> str:
     """Run ``do_run.py`` and return the id of the run it made."""
     proc = script("do_run.py", *args, check=check)
     return re.search(r"^run (\S+): mode", proc.stdout, re.M)[1]
+
+
+def plain_run(wandb_dir: Path, rows_to_log: list[dict], name: str | None = None) -> Path:
+    """A plain wandb offline run (no runchain) logging ``rows_to_log``; returns its run file.
+
+    In a subprocess: wandb's service may still be writing when an in-process finish() returns.
+    """
+    code = ("import json, sys, wandb\n"
+            "run = wandb.init(project='p', dir=sys.argv[1], mode='offline', name=sys.argv[3] or None)\n"
+            "for step, row in enumerate(json.loads(sys.argv[2])):\n"
+            "    run.log(row, step=step)\n"
+            "run.finish()\n"
+            "print(run.id)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(wandb_dir.parent),
+                           json.dumps(rows_to_log), name or ""],
+                          capture_output=True, text=True, check=True, timeout=300)
+    return run_file(wandb_dir, proc.stdout.split()[-1])
 
 
 def rows(columns: dict) -> list[dict]:

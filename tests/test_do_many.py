@@ -57,7 +57,8 @@ def test_fixed_seed_gives_this_tree_shape(serial):
             assert crumbs["depth"] == parent["depth"] + 1
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("6 new runs in project runchain-demo (offline); runchain tree")
-    printed = {line.split()[0]: len(line) - len(line.lstrip()) for line in lines[1:]}
+    assert lines[-1].startswith("report: ") and lines[-1].endswith("runchain-report.html")
+    printed = {line.split()[0]: len(line) - len(line.lstrip()) for line in lines[1:-1]}
     assert printed == {rid: 2 * c["depth"] for rid, c in by_id.items()}  # indented by depth
 
 

@@ -5,8 +5,6 @@ import json
 import os
 import shutil
 import struct
-import subprocess
-import sys
 import warnings
 import zlib
 
@@ -15,7 +13,7 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import do_run, rows, run_file
+from conftest import do_run, plain_run, rows, run_file
 from runchain import history_columns, local_tree
 from runchain.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
 
@@ -39,24 +37,8 @@ def test_bulk_decoding_equals_per_item_json_on_a_real_file(tree):
     assert {"loss/00", "global_step", "_runtime"} <= set(fast)
 
 
-def _offline_run(wandb_dir, rows_to_log):
-    """A plain wandb offline run (no runchain) logging ``rows_to_log``; its run file.
-
-    In a subprocess: wandb's service may still be writing when an in-process finish() returns.
-    """
-    code = ("import json, sys, wandb\n"
-            "run = wandb.init(project='p', dir=sys.argv[1], mode='offline')\n"
-            "for step, row in enumerate(json.loads(sys.argv[2])):\n"
-            "    run.log(row, step=step)\n"
-            "run.finish()\n"
-            "print(run.id)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(wandb_dir.parent), json.dumps(rows_to_log)],
-                          capture_output=True, text=True, check=True, timeout=300)
-    return run_file(wandb_dir, proc.stdout.split()[-1])
-
-
 def test_non_numeric_values_fall_back_to_exact_decoding_and_keep_numeric_columns(wandb_dir):
-    path = _offline_run(wandb_dir, [
+    path = plain_run(wandb_dir, [
         {"loss": 1.5, "note": "warmup", "flag": True, "nested": {"a": 1}},
         {"loss": float("nan"), "note": "x"},
         {"loss": 0.25, "big": float("inf"), "nested": {"a": 2}},
@@ -244,7 +226,7 @@ def test_a_plain_wandb_run_whose_file_records_use_artifact_gets_its_parent(tree,
                                                                           wandb_dir):
     copy = tmp_path / "wandb"
     shutil.copytree(tree["dir"], copy)
-    path = _offline_run(copy, [{"loss": 1.0}, {"loss": 0.5}])  # no runchain breadcrumbs
+    path = plain_run(copy, [{"loss": 1.0}, {"loss": 0.5}])  # no runchain breadcrumbs
     plain = path.name[4:-6]
     root = runchain.open_source(copy).tree.nodes[tree["root"]].info
     version = {c.step: c.version for c in root.checkpoints}[29]

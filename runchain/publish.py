@@ -1,0 +1,87 @@
+"""``runchain publish``: a chain as one W&B run, so the W&B UI shows it truncated and stitched.
+
+The run (``job_type="chain-view"``, named ``chain-<leaf>``, tagged with its root and
+leaf) logs the stitched history at ``step=global_step``, each row with ``global_step``,
+``run_id``, the run's local ``step`` and every metric, and a ``wandb.Table`` of the
+segments. It works on any W&B server, self-managed ones included, where W&B's own run
+forking may be missing; offline it writes an offline run like any other.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import wandb
+
+from .contract import STEP_METRIC
+from .errors import RunchainError
+from .mode import resolve_mode
+from .source import Source
+
+JOB_TYPE = "chain-view"
+SEGMENT_COLUMNS = ["run_id", "name", "state", "kept_first_step", "kept_last_step",
+                   "global_first", "global_last"]
+
+
+def segment_rows(source: Source, leaf: str) -> list[list[Any]]:
+    """One row per segment of the chain ending at ``leaf``, as in ``SEGMENT_COLUMNS``."""
+    rows = []
+    for seg in source.chain(leaf):
+        info = source.tree.nodes[seg.run_id].info
+        last = info.last_step if seg.last_step is None else seg.last_step
+        rows.append([seg.run_id, info.name or "", info.state, 0, last, seg.global_offset,
+                     None if last is None else seg.global_offset + last])
+    return rows
+
+
+def publish(source: Source, leaf: str, mode: str = "auto", project: str | None = None,
+            entity: str | None = None, keys: Sequence[str] | None = None) -> Any:
+    """Log the chain ending at ``leaf`` as a new W&B run; returns the finished run.
+
+    Args:
+        source: from ``open_source``.
+        leaf: the chain's last run.
+        mode: "auto", "online" or "offline", as for training runs (``resolve_mode``).
+        project: W&B project of the new run; default the leaf's project.
+        entity: W&B entity of the new run; default wandb's default.
+        keys: metrics to log; default all.
+
+    Raises:
+        RunNotFoundError: ``leaf`` is not in the source.
+        CredentialsError, ModeError: see ``resolve_mode``.
+    """
+    segments = source.chain(leaf)
+    columns = source.history(leaf, keys=keys)
+    mode = resolve_mode(mode)
+    root = segments[0].run_id
+    metrics = [k for k in columns if k not in (STEP_METRIC, "run_id", "step")]
+    config = {"runchain_chain": {"leaf": leaf, "root": root, "source": source.where,
+                                 "runs": [s.run_id for s in segments],
+                                 "cuts": [s.last_step for s in segments]}}
+    try:
+        run = wandb.init(project=project or source.tree.nodes[leaf].info.project, entity=entity,
+                         job_type=JOB_TYPE, name=f"chain-{leaf}", tags=[f"root:{root}", f"leaf:{leaf}"],
+                         config=config, mode=mode)
+    except wandb.errors.Error as e:
+        raise RunchainError(f"cannot start the chain-view run for {leaf}: {e}") from e
+    try:
+        run.define_metric(STEP_METRIC)
+        run.define_metric("*", step_metric=STEP_METRIC)
+        global_steps = columns["global_step"].tolist()
+        values = {k: columns[k].tolist() for k in metrics}
+        run_ids, steps = columns["run_id"].tolist(), columns["step"].tolist()
+        table = wandb.Table(columns=SEGMENT_COLUMNS, data=segment_rows(source, leaf))
+        for i, global_step in enumerate(global_steps):
+            row = {k: v[i] for k, v in values.items() if not math.isnan(v[i])}
+            row.update({STEP_METRIC: global_step, "run_id": run_ids[i], "step": steps[i]})
+            if i == len(global_steps) - 1:
+                row["segments"] = table  # on the last row, so no row lacks global_step
+            run.log(row, step=global_step)
+        if not global_steps:
+            run.log({"segments": table})
+    except BaseException:
+        run.finish(exit_code=1)
+        raise
+    run.finish()
+    return run

@@ -1,0 +1,169 @@
+"""``runchain report``: one self-contained HTML file with the tree, the chains and the runs.
+
+The pictures are PNGs embedded as ``data:`` URIs, the style sheet is inline, and there
+is no script, font or other URL to load, so the file opens offline anywhere. Every
+string that comes from a run (ids, names, config values, metric names) is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from . import __version__, lineage
+from .report_figures import chain_view, fan, run_colors, tree_map
+from .source import Source
+from .stitch import metric_keys
+
+SAMPLES = 2000  # rows per drawn chain; each segment keeps its first and last row
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
+       max-width: 1100px; padding: 1.5em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+.meta { color: #666; } img { max-width: 100%; height: auto; display: block; margin: 0.6em 0; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid #eee; }
+th { background: #f6f6f6; } code { font-size: 12px; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.4em; border-radius: 2px; }
+nav a { margin-right: 1em; }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _img(png: bytes, alt: str) -> str:
+    return (f'<img alt="{_e(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(png).decode("ascii")}">')
+
+
+def default_metrics(source: Source, leaf: str, n: int = 4) -> list[str]:
+    """The first ``n`` metrics, by name, that the chain ending at ``leaf`` logged."""
+    histories = source.fetch(source.chain(leaf), None)
+    return sorted(metric_keys(histories[s.run_id] for s in source.chain(leaf)))[:n]
+
+
+def _order(tree: lineage.Tree) -> list[str]:
+    return list(tree.nodes)  # build_tree keeps nodes in depth-first order from the roots
+
+
+def _range(first: int, last: int | None) -> str:
+    return "no rows" if last is None else f"{first}\u2013{last}"
+
+
+def _runs_table(source: Source, order: Sequence[str], colors: Mapping[str, str]) -> str:
+    tree = source.tree
+    head = ["run", "name", "parent", "cut step", "local steps", "global steps", "state",
+            "checkpoints"] + (["W&B"] if source.urls else [])
+    rows = []
+    for run_id in order:
+        node = tree.nodes[run_id]
+        last = node.info.last_step
+        glob = _range(node.global_offset, None if last is None else node.global_offset + last)
+        cells = [f'<span class="swatch" style="background:{colors[run_id]}"></span>'
+                 f"<code>{_e(run_id)}</code>",
+                 _e(node.info.name or ""), f"<code>{_e(node.parent_run or '')}</code>",
+                 _e("" if node.parent_step is None else node.parent_step),
+                 _e(_range(0, last)), _e(glob), _e(node.info.state),
+                 _e(", ".join(str(c.step) for c in node.info.checkpoints))]
+        if source.urls:
+            url = source.urls.get(run_id)
+            cells.append(f'<a href="{_e(url)}">open</a>' if url else "")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ("<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def build_report(source: Source, metrics: Sequence[str] | None = None,
+                 leaves: Sequence[str] | None = None) -> str:
+    """The report as an HTML string.
+
+    Args:
+        source: from ``open_source``.
+        metrics: metrics to draw; default the first four the first chain logged.
+        leaves: chains to draw, by their last run; default every leaf.
+
+    Raises:
+        RunNotFoundError: a run in ``leaves`` is not in the source.
+    """
+    tree = source.tree
+    order = _order(tree)
+    colors = run_colors(order)
+    leaves = list(leaves) if leaves else lineage.leaves(tree)
+    for leaf in leaves:
+        lineage.find_run(tree, leaf)
+    metrics = list(metrics) if metrics else default_metrics(source, leaves[0]) if leaves else []
+    chains: dict[str, dict[str, np.ndarray]] = {}
+    fans = {root: [leaf for leaf in lineage.leaves(tree) if _root(tree, leaf) == root]
+            for root in tree.roots}
+    wanted = list(dict.fromkeys(leaves + [leaf for group in fans.values() for leaf in group]))
+    bar = tqdm(total=len(wanted) + len(leaves) + len(fans) + 1, desc="report", unit="figure",
+               file=sys.stderr, disable=None, leave=False)
+    with bar:
+        for leaf in wanted:
+            chains[leaf] = source.history(leaf, keys=metrics, samples=SAMPLES)
+            bar.update()
+        parts = [f"<h2 id=tree>Tree of runs on the global step axis</h2>"
+                 f"<p>Each bar is a run, from its first to its last global step; ticks are its "
+                 f"checkpoints; a thin line joins the step a run started from to its start.</p>",
+                 _img(tree_map(tree, order, colors), "tree map")]
+        bar.update()
+        parts.append(f"<h2 id=chains>Chains</h2><p>Each chain from its root to a leaf, every "
+                     f"run cut at the checkpoint the next one started from; dashed lines are "
+                     f"resume points. Metrics: {_e(', '.join(metrics)) or 'none logged'}.</p>")
+        for leaf in leaves:
+            segments = source.chain(leaf)
+            path = " \u2192 ".join(f"{s.run_id}@{s.last_step}" if s.last_step is not None
+                                   else s.run_id for s in segments)
+            parts.append(f"<h3>chain to <code>{_e(leaf)}</code></h3><p class=meta>{_e(path)}</p>"
+                         + _img(chain_view(leaf, segments, chains[leaf], metrics, colors),
+                                f"chain to {leaf}"))
+            bar.update()
+        parts.append(f"<h2 id=branches>Branches</h2><p>For "
+                     f"{_e(metrics[0]) if metrics else 'the first metric'}, every chain from "
+                     f"the same root, overlaid: where the curves part is where a fork "
+                     f"diverged.</p>")
+        for root, group in fans.items():
+            if metrics:
+                parts.append(_img(fan(root, {leaf: chains[leaf] for leaf in group}, metrics[0],
+                                      colors), f"chains from {root}"))
+            bar.update()
+    parts.append("<h2 id=runs>Runs</h2>" + _runs_table(source, order, colors))
+    notes = "".join(f"<li>{_e(note)}</li>" for note in tree.notes)
+    header = (f"<h1>runchain report</h1><p class=meta>{len(tree.nodes)} runs, {len(tree.roots)} "
+              f"root(s), {len(lineage.leaves(tree))} chain(s), read from <code>"
+              f"{_e(source.where)}</code>; runchain {_e(__version__)}</p>"
+              + (f"<ul class=meta>{notes}</ul>" if notes else "")
+              + "<nav><a href=#tree>tree</a><a href=#chains>chains</a>"
+                "<a href=#branches>branches</a><a href=#runs>runs</a></nav>")
+    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width, initial-scale=1'>"
+            f"<title>runchain report: {_e(source.where)}</title><style>{STYLE}</style></head>"
+            f"<body>{header}{''.join(parts)}</body></html>")
+
+
+def _root(tree: lineage.Tree, run_id: str) -> str:
+    node = tree.nodes[run_id]
+    while node.parent_run is not None:
+        node = tree.nodes[node.parent_run]
+    return node.info.id
+
+
+def write_report(source: Source, path: str | os.PathLike = "runchain-report.html",
+                 metrics: Sequence[str] | None = None,
+                 leaves: Sequence[str] | None = None) -> Path:
+    """Write the report to ``path`` (atomically) and return it. See ``build_report``."""
+    path = Path(path)
+    text = build_report(source, metrics, leaves)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

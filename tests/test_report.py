@@ -1,0 +1,266 @@
+"""runchain report and runchain publish on a real offline tree, and the report in a real browser."""
+
+import base64
+import csv
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from wandb.proto import wandb_internal_pb2 as pb
+
+import runchain
+from conftest import isolate, plain_run, script
+from runchain.runfile import read_run_file, record_kind, scan_records
+
+XSS = "<img src=x onerror=alert(1)>"
+BAD_METRIC = "<b>m</b>&'\""
+
+
+def cli(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "runchain", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """do_many's tree (5 runs, its report written by do_many) plus a plain run named XSS."""
+    with pytest.MonkeyPatch.context() as mp:
+        base = tmp_path_factory.mktemp("report")
+        wdir = isolate(mp, base)
+        out = script("do_many.py", "--n_runs", 5, "--n_steps", 60, "--n_checkpoint_steps", 20,
+                     "--n_metrics", 4, "--seed", 2).stdout
+        plain = plain_run(wdir, [{"loss": 1.0 - i / 10, BAD_METRIC: float(i)} for i in range(6)],
+                          name=XSS).name[4:-6]
+        report = base / "report.html"
+        cli("report", "--dir", wdir, "-o", report)
+        yield {"dir": wdir, "base": base, "do_many_out": out, "plain": plain, "report": report,
+               "html": report.read_text(encoding="utf-8")}
+
+
+def test_do_many_ends_by_writing_the_report_and_printing_its_path(demo):
+    written = demo["base"] / "runchain-report.html"
+    assert written.is_file() and f"report: {written}" in demo["do_many_out"]
+    assert "<h2 id=chains>" in written.read_text(encoding="utf-8")
+
+
+def test_do_many_no_report_skips_it(tmp_path, monkeypatch):
+    isolate(monkeypatch, tmp_path)
+    out = script("do_many.py", "--n_runs", 1, "--n_steps", 5, "--n_metrics", 2, "--no-report").stdout
+    assert not (tmp_path / "runchain-report.html").exists() and "report:" not in out
+
+
+def test_sections_in_order_with_every_picture_embedded(demo):
+    page = demo["html"]
+    positions = [page.index(f"<h2 id={s}>") for s in ("tree", "chains", "branches", "runs")]
+    assert positions == sorted(positions)
+    src = runchain.open_source(demo["dir"])
+    leaves = runchain.leaves(src.tree)
+    images = re.findall(r'<img alt="[^"]*" src="([^"]*)"', page)
+    assert len(images) == 1 + len(leaves) + len(src.tree.roots)  # tree, chains, fans
+    for uri in images:
+        assert uri.startswith("data:image/png;base64,")
+        assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for run_id in src.tree.nodes:  # every run in the table
+        assert f"<code>{run_id}</code>" in page
+
+
+def test_every_user_string_is_escaped(demo):
+    page = demo["html"]
+    assert XSS not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    report = demo["base"] / "bad-metric.html"
+    cli("report", "--dir", demo["dir"], "-o", report, "--metric", BAD_METRIC, "--leaf", demo["plain"])
+    text = report.read_text(encoding="utf-8")
+    assert BAD_METRIC not in text and "&lt;b&gt;m&lt;/b&gt;&amp;&#x27;&quot;" in text
+
+
+def test_nothing_external_is_referenced(demo):
+    page = demo["html"]
+    assert not re.search(r"<script|<link|<iframe|<object|@import|url\(", page, re.I)
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//|ftp:)", page, re.I)
+    assert "http" not in page  # a local source has no W&B links either
+
+
+def test_leaf_option_draws_only_those_chains(demo):
+    src = runchain.open_source(demo["dir"])
+    leaf = runchain.leaves(src.tree)[0]
+    report = demo["base"] / "one.html"
+    cli("report", "--dir", demo["dir"], "-o", report, "--leaf", leaf)
+    assert report.read_text(encoding="utf-8").count("<h3>chain to ") == 1
+
+
+def test_unknown_leaf_and_empty_folder_are_clean_errors(demo, tmp_path):
+    proc = cli("report", "--dir", demo["dir"], "-o", tmp_path / "x.html", "--leaf", "nosuchrun",
+               check=False)
+    assert proc.returncode == 1 and "nosuchrun" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.html").exists()
+    proc = cli("report", "--dir", tmp_path, "-o", tmp_path / "y.html", check=False)
+    assert proc.returncode == 1 and "no runs" in proc.stderr and str(tmp_path) in proc.stderr
+
+
+# -- publish ------------------------------------------------------------------------------
+
+def _records(path, kind):
+    record = pb.Record()
+    for raw in scan_records(path.read_bytes()).records:
+        if record_kind(raw) == kind:
+            record.ParseFromString(raw)
+            yield record
+
+
+def test_publish_read_back_equals_chain_csv(demo, tmp_path):
+    src = runchain.open_source(demo["dir"])
+    leaf = max(src.tree.nodes, key=lambda r: src.tree.nodes[r].depth)
+    before = set(demo["dir"].glob("offline-run-*"))
+    proc = cli("publish", leaf, "--dir", demo["dir"], "--mode", "offline")
+    (folder,) = set(demo["dir"].glob("offline-run-*")) - before
+    (path,) = folder.glob("run-*.wandb")
+    assert "chain-" + leaf in proc.stdout
+    run = read_run_file(path)
+    (run_record,) = (r.run for r in _records(path, "run"))
+    assert run_record.display_name == f"chain-{leaf}" and run_record.job_type == "chain-view"
+    root = src.chain(leaf)[0].run_id
+    assert set(run_record.tags) == {f"root:{root}", f"leaf:{leaf}"}
+    csv_path = tmp_path / "chain.csv"
+    cli("chain", leaf, "--dir", demo["dir"], "--csv", csv_path)
+    with open(csv_path, newline="") as f:
+        table = list(csv.reader(f))
+    header, body = table[0], table[1:]
+    assert run.history["global_step"].tolist() == [int(r[0]) for r in body]
+    assert run.history["_step"].tolist() == [int(r[0]) for r in body]  # step=global_step
+    assert run.history["step"].tolist() == [int(r[2]) for r in body]
+    for j, key in enumerate(header[3:], start=3):
+        expected = [float(r[j]) if r[j] else np.nan for r in body]
+        np.testing.assert_array_equal(run.history[key], expected, err_msg=key)
+    run_ids = [json.loads(item.value_json) for r in _records(path, "history")
+               for item in r.history.item if "/".join(item.nested_key) == "run_id"]
+    assert run_ids == [r[1] for r in body]
+    table = {item.nested_key[1]: json.loads(item.value_json) for r in _records(path, "history")
+             for item in r.history.item if item.nested_key[0] == "segments"}
+    assert table["_type"] == "table-file" and table["nrows"] == len(src.chain(leaf))
+    content = json.loads((folder / "files" / table["path"]).read_text())
+    assert [row[0] for row in content["data"]] == [s.run_id for s in src.chain(leaf)]
+    assert content["columns"][:2] == ["run_id", "name"]
+
+
+def test_publish_unknown_leaf_is_a_clean_error(demo):
+    proc = cli("publish", "nosuchrun", "--dir", demo["dir"], "--mode", "offline", check=False)
+    assert proc.returncode == 1 and "nosuchrun" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- the report in a real browser -------------------------------------------------------
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("NO BROWSER: the report's browser test needs headless Chromium (Debian's "
+                "`chromium` package); .ci/run installs it with apt-get, which failed or was "
+                "unavailable here")
+
+
+class _Proxy:
+    """A proxy on 127.0.0.1 that records every request the browser sends and refuses it,
+    so nothing the browser does during the test can reach the network."""
+
+    def __init__(self):
+        self.requests = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.requests.append(conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1"))
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+# Put first in <head>: a policy that lets the page load only what it embeds, and a record of
+# everything the page tried to load beyond that (the policy blocks and reports it).
+GUARD = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+         "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+         "<script>window.blocked = []; document.addEventListener('securitypolicyviolation', "
+         "e => window.blocked.push(e.blockedURI));</script>")
+# Put last in <body>: measures what the page shows once it has loaded.
+PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const shown = [...document.querySelectorAll("img, svg")].map(el => {
+    const r = el.getBoundingClientRect();
+    return {tag: el.tagName, width: r.width, height: r.height,
+            natural: el.naturalWidth === undefined ? null : el.naturalWidth};
+  });
+  const probe = document.createElement("pre");
+  probe.id = "probe";
+  probe.textContent = JSON.stringify({shown, blocked: window.blocked, text: document.body.innerText.length,
+    resources: performance.getEntriesByType("resource").map(e => e.name)});
+  document.body.appendChild(probe);
+}, 0));
+</script>"""
+
+
+def _browse(chromium, tmp_path, proxy, *args):
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--disable-component-update",
+           "--disable-sync", "--disable-default-apps", f"--proxy-server=http://127.0.0.1:{proxy.port}",
+           "--proxy-bypass-list=<-loopback>", "--window-size=1280,2000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def test_report_renders_in_headless_chromium_without_network(demo, tmp_path):
+    chromium = _chromium()
+    probed = tmp_path / "probed.html"  # the report plus a script that measures what it shows
+    page = demo["html"].replace("<head>", "<head>" + GUARD, 1).replace("</body>", PROBE + "</body>")
+    probed.write_text(page, encoding="utf-8")
+    proxy = _Proxy()
+    try:
+        dom = _browse(chromium, tmp_path, proxy, "--virtual-time-budget=10000", "--dump-dom",
+                      probed.as_uri())
+        shot = tmp_path / "shot.png"
+        _browse(chromium, tmp_path, proxy, f"--screenshot={shot}", demo["report"].as_uri())
+    finally:
+        proxy.close()
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert match, f"the page did not finish loading in Chromium:\n{dom.stderr[-2000:]}"
+    probe = json.loads(match[1].replace("&quot;", '"').replace("&amp;", "&"))
+    images = re.findall(r"<img ", demo["html"])
+    assert len(probe["shown"]) == len(images) > 0
+    for element in probe["shown"]:
+        assert element["width"] > 50 and element["height"] > 50, element
+        assert element["natural"] is None or element["natural"] > 0, element  # decoded
+    assert probe["text"] > 500
+    assert probe["blocked"] == []  # the page tried to load nothing it does not embed
+    assert [r for r in probe["resources"] if not r.startswith("data:")] == []
+    # Chromium's own background requests (its clock, component updates) reach the proxy,
+    # which refuses them; none may come from the page, i.e. name a file:// or page URL.
+    assert not [r for r in proxy.requests if "file:" in r or "report" in r]
+    from matplotlib.image import imread
+    pixels = imread(shot)
+    assert pixels.shape[0] > 500 and pixels[..., :3].std() > 0.05  # not a blank page
+    assert (pixels[..., :3].mean(axis=2) < 0.9).mean() > 0.02
