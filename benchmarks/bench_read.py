@@ -40,6 +40,7 @@ import numpy as np
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
+import runchain.parallel
 from runchain import local_tree
 from runchain.history_columns import rows_to_columns
 from runchain.local_runs import run_folders
@@ -242,7 +243,7 @@ def main() -> None:
         size = sum(p.stat().st_size for p in files)
         records = [scan_records(p.read_bytes()).records for p in files]
         print(f"tree: {len(files)} run files, {size / 1e6:.0f} MB, "
-              f"{sum(map(len, records))} records; {local_tree._workers()} cores usable")
+              f"{sum(map(len, records))} records; {runchain.parallel.workers()} cores usable")
         sides = {
             "floor, fresh Record": lambda: floor(records, fresh=True),
             "floor, reused Record": lambda: floor(records, fresh=False),

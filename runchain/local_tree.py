@@ -9,20 +9,17 @@ the chain's runs, one run at a time.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import math
-import multiprocessing
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
+from . import parallel
 from .contract import CHECKPOINT_TYPE, step_alias
 from .errors import RunNotFoundError
 from .lineage import CheckpointInfo, RunInfo, Segment
@@ -58,33 +55,6 @@ def _history(path: str, key: list[int], folder: str | None) -> tuple[list[str], 
     return list(run.history), run.history
 
 
-def _workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def _each(func: Callable, jobs: list[tuple], sizes: list[int], desc: str) -> list:
-    """``func(*job)`` for every job, in a process pool when there is enough to do."""
-    workers = min(_workers(), len(jobs)) if sum(sizes) >= PARALLEL_BYTES else 1
-    results: list = [None] * len(jobs)
-    with tqdm(total=len(jobs), desc=desc, unit="file", file=sys.stderr,
-              disable=None if len(jobs) > 1 else True, leave=False) as bar:
-        if workers <= 1:
-            for i, job in enumerate(jobs):
-                results[i] = func(*job)
-                bar.update()
-            return results
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = {pool.submit(func, *job): i for i, job in enumerate(jobs)}
-            for future in concurrent.futures.as_completed(futures):
-                results[futures[future]] = future.result()
-                bar.update()
-    return results
-
-
 class RunFiles:
     """The run files of a folder: lineage read up front, each history decoded when first asked.
 
@@ -111,8 +81,8 @@ class RunFiles:
                               f"reading without a cache. Set RUNCHAIN_CACHE_DIR to a writable "
                               f"folder")
                 self.folder = None
-        runs = _each(_lineage, [self._job(p) for p in cold], [self.keys[p][1] for p in cold],
-                     "reading run files")
+        runs = parallel.each(_lineage, [self._job(p) for p in cold], "reading run files",
+                             sum(self.keys[p][1] for p in cold) >= PARALLEL_BYTES)
         for path, run in zip(cold, runs):
             self.metas[path] = {**to_meta(run, self.keys[path]), "columns": None}
         self.runs = {path: from_meta(self.metas[path]) for path in paths}
@@ -128,8 +98,8 @@ class RunFiles:
         """Make sure the history of ``paths`` is decoded (cached or in memory)."""
         todo = [p for p in dict.fromkeys(paths)
                 if self.metas[p]["columns"] is None and p not in self.memory]
-        results = _each(_history, [self._job(p) for p in todo], [self.keys[p][1] for p in todo],
-                        "decoding histories")
+        results = parallel.each(_history, [self._job(p) for p in todo], "decoding histories",
+                                sum(self.keys[p][1] for p in todo) >= PARALLEL_BYTES)
         for path, (names, columns) in zip(todo, results):
             if columns is None:
                 self.metas[path] = {**self.metas[path], "columns": names}

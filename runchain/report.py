@@ -14,15 +14,15 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
 from tqdm import tqdm
 
-from . import __version__, lineage
+from . import __version__, lineage, parallel
 from .report_figures import chain_view, fan, run_colors, tree_map
 from .source import Source
 from .stitch import metric_keys
 
 SAMPLES = 2000  # rows per drawn chain; each segment keeps its first and last row
+MIN_PARALLEL = 8  # pictures worth a process pool
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
        max-width: 1100px; padding: 1.5em; color: #222; }
@@ -101,41 +101,34 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     for leaf in leaves:
         lineage.find_run(tree, leaf)
     metrics = list(metrics) if metrics else default_metrics(source, leaves[0]) if leaves else []
-    chains: dict[str, dict[str, np.ndarray]] = {}
     fans = {root: [leaf for leaf in lineage.leaves(tree) if _root(tree, leaf) == root]
             for root in tree.roots}
     wanted = list(dict.fromkeys(leaves + [leaf for group in fans.values() for leaf in group]))
-    bar = tqdm(total=len(wanted) + len(leaves) + len(fans) + 1, desc="report", unit="figure",
-               file=sys.stderr, disable=None, leave=False)
-    with bar:
-        for leaf in wanted:
-            chains[leaf] = source.history(leaf, keys=metrics, samples=SAMPLES)
-            bar.update()
-        parts = [f"<h2 id=tree>Tree of runs on the global step axis</h2>"
-                 f"<p>Each bar is a run, from its first to its last global step; ticks are its "
-                 f"checkpoints; a thin line joins the step a run started from to its start.</p>",
-                 _img(tree_map(tree, order, colors), "tree map")]
-        bar.update()
-        parts.append(f"<h2 id=chains>Chains</h2><p>Each chain from its root to a leaf, every "
-                     f"run cut at the checkpoint the next one started from; dashed lines are "
-                     f"resume points. Metrics: {_e(', '.join(metrics)) or 'none logged'}.</p>")
-        for leaf in leaves:
-            segments = source.chain(leaf)
-            path = " \u2192 ".join(f"{s.run_id}@{s.last_step}" if s.last_step is not None
-                                   else s.run_id for s in segments)
-            parts.append(f"<h3>chain to <code>{_e(leaf)}</code></h3><p class=meta>{_e(path)}</p>"
-                         + _img(chain_view(leaf, segments, chains[leaf], metrics, colors),
-                                f"chain to {leaf}"))
-            bar.update()
-        parts.append(f"<h2 id=branches>Branches</h2><p>For "
-                     f"{_e(metrics[0]) if metrics else 'the first metric'}, every chain from "
-                     f"the same root, overlaid: where the curves part is where a fork "
-                     f"diverged.</p>")
-        for root, group in fans.items():
-            if metrics:
-                parts.append(_img(fan(root, {leaf: chains[leaf] for leaf in group}, metrics[0],
-                                      colors), f"chains from {root}"))
-            bar.update()
+    chains = {leaf: source.history(leaf, keys=metrics, samples=SAMPLES)
+              for leaf in tqdm(wanted, desc="reading chains", unit="chain", file=sys.stderr,
+                               disable=None, leave=False)}
+    jobs = [("tree", tree, order, colors)]
+    jobs += [("chain", leaf, source.chain(leaf), chains[leaf], metrics, colors) for leaf in leaves]
+    if metrics:
+        jobs += [("fan", root, {leaf: chains[leaf] for leaf in group}, metrics[0], colors)
+                 for root, group in fans.items()]
+    pictures = iter(parallel.each(_draw, jobs, "drawing", parallel=len(jobs) >= MIN_PARALLEL))
+    parts = ["<h2 id=tree>Tree of runs on the global step axis</h2>"
+             "<p>Each bar is a run, from its first to its last global step; ticks are its "
+             "checkpoints; a thin line joins the step a run started from to its start.</p>",
+             _img(next(pictures), "tree map"),
+             f"<h2 id=chains>Chains</h2><p>Each chain from its root to a leaf, every run cut at "
+             f"the checkpoint the next one started from; dashed lines are resume points. "
+             f"Metrics: {_e(', '.join(metrics)) or 'none logged'}.</p>"]
+    for leaf in leaves:
+        path = " \u2192 ".join(f"{s.run_id}@{s.last_step}" if s.last_step is not None
+                               else s.run_id for s in source.chain(leaf))
+        parts.append(f"<h3>chain to <code>{_e(leaf)}</code></h3><p class=meta>{_e(path)}</p>"
+                     + _img(next(pictures), f"chain to {leaf}"))
+    parts.append(f"<h2 id=branches>Branches</h2><p>For "
+                 f"{_e(metrics[0]) if metrics else 'the first metric'}, every chain from the "
+                 f"same root, overlaid: where the curves part is where a fork diverged.</p>")
+    parts += [_img(png, f"chains from {root}") for root, png in zip(fans, pictures)]
     parts.append("<h2 id=runs>Runs</h2>" + _runs_table(source, order, colors))
     notes = "".join(f"<li>{_e(note)}</li>" for note in tree.notes)
     header = (f"<h1>runchain report</h1><p class=meta>{len(tree.nodes)} runs, {len(tree.roots)} "
@@ -148,6 +141,11 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
             "<meta name=viewport content='width=device-width, initial-scale=1'>"
             f"<title>runchain report: {_e(source.where)}</title><style>{STYLE}</style></head>"
             f"<body>{header}{''.join(parts)}</body></html>")
+
+
+def _draw(kind: str, *args: object) -> bytes:
+    """One picture of the report (a module-level function, so a process pool can run it)."""
+    return {"tree": tree_map, "chain": chain_view, "fan": fan}[kind](*args)
 
 
 def _root(tree: lineage.Tree, run_id: str) -> str:

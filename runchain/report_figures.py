@@ -12,7 +12,9 @@ from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .lineage import Segment, Tree
 
@@ -77,30 +79,63 @@ def _segment_slices(run_ids: np.ndarray) -> list[tuple[str, slice]]:
     return [(str(run_ids[a]), slice(a, b)) for a, b in zip(bounds, bounds[1:])]
 
 
+class ChainCanvas:
+    """One figure with an axes per metric, reused for chain after chain.
+
+    Setting a figure up costs more than drawing a chain into it, so only the lines,
+    resume markers and titles change between chains.
+    """
+
+    def __init__(self, metrics: Sequence[str]):
+        self.metrics = list(metrics)
+        cols = 2 if len(metrics) > 1 else 1
+        rows = max(1, math.ceil(len(metrics) / cols))
+        self.fig = Figure(figsize=(11, 1.0 + 2.4 * rows))
+        self.fig.subplots_adjust(left=0.06, right=0.985, top=1 - 0.55 / (1.0 + 2.4 * rows),
+                                 bottom=0.45 / (1.0 + 2.4 * rows), hspace=0.5, wspace=0.14)
+        self.axes = list(self.fig.subplots(rows, cols, squeeze=False).ravel())
+        for ax in self.axes[len(metrics):]:
+            ax.set_visible(False)
+        for ax in self.axes[:len(metrics)]:  # few ticks: their labels are most of the drawing
+            ax.xaxis.set_major_locator(MaxNLocator(6))
+            ax.yaxis.set_major_locator(MaxNLocator(4))
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+            ax.set_xlabel("global step", fontsize=8, labelpad=1)
+        self.title = self.fig.suptitle("", fontsize=11)
+
+    def draw(self, leaf: str, segments: Sequence[Segment], columns: Mapping[str, np.ndarray],
+             colors: Mapping[str, str]) -> bytes:
+        """The stitched curves of the metrics, coloured by run, dashed at each resume point."""
+        pieces = _segment_slices(columns["run_id"])
+        x = columns["global_step"]
+        for ax, metric in zip(self.axes, self.metrics):
+            for artist in [*ax.lines, *ax.collections]:
+                artist.remove()
+            y = columns.get(metric)
+            if y is not None and pieces:
+                ax.add_collection(LineCollection(
+                    [np.column_stack([x[part], y[part]]) for _, part in pieces],
+                    colors=[colors.get(run_id, "grey") for run_id, _ in pieces], linewidths=1.1))
+            for seg in segments[1:]:
+                ax.axvline(seg.global_offset, color="#555555", linestyle="--", linewidth=0.8)
+            ax.relim()
+            ax.autoscale_view()
+            ax.set_title(metric if y is not None else f"{metric} (not logged)", fontsize=10)
+        self.title.set_text(f"chain {segments[0].run_id} \u2192 {leaf}  ({len(segments)} runs)")
+        return _png(self.fig)
+
+
+_canvases: dict[tuple[str, ...], ChainCanvas] = {}  # one per process and metric list
+
+
 def chain_view(leaf: str, segments: Sequence[Segment], columns: Mapping[str, np.ndarray],
                metrics: Sequence[str], colors: Mapping[str, str]) -> bytes:
-    """The stitched curves of ``metrics``, coloured by run, dashed at each resume point."""
-    cols = 2 if len(metrics) > 1 else 1
-    rows = max(1, math.ceil(len(metrics) / cols))
-    fig = Figure(figsize=(11, 1.0 + 2.4 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    pieces = _segment_slices(columns["run_id"])
-    x = columns["global_step"]
-    for ax, metric in zip(axes, metrics):
-        y = columns.get(metric)
-        if y is not None:
-            for run_id, part in pieces:
-                ax.plot(x[part], y[part], color=colors.get(run_id, "grey"), linewidth=1.1)
-        for seg in segments[1:]:
-            ax.axvline(seg.global_offset, color="#555555", linestyle="--", linewidth=0.8)
-        ax.set_title(metric if y is not None else f"{metric} (not logged)", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.set_xlabel("global step", fontsize=8)
-        ax.tick_params(labelsize=8)
-    for ax in axes[len(metrics):]:
-        ax.set_visible(False)
-    fig.suptitle(f"chain {segments[0].run_id} \u2192 {leaf}  ({len(segments)} runs)", fontsize=11)
-    return _png(fig)
+    """The chain to ``leaf`` as a PNG; see ``ChainCanvas.draw``."""
+    canvas = _canvases.get(tuple(metrics))
+    if canvas is None:
+        canvas = _canvases[tuple(metrics)] = ChainCanvas(metrics)
+    return canvas.draw(leaf, segments, columns, colors)
 
 
 def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,

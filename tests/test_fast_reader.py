@@ -14,6 +14,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
 from conftest import do_run, plain_run, rows, run_file
+import runchain.parallel
 from runchain import history_columns, local_tree
 from runchain.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
 
@@ -155,7 +156,7 @@ def test_decoding_in_a_process_pool_gives_what_one_process_gives(tree, tmp_path,
     _, serial = _history_of_every_run(tree["dir"])
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "pool"))
     monkeypatch.setattr(local_tree, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(local_tree, "_workers", lambda: 2)
+    monkeypatch.setattr(runchain.parallel, "workers", lambda: 2)
     _, pooled = _history_of_every_run(tree["dir"])
     assert pooled.keys() == serial.keys()
     for run_id in serial:
