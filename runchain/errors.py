@@ -47,3 +47,8 @@ class ProjectNotFoundError(RunNotFoundError):
 
 class SourceError(RunchainError, ConnectionError):
     """A source of runs cannot be read: W&B is unreachable, or a request to it failed."""
+
+
+class SyncError(RunchainError, RuntimeError):
+    """``runchain sync`` cannot go on: ``wandb sync`` failed for a run, a run to upload has no
+    project, or the sync state file is unreadable."""

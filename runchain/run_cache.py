@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -77,7 +77,8 @@ def from_meta(meta: Mapping[str, Any]) -> RunFile:
     return run
 
 
-def _atomic_write(target: Path, write) -> None:
+def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
+    """Write ``target`` through ``write(file)`` into a temporary file, then rename it over."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -102,11 +103,11 @@ def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,
         names = list(history)
         grid = np.stack([np.asarray(history[n], np.float64) for n in names]) if names else \
             np.empty((0, 0))
-        _atomic_write(_grid_path(entry, key), lambda f: np.save(f, grid))
+        atomic_write(_grid_path(entry, key), lambda f: np.save(f, grid))
     elif old is not None and old.get("key") == key:
         names = old.get("columns")  # the history is cached already; keep it
     meta = {**to_meta(run, key), "columns": names}
-    _atomic_write(entry, lambda f: f.write(json.dumps(meta).encode()))
+    atomic_write(entry, lambda f: f.write(json.dumps(meta).encode()))
     if old is not None and old.get("key") != key:  # the grid of an older version of the file
         _grid_path(entry, old["key"]).unlink(missing_ok=True)
     return entry

@@ -65,7 +65,7 @@ def _base_url() -> str:
 
 
 @contextlib.contextmanager
-def _asking(where: str) -> Iterator[None]:
+def wandb_requests(where: str) -> Iterator[None]:
     """Turn a failed request to W&B into ``SourceError`` naming ``where`` and the server."""
     try:
         yield
@@ -142,8 +142,8 @@ def _walk(run: Any, used: bool, logged: bool, where: str) -> tuple[tuple, tuple 
     return (_used(run, where) if used else (), _logged(run) if logged else None)
 
 
-def _parallel(calls: Sequence[tuple[Any, Callable[..., Any], tuple]], workers: int,
-              desc: str) -> Iterator[tuple[Any, Any]]:
+def threaded(calls: Sequence[tuple[Any, Callable[..., Any], tuple]], workers: int,
+             desc: str) -> Iterator[tuple[Any, Any]]:
     """Run each ``(key, fn, args)`` on at most ``workers`` threads; yield (key, result) as done.
 
     The first failure cancels the calls not yet started and is raised.
@@ -194,8 +194,8 @@ def _fetcher(runs: Mapping[str, Any], metrics: Mapping[str, list[str]], where: s
             calls += [((seg.run_id, j), _scan, (runs[seg.run_id], scan_keys, max_step))
                       for j, scan_keys in enumerate(scans)]
         rows: dict[str, dict[int, dict[str, Any]]] = {seg.run_id: {} for seg in segments}
-        with _asking(where):
-            for (run_id, _), scanned in _parallel(calls, workers, "reading history"):
+        with wandb_requests(where):
+            for (run_id, _), scanned in threaded(calls, workers, "reading history"):
                 merged = rows[run_id]
                 for row in scanned:
                     step = _step(row.get(STEP))
@@ -255,9 +255,9 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     if api is None:
         if credential_source() is None:
             raise CredentialsError(f"reading W&B project {path} needs credentials; {LOGIN_HINT}")
-        with _asking(path):
+        with wandb_requests(path):
             api = wandb.Api()
-    with _asking(path):
+    with wandb_requests(path):
         try:
             runs = api.runs(path, per_page=PER_PAGE, lazy=False)
             where = f"{runs.entity}/{runs.project}"
@@ -275,8 +275,8 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
         run.config.get(CONFIG_KEY))) for run in listed]
     walks = [(f.run.id, _walk, (f.run, f.crumbs is None, f.steps is None, where))
              for f in found if f.crumbs is None or f.steps is None]
-    with _asking(where):
-        walked = dict(_parallel(walks, workers, "walking artifacts"))
+    with wandb_requests(where):
+        walked = dict(threaded(walks, workers, "walking artifacts"))
 
     infos = []
     for f in found:

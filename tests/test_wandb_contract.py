@@ -11,12 +11,14 @@ tests scan runchain's source with ``ast`` so the tables cannot silently fall beh
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import json
 import typing
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import wandb
 from google.protobuf.descriptor import FieldDescriptor
@@ -31,6 +33,7 @@ from wandb.sdk.artifacts.artifact_manifest import ArtifactManifest
 from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
 
 import runchain
+import runchain.sync
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "runchain").glob("*.py")) + [REPO / "do_run.py", REPO / "do_many.py"]
@@ -50,6 +53,10 @@ SELF = object()  # placeholder for ``self`` when binding a method's signature
 CALLS: list[tuple[str, Any, str, tuple, dict]] = [
     ("wandb.init", wandb, "init", (),
      {"project": "p", "id": "abc", "config": {}, "mode": "offline", "job_type": "train"}),
+    ("wandb.init", wandb, "init", (),  # publish.py: the chain-view run
+     {"project": "p", "entity": None, "job_type": "chain-view", "name": "chain-abc",
+      "tags": ["root:r", "leaf:abc"], "config": {}, "mode": "offline"}),
+    ("run.log", Run, "log", ({"global_step": 3, "run_id": "abc"},), {"step": 3}),
     ("wandb.Api", wandb, "Api", (), {}),
     ("wandb.Artifact", wandb, "Artifact", ("run-abc-checkpoint",),
      {"type": "checkpoint", "metadata": {"step": 3}}),
@@ -88,6 +95,12 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
     ("run.config.get", dict, "get", ("runchain",), {}),  # the public Run's config is a dict
     ("artifact.name.split", str, "split", (":",), {}),  # "run-<id>-checkpoint:v3"
     ("wandb.proto.wandb_internal_pb2.Record", pb, "Record", (), {}),
+    # sync.py: attach an offline run's input edge once it is uploaded (and api.run above)
+    ("api.artifact", Api, "artifact", ("e/p/run-abc-checkpoint:step-3",), {"type": "checkpoint"}),
+    ("remote.used_artifacts", PublicRun, "used_artifacts", (), {}),
+    ("remote.use_artifact", PublicRun, "use_artifact", (object(),), {}),
+    # publish.py: the chain's segments as a table
+    ("wandb.Table", wandb, "Table", (), {"columns": ["run_id"], "data": [["abc"]]}),
 ]
 
 # (use in runchain's source, owner, attribute, kind): kind "property" is a property of the
@@ -152,6 +165,8 @@ ATTRS: list[tuple[str, Any, str, str]] = [
      pb.HistoryItem.DESCRIPTOR, "fields_by_name", "descriptor"),
     ("wandb.proto.wandb_internal_pb2.HistoryItem.DESCRIPTOR.fields_by_name[]",
      pb.HistoryItem.DESCRIPTOR, "fields_by_name", "descriptor"),
+    # sync.py: is the checkpoint already among the run's used artifacts?
+    ("artifact.id", Artifact, "id", "property"),
 ]
 
 # Uses whose value runchain treats as a plain dict (it calls .get or .items on them).
@@ -313,6 +328,64 @@ def test_wandb_runs_listing_of_an_unknown_project_raises_value_error():
     """wandb_runs.py turns that ValueError into ProjectNotFoundError."""
     source = inspect.getsource(PublicRuns.convert_objects)
     assert 'raise ValueError("Could not find project' in source
+
+
+# What runchain sync rests on: wandb's own ``wandb sync`` (run as ``python -m wandb sync``),
+# its ``.synced`` marker and folder names, and how the public API reports what is missing.
+
+def _sync_context(args: list[str]) -> click.Context:
+    """Parse ``wandb sync ARGS`` with the installed wandb's click command, running nothing."""
+    from wandb.cli import cli as wandb_cli
+    return wandb_cli.sync.make_context("sync", list(args))
+
+
+def test_wandb_sync_accepts_the_arguments_runchain_passes(tmp_path):
+    folders = [tmp_path / "offline-run-20260101_000000-abc", tmp_path / "offline-run-20260102_000000-abc"]
+    for folder in folders:
+        folder.mkdir()
+    args = runchain.sync.wandb_sync_args(folders, "ent", "proj")
+
+    ctx = _sync_context(args)
+
+    assert ctx.params["entity"] == "ent" and ctx.params["project"] == "proj"
+    assert ctx.params["paths"] == tuple(map(str, folders))
+    from wandb.cli import cli as wandb_cli
+    passed = {a for a in args if a.startswith("-")}
+    for param in wandb_cli.sync.params:
+        if passed & set(param.opts + param.secondary_opts):
+            assert not param.hidden, f"wandb sync {param.opts}: hidden (a removed option)"
+        elif getattr(param, "hidden", False):  # removed options: passing one is an error
+            assert ctx.params[param.name] is None, param.name
+    # wandb sync skips folders it marked synced, and online (run-*) ones, unless told not to
+    assert ctx.params["include_synced"] is None and ctx.params["include_online"] is None
+    assert importlib.util.find_spec("wandb.__main__") is not None  # python -m wandb
+
+
+def test_wandb_sync_marker_is_the_one_runchain_reads(tmp_path):
+    from wandb.cli import beta_sync
+    folder = tmp_path / "offline-run-20260101_000000-abc"
+    folder.mkdir()
+    run_file = folder / "run-abc.wandb"
+    run_file.write_bytes(b"")
+
+    assert not beta_sync._is_synced(run_file) and not runchain.sync.is_synced(run_file)
+    (folder / "run-abc.wandb.synced").touch()  # the name wandb-core's markSynced writes
+    assert beta_sync._is_synced(run_file) and runchain.sync.is_synced(run_file)
+    # wandb treats run-* folders as logged online, as runchain sync's plan does
+    assert not beta_sync._is_online(run_file)
+    online = tmp_path / "run-20260101_000000-def"
+    online.mkdir()
+    assert beta_sync._is_online(online / "run-def.wandb")
+    assert runchain.sync.OFFLINE_PREFIX == "offline-" and not online.name.startswith("offline-")
+
+
+def test_wandb_api_reports_a_missing_run_or_artifact_as_value_error():
+    """sync.py reports those edges as unlinkable, and wraps other failures in SourceError."""
+    assert issubclass(wandb.apis.public.runs.RunNotFoundError, ValueError)
+    assert "lazy=False" in inspect.getsource(Api.run)  # so api.run loads, and raises, at once
+    from_name = inspect.getsource(Artifact._from_name)
+    assert "not found under entity" in from_name and "raise ValueError" in from_name
+    assert "raise ValueError" in inspect.getsource(Api._artifact)  # a type other than asked
 
 
 def _record_field(path: str):
@@ -508,7 +581,8 @@ def test_table_scan_finds_the_calls_it_guards():
                 "producer.config.get", "wandb.proto.wandb_internal_pb2.Record",
                 "api.runs", "runs.entity", "run.summary_metrics", "run.scan_history",
                 "run.used_artifacts", "run.logged_artifacts", "run.url",
-                "wandb.sdk.lib.service.service_connection.WandbApiFailedError"):
+                "wandb.sdk.lib.service.service_connection.WandbApiFailedError",
+                "remote.use_artifact", "remote.used_artifacts", "artifact.id"):
         assert use in uses, f"scan lost {use}"
     # runchain's own LocalRun / RunFile objects named ``run`` are not mistaken for wandb runs
     for own in ("run.checkpoints", "run.breadcrumbs", "run.history", "run.torn", "run.run_id"):

@@ -1,16 +1,21 @@
-"""An in-memory W&B project for the W&B reader, built from real offline run files.
+"""An in-memory W&B for the W&B reader and ``runchain sync``, built from real offline run files.
 
-The objects carry the names of wandb's public API that ``runchain.wandb_runs`` uses:
-``Api.runs`` / ``Api.run`` / ``Api.artifact`` / ``Api.default_entity``; the ``Runs``
-listing (``entity``, ``project``, ``len``, paged iteration); a public ``Run`` (``id``,
-``name``, ``state``, ``project``, ``entity``, ``url``, ``config``, ``summary_metrics``,
-``lastHistoryStep``, ``scan_history``, ``used_artifacts``, ``logged_artifacts``); an
-``Artifact`` (``name``, ``type``, ``version``, ``metadata``, ``logged_by``, ``get_entry``)
-and a manifest entry (``download``). wandb itself is never patched.
+The objects carry the names of wandb's public API that ``runchain.wandb_runs`` and
+``runchain.sync`` use: ``Api.runs`` / ``Api.run`` / ``Api.artifact`` /
+``Api.default_entity``; the ``Runs`` listing (``entity``, ``project``, ``len``, paged
+iteration); a public ``Run`` (``id``, ``name``, ``state``, ``project``, ``entity``,
+``url``, ``config``, ``summary_metrics``, ``lastHistoryStep``, ``scan_history``,
+``used_artifacts``, ``logged_artifacts``, ``use_artifact``); an ``Artifact`` (``id``,
+``name``, ``type``, ``version``, ``metadata``, ``logged_by``, ``get_entry``) and a
+manifest entry (``download``). wandb itself is never patched. ``Api.run`` and
+``Api.artifact`` honour the entity and project in the path and raise ``ValueError`` for
+what is not there, as wandb does.
 
 What W&B would hold is what an online (or synced) runchain run leaves there: the config
 and summary from the run file, the history rows, the logged checkpoints, and, since
-offline runs cannot ``use_artifact``, the used checkpoint derived from the breadcrumbs.
+offline runs cannot ``use_artifact``, the used checkpoint derived from the breadcrumbs
+(``project_from_dir``). ``uploaded_runs`` is what a plain ``wandb sync`` leaves: no used
+checkpoints, until ``runchain sync`` attaches them (``StandinApi.add`` puts them on).
 
 Every method that sends a request in the real client counts one in ``api.requests``,
 by kind, as the installed wandb 0.31 does it (read in ``wandb/apis/public/runs.py``,
@@ -27,6 +32,8 @@ by kind, as the installed wandb 0.31 does it (read in ``wandb/apis/public/runs.p
 | ``manifest`` / ``file download`` | ``artifact.get_entry`` (the manifest) / ``entry.download`` |
 | ``lastHistoryStep`` | the history-keys query ``scan_history`` makes before scanning |
 | ``history page`` | one ``page_size`` step range of a scan |
+| ``run load`` (``api.run``) / ``artifact`` | ``api.run(path)`` (not lazy) / ``api.artifact(name)`` |
+| ``use artifact`` | ``run.use_artifact(artifact)`` (also listed in ``api.use_calls``) |
 
 ``api.fail[kind] = error`` raises ``error`` at that kind of request instead.
 """
@@ -73,6 +80,10 @@ class StandinArtifact:
     files: dict[str, str]  # path in the artifact -> text (only checkpoint.json is kept)
     producer: str  # id of the run that logged it
     api: "StandinApi | None" = None
+
+    @property
+    def id(self) -> str:  # the real id is opaque; the name is unique in a stand-in project
+        return self.name
 
     def logged_by(self) -> "StandinRun | None":
         self.api.request("logged_by")
@@ -176,6 +187,13 @@ class StandinRun:
     def logged_artifacts(self, per_page: int = 100) -> list[StandinArtifact]:
         return self._artifacts("logged artifacts page", self._data.logged, per_page)
 
+    def use_artifact(self, artifact: StandinArtifact, use_as: str | None = None) -> StandinArtifact:
+        """Record ``artifact`` as used by this run (an input edge), as W&B does."""
+        self._api.request("use artifact")
+        self._api.use_calls.append((f"{self.entity}/{self.project}/{self.id}", artifact.name))
+        self._data.used.append(dataclasses.replace(artifact, api=None))
+        return artifact
+
 
 class StandinRuns:
     """The ``Runs`` listing: ``entity``, ``project``, ``len`` and paged iteration."""
@@ -222,6 +240,7 @@ class StandinApi:
         self.requests: collections.Counter[str] = collections.Counter()
         self.fail: dict[str, BaseException] = {}
         self.scan_calls: list[dict[str, Any]] = []
+        self.use_calls: list[tuple[str, str]] = []  # (run path, artifact name) per use_artifact
         self.in_flight = self.max_in_flight = 0
         self.hold: threading.Barrier | None = None  # scans wait here, to show they overlap
         self._lock = threading.Lock()
@@ -261,21 +280,47 @@ class StandinApi:
         entity, _, project = path.rpartition("/")
         return StandinRuns(self, entity or self.default_entity, project, per_page, lazy)
 
+    def add(self, runs: list[RunData]) -> None:
+        """Put runs on the stand-in W&B, as an upload does; a run already there gains the
+        new segments' config and checkpoints."""
+        with self._lock:
+            for d in runs:
+                old = self.data.get(d.id)
+                if old is not None and (old.entity, old.project) == (d.entity, d.project):
+                    old.config.update(d.config)
+                    old.logged += [a for a in d.logged if a.name not in {b.name for b in old.logged}]
+                else:
+                    self.data[d.id] = d
+                self.projects.add(d.project)
+
+    def _in(self, d: RunData, entity: str | None, project: str | None) -> bool:
+        """Whether ``d`` lives in entity/project (a part not given matches, as a bare id does)."""
+        return entity in (None, d.entity) and project in (None, d.project)
+
     def run(self, path: str = "") -> StandinRun:
-        run_id = path.rpartition("/")[2]
+        *prefix, run_id = path.split("/")
+        entity, project = [None] * (2 - len(prefix)) + prefix
         self.request("run load")
-        if run_id not in self.data:
-            raise ValueError(f"Could not find run {path}")
-        return StandinRun(self.data[run_id], self, lazy=False)
+        d = self.data.get(run_id)
+        if d is None or not self._in(d, entity, project):
+            raise ValueError(f"Could not find run {path}")  # wandb: RunNotFoundError(ValueError)
+        return StandinRun(d, self, lazy=False)
 
     def artifact(self, name: str, type: str | None = None) -> StandinArtifact:
         self.request("artifact")
-        collection, _, alias = name.rpartition("/")[2].partition(":")
+        *prefix, last = name.split("/")
+        entity, project = [None] * (2 - len(prefix)) + prefix
+        collection, _, alias = last.partition(":")
         for d in self.data.values():
+            if not self._in(d, entity, project):
+                continue
             for a in reversed(d.logged):  # an alias points at the newest version carrying it
                 if a.name.split(":")[0] == collection and alias in (a.version, *a.aliases):
-                    return a
-        raise ValueError(f"artifact {name} not found")
+                    if type is not None and a.type != type:  # as wandb's Api.artifact
+                        raise ValueError(f"type {type!r} specified but this artifact is of "
+                                         f"type {a.type!r}")
+                    return dataclasses.replace(a, api=self)
+        raise ValueError(f"artifact membership {last!r} not found in '{entity}/{project}'")
 
 
 # -- building a project ---------------------------------------------------------------
@@ -299,8 +344,22 @@ def _link_used(runs: list[RunData]) -> None:
 
 def project_from_dir(wandb_dir: Path, entity: str = "ent") -> list[RunData]:
     """Every run under a real local ``wandb/`` folder, as W&B would hold it once synced."""
+    runs = runs_from_files(sorted(Path(wandb_dir).glob("*run-*/run-*.wandb")), entity)
+    _link_used(runs)
+    return runs
+
+
+def uploaded_runs(folders: list[Path], entity: str, project: str | None = None) -> list[RunData]:
+    """What a plain ``wandb sync`` of these run folders leaves on W&B: the runs, their
+    logged checkpoints, and no input edges (offline runs record none)."""
+    return runs_from_files([p for f in folders for p in sorted(Path(f).glob("run-*.wandb"))],
+                           entity, project)
+
+
+def runs_from_files(paths: list[Path], entity: str, project: str | None = None) -> list[RunData]:
+    """One ``RunData`` per run id in these run files (segments in the order given)."""
     segments: dict[str, list] = {}
-    for path in sorted(Path(wandb_dir).glob("*run-*/run-*.wandb")):  # folder names sort by time
+    for path in paths:  # folder names sort by time
         run = read_run_file(path, summary=True)
         segments.setdefault(run.run_id, []).append(run)
     runs = []
@@ -323,9 +382,8 @@ def project_from_dir(wandb_dir: Path, entity: str = "ent") -> list[RunData]:
         if history[STEP].size:
             summary.setdefault(STEP, int(history[STEP].max()))  # W&B's summary always has it
         last = files[-1]
-        runs.append(RunData(run_id, files[0].project, entity, last.name,
+        runs.append(RunData(run_id, project or files[0].project, entity, last.name,
                             _state(last.exit_code, last.torn), config, summary, history, logged))
-    _link_used(runs)
     return runs
 
 
