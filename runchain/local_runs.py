@@ -14,8 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .contract import (CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs, CheckpointRef,
-                       artifact_name, step_alias)
+from .contract import CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs, CheckpointRef, artifact_name
 from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from .runfile import RunFile, read_run_file
 

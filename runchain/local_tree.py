@@ -109,7 +109,14 @@ class RunFiles:
     def opener(self, path: Path) -> Part:
         if path in self.memory:
             return functools.partial(dict, self.memory[path])
-        return functools.partial(open_grid, self.folder, path, self.metas[path])
+        return functools.partial(self._open, path)
+
+    def _open(self, path: Path) -> Mapping[str, np.ndarray]:
+        try:
+            return open_grid(self.folder, path, self.metas[path])
+        except OSError:  # the cache folder was cleared meanwhile: decode again, in memory
+            self.memory[path] = _history(str(path), self.keys[path], None)[1]
+            return self.memory[path]
 
 
 Part = Callable[[], Mapping[str, np.ndarray]]  # opens one file's history columns

@@ -48,6 +48,15 @@ def script(name: str, *args: str, check: bool = True) -> subprocess.CompletedPro
     return proc
 
 
+def cli(*args: object, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python -m runchain ARGS`` in a real subprocess; by default it must exit 0."""
+    proc = subprocess.run([sys.executable, "-m", "runchain", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def do_run(*args: str, check: bool = True) -> str:
     """Run ``do_run.py`` and return the id of the run it made."""
     proc = script("do_run.py", *args, check=check)

@@ -3,21 +3,11 @@
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 import runchain
-from conftest import do_run, isolate
-
-
-def cli(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "runchain", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+from conftest import cli, do_run, isolate
 
 
 @pytest.fixture(scope="module")

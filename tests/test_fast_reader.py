@@ -13,7 +13,7 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import do_run, plain_run, rows, run_file
+from conftest import do_run, plain_run, run_file
 import runchain.parallel
 from runchain import history_columns, local_tree
 from runchain.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
@@ -138,6 +138,15 @@ def test_an_unwritable_cache_folder_warns_and_still_reads(tree, tmp_path, monkey
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(blocker / "cache"))
     with pytest.warns(UserWarning, match="RUNCHAIN_CACHE_DIR"):
         src = runchain.open_source(tree["dir"])
+    cols = src.history(tree["child"], keys=["loss/00"])
+    assert cols["global_step"].tolist() == list(range(35))
+
+
+def test_a_cache_cleared_while_reading_is_decoded_again(tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cache"))
+    src = runchain.open_source(tree["dir"])
+    src.history(tree["child"])  # decoded and cached
+    shutil.rmtree(tmp_path / "cache")
     cols = src.history(tree["child"], keys=["loss/00"])
     assert cols["global_step"].tolist() == list(range(35))
 

@@ -7,7 +7,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -15,19 +14,11 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import isolate, plain_run, script
+from conftest import cli, isolate, plain_run, script
 from runchain.runfile import read_run_file, record_kind, scan_records
 
 XSS = "<img src=x onerror=alert(1)>"
 BAD_METRIC = "<b>m</b>&'\""
-
-
-def cli(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "runchain", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -596,7 +596,7 @@ def test_table_covers_every_record_field_runfile_reads():
     read = {node.attr for node in ast.walk(tree)  # record.run.start_time.seconds, ...
             if isinstance(node, ast.Attribute) and (_chain(node) or [""])[0] in PROTO_NAMES}
     assert {"ParseFromString", "value_json", "contents", "exit_code", "use_artifact"} <= read
-    assert read - known == set(), f"Record fields read but missing from RECORD_FIELDS"
+    assert read - known == set(), "Record fields read but missing from RECORD_FIELDS"
 
 
 def test_table_record_kinds_match_what_runfile_matches_on():
