@@ -80,6 +80,19 @@ def test_nothing_external_is_referenced(demo):
     assert "http" not in page  # a local source has no W&B links either
 
 
+def test_a_w_and_b_source_links_each_run_to_its_page(demo):
+    from runchain.report import build_report
+    from runchain.wandb_runs import open_project
+    from wandb_standin import StandinApi, project_from_dir
+    runs = [d for d in project_from_dir(demo["dir"]) if d.project == "runchain-demo"]
+    source = open_project("ent/runchain-demo", api=StandinApi(runs))
+    page = build_report(source)
+    for run_id, url in source.urls.items():
+        assert f'<a href="{url}">open</a>' in page and url.startswith("https://")
+    assert len(source.urls) == 5
+    assert not re.search(r"(src)\s*=\s*[\"']?\s*(https?:|//)", page)  # links, never loads
+
+
 def test_leaf_option_draws_only_those_chains(demo):
     src = runchain.open_source(demo["dir"])
     leaf = runchain.leaves(src.tree)[0]
