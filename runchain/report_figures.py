@@ -43,24 +43,28 @@ def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> byt
     ax = fig.add_subplot()
     font = 8 if n <= 40 else 6
     every = max(1, math.ceil(n / 160))  # thin labels so 200 runs stay legible
-    right = 0
-    for i, run_id in enumerate(order):
-        node = tree.nodes[run_id]
-        start, last = node.global_offset, node.info.last_step
-        width = 0 if last is None else last + 1
-        right = max(right, start + width)
-        ax.barh(i, max(width, 0.5), left=start, height=0.62, color=colors[run_id], linewidth=0)
-        ticks = [start + c.step for c in node.info.checkpoints]
-        ax.plot(ticks, [i] * len(ticks), "|", color="black", markersize=5 if n <= 40 else 3,
-                markeredgewidth=0.9)
-        if node.parent_run in lane:
-            cut = tree.nodes[node.parent_run].global_offset + node.parent_step
-            ax.plot([cut, cut, start], [lane[node.parent_run], i, i], color=colors[run_id],
-                    linewidth=0.8, alpha=0.8)
+    nodes = [tree.nodes[run_id] for run_id in order]
+    starts = np.array([node.global_offset for node in nodes], float)
+    widths = np.array([0 if node.info.last_step is None else node.info.last_step + 1
+                       for node in nodes], float)
+    ax.barh(np.arange(n), np.maximum(widths, 0.5), left=starts, height=0.62,
+            color=[colors[r] for r in order], linewidth=0)  # one call: one artist per bar is slow
+    ticks = [(node.global_offset + c.step, i) for i, node in enumerate(nodes)
+             for c in node.info.checkpoints]
+    if ticks:
+        ax.scatter(*zip(*ticks), marker="|", color="black", s=25 if n <= 40 else 9,
+                   linewidths=0.9, zorder=3)
+    links = [(node, i) for i, node in enumerate(nodes) if node.parent_run in lane]
+    ax.add_collection(LineCollection(
+        [[(cut := tree.nodes[node.parent_run].global_offset + node.parent_step,
+           lane[node.parent_run]), (cut, i), (node.global_offset, i)] for node, i in links],
+        colors=[colors[node.info.id] for node, _ in links], linewidths=0.8, alpha=0.8))
+    for i, node in enumerate(nodes):
         if i % every == 0 or not node.children:
             name = f" {node.info.name}" if node.info.name else ""
-            ax.text(start + width, i, f" {run_id}{name}", va="center", fontsize=font,
-                    clip_on=False)
+            ax.text(starts[i] + widths[i], i, f" {node.info.id}{name}", va="center",
+                    fontsize=font, clip_on=False)
+    right = float((starts + widths).max()) if n else 1.0
     ax.set_ylim(n - 0.4, -0.6)
     ax.set_xlim(0, right * 1.12 + 1)
     ax.set_yticks([])
@@ -117,10 +121,11 @@ class ChainCanvas:
                 ax.add_collection(LineCollection(
                     [np.column_stack([x[part], y[part]]) for _, part in pieces],
                     colors=[colors.get(run_id, "grey") for run_id, _ in pieces], linewidths=1.1))
-            for seg in segments[1:]:
-                ax.axvline(seg.global_offset, color="#555555", linestyle="--", linewidth=0.8)
             ax.relim()
             ax.autoscale_view()
+            if len(segments) > 1:  # one collection for every resume point: many artists are slow
+                ax.vlines([s.global_offset for s in segments[1:]], 0, 1, colors="#555555",
+                          linestyles="--", linewidths=0.8, transform=ax.get_xaxis_transform())
             ax.set_title(metric if y is not None else f"{metric} (not logged)", fontsize=10)
         self.title.set_text(f"chain {segments[0].run_id} \u2192 {leaf}  ({len(segments)} runs)")
         return _png(self.fig)
@@ -143,11 +148,14 @@ def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,
     """Every chain from ``root`` overlaid for one metric, coloured by leaf."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    for leaf, columns in chains.items():
-        if metric in columns:
-            ax.plot(columns["global_step"], columns[metric], color=colors.get(leaf, "grey"),
-                    linewidth=1.0, alpha=0.85, label=leaf)
-    if 1 < len(chains) <= 20:
+    drawn = [(leaf, columns) for leaf, columns in chains.items() if metric in columns]
+    ax.add_collection(LineCollection(  # one artist for every chain
+        [np.column_stack([columns["global_step"], columns[metric]]) for _, columns in drawn],
+        colors=[colors.get(leaf, "grey") for leaf, _ in drawn], linewidths=1.0, alpha=0.85))
+    ax.autoscale_view()
+    if 1 < len(drawn) <= 20:
+        for leaf, _ in drawn:  # legend entries only
+            ax.plot([], [], color=colors.get(leaf, "grey"), label=leaf)
         ax.legend(fontsize=7, ncols=min(5, len(chains)), title="leaf", title_fontsize=7)
     ax.set_title(f"{metric}: the {len(chains)} chains from root {root}", fontsize=10)
     ax.set_xlabel("global step", fontsize=8)
