@@ -31,7 +31,7 @@ def run_colors(order: Sequence[str]) -> dict[str, str]:
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})  # 3x faster, ~1.3x bigger
     return buf.getvalue()
 
 
