@@ -21,7 +21,7 @@ from .report_figures import chain_view, fan, run_colors, tree_map
 from .source import Source
 from .stitch import metric_keys
 
-SAMPLES = 2000  # rows per drawn chain; each segment keeps its first and last row
+SAMPLES = 1000  # rows per drawn chain (about 2 per pixel of a plot); each segment keeps its ends
 MIN_PARALLEL = 8  # pictures worth a process pool
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
