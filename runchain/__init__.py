@@ -7,7 +7,7 @@ and puts every run on one global step axis. See ``docs/contract.md``.
 from .checkpoints import Checkpoint, checkpoint_steps, load_checkpoint, save_checkpoint
 from .contract import Breadcrumbs, CheckpointRef, artifact_name, parse_ref, step_alias
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError, ModeError,
-                     ProjectNotFoundError, ReferenceSyntaxError, RunchainError, RunFileError,
+                     MetricError, ProjectNotFoundError, ReferenceSyntaxError, RunchainError, RunFileError,
                      RunNotFoundError, SourceError, SyncError)
 from .lineage import CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain, chains, leaves
 from .mode import resolve_mode
@@ -24,6 +24,6 @@ __all__ = [
     "CheckpointInfo", "RunInfo", "RunNode", "Segment", "Source", "Tree", "build_tree", "chain",
     "chains", "leaves", "open_source", "stitch",
     "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ModeError",
-    "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
+    "MetricError", "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
     "RunNotFoundError", "SourceError", "SyncError",
 ]

@@ -169,6 +169,9 @@ def report(dir: str | None, project: str | None, output: str, metrics: tuple[str
         path = write_report(source, output, metrics or None, leaves or None)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"cannot write the report to {output}: {e.strerror}; pass -o "
+                                   f"a path in an existing, writable folder") from None
     click.echo(f"report: {path.resolve()}")
 
 
@@ -202,7 +205,11 @@ def publish(leaf: str, dir: str | None, project: str | None, mode: str, to_proje
 def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
     keys = ["global_step", "run_id", "step"] + [k for k in columns if k not in
                                                 ("global_step", "run_id", "step")]
-    out = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
+    try:
+        out = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
+    except OSError as e:
+        raise click.ClickException(f"cannot write the CSV to {path}: {e.strerror}; pass --csv "
+                                   f"a path in an existing, writable folder (or - for stdout)")
     try:
         writer = csv.writer(out)
         writer.writerow(keys)

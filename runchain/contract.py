@@ -18,6 +18,7 @@ CHECKPOINT_TYPE = "checkpoint"  # artifact type of every checkpoint (the output 
 CHECKPOINT_FILE = "checkpoint.json"  # JSON object with the local "step"; written last
 CONFIG_KEY = "runchain"  # run.config key holding the breadcrumbs
 SUMMARY_CHECKPOINTS = "checkpoints"  # run.summary["runchain"]["checkpoints"]: steps saved
+CHAIN_VIEW_KEY = "runchain_chain"  # config of a `runchain publish` run; readers leave it out
 STEP_METRIC = "global_step"  # history key, declared as the step metric of every other key
 LATEST = "latest"
 

@@ -52,3 +52,7 @@ class SourceError(RunchainError, ConnectionError):
 class SyncError(RunchainError, RuntimeError):
     """``runchain sync`` cannot go on: ``wandb sync`` failed for a run, a run to upload has no
     project, or the sync state file is unreadable."""
+
+
+class MetricError(RunchainError, ValueError):
+    """A metric asked for has the name of a stitched column (global_step, run_id, step)."""

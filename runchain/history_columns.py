@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
 
 STEP = "_step"
@@ -85,20 +86,42 @@ _MARKER = _wrap(0x0A, _wrap(0x12, _wrap(0x0A, _wrap(0x0A, _MARK_KEY.encode())
 _SMALL = [bytes((0x0A,)) + _varint(n) for n in range(1 << 13)]  # record headers, precomputed
 
 
+BATCH_BYTES = 64 << 20  # records decoded per parse: protobuf refuses 2 GiB, and memory
+
+
 def decode_history(records: Sequence[bytes]) -> dict[str, np.ndarray]:
     """History columns of serialized ``Record``s that all hold a ``history`` record.
+
+    Records are decoded in batches of at most ``BATCH_BYTES``; a batch the fast path cannot
+    read exactly is decoded the slow way, and the other batches keep the fast one.
 
     Returns:
         ``_step`` (int64, rows without one dropped) and one float64 array per numeric key,
         NaN where a row did not log it, rows in file order.
     """
+    batches, batch, size = [], [], 0
+    for raw in records:
+        if batch and size + len(raw) > BATCH_BYTES:
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(raw)
+        size += len(raw)
+    if batch or not batches:
+        batches.append(batch)
+    return _concat([_decode_batch(b) for b in batches])
+
+
+def _decode_batch(records: Sequence[bytes]) -> dict[str, np.ndarray]:
     if not records:
         return {STEP: np.empty(0, np.int64)}
     parts: list[bytes] = []
     for raw in records:
         n = len(raw)
         parts += (_SMALL[n] if n < len(_SMALL) else b"\x0a" + _varint(n), raw, _MARKER)
-    item = FlatFile.FromString(b"".join(parts)).record.history.item
+    try:
+        item = FlatFile.FromString(b"".join(parts)).record.history.item
+    except DecodeError:
+        return _slow(records)
     keys, nested, values = list(item.key), list(item.nested_key), list(item.value_json)
     n_rows = len(records)
     if len(nested) == len(values) and len(keys) == n_rows:  # wandb-core: keys in nested_key
@@ -113,6 +136,18 @@ def decode_history(records: Sequence[bytes]) -> dict[str, np.ndarray]:
         if ends.size == n_rows and all(values[i] == _MARK_VALUE for i in ends.tolist()):
             return _grid(ids, index, values, ends, records)
     return _slow(records)
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Batches of columns, one after the other; a key a batch lacks is NaN there."""
+    if len(parts) == 1:
+        return parts[0]
+    names = sorted({name for part in parts for name in part} - {STEP})
+    out = {STEP: np.concatenate([part[STEP] for part in parts])}
+    for name in names:
+        out[name] = np.concatenate([part[name] if name in part else
+                                    np.full(part[STEP].size, np.nan) for part in parts])
+    return out
 
 
 def _index(names: list[str]) -> tuple[np.ndarray, dict[str, int]]:
@@ -165,8 +200,18 @@ def rows_to_columns(rows: list[dict[str, object]]) -> dict[str, np.ndarray]:
         values = [row.get(name) for row in rows]
         if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
                for v in values):
-            columns[name] = np.array([math.nan if v is None else v for v in values], np.float64)
+            columns[name] = np.array([_float(v) for v in values], np.float64)
     return columns
+
+
+def _float(value: object) -> float:
+    """A JSON number (or null) as a float; an integer too large for one is +-inf."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def _columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

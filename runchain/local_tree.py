@@ -20,8 +20,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import parallel
-from .contract import CHECKPOINT_TYPE, step_alias
-from .errors import RunNotFoundError
+from .contract import CHAIN_VIEW_KEY, CHECKPOINT_TYPE, step_alias
+from .errors import RunFileError, RunNotFoundError
 from .lineage import CheckpointInfo, RunInfo, Segment
 from .local_runs import LocalRun, merge_segments, run_folders
 from .run_cache import cache_dir, file_key, from_meta, load_meta, open_grid, store, to_meta
@@ -35,7 +35,10 @@ def _lineage(path: str, key: list[int], folder: str | None) -> RunFile:
     """Read one file's lineage facts (history: only its first and last step); cache them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteRunWarning)  # the parent warns, once
-        run = read_run_file(path, history=False)
+        try:
+            run = read_run_file(path, history=False)
+        except RunFileError as e:  # one bad file must not hide the other runs
+            return RunFile(path=path, torn=f"unreadable ({e})")
     if folder is not None:
         with contextlib.suppress(OSError):  # an unwritable cache only costs speed
             store(Path(folder), path, key, run)
@@ -47,7 +50,10 @@ def _history(path: str, key: list[int], folder: str | None) -> tuple[list[str], 
     themselves only if they could not be cached (so a worker sends back little)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteRunWarning)
-        run = read_run_file(path)
+        try:
+            run = read_run_file(path)
+        except RunFileError:  # already reported by _lineage; it has no rows to give
+            run = RunFile(path=path, history={"_step": np.empty(0, np.int64)})
     if folder is not None:
         with contextlib.suppress(OSError):
             store(Path(folder), path, key, run, run.history)
@@ -223,6 +229,8 @@ def open_folder(root: str | os.PathLike) -> Source:
     files = RunFiles([p for paths in folders.values() for p in paths])
     merged = {run_id: merge_segments(run_id, paths, [files.runs[p] for p in paths])
               for run_id, paths in folders.items()}
+    for run_id in [r for r, local in merged.items() if CHAIN_VIEW_KEY in local.config]:
+        del merged[run_id], folders[run_id]  # a `runchain publish` view, not a run of the tree
     # A used checkpoint is named "run-<id>-checkpoint:v<N>" (or an alias): find its step.
     producers = {}
     for run_id, local in merged.items():

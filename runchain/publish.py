@@ -5,6 +5,9 @@ leaf) logs the stitched history at ``step=global_step``, each row with ``global_
 ``run_id``, the run's local ``step`` and every metric, and a ``wandb.Table`` of the
 segments. It works on any W&B server, self-managed ones included, where W&B's own run
 forking may be missing; offline it writes an offline run like any other.
+
+Its config holds ``runchain_chain`` (leaf, root, runs, cuts), so the readers leave it out
+of the tree: it is a view of runs, not one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, Sequence
 
 import wandb
 
-from .contract import STEP_METRIC
+from .contract import CHAIN_VIEW_KEY, STEP_METRIC
 from .errors import RunchainError
 from .mode import resolve_mode
 from .source import Source
@@ -56,7 +59,7 @@ def publish(source: Source, leaf: str, mode: str = "auto", project: str | None =
     mode = resolve_mode(mode)
     root = segments[0].run_id
     metrics = [k for k in columns if k not in (STEP_METRIC, "run_id", "step")]
-    config = {"runchain_chain": {"leaf": leaf, "root": root, "source": source.where,
+    config = {CHAIN_VIEW_KEY: {"leaf": leaf, "root": root, "source": source.where,
                                  "runs": [s.run_id for s in segments],
                                  "cuts": [s.last_step for s in segments]}}
     try:

@@ -162,6 +162,9 @@ def write_report(source: Source, path: str | os.PathLike = "runchain-report.html
     path = Path(path)
     text = build_report(source, metrics, leaves)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -117,18 +117,30 @@ class ChainCanvas:
             for artist in [*ax.lines, *ax.collections]:
                 artist.remove()
             y = columns.get(metric)
-            if y is not None and pieces:
+            logged = y is not None and bool(np.isfinite(y).any())
+            if logged:
                 ax.add_collection(LineCollection(
                     [np.column_stack([x[part], y[part]]) for _, part in pieces],
                     colors=[colors.get(run_id, "grey") for run_id, _ in pieces], linewidths=1.1))
-            ax.relim()
-            ax.autoscale_view()
+            # limits from the data itself: the figure is reused, and before matplotlib 3.11
+            # relim() ignores collections
+            ax.set_xlim(*_padded(x))
+            ax.set_ylim(*(_padded(y[np.isfinite(y)]) if logged else (0.0, 1.0)))
             if len(segments) > 1:  # one collection for every resume point: many artists are slow
                 ax.vlines([s.global_offset for s in segments[1:]], 0, 1, colors="#555555",
                           linestyles="--", linewidths=0.8, transform=ax.get_xaxis_transform())
-            ax.set_title(metric if y is not None else f"{metric} (not logged)", fontsize=10)
+            ax.set_title(metric if logged else f"{metric} (not logged)", fontsize=10)
         self.title.set_text(f"chain {segments[0].run_id} \u2192 {leaf}  ({len(segments)} runs)")
         return _png(self.fig)
+
+
+def _padded(values: np.ndarray, margin: float = 0.04) -> tuple[float, float]:
+    """(low, high) around ``values`` with a margin, as matplotlib's autoscale pads."""
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = float(values.min()), float(values.max())
+    pad = (high - low) * margin or max(abs(low) * margin, 0.5)
+    return low - pad, high + pad
 
 
 _canvases: dict[tuple[str, ...], ChainCanvas] = {}  # one per process and metric list

@@ -53,6 +53,8 @@ def scan_records(data: bytes, path: str = "<bytes>") -> RecordScan:
     Raises:
         RunFileError: the bytes do not start with a W&B run file header.
     """
+    if len(data) < HEADER_LEN and MAGIC.startswith(data[:4]):  # empty or cut in the header:
+        return RecordScan([], 0, "file ends inside its header")  # a run that just started or died
     if len(data) < HEADER_LEN or data[:4] != MAGIC:
         raise RunFileError(
             f"{path} is not a W&B run file (it does not start with {MAGIC!r}); pass the "

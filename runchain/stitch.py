@@ -11,17 +11,24 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .contract import STEP_METRIC
+from .errors import MetricError
 from .lineage import Segment
 
 Columns = Mapping[str, np.ndarray]  # "_step" (int) plus one float array per metric
 
 
+STITCHED = (STEP_METRIC, "run_id", "step")  # the columns stitch adds; no metric may take them
+
+
 def metric_keys(histories: Iterable[Columns]) -> list[str]:
-    """Metric names across histories, in first-seen order, without ``_*`` and ``global_step``."""
+    """Metric names across histories, in first-seen order, without ``_*`` and ``STITCHED``.
+
+    A metric a run logged as ``step`` or ``run_id`` is left out: its name is taken.
+    """
     seen: dict[str, None] = {}
     for columns in histories:
         for key in columns:
-            if not key.startswith("_") and key != STEP_METRIC:
+            if not key.startswith("_") and key not in STITCHED:
                 seen.setdefault(key, None)
     return list(seen)
 
@@ -51,6 +58,10 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     Example:
         >>> cols = stitch(chain(tree, "leaf"), histories, keys=["loss/00"])  # doctest: +SKIP
     """
+    taken = [k for k in keys or () if k in STITCHED]
+    if taken:
+        raise MetricError(f"metric {taken[0]!r} has the name of a column the stitched history "
+                          f"always has ({', '.join(STITCHED)}); ask for the other metrics")
     keys = list(keys) if keys is not None else metric_keys(histories[s.run_id] for s in segments)
     kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
     for seg in segments:  # pass 1: only "_step", so a lazy mapping loads one column per run

@@ -217,10 +217,14 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
             elif path.parent.name in state["uploaded"]:
                 why[path.parent] = "uploaded"
         folders = tuple(p.parent for p in files[run_id])
-        online = all(why.get(f) == "online" for f in folders)
         recorded = (_recorded_entity(files[run_id][0]), node.info.project)
-        # a run logged online is where it was logged; --entity/--project say where uploads go
-        where = recorded if online else (entity or recorded[0], project or recorded[1])
+        uploaded = [state["uploaded"][f.name] for f in folders if why.get(f) == "uploaded"]
+        if uploaded:  # where an earlier runchain sync put it
+            where = tuple(uploaded[0].split("/")[:2])
+        elif all(f in why for f in folders):  # logged online or synced by wandb: as recorded
+            where = recorded
+        else:  # --entity/--project say where uploads go
+            where = (entity or recorded[0], project or recorded[1])
         planned.append(PlannedRun(run_id, *where, folders=folders,
                                pending=tuple(f for f in folders if f not in why),
                                skipped=tuple(dict.fromkeys(why.values())),

@@ -36,8 +36,8 @@ except ImportError:  # a wandb without that module raises its own errors.Error s
     WandbApiFailedError = wandb.errors.Error
 
 from .checkpoints import read_checkpoint_json
-from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, STEP_METRIC,
-                       SUMMARY_CHECKPOINTS, Breadcrumbs, artifact_name, step_alias)
+from .contract import (CHAIN_VIEW_KEY, CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY,
+                       STEP_METRIC, SUMMARY_CHECKPOINTS, Breadcrumbs, artifact_name, step_alias)
 from .errors import (CheckpointError, CredentialsError, ProjectNotFoundError, RunchainError,
                      SourceError)
 from .lineage import CheckpointInfo, RunInfo, Segment
@@ -271,6 +271,7 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
         raise ProjectNotFoundError(f"W&B project {where} has no runs; check the entity and "
                                    f"project, as in a run page's URL, or {LIST_HINT}")
 
+    listed = [run for run in listed if CHAIN_VIEW_KEY not in run.config]  # runchain publish
     found = [_Listed(run, run.summary_metrics, Breadcrumbs.from_config(
         run.config.get(CONFIG_KEY))) for run in listed]
     walks = [(f.run.id, _walk, (f.run, f.crumbs is None, f.steps is None, where))

@@ -70,10 +70,8 @@ def test_records_written_with_flat_keys_decode_too():
 
 def _history_of_every_run(directory):
     src = runchain.open_source(directory)
-    out = {}
-    for info in src.runs:
-        history = src.fetch([runchain.Segment(info.id, None, 0)], None)[info.id]
-        out[info.id] = {k: np.array(history[k]) for k in history}
+    histories = src.fetch([runchain.Segment(info.id, None, 0) for info in src.runs], None)
+    out = {info.id: {k: np.array(v) for k, v in histories[info.id].items()} for info in src.runs}
     return src, out
 
 
@@ -166,7 +164,15 @@ def test_decoding_in_a_process_pool_gives_what_one_process_gives(tree, tmp_path,
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "pool"))
     monkeypatch.setattr(local_tree, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(runchain.parallel, "workers", lambda: 2)
+    pools, each = [], runchain.parallel.each
+
+    def spy(func, jobs, desc, parallel):
+        pools.append((func.__name__, len(jobs), parallel))
+        return each(func, jobs, desc, parallel)
+    monkeypatch.setattr(runchain.parallel, "each", spy)
     _, pooled = _history_of_every_run(tree["dir"])
+    assert pools == [("_lineage", 2, True), ("_history", 2, True)]  # both stages in the pool
+    assert runchain.parallel.can_fork()  # so the pool really forked (no stray threads here)
     assert pooled.keys() == serial.keys()
     for run_id in serial:
         _equal(pooled[run_id], serial[run_id])

@@ -224,3 +224,20 @@ def test_root_breadcrumbs_win_over_used_checkpoints_with_note():
     assert tree.roots == ("p", "x") and tree.nodes["x"].parent_run is None
     (note,) = tree.notes
     assert "run x" in note and "p" in note
+
+
+def test_stitch_keeps_its_own_columns_from_metrics_named_like_them():
+    import numpy as np
+    from runchain.errors import MetricError
+    from runchain.stitch import stitch
+    segments = [Segment("a", 1, 0), Segment("b", None, 2)]
+    histories = {"a": {"_step": np.arange(3), "loss": np.array([3.0, 2.0, 1.0]),
+                       "step": np.array([1000.0, 1001.0, 1002.0])},
+                 "b": {"_step": np.arange(2), "loss": np.array([0.5, 0.25])}}
+    out = stitch(segments, histories)
+    assert set(out) == {"global_step", "run_id", "step", "loss"}
+    assert out["step"].tolist() == [0, 1, 0, 1] and out["step"].dtype == np.int64
+    assert out["loss"].tolist() == [3.0, 2.0, 0.5, 0.25]
+    for taken in ("step", "run_id", "global_step"):
+        with pytest.raises(MetricError, match=taken):
+            stitch(segments, histories, keys=["loss", taken])

@@ -93,6 +93,24 @@ def test_a_w_and_b_source_links_each_run_to_its_page(demo):
     assert not re.search(r"(src)\s*=\s*[\"']?\s*(https?:|//)", page)  # links, never loads
 
 
+def test_each_chain_picture_is_scaled_to_its_own_data():
+    from runchain.report_figures import ChainCanvas
+    segments = [runchain.Segment("a", 9, 0), runchain.Segment("b", None, 10)]
+    run_ids = np.array(["a"] * 10 + ["b"] * 10)
+    canvas = ChainCanvas(["m", "gone"])  # reused from chain to chain, as the report does
+    for low, high in ((5.0, 7.0), (100.0, 200.0)):
+        columns = {"global_step": np.arange(20), "run_id": run_ids, "step": np.arange(20) % 10,
+                   "m": np.linspace(low, high, 20), "gone": np.full(20, np.nan)}
+        assert canvas.draw("b", segments, columns, {"a": "#000000", "b": "#ff0000"})[:4] == b"\x89PNG"
+        shown, gone = canvas.axes[:2]
+        y0, y1 = shown.get_ylim()
+        assert y0 < low and y1 > high and (y1 - y0) < 1.2 * (high - low)
+        x0, x1 = shown.get_xlim()
+        assert x0 <= 0 and 19 <= x1 < 21
+        assert shown.get_title() == "m" and gone.get_title() == "gone (not logged)"
+        assert len(shown.collections) == 2  # the curves (one per run) and the resume line
+
+
 def test_leaf_option_draws_only_those_chains(demo):
     src = runchain.open_source(demo["dir"])
     leaf = runchain.leaves(src.tree)[0]
@@ -101,13 +119,20 @@ def test_leaf_option_draws_only_those_chains(demo):
     assert report.read_text(encoding="utf-8").count("<h3>chain to ") == 1
 
 
-def test_unknown_leaf_and_empty_folder_are_clean_errors(demo, tmp_path):
+def test_unknown_leaf_empty_folder_and_unwritable_output_are_clean_errors(demo, tmp_path):
     proc = cli("report", "--dir", demo["dir"], "-o", tmp_path / "x.html", "--leaf", "nosuchrun",
                check=False)
     assert proc.returncode == 1 and "nosuchrun" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.html").exists()
     proc = cli("report", "--dir", tmp_path, "-o", tmp_path / "y.html", check=False)
     assert proc.returncode == 1 and "no runs" in proc.stderr and str(tmp_path) in proc.stderr
+    nowhere = tmp_path / "no" / "such" / "folder"
+    leaf = runchain.leaves(runchain.open_source(demo["dir"]).tree)[0]
+    for args in (("report", "-o", nowhere / "r.html"), ("chain", leaf, "--csv", nowhere / "c.csv")):
+        proc = cli(*args, "--dir", demo["dir"], check=False)
+        assert proc.returncode == 1 and str(nowhere) in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and "writable folder" in proc.stderr
+    assert not nowhere.exists()
 
 
 # -- publish ------------------------------------------------------------------------------
@@ -128,6 +153,8 @@ def test_publish_read_back_equals_chain_csv(demo, tmp_path):
     (folder,) = set(demo["dir"].glob("offline-run-*")) - before
     (path,) = folder.glob("run-*.wandb")
     assert "chain-" + leaf in proc.stdout
+    view_id = folder.name.rsplit("-", 1)[1]
+    assert view_id not in runchain.open_source(demo["dir"]).tree.nodes  # a view, not a run
     run = read_run_file(path)
     (run_record,) = (r.run for r in _records(path, "run"))
     assert run_record.display_name == f"chain-{leaf}" and run_record.job_type == "chain-view"

@@ -93,3 +93,23 @@ def test_crashed_parent_still_resolves_checkpoints_saved_before_the_crash(tree, 
     assert ckpt.step == 9
     with pytest.warns(IncompleteRunWarning), pytest.raises(runchain.CheckpointNotFoundError):
         runchain.load_checkpoint(f"{tree['root']}@39", mode="offline", wandb_dir=copy)
+
+
+def test_empty_and_bogus_run_files_do_not_hide_the_other_runs(tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cache"))
+    copy = tmp_path / "wandb"
+    shutil.copytree(tree["dir"], copy)
+    for run_id, data in (("starting", b""), ("halfhead", b":W&"), ("bogus", b"not a run file at all")):
+        folder = copy / f"offline-run-20260101_000000-{run_id}"
+        folder.mkdir()
+        (folder / f"run-{run_id}.wandb").write_bytes(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        src = runchain.open_source(copy)
+        history = src.history("starting")
+    assert {tree["root"], tree["child"], "starting", "halfhead", "bogus"} <= set(src.tree.nodes)
+    assert src.tree.nodes["starting"].info.state == "crashed"
+    assert src.tree.nodes["starting"].info.last_step is None and history["step"].size == 0
+    assert src.tree.nodes[tree["child"]].parent_run == tree["root"]
+    messages = " ".join(str(w.message) for w in caught)
+    assert "file ends inside its header" in messages and "not a W&B run file" in messages

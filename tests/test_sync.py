@@ -241,6 +241,25 @@ def test_a_run_wandb_marked_synced_is_not_uploaded_but_its_edge_is_linked(copy, 
         f"run-{parent}-checkpoint"]
 
 
+def test_flags_move_new_uploads_not_runs_already_on_wandb(copy, grown, fake):
+    """A root synced by plain `wandb sync` stays where it went; --project moves the rest."""
+    root = grown["root"]
+    run_files = sorted(copy.glob(f"offline-run-*-{root}*/run-{root}.wandb"))
+    for run_file in run_files:  # both folders: the root was resumed in place
+        run_file.with_name(run_file.name + ".synced").touch()
+    api = StandinApi([], default_entity="ent")
+    api.add(uploaded_runs([f.parent for f in run_files], "ent"))  # in the run's own project
+    boundary = fake(api)
+    plan = {r.run_id: r for r in syncing.plan(copy, project="elsewhere")}
+    assert plan[root].project == "runchain-demo" and plan[root].pending == ()
+    assert {r.project for r in plan.values() if r.run_id != root} == {"elsewhere"}
+    result = syncing.sync(copy, project="elsewhere", api=api)
+    assert root not in boundary.uploaded
+    children = [c for c, (parent, _) in edges(grown).items() if parent == root]
+    statuses = {link.run_id: link.status for link in result.links}
+    assert children and all(statuses[c] == "linked" for c in children), result.links
+
+
 # -- upload and linking, against stand-ins ------------------------------------------------
 
 def test_sync_uploads_each_run_once_links_each_edge_and_leaves_the_run_files_as_they_were(
