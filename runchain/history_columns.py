@@ -178,9 +178,14 @@ def _slow(records: Sequence[bytes]) -> dict[str, np.ndarray]:
     rows: list[dict[str, object]] = []
     for raw in records:
         record.ParseFromString(raw)
-        rows.append({item.key or ".".join(item.nested_key): _json(item.value_json)
-                     for item in record.history.item})
+        rows.append({item_key(item): _json(item.value_json) for item in record.history.item})
     return _columns(rows_to_columns(rows))
+
+
+def item_key(item: object) -> str:
+    """A history, config or summary item's key: ``key``, else its ``nested_key`` parts joined
+    with ".", as W&B shows them."""
+    return item.key or ".".join(item.nested_key)
 
 
 def _json(text: str) -> object:

@@ -47,8 +47,9 @@ def _img(png: bytes, alt: str) -> str:
 
 def default_metrics(source: Source, leaf: str, n: int = 4) -> list[str]:
     """The first ``n`` metrics, by name, that the chain ending at ``leaf`` logged."""
-    histories = source.fetch(source.chain(leaf), None)
-    return sorted(metric_keys(histories[s.run_id] for s in source.chain(leaf)))[:n]
+    segments = source.chain(leaf)
+    histories = source.fetch(segments, None)
+    return sorted(metric_keys(histories[s.run_id] for s in segments))[:n]
 
 
 def _order(tree: lineage.Tree) -> list[str]:
@@ -101,8 +102,9 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     for leaf in leaves:
         lineage.find_run(tree, leaf)
     metrics = list(metrics) if metrics else default_metrics(source, leaves[0]) if leaves else []
-    fans = {root: [leaf for leaf in lineage.leaves(tree) if _root(tree, leaf) == root]
-            for root in tree.roots}
+    fans: dict[str, list[str]] = {root: [] for root in tree.roots}
+    for leaf in lineage.leaves(tree):
+        fans[lineage.chain(tree, leaf)[0].run_id].append(leaf)
     wanted = list(dict.fromkeys(leaves + [leaf for group in fans.values() for leaf in group]))
     chains = {leaf: source.history(leaf, keys=metrics, samples=SAMPLES)
               for leaf in tqdm(wanted, desc="reading chains", unit="chain", file=sys.stderr,
@@ -146,13 +148,6 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
 def _draw(kind: str, *args: object) -> bytes:
     """One picture of the report (a module-level function, so a process pool can run it)."""
     return {"tree": tree_map, "chain": chain_view, "fan": fan}[kind](*args)
-
-
-def _root(tree: lineage.Tree, run_id: str) -> str:
-    node = tree.nodes[run_id]
-    while node.parent_run is not None:
-        node = tree.nodes[node.parent_run]
-    return node.info.id
 
 
 def write_report(source: Source, path: str | os.PathLike = "runchain-report.html",

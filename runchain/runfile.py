@@ -24,7 +24,7 @@ import numpy as np
 from wandb.proto import wandb_internal_pb2 as pb
 
 from .errors import RunFileError
-from .history_columns import STEP, decode_history
+from .history_columns import STEP, decode_history, item_key
 
 MAGIC = b":W&B"
 HEADER_LEN = 7
@@ -137,10 +137,6 @@ class RunFile:
         return self.torn is None and self.exit_code is not None
 
 
-def _key(item: Any) -> str:
-    return item.key or ".".join(item.nested_key)
-
-
 def _apply(target: dict[str, Any], update: Any) -> None:
     """Apply a config or summary record's updates and removals to ``target``."""
     for item in update.update:
@@ -153,7 +149,7 @@ def _apply(target: dict[str, Any], update: Any) -> None:
                 node = node.setdefault(p, {})
             node[leaf] = json.loads(item.value_json)
     for item in update.remove:
-        target.pop(_key(item), None)
+        target.pop(item_key(item), None)
 
 
 def _artifact(a: Any) -> ArtifactRecord:

@@ -93,24 +93,25 @@ def elsewhere(run_id: str, entity: str, project: str, step: int) -> RunData:
                    {"_step": np.arange(step + 1)}, logged=[checkpoint])
 
 
-@pytest.fixture
-def copy(grown, tmp_path, monkeypatch):
-    """A fresh copy of the grown tree, with fake credentials set."""
+def _fresh_copy(source: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A fresh copy of a wandb folder, in an isolated setup with fake credentials set."""
     isolate(monkeypatch, tmp_path)
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     target = tmp_path / "wandb"
-    shutil.copytree(grown["dir"], target, symlinks=True)
+    shutil.copytree(source, target, symlinks=True)
     return target
+
+
+@pytest.fixture
+def copy(grown, tmp_path, monkeypatch):
+    """A fresh copy of the grown tree, with fake credentials set."""
+    return _fresh_copy(grown["dir"], tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def odd_copy(odd, tmp_path, monkeypatch):
     """A fresh copy of the ``odd`` runs, with fake credentials set."""
-    isolate(monkeypatch, tmp_path)
-    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
-    target = tmp_path / "wandb"
-    shutil.copytree(odd["dir"], target, symlinks=True)
-    return target
+    return _fresh_copy(odd["dir"], tmp_path, monkeypatch)
 
 
 class FakeWandbSync:

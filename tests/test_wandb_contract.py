@@ -143,31 +143,20 @@ ATTRS: list[tuple[str, Any, str, str]] = [
      wandb.sdk.lib.service.service_connection, "WandbApiFailedError", "module"),
     ("wandb.proto.wandb_internal_pb2.HistoryItem", pb, "HistoryItem", "module"),
     ("wandb.proto.wandb_internal_pb2.HistoryRecord", pb, "HistoryRecord", "module"),
-    # protobuf descriptors: the record_type oneof and field numbers of the flat history view
-    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR", pb.Record, "DESCRIPTOR", "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR.oneofs_by_name", pb.Record.DESCRIPTOR,
-     "oneofs_by_name", "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR.oneofs_by_name[]", pb.Record.DESCRIPTOR,
-     "oneofs_by_name", "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR.fields_by_name", pb.Record.DESCRIPTOR,
-     "fields_by_name", "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.Record.DESCRIPTOR.fields_by_name[]", pb.Record.DESCRIPTOR,
-     "fields_by_name", "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.HistoryRecord.DESCRIPTOR", pb.HistoryRecord, "DESCRIPTOR",
-     "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.HistoryRecord.DESCRIPTOR.fields_by_name",
-     pb.HistoryRecord.DESCRIPTOR, "fields_by_name", "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.HistoryRecord.DESCRIPTOR.fields_by_name[]",
-     pb.HistoryRecord.DESCRIPTOR, "fields_by_name", "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.HistoryItem.DESCRIPTOR", pb.HistoryItem, "DESCRIPTOR",
-     "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.HistoryItem.DESCRIPTOR.fields_by_name",
-     pb.HistoryItem.DESCRIPTOR, "fields_by_name", "descriptor"),
-    ("wandb.proto.wandb_internal_pb2.HistoryItem.DESCRIPTOR.fields_by_name[]",
-     pb.HistoryItem.DESCRIPTOR, "fields_by_name", "descriptor"),
     # sync.py: is the checkpoint already among the run's used artifacts?
     ("artifact.id", Artifact, "id", "property"),
 ]
+
+# protobuf descriptors runfile.py and history_columns.py read: the record_type oneof, and
+# the field numbers of the flat history view. Each use appears bare and subscripted.
+for _message, _table in (("Record", "oneofs_by_name"), ("Record", "fields_by_name"),
+                         ("HistoryRecord", "fields_by_name"), ("HistoryItem", "fields_by_name")):
+    _use = f"wandb.proto.wandb_internal_pb2.{_message}.DESCRIPTOR"
+    _descriptor = getattr(pb, _message).DESCRIPTOR
+    ATTRS += [row for row in ((_use, getattr(pb, _message), "DESCRIPTOR", "descriptor"),
+                              (f"{_use}.{_table}", _descriptor, _table, "descriptor"),
+                              (f"{_use}.{_table}[]", _descriptor, _table, "descriptor"))
+              if row not in ATTRS]
 
 # Uses whose value runchain treats as a plain dict (it calls .get or .items on them).
 DICT_VALUED = ("artifact.manifest.entries", "producer.config")
