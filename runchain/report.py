@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 from tqdm import tqdm
 
 from . import __version__, lineage, parallel
-from .report_figures import chain_view, fan, run_colors, tree_map
+from .report_figures import chain_scale, chain_view, fan, run_colors, tree_map
 from .source import Source
 from .stitch import metric_keys
 
@@ -102,15 +102,23 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     for leaf in leaves:
         lineage.find_run(tree, leaf)
     metrics = list(metrics) if metrics else default_metrics(source, leaves[0]) if leaves else []
+    root_of = {leaf: lineage.chain(tree, leaf)[0].run_id
+               for leaf in dict.fromkeys(leaves + lineage.leaves(tree))}  # --leaf may be inner
     fans: dict[str, list[str]] = {root: [] for root in tree.roots}
     for leaf in lineage.leaves(tree):
-        fans[lineage.chain(tree, leaf)[0].run_id].append(leaf)
+        fans[root_of[leaf]].append(leaf)
     wanted = list(dict.fromkeys(leaves + [leaf for group in fans.values() for leaf in group]))
     chains = {leaf: source.history(leaf, keys=metrics, samples=SAMPLES)
               for leaf in tqdm(wanted, desc="reading chains", unit="chain", file=sys.stderr,
                                disable=None, leave=False)}
+    drawn: dict[str, list[str]] = {}  # chains drawn from one root share their axes
+    for leaf in leaves:
+        drawn.setdefault(root_of[leaf], []).append(leaf)
+    scales = {root: chain_scale([chains[leaf] for leaf in group], metrics)
+              for root, group in drawn.items()}
     jobs = [("tree", tree, order, colors)]
-    jobs += [("chain", leaf, source.chain(leaf), chains[leaf], metrics, colors) for leaf in leaves]
+    jobs += [("chain", leaf, source.chain(leaf), chains[leaf], metrics, colors,
+              scales[root_of[leaf]]) for leaf in leaves]
     if metrics:
         jobs += [("fan", root, {leaf: chains[leaf] for leaf in group}, metrics[0], colors)
                  for root, group in fans.items()]
@@ -121,6 +129,8 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
              _img(next(pictures), "tree map"),
              f"<h2 id=chains>Chains</h2><p>Each chain from its root to a leaf, every run cut at "
              f"the checkpoint the next one started from; dashed lines are resume points. "
+             f"Chains from the same root share their axes, so they compare at a glance; name "
+             f"one with <code>--leaf</code> to draw it on its own scale. "
              f"Metrics: {_e(', '.join(metrics)) or 'none logged'}.</p>"]
     for leaf in leaves:
         path = " \u2192 ".join(f"{s.run_id}@{s.last_step}" if s.last_step is not None

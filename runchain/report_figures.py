@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import matplotlib
 import numpy as np
-from matplotlib.collections import LineCollection
+from PIL import Image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from .lineage import Segment, Tree
@@ -29,9 +32,17 @@ def run_colors(order: Sequence[str]) -> dict[str, str]:
     return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(order)}
 
 
-def _png(fig: Figure) -> bytes:
+def _png(drawn: Figure | FigureCanvasAgg) -> bytes:
+    """A figure, or what a canvas holds, as a 256-colour PNG: the plots have few flat colours,
+    so it looks the same, is 2.5x smaller and twice as fast to write."""
+    canvas = drawn
+    if isinstance(drawn, Figure):
+        canvas = FigureCanvasAgg(drawn)
+        canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})  # 3x faster, ~1.3x bigger
+    image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(
+        buf, format="png", compress_level=1)
     return buf.getvalue()
 
 
@@ -39,7 +50,9 @@ def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> byt
     """Each run a bar on the global step axis in its own lane, with connectors and ticks."""
     n = len(order)
     lane = {run_id: i for i, run_id in enumerate(order)}
-    fig = Figure(figsize=(12, 1.2 + 0.16 * n), layout="constrained")
+    height = 1.0 + 0.16 * n
+    fig = Figure(figsize=(12, height), dpi=DPI)
+    fig.subplots_adjust(left=0.015, right=0.985, top=1 - 0.15 / height, bottom=0.6 / height)
     ax = fig.add_subplot()
     font = 8 if n <= 40 else 6
     every = max(1, math.ceil(n / 160))  # thin labels so 200 runs stay legible
@@ -47,8 +60,11 @@ def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> byt
     starts = np.array([node.global_offset for node in nodes], float)
     widths = np.array([0 if node.info.last_step is None else node.info.last_step + 1
                        for node in nodes], float)
-    ax.barh(np.arange(n), np.maximum(widths, 0.5), left=starts, height=0.62,
-            color=[colors[r] for r in order], linewidth=0)  # one call: one artist per bar is slow
+    ends, low, high = starts + np.maximum(widths, 0.5), np.arange(n) - 0.31, np.arange(n) + 0.31
+    corners = [(starts, low), (ends, low), (ends, high), (starts, high)]
+    ax.add_collection(PolyCollection(  # one artist for every bar: a patch per bar is slow
+        np.stack([np.column_stack(corner) for corner in corners], axis=1),
+        facecolors=[colors[r] for r in order], linewidths=0))
     ticks = [(node.global_offset + c.step, i) for i, node in enumerate(nodes)
              for c in node.info.checkpoints]
     if ticks:
@@ -83,55 +99,20 @@ def _segment_slices(run_ids: np.ndarray) -> list[tuple[str, slice]]:
     return [(str(run_ids[a]), slice(a, b)) for a, b in zip(bounds, bounds[1:])]
 
 
-class ChainCanvas:
-    """One figure with an axes per metric, reused for chain after chain.
+Scale = tuple[tuple[float, float], tuple[tuple[float, float], ...]]  # x limits, y limits per metric
 
-    Setting a figure up costs more than drawing a chain into it, so only the lines,
-    resume markers and titles change between chains.
+
+def chain_scale(chains: Iterable[Mapping[str, np.ndarray]], metrics: Sequence[str]) -> Scale:
+    """Axis limits that fit every chain given: the global steps, and each metric.
+
+    Chains from one root drawn on the same scale can be compared at a glance, like small
+    multiples, and share their axes with that root's fan.
     """
-
-    def __init__(self, metrics: Sequence[str]):
-        self.metrics = list(metrics)
-        cols = 2 if len(metrics) > 1 else 1
-        rows = max(1, math.ceil(len(metrics) / cols))
-        self.fig = Figure(figsize=(11, 1.0 + 2.4 * rows))
-        self.fig.subplots_adjust(left=0.06, right=0.985, top=1 - 0.55 / (1.0 + 2.4 * rows),
-                                 bottom=0.45 / (1.0 + 2.4 * rows), hspace=0.5, wspace=0.14)
-        self.axes = list(self.fig.subplots(rows, cols, squeeze=False).ravel())
-        for ax in self.axes[len(metrics):]:
-            ax.set_visible(False)
-        for ax in self.axes[:len(metrics)]:  # few ticks: their labels are most of the drawing
-            ax.xaxis.set_major_locator(MaxNLocator(6))
-            ax.yaxis.set_major_locator(MaxNLocator(4))
-            ax.grid(alpha=0.3)
-            ax.tick_params(labelsize=8)
-            ax.set_xlabel("global step", fontsize=8, labelpad=1)
-        self.title = self.fig.suptitle("", fontsize=11)
-
-    def draw(self, leaf: str, segments: Sequence[Segment], columns: Mapping[str, np.ndarray],
-             colors: Mapping[str, str]) -> bytes:
-        """The stitched curves of the metrics, coloured by run, dashed at each resume point."""
-        pieces = _segment_slices(columns["run_id"])
-        x = columns["global_step"]
-        for ax, metric in zip(self.axes, self.metrics):
-            for artist in [*ax.lines, *ax.collections]:
-                artist.remove()
-            y = columns.get(metric)
-            logged = y is not None and bool(np.isfinite(y).any())
-            if logged:
-                ax.add_collection(LineCollection(
-                    [np.column_stack([x[part], y[part]]) for _, part in pieces],
-                    colors=[colors.get(run_id, "grey") for run_id, _ in pieces], linewidths=1.1))
-            # limits from the data itself: the figure is reused, and before matplotlib 3.11
-            # relim() ignores collections
-            ax.set_xlim(*_padded(x))
-            ax.set_ylim(*(_padded(y[np.isfinite(y)]) if logged else (0.0, 1.0)))
-            if len(segments) > 1:  # one collection for every resume point: many artists are slow
-                ax.vlines([s.global_offset for s in segments[1:]], 0, 1, colors="#555555",
-                          linestyles="--", linewidths=0.8, transform=ax.get_xaxis_transform())
-            ax.set_title(metric if logged else f"{metric} (not logged)", fontsize=10)
-        self.title.set_text(f"chain {segments[0].run_id} \u2192 {leaf}  ({len(segments)} runs)")
-        return _png(self.fig)
+    chains = list(chains)
+    x = [c["global_step"] for c in chains]
+    ys = [[c[m][np.isfinite(c[m])] for c in chains if m in c] for m in metrics]
+    return (_padded(np.concatenate(x) if x else np.empty(0)),
+            tuple(_padded(np.concatenate(y) if y else np.empty(0)) for y in ys))
 
 
 def _padded(values: np.ndarray, margin: float = 0.04) -> tuple[float, float]:
@@ -143,33 +124,122 @@ def _padded(values: np.ndarray, margin: float = 0.04) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+class ChainCanvas:
+    """One figure with an axes per metric, reused for chain after chain.
+
+    Axes, grid, tick labels and titles are drawn once per scale and kept as a bitmap
+    (matplotlib's blitting); each chain then draws only its curves, resume lines and
+    title on a copy of it. Tick labels are most of what a full drawing costs.
+    """
+
+    def __init__(self, metrics: Sequence[str]):
+        self.metrics = list(metrics)
+        cols = 2 if len(metrics) > 1 else 1
+        rows = max(1, math.ceil(len(metrics) / cols))
+        height = 0.75 + 2.2 * rows
+        self.fig = Figure(figsize=(11, height), dpi=DPI)
+        self.fig.subplots_adjust(left=0.06, right=0.985, top=1 - 0.5 / height,
+                                 bottom=0.5 / height, hspace=0.3, wspace=0.14)
+        # every metric shares the chain's global step axis: labelled once, at the bottom
+        self.axes = list(self.fig.subplots(rows, cols, squeeze=False, sharex=True).ravel())
+        for ax in self.axes[len(metrics):]:
+            ax.set_visible(False)
+        self.axes = self.axes[:len(metrics)]
+        self.curves, self.resumes, self.missing = [], [], []
+        for i, (ax, metric) in enumerate(zip(self.axes, self.metrics)):
+            ax.xaxis.set_tick_params(labelbottom=i + cols >= len(metrics))  # bottom row only
+            ax.xaxis.set_major_locator(MaxNLocator(6))
+            ax.yaxis.set_major_locator(MaxNLocator(5))
+            ax.tick_params(labelsize=8, bottom=False, left=False, pad=2)
+            ax.grid(alpha=0.3)
+            ax.set_title(metric, fontsize=10, pad=3)
+            # animated artists are left out of the background and drawn per chain
+            self.curves.append(ax.add_collection(LineCollection([], linewidths=1.1, animated=True)))
+            self.resumes.append(ax.add_collection(LineCollection(
+                [], colors="#555555", linestyles="--", linewidths=0.8, animated=True,
+                transform=ax.get_xaxis_transform())))
+            self.missing.append(ax.text(0.5, 0.5, "not logged in this chain", ha="center",
+                                        va="center", color="#777777", transform=ax.transAxes,
+                                        animated=True))
+        self.fig.text(0.5, 0.01, "global step", ha="center", va="bottom", fontsize=8)
+        self.title = self.fig.suptitle("", fontsize=11, animated=True)
+        self.canvas = FigureCanvasAgg(self.fig)
+        self.scale: Scale | None = None
+        self.background = None
+
+    def _background(self, scale: Scale) -> None:
+        if scale != self.scale:
+            self.axes[0].set_xlim(*scale[0])
+            for ax, limits in zip(self.axes, scale[1]):
+                ax.set_ylim(*limits)
+            self.canvas.draw()
+            self.background, self.scale = self.canvas.copy_from_bbox(self.fig.bbox), scale
+        self.canvas.restore_region(self.background)
+
+    def draw(self, leaf: str, segments: Sequence[Segment], columns: Mapping[str, np.ndarray],
+             colors: Mapping[str, str], scale: Scale) -> bytes:
+        """The stitched curves of the metrics, coloured by run, dashed at each resume point."""
+        self._background(scale)
+        pieces = _segment_slices(columns["run_id"])
+        x = columns["global_step"]
+        resumes = [[(s.global_offset, 0), (s.global_offset, 1)] for s in segments[1:]]
+        for ax, metric, curves, resume, missing in zip(
+                self.axes, self.metrics, self.curves, self.resumes, self.missing):
+            y = columns.get(metric)
+            if y is not None and np.isfinite(y).any():
+                curves.set_segments([np.column_stack([x[part], y[part]]) for _, part in pieces])
+                curves.set_color([colors.get(run_id, "grey") for run_id, _ in pieces])
+                ax.draw_artist(curves)
+            else:
+                ax.draw_artist(missing)
+            resume.set_segments(resumes)
+            ax.draw_artist(resume)
+        self.title.set_text(f"chain {segments[0].run_id} \u2192 {leaf}  ({len(segments)} runs)")
+        self.fig.draw_artist(self.title)
+        return _png(self.canvas)
+
+
 _canvases: dict[tuple[str, ...], ChainCanvas] = {}  # one per process and metric list
 
 
 def chain_view(leaf: str, segments: Sequence[Segment], columns: Mapping[str, np.ndarray],
-               metrics: Sequence[str], colors: Mapping[str, str]) -> bytes:
+               metrics: Sequence[str], colors: Mapping[str, str], scale: Scale) -> bytes:
     """The chain to ``leaf`` as a PNG; see ``ChainCanvas.draw``."""
     canvas = _canvases.get(tuple(metrics))
     if canvas is None:
         canvas = _canvases[tuple(metrics)] = ChainCanvas(metrics)
-    return canvas.draw(leaf, segments, columns, colors)
+    return canvas.draw(leaf, segments, columns, colors, scale)
 
 
 def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,
         colors: Mapping[str, str]) -> bytes:
-    """Every chain from ``root`` overlaid for one metric, coloured by leaf."""
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    """Every chain from ``root`` overlaid for one metric: where the curves part, a fork diverged.
+
+    Chains share their first runs, so each run is drawn once, in its own colour, as far as
+    any chain goes into it, rather than once per chain.
+    """
+    fig = Figure(figsize=(11, 4.2), dpi=DPI)
+    fig.subplots_adjust(left=0.06, right=0.89, top=0.92, bottom=0.13)
     ax = fig.add_subplot()
-    drawn = [(leaf, columns) for leaf, columns in chains.items() if metric in columns]
-    ax.add_collection(LineCollection(  # one artist for every chain
-        [np.column_stack([columns["global_step"], columns[metric]]) for _, columns in drawn],
-        colors=[colors.get(leaf, "grey") for leaf, _ in drawn], linewidths=1.0, alpha=0.85))
-    ax.autoscale_view()
-    if 1 < len(drawn) <= 20:
-        for leaf, _ in drawn:  # legend entries only
-            ax.plot([], [], color=colors.get(leaf, "grey"), label=leaf)
-        ax.legend(fontsize=7, ncols=min(5, len(chains)), title="leaf", title_fontsize=7)
-    ax.set_title(f"{metric}: the {len(chains)} chains from root {root}", fontsize=10)
+    drawn = {leaf: columns for leaf, columns in chains.items() if metric in columns}
+    pieces: dict[str, np.ndarray] = {}  # run -> its longest stretch in any chain
+    for columns in drawn.values():
+        for run_id, part in _segment_slices(columns["run_id"]):
+            x = columns["global_step"][part]
+            if run_id not in pieces or x[-1] > pieces[run_id][-1, 0]:
+                pieces[run_id] = np.column_stack([x, columns[metric][part]])
+    ax.add_collection(LineCollection(list(pieces.values()), linewidths=1.0, alpha=0.85,
+                                     colors=[colors.get(run_id, "grey") for run_id in pieces]))
+    (low, high), (limits,) = chain_scale(drawn.values(), [metric])
+    ax.set_xlim(low, high)  # the scale of this root's chain views
+    ax.set_ylim(*limits)
+    if len(pieces) <= 20:  # which colour is which run; the tree map above shows them all
+        ax.legend(handles=[Line2D([], [], color=colors.get(run_id, "grey"), label=run_id)
+                           for run_id in pieces], fontsize=7, title="run", title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
+    ax.set_title(f"{metric}: the {len(chains)} chains from root {root}, each run in its colour",
+                 fontsize=10)
     ax.set_xlabel("global step", fontsize=8)
+    ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)

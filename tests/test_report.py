@@ -93,22 +93,98 @@ def test_a_w_and_b_source_links_each_run_to_its_page(demo):
     assert not re.search(r"(src)\s*=\s*[\"']?\s*(https?:|//)", page)  # links, never loads
 
 
-def test_each_chain_picture_is_scaled_to_its_own_data():
-    from runchain.report_figures import ChainCanvas
-    segments = [runchain.Segment("a", 9, 0), runchain.Segment("b", None, 10)]
-    run_ids = np.array(["a"] * 10 + ["b"] * 10)
-    canvas = ChainCanvas(["m", "gone"])  # reused from chain to chain, as the report does
-    for low, high in ((5.0, 7.0), (100.0, 200.0)):
-        columns = {"global_step": np.arange(20), "run_id": run_ids, "step": np.arange(20) % 10,
-                   "m": np.linspace(low, high, 20), "gone": np.full(20, np.nan)}
-        assert canvas.draw("b", segments, columns, {"a": "#000000", "b": "#ff0000"})[:4] == b"\x89PNG"
-        shown, gone = canvas.axes[:2]
-        y0, y1 = shown.get_ylim()
-        assert y0 < low and y1 > high and (y1 - y0) < 1.2 * (high - low)
-        x0, x1 = shown.get_xlim()
-        assert x0 <= 0 and 19 <= x1 < 21
-        assert shown.get_title() == "m" and gone.get_title() == "gone (not logged)"
-        assert len(shown.collections) == 2  # the curves (one per run) and the resume line
+def _chain(low: float, high: float, n: int = 20) -> dict:
+    """A chain of runs a (steps 0-9) and b (10 on), where m goes from low to high."""
+    return {"global_step": np.arange(n), "run_id": np.array(["a"] * 10 + ["b"] * (n - 10)),
+            "step": np.r_[np.arange(10), np.arange(n - 10)], "m": np.linspace(low, high, n),
+            "gone": np.full(n, np.nan)}
+
+
+SEGMENTS = [runchain.Segment("a", 9, 0), runchain.Segment("b", None, 10)]
+COLORS = {"a": "#0000ff", "b": "#ff0000"}
+
+
+def test_chains_drawn_together_share_a_scale_that_fits_them_all():
+    from runchain.report_figures import chain_scale
+    short, long = _chain(5.0, 7.0, n=20), _chain(-3.0, 2.0, n=50)
+    long["m"][7] = np.nan  # a row that did not log m
+    (x0, x1), ((m0, m1), (g0, g1)) = chain_scale([short, long], ["m", "gone"])
+    assert x0 < 0 and 49 < x1 < 52  # the longer chain's steps, padded
+    assert -3.5 < m0 < -3.0 and 7.0 < m1 < 7.5  # both chains' values; NaN ignored
+    assert (g0, g1) == (0.0, 1.0)  # logged by neither chain
+    (x0, x1), _ = chain_scale([short], ["m"])
+    assert 19 < x1 < 21  # a chain drawn alone gets its own scale
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    import io
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def _region(ax, height: int) -> tuple[slice, slice]:
+    """The rows and columns of ``ax`` in a picture ``height`` pixels tall."""
+    box = ax.get_window_extent()
+    return slice(int(height - box.y1), int(height - box.y0)), slice(int(box.x0), int(box.x1))
+
+
+def test_chain_picture_draws_each_run_where_its_data_is():
+    from runchain.report_figures import ChainCanvas, chain_scale
+    flat = _chain(5.0, 5.0)
+    scale = chain_scale([flat, _chain(0.0, 10.0)], ["m", "gone"])
+    canvas = ChainCanvas(["m", "gone"])
+    png = canvas.draw("b", SEGMENTS, flat, COLORS, scale)
+    assert png[:4] == b"\x89PNG"
+    image = _pixels(png)
+    height = image.shape[0]
+    shown, gone = canvas.axes
+    assert shown.get_ylim() == scale[1][0] and shown.get_xlim() == scale[0]
+    red = (image[..., 0] > 200) & (image[..., 1] < 80) & (image[..., 2] < 80)
+    blue = (image[..., 2] > 200) & (image[..., 0] < 80) & (image[..., 1] < 80)
+    rows, cols = np.nonzero(red)
+    (left, y5), (right, _) = shown.transData.transform([(10, 5.0), (19, 5.0)])
+    assert abs(np.median(rows) - (height - y5)) <= 2  # run b's flat line at m = 5
+    assert cols.min() >= left - 2 and cols.max() <= right + 2  # over run b's steps only
+    assert blue[:, :int(left)].any() and not blue[:, int(right) + 3:].any()  # run a before it
+    ys, _ = _region(shown, height)
+    gray = (np.abs(image - 0x55) < 40).all(axis=-1)
+    assert gray[ys, round(left)].mean() > 0.3  # the dashed line where run b resumed
+    assert not gray[ys.start + 3:ys.stop - 3, round(left) + 6:round(right)].any()  # only there
+    ys, xs = _region(gone, height)  # the metric the chain never logged: "not logged", no curve
+    assert not (red | blue)[ys, xs].any()
+    middle = (ys.start + ys.stop) // 2
+    dark = image[middle - 8:middle + 8, xs].max(axis=-1) < 200
+    resume = round(gone.transData.transform((10, 0))[0]) - xs.start
+    dark[:, resume - 4:resume + 5] = False
+    assert dark.sum() > 50  # the text's pixels
+
+
+def test_chain_picture_keeps_nothing_from_the_chain_before():
+    """The canvas is reused and blitted; each picture equals one drawn on a fresh canvas."""
+    from runchain.report_figures import ChainCanvas, chain_scale
+    flat, ramp = _chain(5.0, 5.0), _chain(0.0, 10.0)
+    scale = chain_scale([flat, ramp], ["m", "gone"])
+    other = chain_scale([_chain(100.0, 300.0)], ["m", "gone"])
+    canvas = ChainCanvas(["m", "gone"])
+    for chain, on in ((flat, scale), (ramp, scale), (ramp, other), (flat, scale)):
+        png = canvas.draw("b", SEGMENTS, chain, COLORS, on)
+        assert canvas.axes[0].get_ylim() == on[1][0]
+        assert png == ChainCanvas(["m", "gone"]).draw("b", SEGMENTS, chain, COLORS, on)
+
+
+def test_fan_draws_the_shared_run_then_each_branch_in_its_run_colour():
+    from runchain.report_figures import fan
+    to_b, to_c = _chain(0.0, 1.0), _chain(0.0, 1.0)
+    to_c["run_id"] = np.where(to_c["run_id"] == "b", "c", to_c["run_id"])
+    to_c["m"][10:] = 0.0  # c parts from b after the shared run a
+    image = _pixels(fan("a", {"b": to_b, "c": to_c}, "m", {**COLORS, "c": "#00ff00"}))
+    red = (image[..., 0] > 200) & (image[..., 1] < 80) & (image[..., 2] < 80)
+    green = (image[..., 1] > 200) & (image[..., 0] < 80) & (image[..., 2] < 80)
+    blue = (image[..., 2] > 200) & (image[..., 0] < 80) & (image[..., 1] < 80)
+    curve = slice(0, int(image.shape[1] * 0.85))  # the legend is to the right
+    assert red[:, curve].any() and green[:, curve].any() and blue[:, curve].any()
+    assert np.nonzero(blue[:, curve])[1].max() < np.nonzero(red[:, curve])[1].min()  # a, then b
+    assert np.median(np.nonzero(green[:, curve])[0]) > np.median(np.nonzero(red[:, curve])[0])
 
 
 def test_leaf_option_draws_only_those_chains(demo):
@@ -117,6 +193,10 @@ def test_leaf_option_draws_only_those_chains(demo):
     report = demo["base"] / "one.html"
     cli("report", "--dir", demo["dir"], "-o", report, "--leaf", leaf)
     assert report.read_text(encoding="utf-8").count("<h3>chain to ") == 1
+    inner = next(run_id for run_id, node in src.tree.nodes.items() if node.children)
+    cli("report", "--dir", demo["dir"], "-o", report, "--leaf", inner, "--leaf", leaf)
+    page = report.read_text(encoding="utf-8")  # a chain may end at a run that has children
+    assert page.count("<h3>chain to ") == 2 and f"<h3>chain to <code>{inner}</code>" in page
 
 
 def test_unknown_leaf_empty_folder_and_unwritable_output_are_clean_errors(demo, tmp_path):
