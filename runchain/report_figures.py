@@ -39,10 +39,16 @@ def _png(drawn: Figure | FigureCanvasAgg) -> bytes:
     if isinstance(drawn, Figure):
         canvas = FigureCanvasAgg(drawn)
         canvas.draw()
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+    quantized = image.quantize(256, method=Image.Quantize.FASTOCTREE)
+    # the octree truncates the colours it averages: its white is 254, a grey box on a white
+    # page, so the background's colour (a corner's) is put back exactly
+    palette = quantized.getpalette()
+    corner = quantized.getpixel((0, 0))
+    palette[3 * corner:3 * corner + 3] = image.getpixel((0, 0))
+    quantized.putpalette(palette)
     buf = io.BytesIO()
-    image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(
-        buf, format="png", compress_level=1)
+    quantized.save(buf, format="png", compress_level=1)
     return buf.getvalue()
 
 

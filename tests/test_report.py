@@ -59,7 +59,9 @@ def test_sections_in_order_with_every_picture_embedded(demo):
     assert len(images) == 1 + len(leaves) + len(src.tree.roots)  # tree, chains, fans
     for uri in images:
         assert uri.startswith("data:image/png;base64,")
-        assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+        png = base64.b64decode(uri.split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert tuple(_pixels(png)[0, 0]) == (255, 255, 255)  # white as the page: no grey box
     for run_id in src.tree.nodes:  # every run in the table
         assert f"<code>{run_id}</code>" in page
 
