@@ -119,13 +119,15 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
             drawn.setdefault(root_of[leaf], []).append(leaf)
         scales = {root: chain_scale([chains[leaf] for leaf in group], metrics)
                   for root, group in drawn.items()}
+        if not metrics:  # nothing logged to draw
+            return
         for leaf in leaves:
             yield ("chain", leaf, source.chain(leaf), chains[leaf], metrics, colors,
                    scales[root_of[leaf]])
-        for root, group in fans.items() if metrics else ():
+        for root, group in fans.items():
             yield "fan", root, {leaf: chains[leaf] for leaf in group}, metrics[0], colors
 
-    count = 1 + len(leaves) + (len(fans) if metrics else 0)
+    count = 1 + (len(leaves) + len(fans) if metrics else 0)
     pictures = iter(parallel.each(_draw, jobs(), "drawing", parallel=count >= MIN_PARALLEL,
                                   total=count))
     parts = ["<h2 id=tree>Tree of runs on the global step axis</h2>"
@@ -141,7 +143,7 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
         path = " \u2192 ".join(f"{s.run_id}@{s.last_step}" if s.last_step is not None
                                else s.run_id for s in source.chain(leaf))
         parts.append(f"<h3>chain to <code>{_e(leaf)}</code></h3><p class=meta>{_e(path)}</p>"
-                     + _img(next(pictures), f"chain to {leaf}"))
+                     + (_img(next(pictures), f"chain to {leaf}") if metrics else ""))
     parts.append(f"<h2 id=branches>Branches</h2><p>For "
                  f"{_e(metrics[0]) if metrics else 'the first metric'}, every chain from the "
                  f"same root, overlaid: where the curves part is where a fork diverged.</p>")

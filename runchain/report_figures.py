@@ -175,7 +175,8 @@ class ChainCanvas:
 
     def _background(self, scale: Scale) -> None:
         if scale != self.scale:
-            self.axes[0].set_xlim(*scale[0])
+            for ax in self.axes[:1]:  # the axes share x
+                ax.set_xlim(*scale[0])
             for ax, limits in zip(self.axes, scale[1]):
                 ax.set_ylim(*limits)
             self.canvas.draw()
@@ -224,9 +225,6 @@ def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,
     Chains share their first runs, so each run is drawn once, in its own colour, as far as
     any chain goes into it, rather than once per chain.
     """
-    fig = Figure(figsize=(11, 4.2), dpi=DPI)
-    fig.subplots_adjust(left=0.06, right=0.89, top=0.92, bottom=0.13)
-    ax = fig.add_subplot()
     drawn = {leaf: columns for leaf, columns in chains.items() if metric in columns}
     pieces: dict[str, np.ndarray] = {}  # run -> its longest stretch in any chain
     for columns in drawn.values():
@@ -234,12 +232,16 @@ def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,
             x = columns["global_step"][part]
             if run_id not in pieces or x[-1] > pieces[run_id][-1, 0]:
                 pieces[run_id] = np.column_stack([x, columns[metric][part]])
+    legend = len(pieces) <= 20  # which colour is which run; the tree map above shows them all
+    fig = Figure(figsize=(11, 4.2), dpi=DPI)
+    fig.subplots_adjust(left=0.06, right=0.89 if legend else 0.985, top=0.92, bottom=0.13)
+    ax = fig.add_subplot()
     ax.add_collection(LineCollection(list(pieces.values()), linewidths=1.0, alpha=0.85,
                                      colors=[colors.get(run_id, "grey") for run_id in pieces]))
     (low, high), (limits,) = chain_scale(drawn.values(), [metric])
     ax.set_xlim(low, high)  # the scale of this root's chain views
     ax.set_ylim(*limits)
-    if len(pieces) <= 20:  # which colour is which run; the tree map above shows them all
+    if legend:
         ax.legend(handles=[Line2D([], [], color=colors.get(run_id, "grey"), label=run_id)
                            for run_id in pieces], fontsize=7, title="run", title_fontsize=7,
                   loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)

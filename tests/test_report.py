@@ -189,6 +189,15 @@ def test_fan_draws_the_shared_run_then_each_branch_in_its_run_colour():
     assert np.median(np.nonzero(green[:, curve])[0]) > np.median(np.nonzero(red[:, curve])[0])
 
 
+def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
+    plain_run(wandb_dir, [])
+    report = tmp_path / "empty.html"
+    cli("report", "--dir", wandb_dir, "-o", report)
+    page = report.read_text(encoding="utf-8")
+    assert "Metrics: none logged." in page and "<h3>chain to " in page
+    assert page.count("<img ") == 1  # the tree map; no empty chart
+
+
 def test_leaf_option_draws_only_those_chains(demo):
     src = runchain.open_source(demo["dir"])
     leaf = runchain.leaves(src.tree)[0]
