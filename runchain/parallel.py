@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import sys
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 from tqdm._monitor import TMonitor
@@ -33,30 +33,25 @@ def can_fork() -> bool:
     return sys.platform == "linux" and not others
 
 
-def each(func: Callable[..., Any], jobs: Iterable[tuple], desc: str, parallel: bool,
-         total: int | None = None) -> list[Any]:
+def each(func: Callable[..., Any], jobs: Sequence[tuple], desc: str, parallel: bool) -> list[Any]:
     """``[func(*job) for job in jobs]``, in a process pool when ``parallel`` and forking is
     safe (``can_fork``), else one after the other.
 
-    ``jobs`` may be a generator, with its length as ``total``: the pool works on the jobs
-    given while the generator makes the next ones. ``func`` must be a module-level
-    function; its arguments and results are pickled.
+    ``func`` must be a module-level function; its arguments and results are pickled.
     """
-    total = len(jobs) if total is None else total  # type: ignore[arg-type]
-    n = min(workers(), total) if parallel and can_fork() else 1
-    with tqdm(total=total, desc=desc, unit="job", file=sys.stderr,
-              disable=None if total > 1 else True, leave=False) as bar:
+    n = min(workers(), len(jobs)) if parallel and can_fork() else 1
+    results: list[Any] = [None] * len(jobs)
+    with tqdm(total=len(jobs), desc=desc, unit="job", file=sys.stderr,
+              disable=None if len(jobs) > 1 else True, leave=False) as bar:
         if n <= 1:
-            results = []
-            for job in jobs:
-                results.append(func(*job))
+            for i, job in enumerate(jobs):
+                results[i] = func(*job)
                 bar.update()
             return results
         context = multiprocessing.get_context("fork")  # workers start with what is imported
         with concurrent.futures.ProcessPoolExecutor(n, mp_context=context) as pool:
             futures = {pool.submit(func, *job): i for i, job in enumerate(jobs)}
-            done: dict[int, Any] = {}
             for future in concurrent.futures.as_completed(futures):
-                done[futures[future]] = future.result()
+                results[futures[future]] = future.result()
                 bar.update()
-    return [done[i] for i in range(len(done))]
+    return results

@@ -108,9 +108,9 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     for leaf in lineage.leaves(tree):
         fans[root_of[leaf]].append(leaf)
     wanted = list(dict.fromkeys(leaves + [leaf for group in fans.values() for leaf in group]))
-
-    def jobs():  # a generator, so the pool draws the tree map while the chains are read
-        yield "tree", tree, order, colors
+    jobs: list[tuple] = [("tree", tree, order, colors)]
+    if metrics:  # else nothing logged to draw
+        # read before the pool starts: reading decodes cold run files in a pool of its own
         chains = {leaf: source.history(leaf, keys=metrics, samples=SAMPLES)
                   for leaf in tqdm(wanted, desc="reading chains", unit="chain",
                                    file=sys.stderr, disable=None, leave=False)}
@@ -119,17 +119,11 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
             drawn.setdefault(root_of[leaf], []).append(leaf)
         scales = {root: chain_scale([chains[leaf] for leaf in group], metrics)
                   for root, group in drawn.items()}
-        if not metrics:  # nothing logged to draw
-            return
-        for leaf in leaves:
-            yield ("chain", leaf, source.chain(leaf), chains[leaf], metrics, colors,
-                   scales[root_of[leaf]])
-        for root, group in fans.items():
-            yield "fan", root, {leaf: chains[leaf] for leaf in group}, metrics[0], colors
-
-    count = 1 + (len(leaves) + len(fans) if metrics else 0)
-    pictures = iter(parallel.each(_draw, jobs(), "drawing", parallel=count >= MIN_PARALLEL,
-                                  total=count))
+        jobs += [("chain", leaf, source.chain(leaf), chains[leaf], metrics, colors,
+                  scales[root_of[leaf]]) for leaf in leaves]
+        jobs += [("fan", root, {leaf: chains[leaf] for leaf in group}, metrics[0], colors)
+                 for root, group in fans.items()]
+    pictures = iter(parallel.each(_draw, jobs, "drawing", parallel=len(jobs) >= MIN_PARALLEL))
     parts = ["<h2 id=tree>Tree of runs on the global step axis</h2>"
              "<p>Each bar is a run, from its first to its last global step; ticks are its "
              "checkpoints; a thin line joins the step a run started from to its start.</p>",

@@ -198,6 +198,24 @@ def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
     assert page.count("<img ") == 1  # the tree map; no empty chart
 
 
+def test_cold_runs_are_decoded_in_a_pool_then_pictures_drawn_in_one(demo, tmp_path, monkeypatch):
+    import runchain.local_tree
+    import runchain.parallel
+    import runchain.report
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cold"))
+    monkeypatch.setattr(runchain.local_tree, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(runchain.report, "MIN_PARALLEL", 1)
+    monkeypatch.setattr(runchain.parallel, "workers", lambda: 2)
+    pools, each = [], runchain.parallel.each
+
+    def spy(func, jobs, desc, parallel):  # can the pool fork at the moment it is asked for?
+        pools.append((desc, parallel and runchain.parallel.can_fork()))
+        return each(func, jobs, desc, parallel)
+    monkeypatch.setattr(runchain.parallel, "each", spy)
+    runchain.report.build_report(runchain.open_source(demo["dir"]))
+    assert ("decoding histories", True) in pools and pools[-1] == ("drawing", True)
+
+
 def test_leaf_option_draws_only_those_chains(demo):
     src = runchain.open_source(demo["dir"])
     leaf = runchain.leaves(src.tree)[0]
