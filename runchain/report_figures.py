@@ -37,7 +37,7 @@ def _png(drawn: Figure | FigureCanvasAgg) -> bytes:
     so it looks the same, is 2.5x smaller and twice as fast to write."""
     canvas = drawn
     if isinstance(drawn, Figure):
-        canvas = FigureCanvasAgg(drawn)
+        canvas = _agg(drawn)
         canvas.draw()
     image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     quantized = image.quantize(256, method=Image.Quantize.FASTOCTREE)
@@ -50,6 +50,16 @@ def _png(drawn: Figure | FigureCanvasAgg) -> bytes:
     buf = io.BytesIO()
     quantized.save(buf, format="png", compress_level=1)
     return buf.getvalue()
+
+
+def _agg(fig: Figure) -> FigureCanvasAgg:
+    """The figure's Agg canvas, made once: its renderer caches the text it has measured."""
+    return fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+
+
+def _width(artist, fig: Figure) -> float:
+    """How wide ``artist`` is drawn, in pixels."""
+    return artist.get_window_extent(_agg(fig).get_renderer()).width
 
 
 def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> bytes:
@@ -81,14 +91,19 @@ def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> byt
         [[(cut := tree.nodes[node.parent_run].global_offset + node.parent_step,
            lane[node.parent_run]), (cut, i), (node.global_offset, i)] for node, i in links],
         colors=[colors[node.info.id] for node, _ in links], linewidths=0.8, alpha=0.8))
+    right = float((starts + widths).max()) if n else 1.0
+    limit, room = right * 1.02 + 1, _width(ax, fig)
     for i, node in enumerate(nodes):
         if i % every == 0 or not node.children:
             name = f" {node.info.name}" if node.info.name else ""
-            ax.text(starts[i] + widths[i], i, f" {node.info.id}{name}", va="center",
-                    fontsize=font, clip_on=False)
-    right = float((starts + widths).max()) if n else 1.0
+            label = ax.text(starts[i] + widths[i], i, f" {node.info.id}{name}", va="center",
+                            fontsize=font, clip_on=False)
+            # the x limit that keeps the label inside the axes, unless it takes most of them
+            wide = _width(label, fig)
+            if wide < 0.6 * room:
+                limit = max(limit, (starts[i] + widths[i]) * room / (room - wide))
     ax.set_ylim(n - 0.4, -0.6)
-    ax.set_xlim(0, right * 1.12 + 1)
+    ax.set_xlim(0, limit)
     ax.set_yticks([])
     ax.set_xlabel("global step")
     ax.spines[["left", "right", "top"]].set_visible(False)
@@ -232,20 +247,22 @@ def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,
             x = columns["global_step"][part]
             if run_id not in pieces or x[-1] > pieces[run_id][-1, 0]:
                 pieces[run_id] = np.column_stack([x, columns[metric][part]])
-    legend = len(pieces) <= 20  # which colour is which run; the tree map above shows them all
     fig = Figure(figsize=(11, 4.2), dpi=DPI)
-    fig.subplots_adjust(left=0.06, right=0.89 if legend else 0.985, top=0.92, bottom=0.13)
+    fig.subplots_adjust(left=0.06, right=0.985, top=0.92, bottom=0.13)
     ax = fig.add_subplot()
     ax.add_collection(LineCollection(list(pieces.values()), linewidths=1.0, alpha=0.85,
                                      colors=[colors.get(run_id, "grey") for run_id in pieces]))
     (low, high), (limits,) = chain_scale(drawn.values(), [metric])
     ax.set_xlim(low, high)  # the scale of this root's chain views
     ax.set_ylim(*limits)
-    if legend:
-        ax.legend(handles=[Line2D([], [], color=colors.get(run_id, "grey"), label=run_id)
-                           for run_id in pieces], fontsize=7, title="run", title_fontsize=7,
-                  loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
-    ax.set_title(f"{metric}: the {len(chains)} chains from root {root}, each run in its colour",
+    if 0 < len(pieces) <= 20:  # which colour is which run; the tree map above shows them all
+        legend = ax.legend(handles=[Line2D([], [], color=colors.get(run_id, "grey"),
+                                           label=run_id) for run_id in pieces],
+                           fontsize=7, title="run", title_fontsize=7, loc="upper left",
+                           bbox_to_anchor=(1.005, 1.0), frameon=False)
+        fig.subplots_adjust(right=max(0.6, 0.98 - _width(legend, fig) / fig.bbox.width))
+    chains_from = "the chain" if len(chains) == 1 else f"the {len(chains)} chains"
+    ax.set_title(f"{metric}: {chains_from} from root {root}, each run in its colour",
                  fontsize=10)
     ax.set_xlabel("global step", fontsize=8)
     ax.tick_params(labelsize=8)

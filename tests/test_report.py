@@ -216,6 +216,24 @@ def test_cold_runs_are_decoded_in_a_pool_then_pictures_drawn_in_one(demo, tmp_pa
     assert ("decoding histories", True) in pools and pools[-1] == ("drawing", True)
 
 
+def _ink_at_right_edge(png: bytes) -> bool:
+    return bool((_pixels(png)[:, -4:].max(axis=-1) < 160).any())
+
+
+def test_long_run_names_and_ids_fit_in_the_pictures(demo):
+    import dataclasses
+    from runchain.report_figures import fan, run_colors, tree_map
+    tree = runchain.open_source(demo["dir"]).tree
+    named = dataclasses.replace(tree, nodes={
+        run_id: dataclasses.replace(node, info=dataclasses.replace(node.info, name="bright-sunset-1042"))
+        for run_id, node in tree.nodes.items()})
+    order = list(named.nodes)
+    assert not _ink_at_right_edge(tree_map(named, order, run_colors(order)))  # labels not cut
+    long = ["resnet50-lr3e-4-warmup", "resnet50-lr3e-4-warmup-resume1"]
+    chain = {"global_step": np.arange(20), "run_id": np.repeat(long, 10), "m": np.arange(20.0)}
+    assert not _ink_at_right_edge(fan(long[0], {long[1]: chain}, "m", run_colors(long)))
+
+
 def test_leaf_option_draws_only_those_chains(demo):
     src = runchain.open_source(demo["dir"])
     leaf = runchain.leaves(src.tree)[0]
