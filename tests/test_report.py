@@ -224,9 +224,9 @@ def test_long_run_names_and_ids_fit_in_the_pictures(demo):
     import dataclasses
     from runchain.report_figures import fan, run_colors, tree_map
     tree = runchain.open_source(demo["dir"]).tree
-    named = dataclasses.replace(tree, nodes={
-        run_id: dataclasses.replace(node, info=dataclasses.replace(node.info, name="bright-sunset-1042"))
-        for run_id, node in tree.nodes.items()})
+    def with_name(node):  # as W&B names runs
+        return dataclasses.replace(node, info=dataclasses.replace(node.info, name="bright-sun-1042"))
+    named = dataclasses.replace(tree, nodes={k: with_name(n) for k, n in tree.nodes.items()})
     order = list(named.nodes)
     assert not _ink_at_right_edge(tree_map(named, order, run_colors(order)))  # labels not cut
     long = ["resnet50-lr3e-4-warmup", "resnet50-lr3e-4-warmup-resume1"]
