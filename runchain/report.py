@@ -98,14 +98,16 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     tree = source.tree
     order = _order(tree)
     colors = run_colors(order)
-    leaves = list(leaves) if leaves else lineage.leaves(tree)
+    every_leaf = lineage.leaves(tree)
+    leaves = list(leaves) if leaves else every_leaf
     for leaf in leaves:
         lineage.find_run(tree, leaf)
     metrics = list(metrics) if metrics else default_metrics(source, leaves[0]) if leaves else []
-    root_of = {leaf: lineage.chain(tree, leaf)[0].run_id
-               for leaf in dict.fromkeys(leaves + lineage.leaves(tree))}  # --leaf may be inner
+    chain_of = {leaf: lineage.chain(tree, leaf)  # a --leaf may name an inner run
+                for leaf in dict.fromkeys(leaves + every_leaf)}
+    root_of = {leaf: segments[0].run_id for leaf, segments in chain_of.items()}
     fans: dict[str, list[str]] = {root: [] for root in tree.roots}
-    for leaf in lineage.leaves(tree):
+    for leaf in every_leaf:
         fans[root_of[leaf]].append(leaf)
     wanted = list(dict.fromkeys(leaves + [leaf for group in fans.values() for leaf in group]))
     jobs: list[tuple] = [("tree", tree, order, colors)]
@@ -119,7 +121,7 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
             drawn.setdefault(root_of[leaf], []).append(leaf)
         scales = {root: chain_scale([chains[leaf] for leaf in group], metrics)
                   for root, group in drawn.items()}
-        jobs += [("chain", leaf, source.chain(leaf), chains[leaf], metrics, colors,
+        jobs += [("chain", leaf, chain_of[leaf], chains[leaf], metrics, colors,
                   scales[root_of[leaf]]) for leaf in leaves]
         jobs += [("fan", root, {leaf: chains[leaf] for leaf in group}, metrics[0], colors)
                  for root, group in fans.items()]
@@ -135,7 +137,7 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
              f"Metrics: {_e(', '.join(metrics)) or 'none logged'}.</p>"]
     for leaf in leaves:
         path = " \u2192 ".join(f"{s.run_id}@{s.last_step}" if s.last_step is not None
-                               else s.run_id for s in source.chain(leaf))
+                               else s.run_id for s in chain_of[leaf])
         parts.append(f"<h3>chain to <code>{_e(leaf)}</code></h3><p class=meta>{_e(path)}</p>"
                      + (_img(next(pictures), f"chain to {leaf}") if metrics else ""))
     parts.append(f"<h2 id=branches>Branches</h2><p>For "
@@ -145,7 +147,7 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     parts.append("<h2 id=runs>Runs</h2>" + _runs_table(source, order, colors))
     notes = "".join(f"<li>{_e(note)}</li>" for note in tree.notes)
     header = (f"<h1>runchain report</h1><p class=meta>{len(tree.nodes)} runs, {len(tree.roots)} "
-              f"root(s), {len(lineage.leaves(tree))} chain(s), read from <code>"
+              f"root(s), {len(every_leaf)} chain(s), read from <code>"
               f"{_e(source.where)}</code>; runchain {_e(__version__)}</p>"
               + (f"<ul class=meta>{notes}</ul>" if notes else "")
               + "<nav><a href=#tree>tree</a><a href=#chains>chains</a>"

@@ -124,6 +124,12 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
 
+def _primary(image: np.ndarray, channel: int) -> np.ndarray:
+    """Where ``image`` is close to pure red (0), green (1) or blue (2)."""
+    others = [c for c in range(3) if c != channel]
+    return (image[..., channel] > 200) & (image[..., others] < 80).all(axis=-1)
+
+
 def _region(ax, height: int) -> tuple[slice, slice]:
     """The rows and columns of ``ax`` in a picture ``height`` pixels tall."""
     box = ax.get_window_extent()
@@ -141,8 +147,7 @@ def test_chain_picture_draws_each_run_where_its_data_is():
     height = image.shape[0]
     shown, gone = canvas.axes
     assert shown.get_ylim() == scale[1][0] and shown.get_xlim() == scale[0]
-    red = (image[..., 0] > 200) & (image[..., 1] < 80) & (image[..., 2] < 80)
-    blue = (image[..., 2] > 200) & (image[..., 0] < 80) & (image[..., 1] < 80)
+    red, blue = _primary(image, 0), _primary(image, 2)
     rows, cols = np.nonzero(red)
     (left, y5), (right, _) = shown.transData.transform([(10, 5.0), (19, 5.0)])
     assert abs(np.median(rows) - (height - y5)) <= 2  # run b's flat line at m = 5
@@ -180,9 +185,7 @@ def test_fan_draws_the_shared_run_then_each_branch_in_its_run_colour():
     to_c["run_id"] = np.where(to_c["run_id"] == "b", "c", to_c["run_id"])
     to_c["m"][10:] = 0.0  # c parts from b after the shared run a
     image = _pixels(fan("a", {"b": to_b, "c": to_c}, "m", {**COLORS, "c": "#00ff00"}))
-    red = (image[..., 0] > 200) & (image[..., 1] < 80) & (image[..., 2] < 80)
-    green = (image[..., 1] > 200) & (image[..., 0] < 80) & (image[..., 2] < 80)
-    blue = (image[..., 2] > 200) & (image[..., 0] < 80) & (image[..., 1] < 80)
+    red, green, blue = (_primary(image, channel) for channel in range(3))
     curve = slice(0, int(image.shape[1] * 0.85))  # the legend is to the right
     assert red[:, curve].any() and green[:, curve].any() and blue[:, curve].any()
     assert np.nonzero(blue[:, curve])[1].max() < np.nonzero(red[:, curve])[1].min()  # a, then b
