@@ -20,13 +20,10 @@ import secrets
 import string
 import subprocess
 import sys
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from tqdm import tqdm
-
 import runchain
-from runchain.fake_model import metric_names
+from fake_model import metric_names
 
 DO_RUN = Path(__file__).resolve().parent / "do_run.py"
 
@@ -97,36 +94,21 @@ def main():
     plan = plan_tree(args.n_runs, args.seed, has_root)
     for i, item in enumerate(plan):
         item["id"] = args.start_run_id if (has_root and i == 0) else new_run_id()
-    log_dir = runchain.local_runs.default_wandb_dir() / "do_many-logs"
+    log_dir = runchain.default_wandb_dir() / "do_many-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    done = {0} if has_root else set()
-    running = {}
-    failed = None
-    with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool, \
-            tqdm(total=args.n_runs, desc="runs", unit="run", file=sys.stderr) as bar:
-        while len(done) < len(plan) and failed is None:
-            for i, item in enumerate(plan):  # start every run whose parent has finished
-                parent = item["parent"]
-                if i not in done and i not in running.values() and len(running) < max(1, args.workers) \
-                        and (parent is None or parent in done):
-                    parent_id = None if parent is None else plan[parent]["id"]
-                    running[pool.submit(do_one, args, item, parent_id, mode, log_dir)] = i
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                i = running.pop(future)
-                try:
-                    future.result()
-                except Exception as e:  # keep what finished; stop scheduling new runs
-                    failed = e
-                    continue
-                done.add(i)
-                bar.update(1)
-        wait(running)
-    if failed:
-        sys.exit(f"do_many.py: error: {failed}")
+    def run_one(i):
+        parent = plan[i]["parent"]
+        do_one(args, plan[i], None if parent is None else plan[parent]["id"], mode, log_dir)
 
-    wandb_dir = runchain.local_runs.default_wandb_dir()
+    # every run starts once its parent has finished; after a failure, what runs finishes
+    todo = {i: item["parent"] for i, item in enumerate(plan) if not (has_root and i == 0)}
+    try:
+        runchain.parent_first(todo, run_one, args.workers, "runs")
+    except runchain.ParentFirstError as e:
+        sys.exit(f"do_many.py: error: {e.error}")
+
+    wandb_dir = runchain.default_wandb_dir()
     print(f"\n{args.n_runs} new runs in project {args.project} ({mode}); runchain tree --dir {wandb_dir}:")
     sys.stdout.flush()
     subprocess.run([sys.executable, "-m", "runchain", "tree", "--dir", str(wandb_dir)], check=False)

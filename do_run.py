@@ -19,7 +19,7 @@ import wandb
 from tqdm import tqdm
 
 import runchain
-from runchain.fake_model import FakeModel
+from fake_model import FakeModel  # the numpy stand-in beside this file: swap in your model
 
 # -----------------------------------------------------------------------------
 # config: defaults first; on resume the checkpoint overwrites them, then explicit flags win

@@ -20,11 +20,14 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import wandb
 
 import runchain
-from runchain.fake_model import FakeModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # fake_model.py, beside do_run.py
+from fake_model import FakeModel  # noqa: E402
 
 
 def helper_loop(steps, n_metrics, every):

@@ -41,10 +41,10 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
 import runchain.parallel
-from runchain import local_tree
-from runchain.history_columns import rows_to_columns
-from runchain.local_runs import run_folders
-from runchain.runfile import scan_records
+from runchain.readers import folder as local_tree
+from runchain.stitch import rows_to_columns
+from runchain.readers.run_folders import run_folders
+from runchain.readers.runfile import scan_records
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,20 +9,23 @@ from .contract import Breadcrumbs, CheckpointRef, artifact_name, parse_ref, step
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError, ModeError,
                      MetricError, ProjectNotFoundError, ReferenceSyntaxError, RunchainError, RunFileError,
                      RunNotFoundError, SourceError, SyncError)
-from .lineage import CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain, chains, leaves
+from .lineage import (CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain, chains,
+                      kept_last_step, leaves)
 from .mode import resolve_mode
-from .source import Source, open_source
+from .parallel import ParentFirstError, parent_first
+from .readers import default_wandb_dir, open_source
+from .source import Source
 from .stitch import stitch
 from .tracking import log, start
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Breadcrumbs", "Checkpoint", "CheckpointRef", "artifact_name", "checkpoint_steps",
     "load_checkpoint", "log", "parse_ref", "resolve_mode", "save_checkpoint", "start",
     "step_alias",
     "CheckpointInfo", "RunInfo", "RunNode", "Segment", "Source", "Tree", "build_tree", "chain",
-    "chains", "leaves", "open_source", "stitch",
+    "chains", "default_wandb_dir", "kept_last_step", "leaves", "open_source", "stitch",
+    "ParentFirstError", "parent_first",
     "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ModeError",
     "MetricError", "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
     "RunNotFoundError", "SourceError", "SyncError",

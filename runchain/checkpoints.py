@@ -14,20 +14,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import wandb
 
+from .artifact_files import read_checkpoint_json
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
-                       Breadcrumbs, CheckpointRef, artifact_name, checkpoint_step, parse_ref,
-                       step_alias)
-from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError,
-                     RunNotFoundError)
-from .local_runs import default_wandb_dir, pick_checkpoint, read_local_run
-from .mode import LOGIN_HINT, credential_source
+                       Breadcrumbs, CheckpointRef, artifact_name, is_step,
+                       logged_checkpoint_step, parse_ref, step_alias)
+from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
+from .readers.run_folders import default_wandb_dir, pick_checkpoint, read_local_run
+from .wandb_api import checkpoint_state, entity_of, open_api, wandb_requests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,30 +43,6 @@ class Checkpoint:
     run_breadcrumbs: Breadcrumbs | None  # the parent's own breadcrumbs, None for plain wandb
     online: bool = False  # True: resolved on W&B, so start() calls run.use_artifact
     artifact: Any = None  # online: the wandb Artifact, e.g. checkpoint.artifact.download()
-
-
-def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:
-    """The validated ``checkpoint.json`` at a local path or ``file://`` URI; ``where`` names
-    the checkpoint in errors. Raises CheckpointError (missing, malformed, no valid step)."""
-    scheme = urlsplit(location).scheme
-    if scheme not in ("", "file") and not os.path.isabs(location):
-        raise CheckpointError(
-            f"{CHECKPOINT_FILE} of {where} is stored by reference at {location}, which runchain "
-            f"cannot read offline; add checkpoint.json as a real file and keep only the large "
-            f"files as references")
-    path = unquote(urlsplit(location).path) if scheme == "file" else location
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except FileNotFoundError:
-        raise CheckpointError(
-            f"{CHECKPOINT_FILE} of {where} should be at {path}, which no longer exists; wandb "
-            f"keeps offline artifact files in WANDB_DATA_DIR until `wandb sync` uploads them, "
-            f"so point WANDB_DATA_DIR at the same folder the parent used") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{CHECKPOINT_FILE} of {where} is not valid JSON ({e})") from None
-    checkpoint_step(obj, where)
-    return obj
 
 
 def _check_metadata(metadata: dict[str, Any], step: int, where: str) -> None:
@@ -100,24 +75,10 @@ def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
                       run.breadcrumbs)
 
 
-def _api() -> Any:
-    if credential_source() is None:
-        raise CredentialsError(f"reading from W&B needs credentials; {LOGIN_HINT}")
-    return wandb.Api()
-
-
-def _entity(entity: str | None, api: Any, what: Any) -> str:
-    entity = entity or api.default_entity
-    if not entity:
-        raise CheckpointNotFoundError(f"no W&B entity for {what}: name it, as in "
-                                      f"entity/project/..., or set WANDB_ENTITY")
-    return entity
-
-
 def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
                  api: Any) -> Checkpoint:
-    api = api or _api()
-    entity = _entity(ref.entity or entity, api, ref)
+    api = api or open_api(f"resolving checkpoint {ref} on W&B")
+    entity = entity_of(api, ref.entity or entity, ref)
     project = ref.project or project
     if not project:
         raise CheckpointNotFoundError(f"checkpoint reference {ref} names no project; pass "
@@ -131,12 +92,8 @@ def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
     if artifact.type != CHECKPOINT_TYPE:
         raise CheckpointError(f"artifact {path} has type {artifact.type!r}, expected "
                               f"{CHECKPOINT_TYPE!r}")
-    try:
-        entry = artifact.get_entry(CHECKPOINT_FILE)
-    except KeyError:
-        raise CheckpointError(f"checkpoint {path} has no {CHECKPOINT_FILE}") from None
-    with tempfile.TemporaryDirectory() as tmp:
-        state = read_checkpoint_json(entry.download(root=tmp), path)
+    with wandb_requests(path):
+        state = checkpoint_state(artifact, path)
     step = state["step"]
     _check_metadata(artifact.metadata or {}, step, path)
     producer = artifact.logged_by()
@@ -187,22 +144,22 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
     """
     try:
         run = read_local_run(run_id, wandb_dir or default_wandb_dir())
-        steps = [c.metadata["step"] for c in run.valid_checkpoints]
+        steps = [logged_checkpoint_step(run_id, c.name, c.type, c.metadata)
+                 for c in run.valid_checkpoints]
     except RunNotFoundError:
         if mode != "online":
             raise
         if not project:
             raise RunNotFoundError(f"looking up run {run_id} on W&B needs a project; pass one")
-        api = api or _api()
-        path = f"{_entity(entity, api, run_id)}/{project}/{run_id}"
+        api = api or open_api(f"looking up run {run_id} on W&B")
+        path = f"{entity_of(api, entity, run_id)}/{project}/{run_id}"
         try:
             remote = api.run(path)
-            steps = [a.metadata.get("step") for a in remote.logged_artifacts()
-                     if a.type == CHECKPOINT_TYPE
-                     and a.name.split(":")[0] == artifact_name(run_id)]
+            steps = [logged_checkpoint_step(run_id, a.name, a.type, a.metadata)
+                     for a in remote.logged_artifacts()]
         except (ValueError, wandb.errors.CommError) as e:
             raise RunNotFoundError(f"run {path} not found on W&B ({e})") from None
-    steps = sorted({s for s in steps if isinstance(s, int) and not isinstance(s, bool)})
+    steps = sorted({s for s in steps if s is not None})
     if not steps:
         raise CheckpointNotFoundError(f"run {run_id} saved no checkpoints (no artifact of type "
                                       f"{CHECKPOINT_TYPE!r} with a step in its metadata)")
@@ -228,7 +185,7 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
     Example:
         >>> save_checkpoint(run, {"model": weights}, step=39)  # doctest: +SKIP
     """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+    if not is_step(step):
         raise CheckpointError(f"checkpoint step must be a non-negative integer, got {step!r}")
     if state.get("step", step) != step:
         raise CheckpointError(f"state['step']={state['step']!r} disagrees with step={step}")
@@ -263,7 +220,7 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
         raise CheckpointError(f"cannot build checkpoint at step {step}: {e}") from e
     logged = run.log_artifact(artifact, aliases=[step_alias(step), "latest"])
     # The run's checkpoint steps in its summary too: a W&B project listing then shows the
-    # whole tree without one artifact request per run (see runchain.wandb_runs).
+    # whole tree without one artifact request per run (see runchain.readers.project).
     saved = run.summary.get(CONFIG_KEY) or {}
     steps = sorted({*saved.get(SUMMARY_CHECKPOINTS, []), step})
     run.summary[CONFIG_KEY] = {**saved, SUMMARY_CHECKPOINTS: steps}

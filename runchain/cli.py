@@ -12,10 +12,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__
+from .atomic import atomic_open
 from .errors import RunchainError
-from .lineage import RunNode, Tree
-from .source import Source, open_source
+from .lineage import RunNode, kept_last_step
+from .readers import open_source
+from .source import Source
+from .stitch import STITCHED
+from .version import __version__
 
 
 def _warn(message, category, filename, lineno, file=None, line=None):
@@ -60,7 +63,7 @@ def _range(first: int, last: int | None) -> str:
     return "no rows" if last is None else f"{first}-{last}"
 
 
-def _run_json(tree: Tree, node: RunNode) -> dict:
+def _run_json(node: RunNode) -> dict:
     info = node.info
     return {"id": info.id, "project": info.project, "name": info.name, "state": info.state,
             "parent_run": node.parent_run, "parent_step": node.parent_step,
@@ -68,15 +71,6 @@ def _run_json(tree: Tree, node: RunNode) -> dict:
             "depth": node.depth, "children": list(node.children),
             "checkpoints": [{"step": c.step, "alias": c.alias, "version": c.version}
                             for c in info.checkpoints]}
-
-
-def _depth_first(tree: Tree) -> list[RunNode]:
-    order, stack = [], list(reversed(tree.roots))
-    while stack:
-        node = tree.nodes[stack.pop()]
-        order.append(node)
-        stack.extend(reversed(node.children))
-    return order
 
 
 @main.command()
@@ -92,9 +86,9 @@ def tree(dir: str | None, project: str | None, as_json: bool) -> None:
         runchain tree --json | jq '.[] | select(.depth == 0)'
     """
     source = _open(dir, project)
-    nodes = _depth_first(source.tree)
+    nodes = list(source.tree.nodes.values())  # depth-first from the roots
     if as_json:
-        click.echo(json.dumps([_run_json(source.tree, n) for n in nodes], indent=2))
+        click.echo(json.dumps([_run_json(n) for n in nodes], indent=2))
         return
     for node in nodes:
         info = node.info
@@ -131,7 +125,7 @@ def chain(run_id: str, dir: str | None, project: str | None, metrics: tuple[str,
         raise click.ClickException(str(e)) from None
     rows = []
     for seg in segments:
-        last = seg.last_step if seg.last_step is not None else source.tree.nodes[seg.run_id].info.last_step
+        last = kept_last_step(source.tree, seg)
         rows.append({"run_id": seg.run_id, "first_step": 0, "last_step": last,
                      "global_first": seg.global_offset,
                      "global_last": None if last is None else seg.global_offset + last})
@@ -203,23 +197,24 @@ def publish(leaf: str, dir: str | None, project: str | None, mode: str, to_proje
 
 
 def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
-    keys = ["global_step", "run_id", "step"] + [k for k in columns if k not in
-                                                ("global_step", "run_id", "step")]
+    """The stitched columns as CSV, to stdout or, whole or not at all, to ``path``."""
+    keys = list(STITCHED) + [k for k in columns if k not in STITCHED]
+    values = [columns[k].tolist() for k in keys]
+    rows = zip(*[[("" if isinstance(v, float) and v != v else v) for v in col] for col in values])
+    if path == "-":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(keys)
+        writer.writerows(rows)
+        return
     try:
-        out = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
+        with atomic_open(path, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(keys)
+            writer.writerows(rows)
     except OSError as e:
         raise click.ClickException(f"cannot write the CSV to {path}: {e.strerror}; pass --csv "
                                    f"a path in an existing, writable folder (or - for stdout)")
-    try:
-        writer = csv.writer(out)
-        writer.writerow(keys)
-        values = [columns[k].tolist() for k in keys]
-        writer.writerows(zip(*[[("" if isinstance(v, float) and v != v else v) for v in col]
-                               for col in values]))
-    finally:
-        if out is not sys.stdout:
-            out.close()
-            click.echo(f"wrote {len(columns['global_step'])} rows to {Path(path)}", err=True)
+    click.echo(f"wrote {len(columns['global_step'])} rows to {Path(path)}", err=True)
 
 
 def _sync_line(item) -> str:

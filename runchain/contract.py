@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import CheckpointError, ReferenceSyntaxError
 
@@ -20,11 +20,46 @@ CONFIG_KEY = "runchain"  # run.config key holding the breadcrumbs
 SUMMARY_CHECKPOINTS = "checkpoints"  # run.summary["runchain"]["checkpoints"]: steps saved
 CHAIN_VIEW_KEY = "runchain_chain"  # config of a `runchain publish` run; readers leave it out
 STEP_METRIC = "global_step"  # history key, declared as the step metric of every other key
+LOCAL_STEP = "_step"  # wandb's own history key: a run's local step
 LATEST = "latest"
+INT64_MAX = 2**63 - 1  # steps are int64 in every array runchain builds
 
 _ID = r"[A-Za-z0-9_.\-]+"
 _NAME_RE = re.compile(rf"^run-(?P<run_id>{_ID})-checkpoint$")
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def is_step(value: Any) -> bool:
+    """The one rule for a step: a non-negative integer within int64. JSON ``true`` is not one.
+
+    Example:
+        >>> [is_step(v) for v in (0, 39, -1, 2.0, True, "5", 2**63)]
+        [True, True, False, False, False, False, False]
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
+
+
+def logged_checkpoint_step(run_id: str, name: str, type: str, metadata: Any) -> int | None:
+    """The one rule for which logged artifacts are ``run_id``'s checkpoints.
+
+    An artifact counts when its type is ``checkpoint``, its name is ``run-<run_id>-checkpoint``
+    (a ``:v<N>`` suffix, as a public ``Artifact`` names itself, is fine) and its metadata
+    holds a valid ``"step"``. Returns that local step, else None.
+
+    Example:
+        >>> logged_checkpoint_step("a1", "run-a1-checkpoint:v2", "checkpoint", {"step": 39})
+        39
+    """
+    if type != CHECKPOINT_TYPE or name.split(":")[0] != artifact_name(run_id):
+        return None
+    step = metadata.get("step") if isinstance(metadata, Mapping) else None
+    return step if is_step(step) else None
+
+
+def is_chain_view(config: Mapping[str, Any]) -> bool:
+    """Whether a run is a ``runchain publish`` chain view: a view of runs, not a run of the
+    tree, so readers leave it out."""
+    return CHAIN_VIEW_KEY in config
 
 
 def artifact_name(run_id: str) -> str:
@@ -82,10 +117,12 @@ def parse_ref(text: str) -> CheckpointRef:
         raise ReferenceSyntaxError(f"empty checkpoint reference; {hint}")
     if "@" in text:
         run_id, _, step = text.partition("@")
-        if not re.fullmatch(_ID, run_id) or not step.isdigit():
+        # ASCII digits only (str.isdigit takes "²"), and short enough for int64 before int()
+        if (not re.fullmatch(_ID, run_id) or not re.fullmatch(r"[0-9]{1,19}", step)
+                or not is_step(int(step))):
             raise ReferenceSyntaxError(
                 f"bad checkpoint reference {raw!r}: <run_id>@<step> needs a run id and a "
-                f"non-negative integer step, e.g. 1a2b3c4d@39")
+                f"non-negative integer step below 2**63, e.g. 1a2b3c4d@39")
         return CheckpointRef(run_id=run_id, alias=step_alias(int(step)))
     path, _, alias = text.partition(":")
     if _ and not _ALIAS_RE.fullmatch(alias):
@@ -127,7 +164,7 @@ def checkpoint_step(obj: Any, where: str) -> int:
             f'{CHECKPOINT_FILE} in {where} has no "step" key (keys: {sorted(obj)[:8]}); the '
             f"contract needs the run's local step at save time")
     step = obj["step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+    if not is_step(step):
         raise CheckpointError(
             f'{CHECKPOINT_FILE} in {where} has "step": {step!r}; expected a non-negative '
             f"integer (the run's local _step when the checkpoint was saved)")

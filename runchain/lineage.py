@@ -57,6 +57,7 @@ class RunInfo:
     checkpoints: tuple[CheckpointInfo, ...] = ()
     used: tuple[tuple[str, int], ...] = ()  # (producer run id, local checkpoint step), in use order
     breadcrumbs: Breadcrumbs | None = None  # from config["runchain"]; None for plain wandb runs
+    entity: str | None = None  # the W&B entity, where known (offline runs usually record none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,6 +256,19 @@ def chain(tree: Tree, leaf: str) -> list[Segment]:
         node = tree.nodes[node.parent_run]
         segments.append(Segment(node.info.id, cut, node.global_offset))
     return segments[::-1]
+
+
+def kept_last_step(tree: Tree, segment: Segment) -> int | None:
+    """The last local step ``segment`` keeps (inclusive): its cut, or for the leaf its run's
+    last logged step; None when the run logged no rows. The first kept step is always 0.
+
+    Example (``tree`` as in the module docstring):
+        >>> [kept_last_step(tree, s) for s in chain(tree, "b")]  # doctest: +SKIP
+        [39, 50]
+    """
+    if segment.last_step is not None:
+        return segment.last_step
+    return tree.nodes[segment.run_id].info.last_step
 
 
 def chains(tree: Tree) -> list[list[Segment]]:

@@ -1,4 +1,6 @@
-"""Run independent jobs on every core this process may use, with progress on stderr."""
+"""Run independent jobs at once, with progress on stderr: decoding on every core this process
+may use (``each``), requests on threads (``threads``), and runs whose children wait for them
+(``parent_first``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import multiprocessing
 import os
 import sys
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 from tqdm._monitor import TMonitor
@@ -55,3 +57,81 @@ def each(func: Callable[..., Any], jobs: Sequence[tuple], desc: str, parallel: b
                 results[futures[future]] = future.result()
                 bar.update()
     return results
+
+
+def threads(calls: Sequence[tuple[Any, Callable[..., Any], tuple]], workers: int,
+            desc: str) -> Iterator[tuple[Any, Any]]:
+    """Run each ``(key, fn, args)`` on at most ``workers`` threads (for requests, which wait
+    rather than compute); yield (key, result) as each finishes.
+
+    The first failure cancels the calls not yet started and is raised.
+    """
+    if not calls:
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        futures = {pool.submit(fn, *args): key for key, fn, args in calls}
+        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
+                           desc=desc, unit="req", file=sys.stderr, disable=None, leave=False):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def parent_first(parents: Mapping[Hashable, Hashable | None], work: Callable[[Hashable], Any],
+                 workers: int, desc: str,
+                 done: Callable[[Hashable], Any] | None = None) -> list[Hashable]:
+    """Run ``work(key)`` for every key of ``parents`` on at most ``workers`` threads; a key
+    starts only after its parent's work finished (a parent that is not a key is done already).
+
+    ``done(key)`` runs in this thread as each key finishes. After a failure no new work
+    starts, the work under way finishes, and the first failure is raised as
+    ``ParentFirstError`` carrying the keys that finished.
+
+    Example:
+        >>> parent_first({"a": None, "b": "a"}, print, 2, "runs")  # doctest: +SKIP
+        ['a', 'b']
+
+    Returns:
+        The keys, in the order they finished.
+    """
+    waiting = list(parents)
+    running: dict[concurrent.futures.Future, Hashable] = {}
+    finished: list[Hashable] = []
+    failed: tuple[Hashable, BaseException] | None = None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+            tqdm(total=len(waiting), desc=desc, unit="run", file=sys.stderr, disable=None,
+                 leave=False) as bar:
+        while waiting or running:
+            for key in list(waiting):
+                if failed is not None or len(running) >= max(1, workers):
+                    break
+                parent = parents[key]
+                if parent not in parents or parent in finished:
+                    waiting.remove(key)
+                    running[pool.submit(work, key)] = key
+            if not running:
+                break  # after a failure: nothing new starts
+            ready, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in ready:
+                key = running.pop(future)
+                try:
+                    future.result()
+                except Exception as e:  # noqa: BLE001 (raised below, once the rest finished)
+                    failed = failed or (key, e)
+                    continue
+                finished.append(key)
+                if done is not None:
+                    done(key)
+                bar.update()
+    if failed is not None:
+        raise ParentFirstError(failed[0], failed[1], finished) from failed[1]
+    return finished
+
+
+class ParentFirstError(RuntimeError):
+    """``parent_first``'s first failure: the key, its exception, and the keys that finished."""
+
+    def __init__(self, key: Hashable, error: BaseException, finished: list[Hashable]):
+        super().__init__(f"{key}: {error}")
+        self.key, self.error, self.finished = key, error, finished

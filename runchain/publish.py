@@ -19,8 +19,10 @@ import wandb
 
 from .contract import CHAIN_VIEW_KEY, STEP_METRIC
 from .errors import RunchainError
+from .lineage import kept_last_step
 from .mode import resolve_mode
 from .source import Source
+from .stitch import STITCHED
 
 JOB_TYPE = "chain-view"
 SEGMENT_COLUMNS = ["run_id", "name", "state", "kept_first_step", "kept_last_step",
@@ -32,7 +34,7 @@ def segment_rows(source: Source, leaf: str) -> list[list[Any]]:
     rows = []
     for seg in source.chain(leaf):
         info = source.tree.nodes[seg.run_id].info
-        last = info.last_step if seg.last_step is None else seg.last_step
+        last = kept_last_step(source.tree, seg)
         rows.append([seg.run_id, info.name or "", info.state, 0, last, seg.global_offset,
                      None if last is None else seg.global_offset + last])
     return rows
@@ -58,7 +60,7 @@ def publish(source: Source, leaf: str, mode: str = "auto", project: str | None =
     columns = source.history(leaf, keys=keys)
     mode = resolve_mode(mode)
     root = segments[0].run_id
-    metrics = [k for k in columns if k not in (STEP_METRIC, "run_id", "step")]
+    metrics = [k for k in columns if k not in STITCHED]
     config = {CHAIN_VIEW_KEY: {"leaf": leaf, "root": root, "source": source.where,
                                  "runs": [s.run_id for s in segments],
                                  "cuts": [s.last_step for s in segments]}}

@@ -16,10 +16,11 @@ from typing import Mapping, Sequence
 
 from tqdm import tqdm
 
-from . import __version__, lineage, parallel
+from . import lineage, parallel
+from .atomic import atomic_open
 from .report_figures import chain_scale, chain_view, fan, run_colors, tree_map
 from .source import Source
-from .stitch import metric_keys
+from .version import __version__
 
 SAMPLES = 1000  # rows per drawn chain (about 2 per pixel of a plot); each segment keeps its ends
 MIN_PARALLEL = 8  # pictures worth a process pool
@@ -47,9 +48,7 @@ def _img(png: bytes, alt: str) -> str:
 
 def default_metrics(source: Source, leaf: str, n: int = 4) -> list[str]:
     """The first ``n`` metrics, by name, that the chain ending at ``leaf`` logged."""
-    segments = source.chain(leaf)
-    histories = source.fetch(segments, None)
-    return sorted(metric_keys(histories[s.run_id] for s in segments))[:n]
+    return source.metrics(leaf)[:n]
 
 
 def _order(tree: lineage.Tree) -> list[str]:
@@ -169,10 +168,6 @@ def write_report(source: Source, path: str | os.PathLike = "runchain-report.html
     """Write the report to ``path`` (atomically) and return it. See ``build_report``."""
     path = Path(path)
     text = build_report(source, metrics, leaves)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
     return path

@@ -1,17 +1,16 @@
-"""Open a source of runs and ask it for the tree, chains, and stitched histories.
+"""A source of runs: the tree, its chains, and their stitched histories.
 
-A source is a reader's output: every run's lineage facts (``RunInfo``), plus a way to
-fetch the histories one chain needs. The graph and chain logic it hands to are pure
-functions (``lineage``, ``stitch``). Two readers exist: local run files
-(``local_runs``) and a W&B project through the public API (``wandb_runs``).
+A source is what a reader hands over (``runchain.readers``: a local ``wandb/`` folder or a
+W&B project): every run's lineage facts (``RunInfo``), a way to fetch the histories one
+chain needs, and the metric names the reader already has. The graph and chain logic it
+hands them to are pure functions (``lineage``, ``stitch``). This module imports no reader.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -21,16 +20,22 @@ from .stitch import Columns, stitch
 # (chain segments, metric keys or None for all) -> run id -> columns. Each run's columns hold
 # "_step" and at least the rows up to its segment's cut; extra rows are cut by ``stitch``.
 Fetch = Callable[[Sequence[lineage.Segment], Sequence[str] | None], Mapping[str, Columns]]
+# run ids -> the metric names those runs logged, from what the reader has without a scan
+MetricNames = Callable[[Sequence[str]], list[str]]
 
 
 @dataclasses.dataclass
 class Source:
-    """Runs read from one place: lineage facts, and a fetch for chain histories."""
+    """Runs read from one place: lineage facts, a fetch for chain histories, metric names."""
 
     where: str  # a folder, or "entity/project" on W&B
     runs: list[lineage.RunInfo]
     fetch: Fetch
+    metric_names: MetricNames
     urls: Mapping[str, str] = dataclasses.field(default_factory=dict)  # run id -> W&B run page
+
+    def __repr__(self) -> str:
+        return f"Source({self.where!r}, {len(self.runs)} runs)"
 
     @functools.cached_property
     def tree(self) -> lineage.Tree:
@@ -44,6 +49,15 @@ class Source:
         """The segments from the root to ``leaf``; raises RunNotFoundError for an unknown id."""
         return lineage.chain(self.tree, leaf)
 
+    def metrics(self, leaf: str | None = None) -> list[str]:
+        """Metric names, sorted: those the chain to ``leaf`` logged, or every run's.
+
+        Each reader answers from what it has without scanning every history: the folder
+        reader from its decoded (cached) columns, the project reader from run summaries.
+        """
+        runs = [s.run_id for s in self.chain(leaf)] if leaf is not None else list(self.tree.nodes)
+        return sorted(self.metric_names(runs))
+
     def history(self, leaf: str, keys: Sequence[str] | None = None,
                 samples: int | None = None) -> dict[str, np.ndarray]:
         """The chain ending at ``leaf``, stitched: ``global_step``, ``run_id``, ``step``, metrics.
@@ -52,30 +66,3 @@ class Source:
         """
         segments = self.chain(leaf)
         return stitch(segments, self.fetch(segments, keys), keys=keys, samples=samples)
-
-
-def open_source(dir: str | os.PathLike | None = None, *, project: str | None = None,
-                api: Any = None) -> Source:
-    """Open a local ``wandb/`` folder, or with ``project=`` a W&B project.
-
-    Args:
-        dir: folder of run folders; default ``$WANDB_DIR/wandb``, else ``./wandb``.
-        project: ``"entity/project"`` (or ``"project"`` for the default entity) on W&B.
-        api: a ``wandb.Api`` to use with ``project`` (default: a new one).
-
-    Raises:
-        RunNotFoundError: the folder or project holds no runs.
-        CredentialsError: ``project`` given but no W&B credentials are configured.
-
-    Example:
-        >>> src = open_source("wandb")  # doctest: +SKIP
-        >>> cols = src.history(src.tree.roots[0], keys=["loss"])
-    """
-    if project is not None:
-        if dir is not None:
-            raise ValueError("pass either dir or project, not both")
-        from .wandb_runs import open_project
-        return open_project(project, api=api)
-    from .local_runs import default_wandb_dir
-    from .local_tree import open_folder
-    return open_folder(dir or default_wandb_dir())

@@ -2,15 +2,19 @@
 
 Each run in a chain keeps its rows with ``_step <= last_step`` (inclusive; the leaf
 keeps all), and every kept row moves to ``global_step = global_offset + _step``.
+
+Both readers turn logged rows into columns with the rules here: ``as_number`` for a
+value, ``rows_to_columns`` for a run's rows, ``is_metric`` for a key.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+import math
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .contract import STEP_METRIC
+from .contract import LOCAL_STEP, STEP_METRIC
 from .errors import MetricError
 from .lineage import Segment
 
@@ -20,16 +24,52 @@ Columns = Mapping[str, np.ndarray]  # "_step" (int) plus one float array per met
 STITCHED = (STEP_METRIC, "run_id", "step")  # the columns stitch adds; no metric may take them
 
 
-def metric_keys(histories: Iterable[Columns]) -> list[str]:
-    """Metric names across histories, in first-seen order, without ``_*`` and ``STITCHED``.
+def is_metric(key: str) -> bool:
+    """Whether a history key is a metric: not wandb's own ``_*`` keys, and not a name
+    ``stitch`` gives its own columns (a metric logged as ``step`` or ``run_id`` is left out)."""
+    return not key.startswith("_") and key not in STITCHED
 
-    A metric a run logged as ``step`` or ``run_id`` is left out: its name is taken.
+
+def as_number(value: Any) -> float:
+    """The one rule for a logged history value: a number is itself (an integer too large for
+    a float is +-inf); anything else (a string, a boolean, null, media) is NaN.
+
+    Example:
+        >>> [as_number(v) for v in (3, 0.5, "nan?", True, None, 10**400)]
+        [3.0, 0.5, nan, nan, nan, inf]
     """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def rows_to_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Rows (key -> decoded value) -> one float64 column per key that holds a number in at
+    least one row; every value ``as_number``, so a stray string is NaN and its neighbours stay.
+
+    Example:
+        >>> rows_to_columns([{"loss": 1.0, "note": "x"}, {"loss": "oops"}])["loss"].tolist()
+        [1.0, nan]
+    """
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            columns[name] = np.array([as_number(v) for v in values], np.float64)
+    return columns
+
+
+def metric_keys(histories: Iterable[Columns]) -> list[str]:
+    """Metric names across histories, in first-seen order (see ``is_metric``)."""
     seen: dict[str, None] = {}
     for columns in histories:
-        for key in columns:
-            if not key.startswith("_") and key not in STITCHED:
-                seen.setdefault(key, None)
+        seen.update((key, None) for key in columns if is_metric(key))
     return list(seen)
 
 
@@ -65,7 +105,7 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     keys = list(keys) if keys is not None else metric_keys(histories[s.run_id] for s in segments)
     kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
     for seg in segments:  # pass 1: only "_step", so a lazy mapping loads one column per run
-        steps = np.asarray(histories[seg.run_id]["_step"], dtype=np.int64)
+        steps = np.asarray(histories[seg.run_id][LOCAL_STEP], dtype=np.int64)
         rows = np.arange(steps.size) if seg.last_step is None else np.flatnonzero(steps <= seg.last_step)
         kept.append(rows)
     if samples is not None:
@@ -79,7 +119,7 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     for seg, rows in zip(segments, kept):  # pass 2: one run's columns at a time
         columns = histories[seg.run_id]
         end = start + rows.size
-        steps = np.asarray(columns["_step"], dtype=np.int64)[rows]
+        steps = np.asarray(columns[LOCAL_STEP], dtype=np.int64)[rows]
         out["step"][start:end] = steps
         out["global_step"][start:end] = seg.global_offset + steps
         out["run_id"][start:end] = seg.run_id

@@ -23,23 +23,17 @@ import dataclasses
 import json
 import subprocess
 import sys
-import warnings
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
 
-import wandb
-from tqdm import tqdm
-
+from .atomic import atomic_write
 from .contract import CHECKPOINT_TYPE, CheckpointRef, artifact_name, parse_ref, step_alias
-from .errors import CredentialsError, ReferenceSyntaxError, SyncError
+from .errors import ReferenceSyntaxError, SyncError
 from .lineage import RunInfo
-from .local_runs import default_wandb_dir, run_folders
-from .local_tree import open_folder
-from .mode import LOGIN_HINT, credential_source
-from .run_cache import atomic_write, cache_dir, file_key, load_meta
-from .runfile import IncompleteRunWarning, read_run_file
-from .wandb_runs import wandb_requests, threaded
+from .parallel import ParentFirstError, parent_first, threads
+from .readers import default_wandb_dir, open_folder
+from .readers.run_folders import run_folders
+from .wandb_api import entity_of, open_api, wandb_requests
 
 STATE_FILE = ".runchain-sync.json"  # next to the run folders; the only file sync writes
 OFFLINE_PREFIX = "offline-"  # wandb names offline run folders offline-run-*, online ones run-*
@@ -148,18 +142,6 @@ def _save_state(root: Path, state: dict[str, Any]) -> None:
     atomic_write(root / STATE_FILE, lambda f: f.write(text))
 
 
-def _recorded_entity(run_file: Path) -> str | None:
-    """The entity a run file records (offline runs usually record none), from the cache
-    ``open_folder`` just filled, else from the file."""
-    folder = cache_dir()
-    meta = load_meta(folder, run_file, file_key(run_file)) if folder is not None else None
-    if meta is not None:
-        return meta.get("entity")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IncompleteRunWarning)  # open_folder warned already
-        return read_run_file(run_file, history=False).entity
-
-
 def _edge(info: RunInfo, local: set[str]) -> Edge | None:
     crumbs = info.breadcrumbs
     if crumbs is None or crumbs.parent_run in (None, info.id):  # a root, or resumed in place
@@ -217,7 +199,7 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
             elif path.parent.name in state["uploaded"]:
                 why[path.parent] = "uploaded"
         folders = tuple(p.parent for p in files[run_id])
-        recorded = (_recorded_entity(files[run_id][0]), node.info.project)
+        recorded = (node.info.entity, node.info.project)
         uploaded = [state["uploaded"][f.name] for f in folders if why.get(f) == "uploaded"]
         if uploaded:  # where an earlier runchain sync put it
             where = tuple(uploaded[0].split("/")[:2])
@@ -242,46 +224,23 @@ def _upload(root: Path, runs: list[PlannedRun], state: dict[str, Any], jobs: int
         SyncError: an upload failed; the uploads in flight are let finish and recorded.
     """
     todo = {item.run_id: item for item in runs if item.pending}
-    waiting = list(todo)  # parents before children
-    running: dict[Any, str] = {}
-    done: list[str] = []  # in the order they finished
-    finished_ids: set[str] = set()
-    failed: tuple[str, BaseException] | None = None
-    with ThreadPoolExecutor(max_workers=jobs) as pool, \
-            tqdm(total=len(todo), desc="uploading (wandb sync)", unit="run", file=sys.stderr,
-                 disable=None, leave=False) as bar:
-        while waiting or running:
-            for run_id in list(waiting):
-                if failed is not None or len(running) >= jobs:
-                    break
-                item = todo[run_id]
-                if item.parent not in todo or item.parent in finished_ids:
-                    waiting.remove(run_id)
-                    running[pool.submit(upload_run, item.pending, item.entity,
-                                        item.project)] = run_id
-            if not running:
-                break  # a failure: start nothing new
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                run_id = running.pop(future)
-                try:
-                    future.result()
-                except Exception as e:  # noqa: BLE001 (reported below, with the run)
-                    failed = failed or (run_id, e)
-                    continue
-                for folder in todo[run_id].pending:
-                    state["uploaded"][folder.name] = todo[run_id].path
-                _save_state(root, state)
-                done.append(run_id)
-                finished_ids.add(run_id)
-                bar.update()
-    if failed is not None:
-        run_id, e = failed
+
+    def upload(run_id: str) -> None:
+        upload_run(todo[run_id].pending, todo[run_id].entity, todo[run_id].project)
+
+    def record(run_id: str) -> None:
+        for folder in todo[run_id].pending:
+            state["uploaded"][folder.name] = todo[run_id].path
+        _save_state(root, state)
+
+    try:
+        return parent_first({run_id: item.parent for run_id, item in todo.items()}, upload,
+                            jobs, "uploading (wandb sync)", done=record)
+    except ParentFirstError as e:
         raise SyncError(
-            f"uploading run {run_id} failed: {e}. {len(done)} run(s) uploaded in this call are "
-            f"recorded in {root / STATE_FILE}; run `runchain sync` again with the same options "
-            f"to continue where it stopped") from e
-    return done
+            f"uploading run {e.key} failed: {e.error}. {len(e.finished)} run(s) uploaded in this "
+            f"call are recorded in {root / STATE_FILE}; run `runchain sync` again with the same "
+            f"options to continue where it stopped") from e.error
 
 
 def _target(item: PlannedRun, by_id: dict[str, PlannedRun]) -> tuple[str, str | None]:
@@ -350,21 +309,12 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
         >>> [link.reason for link in result.unlinkable]
         []
     """
-    if credential_source() is None:
-        raise CredentialsError(f"runchain sync uploads to W&B and needs credentials, and none "
-                               f"are configured; {LOGIN_HINT}. `runchain sync --dry-run` shows "
-                               f"the plan without them")
+    api = api or open_api("`runchain sync` uploads to W&B, so it",
+                          hint=". `runchain sync --dry-run` shows the plan without them")
     root = Path(dir) if dir is not None else default_wandb_dir()
     runs = plan(root, entity=entity, project=project)
-    if api is None:
-        with wandb_requests("your account"):  # wandb.Api() checks the credentials
-            api = wandb.Api()
     if any(item.entity is None for item in runs):
-        with wandb_requests("your default entity"):
-            default = api.default_entity
-        if not default:
-            raise CredentialsError(f"W&B names no default entity for these credentials; pass "
-                                   f"--entity, or check them ({LOGIN_HINT})")
+        default = entity_of(api, None, "the runs that record none")
         runs = [item if item.entity else dataclasses.replace(item, entity=default)
                 for item in runs]
     missing = [item.run_id for item in runs if item.pending and not item.project]
@@ -387,7 +337,7 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
             links[item.run_id] = Link(item.run_id, item.path, ref, "already linked")
         else:
             calls.append((item.run_id, _link, (api, item, ref)))
-    for run_id, link in threaded(calls, max(1, jobs), "linking edges"):
+    for run_id, link in threads(calls, max(1, jobs), "linking edges"):
         links[run_id] = link
         if link.status != "unlinkable":
             state["linked"].add(f"{link.path} <- {link.ref}")

@@ -3,8 +3,8 @@
 import pytest
 
 from conftest import isolate, rows, script
-from runchain.local_runs import run_folders
-from runchain.runfile import read_run_file
+from runchain.readers.run_folders import run_folders
+from runchain.readers.runfile import read_run_file
 
 
 def _canonical_tree(wandb_dir):

@@ -1,7 +1,7 @@
 """Exact resume: a resumed run reproduces, bit for bit, what its parent logged after the cut."""
 
 from conftest import do_run, rows, run_file
-from runchain.runfile import read_run_file
+from runchain.readers.runfile import read_run_file
 
 
 def _rows(wandb_dir, run_id):

@@ -15,7 +15,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
 from conftest import cli, isolate, plain_run, script
-from runchain.runfile import read_run_file, record_kind, scan_records
+from runchain.readers.runfile import read_run_file, record_kind, scan_records
 
 XSS = "<img src=x onerror=alert(1)>"
 BAD_METRIC = "<b>m</b>&'\""
@@ -84,7 +84,7 @@ def test_nothing_external_is_referenced(demo):
 
 def test_a_w_and_b_source_links_each_run_to_its_page(demo):
     from runchain.report import build_report
-    from runchain.wandb_runs import open_project
+    from runchain.readers.project import open_project
     from wandb_standin import StandinApi, project_from_dir
     runs = [d for d in project_from_dir(demo["dir"]) if d.project == "runchain-demo"]
     source = open_project("ent/runchain-demo", api=StandinApi(runs))
@@ -202,11 +202,11 @@ def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
 
 
 def test_cold_runs_are_decoded_in_a_pool_then_pictures_drawn_in_one(demo, tmp_path, monkeypatch):
-    import runchain.local_tree
+    import runchain.readers.folder
     import runchain.parallel
     import runchain.report
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cold"))
-    monkeypatch.setattr(runchain.local_tree, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(runchain.readers.folder, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(runchain.report, "MIN_PARALLEL", 1)
     monkeypatch.setattr(runchain.parallel, "workers", lambda: 2)
     pools, each = [], runchain.parallel.each

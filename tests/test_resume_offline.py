@@ -40,7 +40,7 @@ def test_do_run_accepts_every_form_and_records_the_pinned_reference(wandb_dir):
     for form in (f"{root}@9", root, f"run-{root}-checkpoint:v0",
                  f"me/runchain-demo/run-{root}-checkpoint:step-19"):
         child = do_run("--n_steps", 2, "--resume-from", form)
-        crumbs = runchain.runfile.read_run_file(run_file(wandb_dir, child)).config["runchain"]
+        crumbs = runchain.readers.runfile.read_run_file(run_file(wandb_dir, child)).config["runchain"]
         step = 19 if form in (root, f"me/runchain-demo/run-{root}-checkpoint:step-19") else 9
         assert crumbs["parent_checkpoint"] == f"run-{root}-checkpoint:step-{step}"
         assert crumbs["global_offset"] == step + 1

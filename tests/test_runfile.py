@@ -8,7 +8,7 @@ import pytest
 
 import runchain
 from conftest import do_run, isolate, run_file
-from runchain.runfile import IncompleteRunWarning, read_run_file, scan_records
+from runchain.readers.runfile import IncompleteRunWarning, read_run_file, scan_records
 
 
 @pytest.fixture(scope="module")

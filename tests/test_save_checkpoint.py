@@ -5,7 +5,7 @@ import wandb
 
 import runchain
 from conftest import run_file
-from runchain.runfile import read_run_file
+from runchain.readers.runfile import read_run_file
 
 
 def _init(wandb_dir):

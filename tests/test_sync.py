@@ -30,7 +30,7 @@ import runchain
 from runchain import cli
 from runchain import sync as syncing
 from runchain.errors import CredentialsError, SourceError, SyncError
-from runchain.local_runs import run_folders
+from runchain.readers.run_folders import run_folders
 
 from conftest import do_run, isolate, script
 from wandb_standin import RunData, StandinApi, StandinArtifact, uploaded_runs

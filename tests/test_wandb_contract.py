@@ -36,7 +36,7 @@ import runchain
 import runchain.sync
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = sorted((REPO / "runchain").glob("*.py")) + [REPO / "do_run.py", REPO / "do_many.py"]
+SOURCES = sorted((REPO / "runchain").rglob("*.py")) + [REPO / "do_run.py", REPO / "do_many.py"]
 
 Run = wandb.sdk.wandb_run.Run
 Config = wandb.sdk.wandb_config.Config
@@ -579,7 +579,7 @@ def test_table_scan_finds_the_calls_it_guards():
 
 
 def test_table_covers_every_record_field_runfile_reads():
-    tree = ast.parse((REPO / "runchain" / "runfile.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "runchain" / "readers" / "runfile.py").read_text(encoding="utf-8"))
     known = {part for path, _, _ in RECORD_FIELDS for part in path.split(".")}
     known |= set(MESSAGE_METHODS)
     read = {node.attr for node in ast.walk(tree)  # record.run.start_time.seconds, ...
@@ -589,7 +589,7 @@ def test_table_covers_every_record_field_runfile_reads():
 
 
 def test_table_record_kinds_match_what_runfile_matches_on():
-    tree = ast.parse((REPO / "runchain" / "runfile.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "runchain" / "readers" / "runfile.py").read_text(encoding="utf-8"))
     compared = {node.comparators[0].value for node in ast.walk(tree)
                 if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
                 and node.left.id == "kind" and isinstance(node.comparators[0], ast.Constant)

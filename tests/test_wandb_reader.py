@@ -1,4 +1,4 @@
-"""The W&B reader (``runchain.wandb_runs.open_project``) against in-memory stand-ins.
+"""The W&B reader (``runchain.readers.project.open_project``) against in-memory stand-ins.
 
 The stand-ins (``tests/wandb_standin.py``) are built from a real offline tree grown by
 ``do_many.py``, so both readers see the same runs: the local reader from the run files,
@@ -18,12 +18,13 @@ import wandb
 from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
 import runchain
-from runchain import wandb_runs
+from runchain.readers import project as wandb_runs
 from runchain.errors import ProjectNotFoundError, SourceError
-from runchain.wandb_runs import open_project
+from runchain.readers.project import open_project
 
-from conftest import isolate, script
-from wandb_standin import RunData, StandinApi, deep_chain, project_from_dir, without_runchain
+from conftest import isolate, plain_run, script
+from wandb_standin import (RunData, StandinApi, deep_chain, project_from_dir, with_logged_rows,
+                           without_runchain)
 
 PROJECT = "ent/runchain-demo"  # do_many.py's default project, under the stand-in's entity
 
@@ -273,3 +274,37 @@ def test_used_checkpoint_without_any_step_raises_checkpoint_error(real):
 
     with pytest.raises(runchain.CheckpointError, match="no step in its metadata"):
         open_project(PROJECT, api=StandinApi(runs))
+
+
+# -- one rule for logged values, in both readers ------------------------------------------
+
+def test_a_stray_string_costs_one_value_and_both_readers_agree(wandb_dir):
+    """A string (or boolean) among a metric's numbers is NaN in that row only, from the
+    folder reader and from the W&B reader alike; a key that never held a number is no column."""
+    logged = [{"loss": 1.0, "acc": 0.5}, {"loss": "diverged", "acc": 0.6},
+              {"loss": 0.25, "note": "warmup over"}, {"loss": True, "acc": 0.7}, {"loss": 0.125}]
+    plain_run(wandb_dir, logged)
+    local = runchain.open_source(wandb_dir)
+    api = StandinApi(with_logged_rows(project_from_dir(wandb_dir), wandb_dir))
+    remote = open_project("ent/p", api=api)
+    (leaf,) = local.tree.nodes
+    want, got = local.history(leaf), remote.history(leaf)
+    assert set(want) == set(got) == {"global_step", "run_id", "step", "loss", "acc"}
+    np.testing.assert_array_equal(want["loss"], [1.0, np.nan, 0.25, np.nan, 0.125])
+    np.testing.assert_array_equal(want["acc"], [0.5, 0.6, np.nan, 0.7, np.nan])
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    for keys in (["loss"], ["acc", "loss"]):  # asked for by name: the same again
+        for key, column in local.history(leaf, keys=keys).items():
+            np.testing.assert_array_equal(remote.history(leaf, keys=keys)[key], column)
+
+
+def test_metric_names_come_without_reading_a_history_on_w_and_b(real):
+    api = StandinApi(real["runs"])
+    remote = open_project(PROJECT, api=api)
+    before = dict(api.requests)
+    leaf = runchain.leaves(remote.tree)[0]
+    assert remote.metrics(leaf) == real["local"].metrics(leaf) == ["accuracy/01", "loss/00",
+                                                                   "oscillation/02"]
+    assert remote.metrics() == real["local"].metrics()
+    assert dict(api.requests) == before  # not one request: the listing had the names

@@ -1,6 +1,6 @@
 """An in-memory W&B for the W&B reader and ``runchain sync``, built from real offline run files.
 
-The objects carry the names of wandb's public API that ``runchain.wandb_runs`` and
+The objects carry the names of wandb's public API that ``runchain.readers.project`` and
 ``runchain.sync`` use: ``Api.runs`` / ``Api.run`` / ``Api.artifact`` /
 ``Api.default_entity``; the ``Runs`` listing (``entity``, ``project``, ``len``, paged
 iteration); a public ``Run`` (``id``, ``name``, ``state``, ``project``, ``entity``,
@@ -43,6 +43,7 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import json
 import math
 import threading
 from pathlib import Path
@@ -51,7 +52,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from runchain.contract import artifact_name, breadcrumbs_for, step_alias
-from runchain.runfile import read_run_file
+from runchain.readers.runfile import read_run_file, record_kind, scan_records
+from wandb.proto import wandb_internal_pb2 as pb
 
 STEP = "_step"
 
@@ -113,6 +115,7 @@ class RunData:
     history: dict[str, np.ndarray]  # "_step" (int64) + float64 columns, NaN = not logged
     logged: list[StandinArtifact] = dataclasses.field(default_factory=list)
     used: list[StandinArtifact] = dataclasses.field(default_factory=list)
+    rows: list[dict[str, Any]] | None = None  # the rows as logged (strings too); else ``history``
 
 
 class StandinRun:
@@ -158,15 +161,18 @@ class StandinRun:
         return self._scan(keys, page_size, min_step, stop)
 
     def _scan(self, keys, page_size, start, stop) -> Iterator[dict[str, Any]]:
-        api, columns = self._api, self._data.history
+        api, columns, logged = self._api, self._data.history, self._data.rows
         api.enter()
         try:
             steps = columns[STEP]
             for low in range(start, stop, page_size):
                 api.request("history page")
                 for i in np.flatnonzero((steps >= low) & (steps < min(low + page_size, stop))):
-                    row = {k: float(v[i]) for k, v in columns.items()
-                           if k != STEP and not math.isnan(v[i])}
+                    if logged is not None:
+                        row = dict(logged[i])
+                    else:
+                        row = {k: float(v[i]) for k, v in columns.items()
+                               if k != STEP and not math.isnan(v[i])}
                     row[STEP] = int(steps[i])
                     if keys is None:
                         yield row
@@ -420,4 +426,25 @@ def deep_chain(template: RunData, n: int, cuts: tuple[int, ...] = (9, 19, 29)) -
                                         producer=run_id) for a in d.logged]
         runs.append(d)
     _link_used(runs)
+    return runs
+
+
+def logged_rows(path: Path) -> list[dict[str, Any]]:
+    """A run file's history rows as logged, strings and all (what W&B serves), decoded the
+    slow and obvious way: wandb's ``Record`` class and one ``json.loads`` per value."""
+    record, rows = pb.Record(), []
+    for raw in scan_records(Path(path).read_bytes()).records:
+        if record_kind(raw) == "history":
+            record.ParseFromString(raw)
+            rows.append({item.key or ".".join(item.nested_key): json.loads(item.value_json)
+                         for item in record.history.item})
+    return [row for row in rows if STEP in row]
+
+
+def with_logged_rows(runs: list[RunData], wandb_dir: Path) -> list[RunData]:
+    """The runs serving their rows as logged (``logged_rows``) instead of decoded columns."""
+    for d in runs:
+        paths = sorted(Path(wandb_dir).glob(f"*run-*-{d.id}/run-{d.id}.wandb"))
+        d.rows = [row for path in paths for row in logged_rows(path)]
+        assert len(d.rows) == d.history[STEP].size, d.id
     return runs

@@ -19,14 +19,15 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import parallel
-from .contract import CHAIN_VIEW_KEY, CHECKPOINT_TYPE, step_alias
-from .errors import RunFileError, RunNotFoundError
-from .lineage import CheckpointInfo, RunInfo, Segment
-from .local_runs import LocalRun, merge_segments, run_folders
+from .. import parallel
+from ..contract import CHECKPOINT_TYPE, LOCAL_STEP, is_chain_view, logged_checkpoint_step, step_alias
+from ..errors import RunFileError, RunNotFoundError
+from ..lineage import CheckpointInfo, RunInfo, Segment
+from ..source import Source
+from ..stitch import metric_keys
 from .run_cache import cache_dir, file_key, from_meta, load_meta, open_grid, store, to_meta
+from .run_folders import LocalRun, merge_segments, run_folders
 from .runfile import IncompleteRunWarning, RunFile, read_run_file
-from .source import Source
 
 PARALLEL_BYTES = 8 << 20  # decode in a process pool when this much is not cached yet
 
@@ -53,7 +54,7 @@ def _history(path: str, key: list[int], folder: str | None) -> tuple[list[str], 
         try:
             run = read_run_file(path)
         except RunFileError:  # already reported by _lineage; it has no rows to give
-            run = RunFile(path=path, history={"_step": np.empty(0, np.int64)})
+            run = RunFile(path=path, history={LOCAL_STEP: np.empty(0, np.int64)})
     if folder is not None:
         with contextlib.suppress(OSError):
             store(Path(folder), path, key, run, run.history)
@@ -112,6 +113,11 @@ class RunFiles:
             else:
                 self.memory[path] = columns
 
+    def columns(self, path: Path) -> list[str]:
+        """The history column names of one file, decoding it first if needed."""
+        self.decode([path])
+        return list(self.memory[path]) if path in self.memory else self.metas[path]["columns"]
+
     def opener(self, path: Path) -> Part:
         if path in self.memory:
             return functools.partial(dict, self.memory[path])
@@ -151,24 +157,24 @@ class RunHistory(Mapping[str, np.ndarray]):
 
     def __init__(self, parts: Sequence[Part]):
         self._parts = [open_part() for open_part in parts]
-        names = {"_step": None}
+        names = {LOCAL_STEP: None}
         for part in self._parts:
             names.update(dict.fromkeys(part))
         self._names = list(names)
         self._keep: list[np.ndarray | None] = [None] * len(self._parts)
         if len(self._parts) > 1:
-            steps = [np.asarray(part["_step"]) for part in self._parts]
+            steps = [np.asarray(part[LOCAL_STEP]) for part in self._parts]
             cuts = _cutoffs([int(s[0]) if s.size else None for s in steps])
             self._keep = [None if cut == math.inf else s < cut for s, cut in zip(steps, cuts)]
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._names:
             raise KeyError(name)
-        pieces = [part[name] if name in part else np.full(len(part["_step"]), np.nan)
+        pieces = [part[name] if name in part else np.full(len(part[LOCAL_STEP]), np.nan)
                   for part in self._parts]
         pieces = [p if keep is None else p[keep] for p, keep in zip(pieces, self._keep)]
         column = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-        return column.astype(np.int64) if name == "_step" else column
+        return column.astype(np.int64) if name == LOCAL_STEP else column
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -202,7 +208,8 @@ def _state(run: RunFile) -> str:
 def _run_info(run_id: str, local: LocalRun, segments: list[RunFile],
               producers: Mapping[tuple[str, str], int]) -> RunInfo:
     # one per step: a step saved again (resumed in place) has its alias on the newest
-    newest = {c.metadata["step"]: c.version for c in local.valid_checkpoints}
+    newest = {logged_checkpoint_step(run_id, c.name, c.type, c.metadata): c.version
+              for c in local.valid_checkpoints}
     checkpoints = tuple(CheckpointInfo(step, step_alias(step), newest[step]) for step in sorted(newest))
     used = tuple(producers[name] for seg in segments for kind, name in seg.used
                  if kind == CHECKPOINT_TYPE and name in producers)
@@ -212,7 +219,7 @@ def _run_info(run_id: str, local: LocalRun, segments: list[RunFile],
             if s.first_step is not None and s.first_step < cut]
     return RunInfo(id=run_id, project=segments[0].project, name=last.name, state=_state(last),
                    last_step=int(max(kept)) if kept else None, checkpoints=checkpoints,
-                   used=used, breadcrumbs=local.breadcrumbs)
+                   used=used, breadcrumbs=local.breadcrumbs, entity=local.entity)
 
 
 def open_folder(root: str | os.PathLike) -> Source:
@@ -229,21 +236,32 @@ def open_folder(root: str | os.PathLike) -> Source:
     files = RunFiles([p for paths in folders.values() for p in paths])
     merged = {run_id: merge_segments(run_id, paths, [files.runs[p] for p in paths])
               for run_id, paths in folders.items()}
-    for run_id in [r for r, local in merged.items() if CHAIN_VIEW_KEY in local.config]:
-        del merged[run_id], folders[run_id]  # a `runchain publish` view, not a run of the tree
+    for run_id in [r for r, local in merged.items() if is_chain_view(local.config)]:
+        del merged[run_id], folders[run_id]
     # A used checkpoint is named "run-<id>-checkpoint:v<N>" (or an alias): find its step.
     producers = {}
     for run_id, local in merged.items():
         for c in local.valid_checkpoints:
+            step = logged_checkpoint_step(run_id, c.name, c.type, c.metadata)
             for label in (c.version, *c.aliases):
-                producers[(f"{c.name}:{label}")] = (run_id, c.metadata["step"])
+                producers[f"{c.name}:{label}"] = (run_id, step)
     infos = [_run_info(run_id, merged[run_id], [files.runs[p] for p in folders[run_id]],
                        producers) for run_id in sorted(folders)]
 
-    def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> Mapping[str, RunHistory]:
-        paths = {s.run_id: folders[s.run_id] for s in segments}
+    def histories(run_ids: Sequence[str]) -> Mapping[str, RunHistory]:
+        paths = {run_id: folders[run_id] for run_id in run_ids}
         files.decode([p for run_paths in paths.values() for p in run_paths])
         return _Histories({run_id: [files.opener(p) for p in run_paths]
                            for run_id, run_paths in paths.items()})
 
-    return Source(str(root), infos, fetch)
+    def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> Mapping[str, RunHistory]:
+        return histories([s.run_id for s in segments])
+
+    def metric_names(run_ids: Sequence[str]) -> list[str]:
+        """From the decoded columns' names: decoding is cached, so the chains read next
+        find their histories ready."""
+        paths = [p for run_id in run_ids for p in folders[run_id]]
+        files.decode(paths)  # all at once: in a pool when there is much to decode
+        return metric_keys(files.columns(p) for p in paths)
+
+    return Source(str(root), infos, fetch, metric_names)

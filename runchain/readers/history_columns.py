@@ -14,14 +14,14 @@ three times the parse itself, so this module decodes a whole file's rows at once
 
 Rows the fast path cannot prove it read exactly (a key split into several parts, a
 value that is not a number) are decoded again with wandb's own ``Record`` class, per
-item, the slow and obvious way. Only numeric columns are kept: strings, media and
-booleans are dropped, a missing value is NaN.
+item, the slow and obvious way, and turned into columns by the rule both readers share
+(``stitch.rows_to_columns``): a key is kept when it logged a number, and every value that
+is not a number (a string, media, a boolean) is NaN, as is a value a row did not log.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Sequence
 
 import numpy as np
@@ -29,7 +29,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
 
-STEP = "_step"
+from ..contract import LOCAL_STEP as STEP
+from ..stitch import rows_to_columns
 _MARK_KEY = "\x00"  # wandb keys are never NUL
 _MARK_VALUE = b"\x00"  # and values are JSON, never NUL
 
@@ -193,30 +194,6 @@ def _json(text: str) -> object:
         return json.loads(text)
     except ValueError:  # not JSON: not something wandb writes, so not a number to plot
         return None
-
-
-def rows_to_columns(rows: list[dict[str, object]]) -> dict[str, np.ndarray]:
-    """Rows -> float64 columns of the keys whose values are all numbers or null (NaN-padded)."""
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    columns = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-               for v in values):
-            columns[name] = np.array([_float(v) for v in values], np.float64)
-    return columns
-
-
-def _float(value: object) -> float:
-    """A JSON number (or null) as a float; an integer too large for one is +-inf."""
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except OverflowError:
-        return math.copysign(math.inf, value)
 
 
 def _columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

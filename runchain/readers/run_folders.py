@@ -14,8 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .contract import CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs, CheckpointRef, artifact_name
-from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
+from ..contract import (CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs, CheckpointRef, artifact_name,
+                        logged_checkpoint_step)
+from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from .runfile import RunFile, read_run_file
 
 _FOLDER_RE = re.compile(r"^(?:offline-)?run-(?P<stamp>\d{8}_\d{6})-(?P<id>.+?)(?:-(?P<n>\d+))?$")
@@ -63,6 +64,7 @@ class LocalCheckpoint:
 class LocalRun:
     run_id: str
     project: str | None
+    entity: str | None  # offline runs usually record none
     config: dict[str, Any]
     checkpoints: list[LocalCheckpoint]  # every artifact named run-<id>-checkpoint
     files: list[Path]
@@ -70,10 +72,9 @@ class LocalRun:
 
     @property
     def valid_checkpoints(self) -> list[LocalCheckpoint]:
-        """Checkpoints of type ``checkpoint`` whose metadata holds an integer step."""
-        return [c for c in self.checkpoints if c.type == CHECKPOINT_TYPE
-                and isinstance(c.metadata.get("step"), int)
-                and not isinstance(c.metadata["step"], bool)]
+        """The checkpoints that count (``contract.logged_checkpoint_step``), in logging order."""
+        return [c for c in self.checkpoints
+                if logged_checkpoint_step(self.run_id, c.name, c.type, c.metadata) is not None]
 
     @property
     def breadcrumbs(self) -> Breadcrumbs | None:
@@ -111,7 +112,8 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
             version = versions.setdefault(a.digest, f"v{len(versions)}")
             checkpoints.append(LocalCheckpoint(a.name, a.type, version, a.aliases,
                                                a.metadata, a.files))
-    return LocalRun(run_id, segments[0].project, config, checkpoints, files,
+    entity = next((s.entity for s in segments if s.entity), None)
+    return LocalRun(run_id, segments[0].project, entity, config, checkpoints, files,
                     incomplete=not all(s.complete for s in segments))
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from wandb.proto import wandb_internal_pb2 as pb
 
-from .errors import RunFileError
+from ..errors import RunFileError
 from .history_columns import STEP, decode_history, item_key
 
 MAGIC = b":W&B"

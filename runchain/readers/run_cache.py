@@ -23,13 +23,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
+from ..atomic import atomic_write
 from .runfile import ArtifactRecord, RunFile
 
-FORMAT = 2  # bump when the entry layout or the decoding changes
+FORMAT = 3  # bump when the entry layout or the decoding changes
 
 
 def cache_dir() -> Path | None:
@@ -75,17 +76,6 @@ def from_meta(meta: Mapping[str, Any]) -> RunFile:
     run.artifacts = [ArtifactRecord(**a) for a in meta["artifacts"]]
     run.used = [tuple(u) for u in meta["used"]]
     return run
-
-
-def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
-    """Write ``target`` through ``write(file)`` into a temporary file, then rename it over."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,

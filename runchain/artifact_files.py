@@ -1,0 +1,44 @@
+"""An artifact's files on this machine: a staged local path or a ``file://`` reference.
+
+Offline, wandb stages each file of a logged artifact under ``$WANDB_DATA_DIR`` and the
+run file records that path (or, for a reference, its URI). Reading ``checkpoint.json``
+from there is how an offline run resolves its parent's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .contract import CHECKPOINT_FILE, checkpoint_step
+from .errors import CheckpointError
+
+
+def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:
+    """The validated ``checkpoint.json`` at a local path or ``file://`` URI; ``where`` names
+    the checkpoint in errors.
+
+    Raises:
+        CheckpointError: a remote reference, a missing file, not JSON, or no valid step.
+    """
+    scheme = urlsplit(location).scheme
+    if scheme not in ("", "file") and not os.path.isabs(location):
+        raise CheckpointError(
+            f"{CHECKPOINT_FILE} of {where} is stored by reference at {location}, which runchain "
+            f"cannot read offline; add checkpoint.json as a real file and keep only the large "
+            f"files as references")
+    path = unquote(urlsplit(location).path) if scheme == "file" else location
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{CHECKPOINT_FILE} of {where} should be at {path}, which no longer exists; wandb "
+            f"keeps offline artifact files in WANDB_DATA_DIR until `wandb sync` uploads them, "
+            f"so point WANDB_DATA_DIR at the same folder the parent used") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{CHECKPOINT_FILE} of {where} is not valid JSON ({e})") from None
+    checkpoint_step(obj, where)
+    return obj

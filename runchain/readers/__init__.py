@@ -1,0 +1,42 @@
+"""Readers turn where runs live into a ``Source``: a local ``wandb/`` folder (``folder``: run
+files, decoded in bulk and cached) or a W&B project (``project``: wandb's public API).
+
+Readers import the core (``contract``, ``lineage``, ``stitch``, ``source``); the core never
+imports a reader.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..source import Source
+from .folder import open_folder
+from .project import open_project
+from .run_folders import default_wandb_dir
+
+__all__ = ["default_wandb_dir", "open_folder", "open_project", "open_source"]
+
+
+def open_source(dir: str | os.PathLike | None = None, *, project: str | None = None,
+                api: Any = None) -> Source:
+    """Open a local ``wandb/`` folder, or with ``project=`` a W&B project.
+
+    Args:
+        dir: folder of run folders; default ``$WANDB_DIR/wandb``, else ``./wandb``.
+        project: ``"entity/project"`` (or ``"project"`` for the default entity) on W&B.
+        api: a ``wandb.Api`` to use with ``project`` (default: a new one).
+
+    Raises:
+        RunNotFoundError: the folder or project holds no runs.
+        CredentialsError: ``project`` given but no W&B credentials are configured.
+
+    Example:
+        >>> src = open_source("wandb")  # doctest: +SKIP
+        >>> cols = src.history(src.tree.roots[0], keys=["loss"])
+    """
+    if project is not None:
+        if dir is not None:
+            raise ValueError("pass either dir or project, not both")
+        return open_project(project, api=api)
+    return open_folder(dir or default_wandb_dir())

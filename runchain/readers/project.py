@@ -1,0 +1,214 @@
+"""Read a W&B project through the public API: every run's place in the tree, and chain histories.
+
+What runchain asks W&B for (``docs/chains.md``, "Reading from W&B"):
+
+- One paged listing, ``api.runs(path, per_page=PER_PAGE, lazy=False)``. Each page carries
+  every run's config (the breadcrumbs) and summary (the last local ``_step`` and the
+  checkpoint steps ``save_checkpoint`` lists), so a project of runchain runs costs one
+  request per page, however many runs it holds. (``lazy=True``, wandb's default, would
+  fetch config and summary with one more request per run.)
+- Only for a run without breadcrumbs (plain wandb code keeping to the contract): the
+  checkpoints it used, ``run.used_artifacts()``, and ``artifact.logged_by()`` for each.
+- Only for a run whose summary has no checkpoint list: ``run.logged_artifacts()``.
+- For one chain's history: ``run.scan_history`` for each run of the chain, cut at the
+  step the next run started from. ``scan_history(keys=...)`` returns only the rows that
+  hold *every* key asked for, so runchain scans each metric separately, with ``_step``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..contract import (CONFIG_KEY, LOCAL_STEP, SUMMARY_CHECKPOINTS, Breadcrumbs, is_chain_view,
+                        is_step, logged_checkpoint_step, step_alias)
+from ..errors import ProjectNotFoundError
+from ..lineage import CheckpointInfo, RunInfo, Segment
+from ..parallel import threads
+from ..source import Fetch, Source
+from ..stitch import Columns, as_number, is_metric, rows_to_columns
+from ..wandb_api import checkpoint_step, open_api, wandb_requests
+
+PER_PAGE = 500  # runs per listing request
+PAGE_SIZE = 10_000  # history steps per scan_history request
+# W&B states -> RunInfo.state; anything else ended without finishing, as far as runchain knows
+STATES = {"finished": "finished", "failed": "failed", "crashed": "crashed", "running": "running",
+          "killed": "failed", "preempted": "crashed", "preempting": "running",
+          "pending": "running"}
+LIST_HINT = ("list an entity's projects with `python -c \"import wandb; "
+             "print([p.name for p in wandb.Api().projects('ENTITY')])\"`")
+
+
+def _summary_checkpoints(summary: Mapping[str, Any]) -> list[int] | None:
+    """``summary["runchain"]["checkpoints"]`` as steps, or None if absent or malformed."""
+    saved = summary.get(CONFIG_KEY)
+    steps = saved.get(SUMMARY_CHECKPOINTS) if isinstance(saved, dict) else None
+    if not isinstance(steps, list) or not all(is_step(s) for s in steps):
+        return None
+    return sorted(set(steps))
+
+
+def _metric_keys(summary: Mapping[str, Any]) -> list[str]:
+    """The run's metrics as its summary lists them: keys with a number (see ``is_metric``)."""
+    return [k for k, v in summary.items() if is_metric(k)
+            and isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def _used(run: Any, where: str) -> tuple[tuple[str, int], ...]:
+    """(producer run id, local step) of every checkpoint ``run`` used, as W&B lists them."""
+    used = []
+    for artifact in run.used_artifacts():
+        step = checkpoint_step(artifact, where)
+        if step is None:  # not a checkpoint
+            continue
+        producer = artifact.logged_by()
+        if producer is not None:  # None: W&B knows no run that logged it
+            used.append((producer.id, step))
+    return tuple(used)
+
+
+def _logged(run: Any) -> tuple[CheckpointInfo, ...]:
+    """The checkpoints ``run`` logged (``contract.logged_checkpoint_step``), one per step."""
+    found: dict[int, CheckpointInfo] = {}
+    for artifact in run.logged_artifacts():
+        step = logged_checkpoint_step(run.id, artifact.name, artifact.type, artifact.metadata)
+        if step is not None:
+            found[step] = CheckpointInfo(step, step_alias(step), artifact.version)
+    return tuple(found[s] for s in sorted(found))
+
+
+def _walk(run: Any, used: bool, logged: bool, where: str) -> tuple[tuple, tuple | None]:
+    return (_used(run, where) if used else (), _logged(run) if logged else None)
+
+
+def _scan(run: Any, keys: list[str] | None, max_step: int | None) -> list[dict[str, Any]]:
+    """History rows of ``run`` with local ``_step < max_step`` (exclusive; None: all)."""
+    bound = {} if max_step is None else {"max_step": max_step}
+    return list(run.scan_history(keys=keys, min_step=0, page_size=PAGE_SIZE, **bound))
+
+
+def _columns(rows: Mapping[int, Mapping[str, Any]],
+             keys: Iterable[str] | None) -> dict[str, np.ndarray]:
+    """Rows by ``_step`` -> ``_step`` (int64, ascending) and one float64 column per key in
+    ``keys``, or per key that logged a number when ``keys`` is None (``rows_to_columns``)."""
+    steps = sorted(rows)
+    ordered = [rows[s] for s in steps]
+    if keys is None:
+        columns = rows_to_columns(ordered)
+    else:
+        columns = {key: np.array([as_number(row.get(key)) for row in ordered], np.float64)
+                   for key in keys}
+    columns.pop(LOCAL_STEP, None)
+    return {LOCAL_STEP: np.array(steps, np.int64), **columns}
+
+
+def _fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
+    def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> dict[str, Columns]:
+        """Each segment's rows up to its cut; all metrics, or one scan per key in ``keys``."""
+        wanted = None if keys is None else [k for k in dict.fromkeys(keys) if k != LOCAL_STEP]
+        calls = []
+        for seg in segments:
+            # max_step is exclusive, the cut inclusive: keep _step <= last_step
+            max_step = None if seg.last_step is None else seg.last_step + 1
+            scans = ([None] if wanted is None else
+                     [[LOCAL_STEP, k] for k in wanted] or [[LOCAL_STEP]])
+            calls += [((seg.run_id, j), _scan, (runs[seg.run_id], scan_keys, max_step))
+                      for j, scan_keys in enumerate(scans)]
+        rows: dict[str, dict[int, dict[str, Any]]] = {seg.run_id: {} for seg in segments}
+        with wandb_requests(where):
+            for (run_id, _), scanned in threads(calls, workers, "reading history"):
+                merged = rows[run_id]
+                for row in scanned:
+                    step = row.get(LOCAL_STEP)
+                    if is_step(step):
+                        merged.setdefault(step, {}).update(row)
+        return {run_id: _columns(merged, wanted) for run_id, merged in rows.items()}
+
+    return fetch
+
+
+def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
+    """A listed public ``Run`` as the tree needs it; ``walked`` holds the artifact walks."""
+    summary = run.summary_metrics  # a plain dict (run.summary wraps nested ones)
+    steps = _summary_checkpoints(summary)
+    used, logged = walked.get(run.id, ((), None))
+    checkpoints = logged if steps is None else tuple(
+        CheckpointInfo(s, step_alias(s), None) for s in steps)
+    last = summary.get(LOCAL_STEP)
+    return RunInfo(id=run.id, project=run.project, name=run.name,
+                   state=STATES.get(run.state, "crashed"),
+                   last_step=last if is_step(last) else None, checkpoints=checkpoints,
+                   used=used, breadcrumbs=Breadcrumbs.from_config(run.config.get(CONFIG_KEY)),
+                   entity=entity)
+
+
+def _project_path(project: str) -> str:
+    parts = project.strip().strip("/").split("/")
+    if len(parts) > 2 or not all(parts):
+        raise ProjectNotFoundError(f"bad W&B project {project!r}: expected entity/project or "
+                                   f"project (for your default entity)")
+    return "/".join(parts)
+
+
+def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
+    """Read the runs of a W&B project: lineage now, chain histories on demand.
+
+    Args:
+        project: ``"entity/project"``, or ``"project"`` for the default entity.
+        api: a ``wandb.Api`` to use; default a new one (needs credentials).
+        workers: requests in flight at once while walking artifacts and reading histories.
+
+    Returns:
+        A ``Source`` whose ``where`` is ``"entity/project"``, ``urls`` maps run id -> run page.
+
+    Raises:
+        CredentialsError: no ``api`` and no W&B credentials; checked before any request.
+        ProjectNotFoundError: W&B knows no such project, or it holds no runs.
+        SourceError: W&B is unreachable, or a request failed; the message names the server.
+        CheckpointError: a used checkpoint has neither a metadata step nor a valid
+            ``checkpoint.json``.
+
+    Example:
+        >>> src = open_project("acme/llm")  # doctest: +SKIP
+        >>> cols = src.history(src.tree.roots[0], keys=["train/loss"])
+    """
+    path = _project_path(project)
+    api = api or open_api(f"reading W&B project {path}")
+    with wandb_requests(path):
+        try:
+            runs = api.runs(path, per_page=PER_PAGE, lazy=False)
+            entity, name = runs.entity, runs.project
+            listed = list(tqdm(runs, total=len(runs), desc=f"listing {entity}/{name}",
+                               unit="run", file=sys.stderr, disable=None, leave=False))
+        except ValueError as e:  # wandb: "Could not find project ..."
+            raise ProjectNotFoundError(
+                f"W&B project {path} not found ({e}); check the entity and project, as in a "
+                f"run page's URL, or {LIST_HINT}") from None
+    where = f"{entity}/{name}"
+    if not listed:
+        raise ProjectNotFoundError(f"W&B project {where} has no runs; check the entity and "
+                                   f"project, as in a run page's URL, or {LIST_HINT}")
+
+    listed = [run for run in listed if not is_chain_view(run.config)]
+    # walk artifacts only where the listing lacks an answer: no breadcrumbs (plain wandb
+    # code), or no checkpoint list in the summary
+    walks = []
+    for run in listed:
+        no_crumbs = Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) is None
+        no_list = _summary_checkpoints(run.summary_metrics) is None
+        if no_crumbs or no_list:
+            walks.append((run.id, _walk, (run, no_crumbs, no_list, where)))
+    with wandb_requests(where):
+        walked = dict(threads(walks, workers, "walking artifacts"))
+    infos = [_run_info(run, entity, walked) for run in listed]
+    summaries = {run.id: run.summary_metrics for run in listed}
+
+    def metric_names(run_ids: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys(k for run_id in run_ids for k in _metric_keys(summaries[run_id])))
+
+    return Source(where=where, runs=infos, fetch=_fetcher({run.id: run for run in listed},
+                                                          where, workers),
+                  metric_names=metric_names, urls={run.id: run.url for run in listed})
