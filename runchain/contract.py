@@ -187,13 +187,52 @@ class Breadcrumbs:
 
     @classmethod
     def from_config(cls, value: Any) -> Breadcrumbs | None:
-        """Breadcrumbs from a run config's ``runchain`` value, or None if absent or malformed."""
-        if not isinstance(value, dict):
+        """Breadcrumbs from a run config's ``runchain`` value, or None if absent or malformed
+        (``breadcrumbs_problem`` says what is wrong)."""
+        if breadcrumbs_problem(value) is not None or not isinstance(value, dict):
             return None
-        try:
-            return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
-        except (KeyError, TypeError):
-            return None
+        return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
+
+
+_BREADCRUMB_TYPES = {  # field -> (accepts the value, what it should be)
+    "parent_run": (lambda v: v is None or (isinstance(v, str) and v != ""), "a run id or null"),
+    "parent_checkpoint": (lambda v: v is None or isinstance(v, str), "a reference or null"),
+    "parent_step": (lambda v: v is None or is_step(v), "a step or null"),
+    "global_offset": (is_step, "a step"),
+    "root_run": (lambda v: isinstance(v, str) and v != "", "a run id"),
+    "depth": (is_step, "a non-negative integer"),
+}
+
+
+def breadcrumbs_problem(value: Any) -> str | None:
+    """What is wrong with a run config's ``runchain`` value, naming the field; None when it
+    is absent (a plain wandb run) or well formed.
+
+    Example:
+        >>> breadcrumbs_problem({"parent_step": "5"})
+        "breadcrumbs (config['runchain']) lack parent_run, parent_checkpoint, global_offset, root_run, depth"
+    """
+    if value is None:
+        return None
+    where = f"breadcrumbs (config[{CONFIG_KEY!r}])"
+    if not isinstance(value, dict):
+        return f"{where} are a JSON {type(value).__name__}, not an object"
+    missing = [name for name in _BREADCRUMB_TYPES if name not in value]
+    if missing:
+        return f"{where} lack {', '.join(missing)}"
+    for name, (accepts, expected) in _BREADCRUMB_TYPES.items():
+        if not accepts(value[name]):
+            return f"{where} hold {name}={value[name]!r:.60}, expected {expected}"
+    return None
+
+
+def read_breadcrumbs(config: Mapping[str, Any]) -> tuple[Breadcrumbs | None, tuple[str, ...]]:
+    """A run config's breadcrumbs, and the problems that made runchain ignore them: the run is
+    then read as a plain wandb run (its parent from the checkpoints it used)."""
+    problem = breadcrumbs_problem(config.get(CONFIG_KEY))
+    if problem is not None:
+        return None, (f"{problem}; read as a plain wandb run",)
+    return Breadcrumbs.from_config(config.get(CONFIG_KEY)), ()
 
 
 def breadcrumbs_for(run_id: str, parent_run: str | None = None,

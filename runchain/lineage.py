@@ -16,6 +16,9 @@ Rules (see ``docs/chains.md``):
 - A parent missing from the source makes the run a root that keeps its
   breadcrumbs' ``global_offset`` (else 0); a note says so.
 - Parent links that form a cycle raise ``CycleError``.
+- A run whose breadcrumbs are malformed (a field of the wrong type, a step that is not a
+  non-negative int64) is read as a plain wandb run: its parent comes from the checkpoints
+  it used, else it is a root; the reader's note names the field (``RunInfo.problems``).
 - In a chain each non-leaf run keeps rows with local ``_step <= `` the checkpoint
   step the next run started from (inclusive); the last run keeps all its rows.
 
@@ -58,6 +61,7 @@ class RunInfo:
     used: tuple[tuple[str, int], ...] = ()  # (producer run id, local checkpoint step), in use order
     breadcrumbs: Breadcrumbs | None = None  # from config["runchain"]; None for plain wandb runs
     entity: str | None = None  # the W&B entity, where known (offline runs usually record none)
+    problems: tuple[str, ...] = ()  # what the reader found wrong with the run, for the notes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +155,7 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         if info.id in infos:
             notes.append(f"run {info.id}: listed more than once in the source; using the last")
         infos[info.id] = info
+        notes += [f"run {info.id}: {problem}" for problem in info.problems]
     parents: dict[str, str] = {}
     steps: dict[str, int] = {}
     offsets: dict[str, int] = {}  # global offsets, roots first

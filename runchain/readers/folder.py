@@ -20,7 +20,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import parallel
-from ..contract import CHECKPOINT_TYPE, LOCAL_STEP, is_chain_view, logged_checkpoint_step, step_alias
+from ..contract import (CHECKPOINT_TYPE, LOCAL_STEP, is_chain_view, logged_checkpoint_step,
+                        read_breadcrumbs, step_alias)
 from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..source import Source
@@ -219,7 +220,8 @@ def _run_info(run_id: str, local: LocalRun, segments: list[RunFile],
             if s.first_step is not None and s.first_step < cut]
     return RunInfo(id=run_id, project=segments[0].project, name=last.name, state=_state(last),
                    last_step=int(max(kept)) if kept else None, checkpoints=checkpoints,
-                   used=used, breadcrumbs=local.breadcrumbs, entity=local.entity)
+                   used=used, breadcrumbs=local.breadcrumbs, entity=local.entity,
+                   problems=read_breadcrumbs(local.config)[1])
 
 
 def open_folder(root: str | os.PathLike) -> Source:

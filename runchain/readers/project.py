@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..contract import (CONFIG_KEY, LOCAL_STEP, SUMMARY_CHECKPOINTS, Breadcrumbs, is_chain_view,
-                        is_step, logged_checkpoint_step, step_alias)
+                        is_step, logged_checkpoint_step, read_breadcrumbs, step_alias)
 from ..errors import ProjectNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads
@@ -138,11 +138,11 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
     checkpoints = logged if steps is None else tuple(
         CheckpointInfo(s, step_alias(s), None) for s in steps)
     last = summary.get(LOCAL_STEP)
+    crumbs, problems = read_breadcrumbs(run.config)
     return RunInfo(id=run.id, project=run.project, name=run.name,
                    state=STATES.get(run.state, "crashed"),
                    last_step=last if is_step(last) else None, checkpoints=checkpoints,
-                   used=used, breadcrumbs=Breadcrumbs.from_config(run.config.get(CONFIG_KEY)),
-                   entity=entity)
+                   used=used, breadcrumbs=crumbs, entity=entity, problems=problems)
 
 
 def _project_path(project: str) -> str:
