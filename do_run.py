@@ -58,6 +58,10 @@ if checkpoint is None:
     model = FakeModel(config["n_metrics"], lr=config["lr"], seed=config["seed"])
 else:
     # exact resume: hyperparameters, parameters and RNG all come from the checkpoint
+    missing = [k for k in ("config", "model", "optimizer", "iter_num", "rng") if k not in checkpoint.state]
+    if missing:  # e.g. a checkpoint of another script: it keeps to the contract, not to our state
+        sys.exit(f"do_run.py: error: checkpoint {checkpoint.ref} has no {', '.join(missing)} in its "
+                 f"checkpoint.json; do_run.py resumes only from checkpoints that do_run.py saved")
     config = dict(checkpoint.state["config"])
     if args.n_metrics not in (None, config["n_metrics"]):
         sys.exit(f"do_run.py: error: --n_metrics {args.n_metrics} differs from the checkpoint's "

@@ -11,6 +11,7 @@ offline it reads the parent's local run files, because wandb refuses
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -22,11 +23,10 @@ import wandb
 
 from .artifact_files import read_checkpoint_json
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
-                       Breadcrumbs, CheckpointRef, artifact_name, is_step,
-                       logged_checkpoint_step, parse_ref, step_alias)
+                       Breadcrumbs, CheckpointRef, artifact_name, is_step, parse_ref, step_alias)
 from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from .readers.run_folders import default_wandb_dir, pick_checkpoint, read_local_run
-from .wandb_api import checkpoint_state, entity_of, open_api, wandb_requests
+from .wandb_api import checkpoint_state, checkpoint_step, entity_of, open_api, wandb_requests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +69,8 @@ def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
     state = read_checkpoint_json(found.files[CHECKPOINT_FILE], str(ref))
     step = state["step"]
     _check_metadata(found.metadata, step, str(ref))
-    pinned = dataclasses.replace(ref, alias=step_alias(step), entity=None,
+    # pinned to a label the checkpoint really has: step-<s> for runchain's own, else vN
+    pinned = dataclasses.replace(ref, alias=found.label, entity=None,
                                  project=ref.project or run.project)
     return Checkpoint(pinned, ref.run_id, step, found.version, state, dict(found.files),
                       run.breadcrumbs)
@@ -87,21 +88,45 @@ def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
     try:
         artifact = api.artifact(path)
     except (ValueError, wandb.errors.CommError) as e:
-        raise CheckpointNotFoundError(f"checkpoint {path} not found on W&B ({e}); check the run "
-                                      f"id and alias in the W&B UI, Artifacts tab") from None
+        artifact = _by_step(api, ref, entity, project) if ref.alias.startswith("step-") else None
+        if artifact is None:
+            raise CheckpointNotFoundError(f"checkpoint {path} not found on W&B ({e}); check the "
+                                          f"run id and alias in the W&B UI, Artifacts tab") from None
     if artifact.type != CHECKPOINT_TYPE:
         raise CheckpointError(f"artifact {path} has type {artifact.type!r}, expected "
                               f"{CHECKPOINT_TYPE!r}")
     with wandb_requests(path):
         state = checkpoint_state(artifact, path)
+    if state is None:
+        raise CheckpointError(f"checkpoint {path} has no {CHECKPOINT_FILE}; the contract needs "
+                              f"one, holding the step")
     step = state["step"]
     _check_metadata(artifact.metadata or {}, step, path)
     producer = artifact.logged_by()
     crumbs = Breadcrumbs.from_config(producer.config.get("runchain")) if producer else None
-    pinned = CheckpointRef(ref.run_id, step_alias(step), entity, project)
+    # pinned to a label the checkpoint really has: step-<s> for runchain's own, else vN
+    label = step_alias(step) if step_alias(step) in artifact.aliases else artifact.version
+    pinned = CheckpointRef(ref.run_id, label, entity, project)
     files = {name: getattr(e, "ref", None) or name for name, e in artifact.manifest.entries.items()}
     return Checkpoint(pinned, ref.run_id, step, artifact.version, state, files, crumbs,
                       online=True, artifact=artifact)
+
+
+def _by_step(api: Any, ref: CheckpointRef, entity: str, project: str) -> Any:
+    """The newest checkpoint ``ref.run_id`` logged at the step ``ref``'s ``step-<s>`` names,
+    for runs that did not alias their checkpoints by step (not written by runchain)."""
+    path = f"{entity}/{project}/{ref.run_id}"
+    found = None
+    with wandb_requests(path):
+        try:
+            logged = list(api.run(path).logged_artifacts())
+        except (ValueError, wandb.errors.CommError):
+            return None
+        for artifact in logged:
+            with contextlib.suppress(CheckpointError):  # a broken one is not the one asked for
+                if step_alias(checkpoint_step(artifact, path)) == ref.alias:
+                    found = artifact
+    return found
 
 
 def load_checkpoint(ref: str | CheckpointRef, *, mode: str, project: str | None = None,
@@ -144,8 +169,7 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
     """
     try:
         run = read_local_run(run_id, wandb_dir or default_wandb_dir())
-        steps = [logged_checkpoint_step(run_id, c.name, c.type, c.metadata)
-                 for c in run.valid_checkpoints]
+        steps = [c.step for c in run.valid_checkpoints]
     except RunNotFoundError:
         if mode != "online":
             raise
@@ -155,14 +179,17 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
         path = f"{entity_of(api, entity, run_id)}/{project}/{run_id}"
         try:
             remote = api.run(path)
-            steps = [logged_checkpoint_step(run_id, a.name, a.type, a.metadata)
-                     for a in remote.logged_artifacts()]
+            steps = []
+            with wandb_requests(path):
+                for artifact in remote.logged_artifacts():
+                    with contextlib.suppress(CheckpointError):  # its step cannot be known
+                        steps.append(checkpoint_step(artifact, path))
         except (ValueError, wandb.errors.CommError) as e:
             raise RunNotFoundError(f"run {path} not found on W&B ({e})") from None
     steps = sorted({s for s in steps if s is not None})
     if not steps:
         raise CheckpointNotFoundError(f"run {run_id} saved no checkpoints (no artifact of type "
-                                      f"{CHECKPOINT_TYPE!r} with a step in its metadata)")
+                                      f"{CHECKPOINT_TYPE!r} holding {CHECKPOINT_FILE} with a step)")
     return steps
 
 

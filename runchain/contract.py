@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import CheckpointError, ReferenceSyntaxError
 
@@ -39,21 +39,40 @@ def is_step(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
 
 
-def logged_checkpoint_step(run_id: str, name: str, type: str, metadata: Any) -> int | None:
-    """The one rule for which logged artifacts are ``run_id``'s checkpoints.
+def logged_checkpoint_step(type: str, metadata: Any, read_state: Callable[[], Any]) -> int | None:
+    """The one rule for which logged artifacts are checkpoints, and at which local step.
 
-    An artifact counts when its type is ``checkpoint``, its name is ``run-<run_id>-checkpoint``
-    (a ``:v<N>`` suffix, as a public ``Artifact`` names itself, is fine) and its metadata
-    holds a valid ``"step"``. Returns that local step, else None.
+    An artifact is a checkpoint when its type is ``checkpoint`` and it holds a
+    ``checkpoint.json`` with a valid ``"step"``, whatever its name, aliases or metadata (the
+    original example's runs have ``{"run_step": N}`` and ``latest`` only). runchain's own
+    also carry the step in their metadata, which is taken first: it costs no read.
+
+    Args:
+        type, metadata: the artifact's.
+        read_state: returns the validated ``checkpoint.json`` (``None`` when the artifact has
+            none); called only when the metadata holds no step.
+
+    Raises:
+        CheckpointError: an artifact of type ``checkpoint`` whose step cannot be known (no
+            ``checkpoint.json``, or one ``read_state`` finds broken).
 
     Example:
-        >>> logged_checkpoint_step("a1", "run-a1-checkpoint:v2", "checkpoint", {"step": 39})
+        >>> logged_checkpoint_step("checkpoint", {"step": 39}, dict)
         39
+        >>> logged_checkpoint_step("checkpoint", {"run_step": 9}, lambda: {"step": 9, "model": 1})
+        9
     """
-    if type != CHECKPOINT_TYPE or name.split(":")[0] != artifact_name(run_id):
+    if type != CHECKPOINT_TYPE:
         return None
     step = metadata.get("step") if isinstance(metadata, Mapping) else None
-    return step if is_step(step) else None
+    if is_step(step):
+        return step
+    state = read_state()  # validated by the reader (``checkpoint_step``)
+    if state is None:
+        raise CheckpointError(f"it has type {CHECKPOINT_TYPE!r} but holds no {CHECKPOINT_FILE}, "
+                              f"and its metadata no step; the contract needs {CHECKPOINT_FILE} "
+                              f"with the local step")
+    return state["step"]
 
 
 def is_chain_view(config: Mapping[str, Any]) -> bool:

@@ -10,10 +10,12 @@ carry the same names. W&B is unreachable from CI, so none of this has run agains
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import tempfile
-from typing import Any, Iterator
+import threading
+from typing import Any, Callable, Iterator
 
 import wandb
 
@@ -23,7 +25,7 @@ except ImportError:  # a wandb without that module raises its own errors.Error s
     WandbApiFailedError = wandb.errors.Error
 
 from .artifact_files import read_checkpoint_json
-from .contract import CHECKPOINT_FILE, CHECKPOINT_TYPE, is_step
+from .contract import CHECKPOINT_FILE, logged_checkpoint_step
 from .errors import CheckpointError, CredentialsError, RunchainError, SourceError
 from .mode import DEFAULT_BASE_URL, LOGIN_HINT, credential_source
 
@@ -86,35 +88,55 @@ def entity_of(api: Any, entity: str | None, what: object) -> str:
     return entity
 
 
-def checkpoint_state(artifact: Any, where: str) -> dict[str, Any]:
-    """Download ``checkpoint.json`` of a logged artifact (that one small file) and validate it.
+class Memo:
+    """Each key's value computed once, also when several threads ask at the same time."""
+
+    def __init__(self) -> None:
+        self._values: dict[Any, Any] = {}
+        self._locks: dict[Any, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        with self._guard:
+            lock = self._locks[key]
+        with lock:
+            if key not in self._values:
+                self._values[key] = compute()
+            return self._values[key]
+
+
+def checkpoint_state(artifact: Any, where: str, memo: Memo | None = None) -> dict[str, Any] | None:
+    """The validated ``checkpoint.json`` of a logged artifact, None if it has none: one small
+    download, done once per artifact when a ``memo`` is passed along.
 
     Raises:
-        CheckpointError: the artifact has no ``checkpoint.json``, or it breaks the contract.
+        CheckpointError: it breaks the contract (not JSON, no valid step).
     """
-    try:
-        entry = artifact.get_entry(CHECKPOINT_FILE)
-    except KeyError:
-        raise CheckpointError(f"checkpoint {where} has no {CHECKPOINT_FILE}; the contract "
-                              f"needs one, holding the step") from None
-    with tempfile.TemporaryDirectory() as tmp:
-        return read_checkpoint_json(entry.download(root=tmp), where)
+    def fetch() -> dict[str, Any] | None:
+        try:
+            entry = artifact.get_entry(CHECKPOINT_FILE)
+        except KeyError:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            return read_checkpoint_json(entry.download(root=tmp), where)
+
+    if memo is None:
+        return fetch()
+    return memo.get((artifact.name, artifact.version), fetch)  # unique within a project
 
 
-def checkpoint_step(artifact: Any, where: str) -> int | None:
-    """The local step of a logged artifact if it is a checkpoint (type ``checkpoint``), else
-    None: its metadata's ``step``, else its ``checkpoint.json``'s (one small download).
+def checkpoint_step(artifact: Any, where: str, memo: Memo | None = None) -> int | None:
+    """The local step of a logged artifact if it is a checkpoint, else None, by the contract's
+    rule (``contract.logged_checkpoint_step``): its metadata's ``step``, else its
+    ``checkpoint.json``'s.
 
     Raises:
-        CheckpointError: a checkpoint with neither a metadata step nor a valid
-            ``checkpoint.json``.
+        CheckpointError: an artifact of type ``checkpoint`` whose step cannot be known; the
+            message names it.
     """
-    if artifact.type != CHECKPOINT_TYPE:
-        return None
-    step = (artifact.metadata or {}).get("step")
-    if is_step(step):
-        return step
+    path = f"{where}/{artifact.name}"
     try:
-        return checkpoint_state(artifact, f"{where}/{artifact.name}")["step"]
+        return logged_checkpoint_step(artifact.type, artifact.metadata,
+                                      lambda: checkpoint_state(artifact, path, memo))
     except CheckpointError as e:
-        raise CheckpointError(f"{e} (and there is no step in its metadata either)") from None
+        raise CheckpointError(f"checkpoint {path}: {e}") from None

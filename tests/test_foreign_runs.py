@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import runchain
-from conftest import cli, do_run
+from conftest import cli, do_run, script
 
 BAD_BREADCRUMBS = {  # run name -> the field that is wrong, and its value
     "list-parent": ("parent_run", ["x"]),
@@ -86,3 +86,81 @@ def test_chain_of_a_run_with_bad_breadcrumbs_is_its_own_rows(bad_crumbs):
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("global_step,run_id,step,loss")
     assert [line.split(",")[0] for line in lines[1:]] == [str(s) for s in range(5)]
+
+
+# -- the original example's runs ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory):
+    """A root of the original example (checkpoints v0-v2 at steps 9, 19, 29), a child of its
+    v1 (step 19) as the original writes it, and a runchain child of its step 29."""
+    from conftest import isolate
+    from foreign import original_child, original_root
+    with pytest.MonkeyPatch.context() as mp:
+        wdir = isolate(mp, tmp_path_factory.mktemp("original"))
+        root = original_root(wdir)
+        child = original_child(wdir, root, "v1")
+        refused = script("do_run.py", "--checkpoint_artifact", f"{root}@29", check=False)
+        ours = runchain_child(wdir, f"{root}@29")
+        yield {"dir": wdir, "root": root, "child": child, "ours": ours, "refused": refused}
+
+
+def runchain_child(wandb_dir: Path, ref: str, steps: int = 5) -> str:
+    """The smallest runchain run resuming from ``ref``: load, init, start, log, finish."""
+    code = ("import sys, wandb, runchain\n"
+            "ckpt = runchain.load_checkpoint(sys.argv[1], mode='offline')\n"
+            "run = wandb.init(project='orig')\n"
+            "runchain.start(run, ckpt)\n"
+            "for step in range(int(sys.argv[2])):\n"
+            "    runchain.log(run, {'loss': 0.5}, step=step)\n"
+            "run.finish()\n"
+            "print(run.id)\n")
+    proc = subprocess.run([sys.executable, "-c", code, ref, str(steps)], cwd=wandb_dir.parent,
+                          capture_output=True, text=True, check=True, timeout=300)
+    return proc.stdout.split()[-1]
+
+
+def test_do_run_names_the_state_keys_a_foreign_checkpoint_lacks(original):
+    proc = original["refused"]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "has no config, optimizer, iter_num, rng in its checkpoint.json" in proc.stderr
+
+
+def test_tree_lists_the_original_examples_checkpoints_and_edges(original):
+    source = runchain.open_source(original["dir"])
+    root = source.tree.nodes[original["root"]]
+    assert [(c.step, c.alias, c.version) for c in root.info.checkpoints] == [
+        (9, "v0", "v0"), (19, "v1", "v1"), (29, "v2", "v2")]
+    child = source.tree.nodes[original["child"]]
+    assert (child.parent_run, child.parent_step, child.global_offset) == (original["root"], 19, 20)
+    ours = source.tree.nodes[original["ours"]]
+    assert (ours.parent_run, ours.parent_step, ours.global_offset) == (original["root"], 29, 30)
+    assert not source.tree.notes
+    out = cli("tree", "--dir", original["dir"]).stdout
+    assert "checkpoints 9,19,29" in out and "checkpoints -" not in out.split(original["ours"])[0]
+
+
+def test_chain_through_the_original_example_cuts_at_the_used_version(original):
+    source = runchain.open_source(original["dir"])
+    cols = source.history(original["child"], keys=["loss"])
+    assert cols["global_step"].tolist() == list(range(30))
+    assert cols["run_id"].tolist() == [original["root"]] * 20 + [original["child"]] * 10
+    assert cols["step"].tolist() == list(range(20)) + list(range(10))
+
+
+def test_id_at_step_resolves_a_checkpoint_without_a_step_alias(original):
+    ckpt = runchain.load_checkpoint(f"{original['root']}@19", mode="offline",
+                                    wandb_dir=original["dir"])
+    assert (ckpt.step, ckpt.version, ckpt.state["model"]["w"]) == (19, "v1", pytest.approx(2.0))
+    assert ckpt.ref.short == f"run-{original['root']}-checkpoint:v1"  # a label it really has
+    with pytest.raises(runchain.CheckpointNotFoundError, match=r"it has v0 \(step 9\), v1 \(step 19"):
+        runchain.load_checkpoint(f"{original['root']}@18", mode="offline", wandb_dir=original["dir"])
+
+
+def test_a_runchain_child_records_a_reference_that_exists(original):
+    source = runchain.open_source(original["dir"])
+    crumbs = source.tree.nodes[original["ours"]].info.breadcrumbs
+    assert crumbs.parent_checkpoint == f"run-{original['root']}-checkpoint:v2"
+    from runchain import sync
+    (planned,) = [p for p in sync.plan(original["dir"]) if p.run_id == original["ours"]]
+    assert planned.edge.ref.alias == "v2" and planned.edge.problem is None

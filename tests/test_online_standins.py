@@ -69,8 +69,10 @@ class FakeArtifact:
                  checkpoint_json: str | None = '{"step": 39, "model": [1, 2]}',
                  producer: FakeProducer | None = None, metadata: dict | None = None,
                  extra_entries: dict[str, FakeEntry] | None = None,
-                 name: str = f"run-{PARENT}-checkpoint"):
+                 name: str = f"run-{PARENT}-checkpoint",
+                 aliases: tuple[str, ...] = ("step-39", "latest")):
         self.name = f"{name}:{version}"  # the public Artifact's name is "collection:vN"
+        self.aliases = list(aliases)
         self.type = type
         self.version = version
         self.metadata = metadata if metadata is not None else {}
@@ -486,21 +488,27 @@ def test_log_before_start_raises_runchain_error_and_logs_nothing():
 
 # -- checkpoint_steps online -----------------------------------------------------
 
-def logged(step: Any, type: str = "checkpoint",
-           name: str = f"run-{PARENT}-checkpoint") -> FakeArtifact:
-    return FakeArtifact(type=type, metadata={} if step is None else {"step": step}, name=name)
+def logged(step: Any, type: str = "checkpoint", name: str = f"run-{PARENT}-checkpoint",
+           checkpoint_json: str | None = '{"step": 39}') -> FakeArtifact:
+    return FakeArtifact(type=type, metadata={} if step is None else {"step": step}, name=name,
+                        checkpoint_json=checkpoint_json)
 
 
 def test_checkpoint_steps_online_falls_back_to_logged_artifacts_sorted(tmp_path):
+    """Any artifact of type checkpoint counts, whatever its name: its metadata step, else its
+    checkpoint.json's; one whose step cannot be known is left out."""
     remote = FakePublicRun([logged(99), logged(49), logged(149), logged(49),
-                            logged(10, type="model"), logged(None), logged(True), logged("7"),
-                            logged(7, name="my-model-ckpt")])  # another collection
+                            logged(10, type="model"),  # not a checkpoint
+                            logged(None, checkpoint_json='{"step": 5, "model": 1}'),
+                            logged(True, checkpoint_json='{"step": 6}'),  # bad metadata step
+                            logged("7", checkpoint_json=None),  # no step anywhere: left out
+                            logged(7, name="my-model-ckpt")])  # another collection counts too
     api = FakeApi(runs={f"me/proj/{PARENT}": remote}, default_entity="me")
 
     steps = runchain.checkpoint_steps(PARENT, mode="online", project="proj", api=api,
                                       wandb_dir=tmp_path)
 
-    assert steps == [49, 99, 149]
+    assert steps == [5, 6, 7, 49, 99, 149]
     assert api.run_calls == [f"me/proj/{PARENT}"]
 
 

@@ -111,6 +111,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("artifact.name", Artifact, "name", "property"),  # "collection:vN" on a public Artifact
     ("artifact.type", Artifact, "type", "property"),
     ("artifact.version", Artifact, "version", "property"),
+    ("artifact.aliases", Artifact, "aliases", "property"),
     ("artifact.metadata", Artifact, "metadata", "property"),
     ("artifact.manifest", Artifact, "manifest", "property"),
     ("artifact.manifest.entries", ArtifactManifest, "entries", "field"),

@@ -20,8 +20,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import parallel
-from ..contract import (CHECKPOINT_TYPE, LOCAL_STEP, is_chain_view, logged_checkpoint_step,
-                        read_breadcrumbs, step_alias)
+from ..contract import CHECKPOINT_TYPE, LOCAL_STEP, is_chain_view, read_breadcrumbs
 from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..source import Source
@@ -209,9 +208,9 @@ def _state(run: RunFile) -> str:
 def _run_info(run_id: str, local: LocalRun, segments: list[RunFile],
               producers: Mapping[tuple[str, str], int]) -> RunInfo:
     # one per step: a step saved again (resumed in place) has its alias on the newest
-    newest = {logged_checkpoint_step(run_id, c.name, c.type, c.metadata): c.version
-              for c in local.valid_checkpoints}
-    checkpoints = tuple(CheckpointInfo(step, step_alias(step), newest[step]) for step in sorted(newest))
+    newest = {c.step: c for c in local.valid_checkpoints}
+    checkpoints = tuple(CheckpointInfo(step, newest[step].label, newest[step].version)
+                        for step in sorted(newest))
     used = tuple(producers[name] for seg in segments for kind, name in seg.used
                  if kind == CHECKPOINT_TYPE and name in producers)
     last = segments[-1]
@@ -221,7 +220,7 @@ def _run_info(run_id: str, local: LocalRun, segments: list[RunFile],
     return RunInfo(id=run_id, project=segments[0].project, name=last.name, state=_state(last),
                    last_step=int(max(kept)) if kept else None, checkpoints=checkpoints,
                    used=used, breadcrumbs=local.breadcrumbs, entity=local.entity,
-                   problems=read_breadcrumbs(local.config)[1])
+                   problems=(*read_breadcrumbs(local.config)[1], *local.problems))
 
 
 def open_folder(root: str | os.PathLike) -> Source:
@@ -240,13 +239,13 @@ def open_folder(root: str | os.PathLike) -> Source:
               for run_id, paths in folders.items()}
     for run_id in [r for r, local in merged.items() if is_chain_view(local.config)]:
         del merged[run_id], folders[run_id]
-    # A used checkpoint is named "run-<id>-checkpoint:v<N>" (or an alias): find its step.
+    # A used checkpoint is named "<name>:v<N>" or "<name>:<alias>", as the code using it
+    # wrote it: find its producer and step (an alias names the newest version carrying it).
     producers = {}
     for run_id, local in merged.items():
         for c in local.valid_checkpoints:
-            step = logged_checkpoint_step(run_id, c.name, c.type, c.metadata)
             for label in (c.version, *c.aliases):
-                producers[f"{c.name}:{label}"] = (run_id, step)
+                producers[f"{c.name}:{label}"] = (run_id, c.step)
     infos = [_run_info(run_id, merged[run_id], [files.runs[p] for p in folders[run_id]],
                        producers) for run_id in sorted(folders)]
 

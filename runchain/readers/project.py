@@ -24,13 +24,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ..contract import (CONFIG_KEY, LOCAL_STEP, SUMMARY_CHECKPOINTS, Breadcrumbs, is_chain_view,
-                        is_step, logged_checkpoint_step, read_breadcrumbs, step_alias)
-from ..errors import ProjectNotFoundError
+                        is_step, read_breadcrumbs, step_alias)
+from ..errors import CheckpointError, ProjectNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads
 from ..source import Fetch, Source
 from ..stitch import Columns, as_number, is_metric, rows_to_columns
-from ..wandb_api import checkpoint_step, open_api, wandb_requests
+from ..wandb_api import Memo, checkpoint_step, open_api, wandb_requests
 
 PER_PAGE = 500  # runs per listing request
 PAGE_SIZE = 10_000  # history steps per scan_history request
@@ -57,11 +57,21 @@ def _metric_keys(summary: Mapping[str, Any]) -> list[str]:
             and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-def _used(run: Any, where: str) -> tuple[tuple[str, int], ...]:
+def _step_or_note(artifact: Any, where: str, problems: list[str], memo: Memo) -> int | None:
+    """``wandb_api.checkpoint_step``, with a checkpoint whose step cannot be known left out
+    and named in ``problems``; ``memo`` keeps each ``checkpoint.json`` fetched once."""
+    try:
+        return checkpoint_step(artifact, where, memo)
+    except CheckpointError as e:
+        problems.append(f"{e}; left out")
+        return None
+
+
+def _used(run: Any, where: str, problems: list[str], memo: Memo) -> tuple[tuple[str, int], ...]:
     """(producer run id, local step) of every checkpoint ``run`` used, as W&B lists them."""
     used = []
     for artifact in run.used_artifacts():
-        step = checkpoint_step(artifact, where)
+        step = _step_or_note(artifact, where, problems, memo)
         if step is None:  # not a checkpoint
             continue
         producer = artifact.logged_by()
@@ -70,18 +80,23 @@ def _used(run: Any, where: str) -> tuple[tuple[str, int], ...]:
     return tuple(used)
 
 
-def _logged(run: Any) -> tuple[CheckpointInfo, ...]:
-    """The checkpoints ``run`` logged (``contract.logged_checkpoint_step``), one per step."""
+def _logged(run: Any, where: str, problems: list[str], memo: Memo) -> tuple[CheckpointInfo, ...]:
+    """The checkpoints ``run`` logged (``contract.logged_checkpoint_step``), one per step,
+    the newest version of a step winning, each named by its step alias where it has one."""
     found: dict[int, CheckpointInfo] = {}
     for artifact in run.logged_artifacts():
-        step = logged_checkpoint_step(run.id, artifact.name, artifact.type, artifact.metadata)
+        step = _step_or_note(artifact, where, problems, memo)
         if step is not None:
-            found[step] = CheckpointInfo(step, step_alias(step), artifact.version)
+            label = step_alias(step) if step_alias(step) in artifact.aliases else artifact.version
+            found[step] = CheckpointInfo(step, label, artifact.version)
     return tuple(found[s] for s in sorted(found))
 
 
-def _walk(run: Any, used: bool, logged: bool, where: str) -> tuple[tuple, tuple | None]:
-    return (_used(run, where) if used else (), _logged(run) if logged else None)
+def _walk(run: Any, used: bool, logged: bool, where: str,
+          memo: Memo) -> tuple[tuple, tuple | None, list]:
+    problems: list[str] = []
+    return (_used(run, where, problems, memo) if used else (),
+            _logged(run, where, problems, memo) if logged else None, problems)
 
 
 def _scan(run: Any, keys: list[str] | None, max_step: int | None) -> list[dict[str, Any]]:
@@ -134,7 +149,7 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
     """A listed public ``Run`` as the tree needs it; ``walked`` holds the artifact walks."""
     summary = run.summary_metrics  # a plain dict (run.summary wraps nested ones)
     steps = _summary_checkpoints(summary)
-    used, logged = walked.get(run.id, ((), None))
+    used, logged, walk_problems = walked.get(run.id, ((), None, []))
     checkpoints = logged if steps is None else tuple(
         CheckpointInfo(s, step_alias(s), None) for s in steps)
     last = summary.get(LOCAL_STEP)
@@ -142,7 +157,8 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
     return RunInfo(id=run.id, project=run.project, name=run.name,
                    state=STATES.get(run.state, "crashed"),
                    last_step=last if is_step(last) else None, checkpoints=checkpoints,
-                   used=used, breadcrumbs=crumbs, entity=entity, problems=problems)
+                   used=used, breadcrumbs=crumbs, entity=entity,
+                   problems=(*problems, *walk_problems))
 
 
 def _project_path(project: str) -> str:
@@ -195,12 +211,12 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     listed = [run for run in listed if not is_chain_view(run.config)]
     # walk artifacts only where the listing lacks an answer: no breadcrumbs (plain wandb
     # code), or no checkpoint list in the summary
-    walks = []
+    walks, memo = [], Memo()  # each checkpoint.json fetched once in this read
     for run in listed:
         no_crumbs = Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) is None
         no_list = _summary_checkpoints(run.summary_metrics) is None
         if no_crumbs or no_list:
-            walks.append((run.id, _walk, (run, no_crumbs, no_list, where)))
+            walks.append((run.id, _walk, (run, no_crumbs, no_list, where, memo)))
     with wandb_requests(where):
         walked = dict(threads(walks, workers, "walking artifacts"))
     infos = [_run_info(run, entity, walked) for run in listed]

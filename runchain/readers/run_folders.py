@@ -14,8 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..contract import (CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs, CheckpointRef, artifact_name,
-                        logged_checkpoint_step)
+from ..artifact_files import read_checkpoint_json
+from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs,
+                        CheckpointRef, artifact_name, logged_checkpoint_step, step_alias)
 from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from .runfile import RunFile, read_run_file
 
@@ -54,10 +55,19 @@ def run_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
 class LocalCheckpoint:
     name: str
     type: str
-    version: str  # "v0", "v1", ... in logging order, as W&B numbers them on upload
+    version: str  # "v0", "v1", ... per name in logging order, as W&B numbers them on upload
     aliases: list[str]
     metadata: dict[str, Any]
     files: dict[str, str]  # path in the artifact -> staged local path or reference URI
+    step: int | None = None  # its local step if it is a checkpoint (contract.logged_checkpoint_step)
+    segment: int = 0  # which of the run's files logged it, oldest first
+
+    @property
+    def label(self) -> str:
+        """How to name it: alias ``step-<step>`` where it has one (runchain's own), else its
+        version, so a reference built from it exists on W&B."""
+        alias = step_alias(self.step) if self.step is not None else None
+        return alias if alias in self.aliases else self.version
 
 
 @dataclasses.dataclass
@@ -66,15 +76,15 @@ class LocalRun:
     project: str | None
     entity: str | None  # offline runs usually record none
     config: dict[str, Any]
-    checkpoints: list[LocalCheckpoint]  # every artifact named run-<id>-checkpoint
+    checkpoints: list[LocalCheckpoint]  # every checkpoint, or artifact named run-<id>-checkpoint
     files: list[Path]
     incomplete: bool
+    problems: list[str] = dataclasses.field(default_factory=list)  # unreadable checkpoints
 
     @property
     def valid_checkpoints(self) -> list[LocalCheckpoint]:
         """The checkpoints that count (``contract.logged_checkpoint_step``), in logging order."""
-        return [c for c in self.checkpoints
-                if logged_checkpoint_step(self.run_id, c.name, c.type, c.metadata) is not None]
+        return [c for c in self.checkpoints if c.step is not None]
 
     @property
     def breadcrumbs(self) -> Breadcrumbs | None:
@@ -103,38 +113,57 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
     """One run from its segments (several when resumed in place), oldest first."""
     config: dict[str, Any] = {}
     checkpoints: list[LocalCheckpoint] = []
-    versions: dict[str, str] = {}  # digest -> version: W&B keeps one version per content
-    for seg in segments:
+    problems: list[str] = []
+    versions: dict[tuple[str, str], str] = {}  # W&B keeps one version per name and content
+    counts: dict[str, int] = {}
+    for i, seg in enumerate(segments):
         config.update(seg.config)
         for a in seg.artifacts:
-            if a.name != artifact_name(run_id):
-                continue
-            version = versions.setdefault(a.digest, f"v{len(versions)}")
-            checkpoints.append(LocalCheckpoint(a.name, a.type, version, a.aliases,
-                                               a.metadata, a.files))
+            if a.type != CHECKPOINT_TYPE and a.name != artifact_name(run_id):
+                continue  # neither a checkpoint nor what a reference to one could name
+            if (a.name, a.digest) not in versions:
+                versions[a.name, a.digest] = f"v{counts.get(a.name, 0)}"
+                counts[a.name] = counts.get(a.name, 0) + 1
+            found = LocalCheckpoint(a.name, a.type, versions[a.name, a.digest], a.aliases,
+                                    a.metadata, a.files, segment=i)
+            where = f"{a.name}:{found.version} of run {run_id}"
+            try:
+                found.step = logged_checkpoint_step(a.type, a.metadata, lambda: (
+                    read_checkpoint_json(a.files[CHECKPOINT_FILE], where)
+                    if CHECKPOINT_FILE in a.files else None))
+            except CheckpointError as e:
+                problems.append(f"checkpoint {where} is left out: {e}")
+            checkpoints.append(found)
     entity = next((s.entity for s in segments if s.entity), None)
     return LocalRun(run_id, segments[0].project, entity, config, checkpoints, files,
-                    incomplete=not all(s.complete for s in segments))
+                    incomplete=not all(s.complete for s in segments), problems=problems)
 
 
 def pick_checkpoint(run: LocalRun, ref: CheckpointRef) -> LocalCheckpoint:
     """The checkpoint of ``run`` that ``ref``'s alias or version points at now.
 
-    An alias moves to the newest version that carries it, as on W&B.
+    An alias moves to the newest version that carries it, as on W&B. ``step-<s>`` (what
+    ``<run_id>@<s>`` means) also finds a checkpoint saved at step ``s`` without that alias,
+    as runs not written by runchain have: the newest one.
 
     Raises:
         CheckpointNotFoundError: no checkpoint matches; the message lists what exists.
         CheckpointError: the match is not of type ``checkpoint``.
     """
+    named = [c for c in run.checkpoints if c.name == ref.name]
     if ref.alias == LATEST:  # W&B moves "latest" to the newest version, listed or not
-        matches = run.checkpoints
+        matches = named
     else:
-        matches = [c for c in run.checkpoints if ref.alias in (c.version, *c.aliases)]
+        matches = [c for c in named if ref.alias in (c.version, *c.aliases)]
+    if not matches and ref.alias.startswith("step-"):
+        matches = [c for c in run.valid_checkpoints if step_alias(c.step) == ref.alias]
     if not matches:
-        have = sorted({a for c in run.checkpoints for a in c.aliases if a.startswith("step-")},
-                      key=lambda a: int(a[5:]) if a[5:].isdigit() else -1)
-        listing = (f"it has {', '.join(have)}" if have else
-                   "it logged no artifact named " + artifact_name(run.run_id))
+        newest = {c.step: c for c in run.valid_checkpoints}
+        labels = [c.label if c.label == step_alias(s) else f"{c.version} (step {s})"
+                  for s, c in sorted(newest.items())]
+        listing = (f"it has {', '.join(labels)}" if labels else
+                   f"it logged no checkpoint (no artifact of type {CHECKPOINT_TYPE!r} holding "
+                   f"{CHECKPOINT_FILE} with a step)")
         raise CheckpointNotFoundError(
             f"checkpoint reference {ref} not found: run {run.run_id} has no checkpoint with alias "
             f"or version {ref.alias!r}; {listing} (read from {', '.join(map(str, run.files))})")

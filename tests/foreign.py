@@ -1,0 +1,125 @@
+"""Runs written by code other than runchain, with the installed wandb, offline, for real.
+
+- ``original_root`` / ``original_child``: the original run-chaining example's contract as
+  written: artifact ``run-<id>-checkpoint`` of type ``checkpoint``, no aliases given (wandb
+  adds ``latest``), metadata ``{"run_step": N}``, ``checkpoint.json`` ``{"step", "model"}``,
+  logged with ``art.save()``, implicit steps.
+- ``plain``: any ``wandb.init(**kwargs)``, e.g. W&B's own ``fork_from`` and ``resume_from``.
+
+Offline wandb refuses ``use_artifact`` (``TypeError: Cannot use artifact when in offline
+mode.``), so ``append_use_artifact`` appends the record online wandb writes for it,
+``Record(use_artifact=UseArtifactRecord(id, type, name))``, with ``name`` as the caller
+typed it, in the run file's own chunk format.
+
+Every function runs wandb in a subprocess with the caller's environment (``conftest.isolate``
+points every W&B folder into a temporary directory) and returns what it made.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+from wandb.proto import wandb_internal_pb2 as pb
+
+BLOCK, HEADER = 32 * 1024, 7
+
+_ORIGINAL = r'''
+import json, os, sys, tempfile, wandb
+project, n_steps, every, parent, version = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+run = wandb.init(project=project, config={"lr": 0.01})
+error = None
+if parent:  # online, the original child records its input edge here
+    try:
+        run.use_artifact(f"run-{parent}-checkpoint:{version}")
+    except TypeError as e:
+        error = str(e)
+model = {"w": 0.0}
+for step in range(n_steps):
+    model["w"] += 0.1
+    run.log({"loss": 1.0 / (step + 1), "w": model["w"]})
+    if (step + 1) % every == 0:
+        art = wandb.Artifact(f"run-{run.id}-checkpoint", type="checkpoint", metadata={"run_step": step})
+        folder = tempfile.mkdtemp()
+        with open(os.path.join(folder, "checkpoint.json"), "w") as f:
+            json.dump({"step": step, "model": model}, f)
+        art.add_file(os.path.join(folder, "checkpoint.json"))
+        art.save()
+run.finish()
+print(json.dumps({"id": run.id, "use_artifact_error": error}))
+'''
+
+_PLAIN = r'''
+import json, sys, wandb
+kwargs, n, base = json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+run = wandb.init(**kwargs)
+for i in range(n):
+    run.log({"loss": base + i})
+run.finish()
+print(json.dumps({"id": run.id}))
+'''
+
+
+def _python(code: str, wandb_dir: Path, *args: object) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=wandb_dir.parent,
+                          env=os.environ.copy(), capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        raise AssertionError(f"wandb subprocess exited {proc.returncode}:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_files(wandb_dir: Path, run_id: str) -> list[Path]:
+    """Every run file of ``run_id``, oldest folder first."""
+    return sorted(Path(wandb_dir).glob(f"*run-*-{run_id}*/run-{run_id}.wandb"))
+
+
+def original_root(wandb_dir: Path, n_steps: int = 30, every: int = 10, project: str = "orig") -> str:
+    """A root of the original example: checkpoints v0, v1, v2 at steps 9, 19, 29."""
+    return _python(_ORIGINAL, wandb_dir, project, n_steps, every, "", "")["id"]
+
+
+def original_child(wandb_dir: Path, parent: str, label: str, n_steps: int = 10, every: int = 5,
+                   project: str = "orig") -> str:
+    """A child that (online) calls ``use_artifact(f"run-{parent}-checkpoint:{label}")``."""
+    made = _python(_ORIGINAL, wandb_dir, project, n_steps, every, parent, label)
+    assert made["use_artifact_error"] == "Cannot use artifact when in offline mode.", made
+    append_use_artifact(run_files(wandb_dir, made["id"])[-1], f"run-{parent}-checkpoint:{label}")
+    return made["id"]
+
+
+def plain(wandb_dir: Path, n: int, base: float = 0.0, **init: object) -> str:
+    """``wandb.init(**init)``, then ``n`` rows with ``loss = base + i`` at implicit steps."""
+    return _python(_PLAIN, wandb_dir, json.dumps(init), n, base)["id"]
+
+
+def _chunks(body: bytes, offset: int) -> bytes:
+    """One record's chunks from file offset ``offset`` (LevelDB log format, 32 KiB blocks)."""
+    out, first = bytearray(), True
+    while True:
+        room = BLOCK - (offset + len(out)) % BLOCK
+        if room < HEADER:
+            out += bytes(room)  # a block tail too short for a header is padding
+            continue
+        part, body = body[:room - HEADER], body[room - HEADER:]
+        kind = (1 if not body else 2) if first else (4 if not body else 3)
+        crc = zlib.crc32(part, zlib.crc32(bytes((kind,)))) & 0xFFFFFFFF
+        out += struct.pack("<IHB", crc, len(part), kind) + part
+        first = False
+        if not body:
+            return bytes(out)
+
+
+def append_use_artifact(path: Path, name: str, type: str = "checkpoint") -> None:
+    """Append the record ``run.use_artifact(name)`` writes online (its id is the server's,
+    so a stand-in here). Online it sits after the run record; readers must not care where."""
+    artifact_id = base64.b64encode(b"Artifact:%d" % zlib.crc32(name.encode())).decode()
+    record = pb.Record(use_artifact=pb.UseArtifactRecord(id=artifact_id, type=type, name=name))
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(_chunks(record.SerializeToString(), size))
