@@ -66,7 +66,7 @@ def _range(first: int, last: int | None) -> str:
 def _run_json(node: RunNode) -> dict:
     info = node.info
     return {"id": info.id, "project": info.project, "name": info.name, "state": info.state,
-            "parent_run": node.parent_run, "parent_step": node.parent_step,
+            "parent_run": node.parent_run, "parent_step": node.parent_step, "fork": node.fork,
             "global_offset": node.global_offset, "last_step": info.last_step,
             "depth": node.depth, "children": list(node.children),
             "checkpoints": [{"step": c.step, "alias": c.alias, "version": c.version}
@@ -93,7 +93,8 @@ def tree(dir: str | None, project: str | None, as_json: bool) -> None:
     for node in nodes:
         info = node.info
         last = info.last_step
-        origin = f"from {node.parent_run}@{node.parent_step}" if node.parent_run else "root"
+        origin = (f"{'forked ' if node.fork else ''}from {node.parent_run}@{node.parent_step}"
+                  if node.parent_run else "root")
         ckpts = ",".join(str(c.step) for c in info.checkpoints) or "-"
         glob = _range(node.global_offset, None if last is None else node.global_offset + last)
         name = f" {info.name!r}" if info.name else ""

@@ -75,6 +75,25 @@ def logged_checkpoint_step(type: str, metadata: Any, read_state: Callable[[], An
     return state["step"]
 
 
+def fork_point(run_id: str, branch_run: Any, branch_step: Any) -> tuple[str, int] | None:
+    """The one rule for a W&B fork: ``wandb.init(fork_from=f"{parent}?_step={s}")`` records a
+    branch point (parent, s); the fork's own ``_step`` then starts at ``int(s) + 1``. Returns
+    (parent, the parent's last step it keeps, inclusive), or None: no fork, a rewind of the
+    run itself (``resume_from``), or a step that is not a non-negative number.
+
+    Example:
+        >>> fork_point("b", "a", 15.0), fork_point("a", "a", 15.0)
+        (('a', 15), None)
+    """
+    if not isinstance(branch_run, str) or not branch_run or branch_run == run_id:
+        return None
+    if isinstance(branch_step, bool) or not isinstance(branch_step, (int, float)):
+        return None
+    if not 0 <= branch_step <= INT64_MAX:  # NaN fails too
+        return None
+    return branch_run, int(branch_step)
+
+
 def is_chain_view(config: Mapping[str, Any]) -> bool:
     """Whether a run is a ``runchain publish`` chain view: a view of runs, not a run of the
     tree, so readers leave it out."""

@@ -7,12 +7,14 @@ Nothing here recurses, so a chain thousands of runs deep is fine.
 Rules (see ``docs/chains.md``):
 
 - A run's parent is the run that logged the checkpoint it used: its breadcrumbs'
-  ``parent_run``/``parent_step`` when present, else its ``used`` checkpoints.
+  ``parent_run``/``parent_step`` when present, else a W&B fork's ``branch_point``
+  (``RunInfo.fork``), else its ``used`` checkpoints.
 - A run that used its own checkpoint (resumed in place) is not an edge.
 - A run that used checkpoints of several runs takes the parent named in its
   breadcrumbs, else the latest used; a note names the candidates.
 - The root's ``global_offset`` is 0; a child's is the parent's ``global_offset``
-  + ``parent_step`` + 1.
+  + ``parent_step`` + 1. A fork's own ``_step`` already continues its parent's axis
+  (W&B starts it at ``parent_step + 1``), so its ``global_offset`` is its parent's.
 - A parent missing from the source makes the run a root that keeps its
   breadcrumbs' ``global_offset`` (else 0); a note says so.
 - Parent links that form a cycle raise ``CycleError``.
@@ -62,6 +64,7 @@ class RunInfo:
     breadcrumbs: Breadcrumbs | None = None  # from config["runchain"]; None for plain wandb runs
     entity: str | None = None  # the W&B entity, where known (offline runs usually record none)
     problems: tuple[str, ...] = ()  # what the reader found wrong with the run, for the notes
+    fork: tuple[str, int] | None = None  # wandb.init(fork_from=): (parent, its _step, inclusive)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +75,7 @@ class RunNode:
     global_offset: int  # global step of this run's local step 0
     depth: int
     children: tuple[str, ...]  # child run ids, ordered by (parent_step, global_offset, id)
+    fork: bool = False  # a W&B fork: its local steps continue its parent's axis
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +94,9 @@ class Segment:
     global_offset: int  # global step of local step 0
 
 
-def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None]:
-    """The (parent run, local checkpoint step) ``info`` claims, whether or not it is in the source."""
+def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None, bool]:
+    """The (parent run, local checkpoint step, whether it is a fork) ``info`` claims, whether
+    or not the parent is in the source."""
     used = [(run, step) for run, step in info.used if run != info.id]  # own checkpoint: resumed in place
     crumbs = info.breadcrumbs
     if crumbs is not None and crumbs.parent_run == info.id:
@@ -103,20 +108,22 @@ def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None]
             if producers:
                 notes.append(f"run {info.id}: breadcrumbs name no parent, but it used checkpoints of "
                              f"{', '.join(producers)}; kept as a root, as its breadcrumbs say")
-            return None, None
+            return None, None, False
         if step is None:  # malformed breadcrumbs: take the step from the checkpoint it used
             step = next((s for run, s in reversed(used) if run == parent), None)
         how = "named in its breadcrumbs"
+    elif info.fork is not None and info.fork[0] != info.id:
+        (parent, step), how = info.fork, "the run it forked from"
     elif used:
         parent, step = used[-1]
         how = "the latest used"
     else:
-        return None, None
+        return None, None, False
     candidates = list(dict.fromkeys(producers + [parent]))
     if len(candidates) > 1:
         notes.append(f"run {info.id}: used checkpoints of several runs ({', '.join(candidates)}); "
                      f"parent is {parent}, {how}")
-    return parent, step
+    return parent, step, how == "the run it forked from"
 
 
 def _check_acyclic(parents: dict[str, str]) -> None:
@@ -158,14 +165,17 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         notes += [f"run {info.id}: {problem}" for problem in info.problems]
     parents: dict[str, str] = {}
     steps: dict[str, int] = {}
+    forks: set[str] = set()
     offsets: dict[str, int] = {}  # global offsets, roots first
     for run_id in sorted(infos):
         info = infos[run_id]
-        parent, step = _parent_of(info, notes)
+        parent, step, fork = _parent_of(info, notes)
         if parent is None:
             continue
         if parent in infos and step is not None:
             parents[run_id], steps[run_id] = parent, step
+            if fork:
+                forks.add(run_id)
             continue
         why = "is named without a checkpoint step" if parent in infos else "is not in the source"
         crumbs = info.breadcrumbs
@@ -185,7 +195,7 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
     while queue:
         parent = queue.popleft()
         for child in children[parent]:
-            offsets[child] = offsets[parent] + steps[child] + 1
+            offsets[child] = offsets[parent] + (0 if child in forks else steps[child] + 1)
             depths[child] = depths[parent] + 1
             queue.append(child)
     for kids in children.values():
@@ -196,7 +206,8 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
     for run_id in _depth_first(roots, children):
         nodes[run_id] = RunNode(info=infos[run_id], parent_run=parents.get(run_id),
                                 parent_step=steps.get(run_id), global_offset=offsets[run_id],
-                                depth=depths[run_id], children=tuple(children.get(run_id, ())))
+                                depth=depths[run_id], children=tuple(children.get(run_id, ())),
+                                fork=run_id in forks)
     return Tree(nodes=nodes, roots=tuple(roots), notes=tuple(notes))
 
 

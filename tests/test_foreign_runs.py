@@ -164,3 +164,48 @@ def test_a_runchain_child_records_a_reference_that_exists(original):
     from runchain import sync
     (planned,) = [p for p in sync.plan(original["dir"]) if p.run_id == original["ours"]]
     assert planned.edge.ref.alias == "v2" and planned.edge.problem is None
+
+
+# -- W&B's own forks ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def forked(tmp_path_factory):
+    """A plain run A (loss 0..29 at _step 0..29) and B = wandb.init(fork_from=f"{A}?_step=15")
+    (loss 100..109), made with the installed wandb's own fork_from."""
+    from conftest import isolate
+    from foreign import plain
+    with pytest.MonkeyPatch.context() as mp:
+        wdir = isolate(mp, tmp_path_factory.mktemp("forked"))
+        a = plain(wdir, 30, 0.0, project="orig")
+        b = plain(wdir, 10, 100.0, project="orig", fork_from=f"{a}?_step=15")
+        yield {"dir": wdir, "a": a, "b": b}
+
+
+def test_a_wandb_fork_is_an_edge_on_its_parents_axis(forked):
+    source = runchain.open_source(forked["dir"])
+    node = source.tree.nodes[forked["b"]]
+    assert (node.parent_run, node.parent_step, node.fork, node.global_offset) == (
+        forked["a"], 15, True, 0)
+    out = cli("tree", "--dir", forked["dir"]).stdout
+    assert f"forked from {forked['a']}@15" in out
+
+
+def test_a_forks_chain_is_its_parents_rows_to_the_fork_then_its_own(forked):
+    """Row by row: A's rows 0-15, then B's rows 16-25, on one gapless axis."""
+    cols = runchain.open_source(forked["dir"]).history(forked["b"], keys=["loss"])
+    assert cols["global_step"].tolist() == list(range(26))
+    assert cols["step"].tolist() == list(range(26))
+    assert cols["run_id"].tolist() == [forked["a"]] * 16 + [forked["b"]] * 10
+    assert cols["loss"].tolist() == [float(i) for i in range(16)] + [100.0 + i for i in range(10)]
+
+
+def test_the_w_and_b_reader_sees_the_same_fork(forked):
+    from runchain.readers.project import open_project
+    from wandb_standin import StandinApi, project_from_dir
+    remote = open_project("ent/orig", api=StandinApi(project_from_dir(forked["dir"])))
+    node = remote.tree.nodes[forked["b"]]
+    assert (node.parent_run, node.parent_step, node.fork, node.global_offset) == (
+        forked["a"], 15, True, 0)
+    local = runchain.open_source(forked["dir"]).history(forked["b"])
+    for key, column in remote.history(forked["b"]).items():
+        assert column.tolist() == local[key].tolist(), key

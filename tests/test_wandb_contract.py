@@ -137,6 +137,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("run.url", PublicRun, "url", "property"),
     ("run.config", PublicRun, "config", "property"),
     ("run.summary_metrics", PublicRun, "summary_metrics", "property"),  # a plain dict
+    ("run.rawconfig", PublicRun, "rawconfig", "property"),  # config with _wandb (branch_point)
     ("runs.entity", PublicRuns, "entity", "instance"),
     ("runs.project", PublicRuns, "project", "instance"),
     ("wandb.errors.Error", wandb.errors, "Error", "module"),
@@ -160,7 +161,7 @@ for _message, _table in (("Record", "oneofs_by_name"), ("Record", "fields_by_nam
               if row not in ATTRS]
 
 # Uses whose value runchain treats as a plain dict (it calls .get or .items on them).
-DICT_VALUED = ("artifact.manifest.entries", "producer.config")
+DICT_VALUED = ("artifact.manifest.entries", "producer.config", "run.rawconfig")
 
 # Record fields runfile.py reads, as paths from Record: (path, repeated, type).
 RECORD_FIELDS: list[tuple[str, bool, str]] = [
@@ -175,6 +176,10 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("run.entity", False, "string"),
     ("run.display_name", False, "string"),
     ("run.start_time", False, "message"),
+    ("run.branch_point", False, "message"),  # wandb.init(fork_from= / resume_from=)
+    ("run.branch_point.run", False, "string"),
+    ("run.branch_point.value", False, "double"),
+    ("run.branch_point.metric", False, "string"),
     ("run.start_time.seconds", False, "int"),
     ("run.start_time.nanos", False, "int"),
     ("run.config", False, "message"),
@@ -213,7 +218,7 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
 ]
 # record_type kinds runfile.py matches on (it reads the oneof's tag, then compares names)
 RECORD_KINDS = ("history", "summary", "run", "config", "artifact", "use_artifact", "exit")
-MESSAGE_METHODS = ("ParseFromString",)
+MESSAGE_METHODS = ("ParseFromString", "HasField")
 
 
 # -- the tables against the installed wandb ------------------------------------------
@@ -281,6 +286,16 @@ def test_wandb_public_run_config_is_a_dict():
     fget = inspect.getattr_static(PublicRun, "config").fget
     returns = inspect.signature(fget, eval_str=True).return_annotation
     assert typing.get_origin(returns) is dict or returns is dict, returns
+
+
+def test_wandb_public_run_rawconfig_is_a_dict_holding_the_branch_point():
+    """readers/project.py reads a fork's branch point from ``rawconfig["_wandb"]``; wandb.init
+    writes it there as {"run_id", "step"}, and keeps ``_wandb`` out of ``Run.config``."""
+    fget = inspect.getattr_static(PublicRun, "rawconfig").fget
+    returns = inspect.signature(fget, eval_str=True).return_annotation
+    assert typing.get_origin(returns) is dict or returns is dict, returns
+    init = inspect.getsource(wandb.sdk.wandb_init)
+    assert '"branch_point"' in init and '"run_id"' in init and '"step"' in init
 
 
 def test_wandb_public_run_summary_metrics_is_a_dict():
@@ -394,6 +409,7 @@ _CPP_TYPES = {
     "int": {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
             FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64},
     "message": {FieldDescriptor.CPPTYPE_MESSAGE},
+    "double": {FieldDescriptor.CPPTYPE_DOUBLE},
 }
 
 

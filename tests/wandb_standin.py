@@ -137,7 +137,11 @@ class StandinRun:
         return f"https://wandb.ai/{self.entity}/{self.project}/runs/{self.id}"
 
     @property
-    def config(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:  # wandb keeps its own _wandb key out of run.config
+        return {k: v for k, v in self._load().config.items() if k != "_wandb"}
+
+    @property
+    def rawconfig(self) -> dict[str, Any]:
         return self._load().config
 
     @property

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import parallel
-from ..contract import CHECKPOINT_TYPE, LOCAL_STEP, is_chain_view, read_breadcrumbs
+from ..contract import CHECKPOINT_TYPE, LOCAL_STEP, fork_point, is_chain_view, read_breadcrumbs
 from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..source import Source
@@ -220,7 +220,8 @@ def _run_info(run_id: str, local: LocalRun, segments: list[RunFile],
     return RunInfo(id=run_id, project=segments[0].project, name=last.name, state=_state(last),
                    last_step=int(max(kept)) if kept else None, checkpoints=checkpoints,
                    used=used, breadcrumbs=local.breadcrumbs, entity=local.entity,
-                   problems=(*read_breadcrumbs(local.config)[1], *local.problems))
+                   problems=(*read_breadcrumbs(local.config)[1], *local.problems),
+                   fork=fork_point(run_id, *(segments[0].branch_point or (None, None))))
 
 
 def open_folder(root: str | os.PathLike) -> Source:

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..contract import (CONFIG_KEY, LOCAL_STEP, SUMMARY_CHECKPOINTS, Breadcrumbs, is_chain_view,
-                        is_step, read_breadcrumbs, step_alias)
+                        fork_point, is_step, read_breadcrumbs, step_alias)
 from ..errors import CheckpointError, ProjectNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads
@@ -154,11 +154,14 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
         CheckpointInfo(s, step_alias(s), None) for s in steps)
     last = summary.get(LOCAL_STEP)
     crumbs, problems = read_breadcrumbs(run.config)
+    # a fork's branch point is only in the raw config (wandb keeps _wandb out of run.config)
+    branch = (run.rawconfig.get("_wandb") or {}).get("branch_point") or {}
     return RunInfo(id=run.id, project=run.project, name=run.name,
                    state=STATES.get(run.state, "crashed"),
                    last_step=last if is_step(last) else None, checkpoints=checkpoints,
                    used=used, breadcrumbs=crumbs, entity=entity,
-                   problems=(*problems, *walk_problems))
+                   problems=(*problems, *walk_problems),
+                   fork=fork_point(run.id, branch.get("run_id"), branch.get("step")))
 
 
 def _project_path(project: str) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 from ..atomic import atomic_write
 from .runfile import ArtifactRecord, RunFile
 
-FORMAT = 3  # bump when the entry layout or the decoding changes
+FORMAT = 4  # bump when the entry layout or the decoding changes
 
 
 def cache_dir() -> Path | None:
@@ -75,6 +75,7 @@ def from_meta(meta: Mapping[str, Any]) -> RunFile:
     run = RunFile(**{k: v for k, v in meta.items() if k in fields})
     run.artifacts = [ArtifactRecord(**a) for a in meta["artifacts"]]
     run.used = [tuple(u) for u in meta["used"]]
+    run.branch_point = tuple(meta["branch_point"]) if meta.get("branch_point") else None
     return run
 
 
