@@ -17,7 +17,7 @@ from .readers import default_wandb_dir, open_source
 from .source import Source
 from .stitch import stitch
 from .tracking import log, start
-from .version import __version__
+from .version import __version__  # noqa: F401 (the package version)
 
 __all__ = [
     "Breadcrumbs", "Checkpoint", "CheckpointRef", "artifact_name", "checkpoint_steps",

@@ -245,6 +245,11 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(f"cannot build checkpoint at step {step}: {e}") from e
+    if step > run.step:  # run.step: the last step the run logged (0 before any)
+        raise CheckpointError(
+            f"checkpoint step {step} is past the last step run {run.id} logged ({run.step}): "
+            f"step= is the run's local step, the step= of its last runchain.log, not a training "
+            f"counter such as iter_num or a framework's global step; pass the step you logged")
     logged = run.log_artifact(artifact, aliases=[step_alias(step), "latest"])
     # The run's checkpoint steps in its summary too: a W&B project listing then shows the
     # whole tree without one artifact request per run (see runchain.readers.project).

@@ -67,9 +67,11 @@ def _run_json(node: RunNode) -> dict:
     info = node.info
     return {"id": info.id, "project": info.project, "name": info.name, "state": info.state,
             "parent_run": node.parent_run, "parent_step": node.parent_step, "fork": node.fork,
-            "global_offset": node.global_offset, "last_step": info.last_step,
+            "global_offset": node.global_offset, "first_step": info.first_step,
+            "last_step": info.last_step,
             "depth": node.depth, "children": list(node.children),
-            "checkpoints": [{"step": c.step, "alias": c.alias, "version": c.version}
+            "checkpoints": [{"step": c.step, "alias": c.alias, "version": c.version,
+                             "abandoned": c.timeline is not None}
                             for c in info.checkpoints]}
 
 
@@ -92,14 +94,18 @@ def tree(dir: str | None, project: str | None, as_json: bool) -> None:
         return
     for node in nodes:
         info = node.info
-        last = info.last_step
+        first, last = info.first_step or 0, info.last_step
         origin = (f"{'forked ' if node.fork else ''}from {node.parent_run}@{node.parent_step}"
                   if node.parent_run else "root")
-        ckpts = ",".join(str(c.step) for c in info.checkpoints) or "-"
-        glob = _range(node.global_offset, None if last is None else node.global_offset + last)
+        ckpts = ",".join(str(c.step) for c in info.checkpoints if c.timeline is None) or "-"
+        abandoned = [str(c.step) for c in info.checkpoints if c.timeline is not None]
+        if abandoned:  # saved in a timeline a rewind or resume in place replaced
+            ckpts += f"  abandoned {','.join(abandoned)}"
+        glob = _range(node.global_offset + first,
+                      None if last is None else node.global_offset + last)
         name = f" {info.name!r}" if info.name else ""
         click.echo(f"{'  ' * node.depth}{info.id}{name}  {info.state}  {origin}  "
-                   f"steps {_range(0, last)}  global {glob}  checkpoints {ckpts}")
+                   f"steps {_range(first, last)}  global {glob}  checkpoints {ckpts}")
 
 
 @main.command()
@@ -127,15 +133,16 @@ def chain(run_id: str, dir: str | None, project: str | None, metrics: tuple[str,
     rows = []
     for seg in segments:
         last = kept_last_step(source.tree, seg)
-        rows.append({"run_id": seg.run_id, "first_step": 0, "last_step": last,
-                     "global_first": seg.global_offset,
+        first = source.tree.nodes[seg.run_id].info.first_step or 0
+        rows.append({"run_id": seg.run_id, "first_step": first, "last_step": last,
+                     "global_first": seg.global_offset + first,
                      "global_last": None if last is None else seg.global_offset + last})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif csv_path != "-":
         click.echo(f"chain {segments[0].run_id} -> {run_id}: {len(segments)} runs")
         for row in rows:
-            click.echo(f"  {row['run_id']}  keeps steps {_range(0, row['last_step'])}  "
+            click.echo(f"  {row['run_id']}  keeps steps {_range(row['first_step'], row['last_step'])}  "
                        f"global {_range(row['global_first'], row['global_last'])}")
     if columns is not None:
         _write_csv(columns, csv_path)

@@ -23,6 +23,9 @@ Rules (see ``docs/chains.md``):
   it used, else it is a root; the reader's note names the field (``RunInfo.problems``).
 - In a chain each non-leaf run keeps rows with local ``_step <= `` the checkpoint
   step the next run started from (inclusive); the last run keeps all its rows.
+- A checkpoint a rewind or resume in place abandoned (``CheckpointInfo.timeline``) cuts
+  its run in that timeline (``Segment.timeline``), so its children get the rows it was
+  saved after, not the rows that replaced them.
 
 Example:
     >>> a = RunInfo("a", None, None, "finished", last_step=99)
@@ -46,8 +49,11 @@ from .errors import CycleError, RunNotFoundError
 @dataclasses.dataclass(frozen=True)
 class CheckpointInfo:
     step: int  # the producing run's local step, inclusive
-    alias: str  # "step-<step>"
+    alias: str  # how to name it: "step-<step>" where it has that alias, else its version
     version: str | None  # "v0", "v1", ... (None if unknown)
+    # None: on the run's rows as they stand. k: saved in a timeline a rewind or resume in
+    # place later abandoned; a chain through it reads the run as its file k left it
+    timeline: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +71,7 @@ class RunInfo:
     entity: str | None = None  # the W&B entity, where known (offline runs usually record none)
     problems: tuple[str, ...] = ()  # what the reader found wrong with the run, for the notes
     fork: tuple[str, int] | None = None  # wandb.init(fork_from=): (parent, its _step, inclusive)
+    first_step: int | None = None  # first local _step logged, where the reader knows it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +99,7 @@ class Segment:
     run_id: str
     last_step: int | None  # keep rows with local _step <= last_step (inclusive); None = keep all (the leaf)
     global_offset: int  # global step of local step 0
+    timeline: int | None = None  # which of the run's timelines (CheckpointInfo.timeline)
 
 
 def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None, bool]:
@@ -124,6 +132,34 @@ def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None,
         notes.append(f"run {info.id}: used checkpoints of several runs ({', '.join(candidates)}); "
                      f"parent is {parent}, {how}")
     return parent, step, how == "the run it forked from"
+
+
+def _odd_steps(infos: Mapping[str, RunInfo], parents: Mapping[str, str],
+               steps: Mapping[str, int], forks: set[str]) -> list[str]:
+    """Notes on steps that leave a chain with a gap: a cut past the parent's rows, a
+    checkpoint past its run's rows, a child whose first row is not at local step 0."""
+    notes = []
+    for run_id, info in infos.items():
+        late = [c.step for c in info.checkpoints
+                if info.last_step is not None and c.step > info.last_step]
+        if late:
+            notes.append(f"run {run_id}: checkpoint step(s) {', '.join(map(str, late))} past its "
+                         f"last logged step {info.last_step}; a checkpoint's step is the run's "
+                         f"local step when it saved (often a training counter was passed instead)")
+        parent = parents.get(run_id)
+        if parent is None:
+            continue
+        last = infos[parent].last_step
+        if last is not None and steps[run_id] > last:
+            notes.append(f"run {run_id}: starts from {parent}@{steps[run_id]}, past {parent}'s "
+                         f"last logged step {last}; its chain has no rows between")
+        expected = steps[run_id] + 1 if run_id in forks else 0
+        if info.first_step is not None and info.first_step != expected:
+            notes.append(f"run {run_id}: its first row is at local step {info.first_step}, not "
+                         f"{expected}, so its chain has a gap of {info.first_step - expected} "
+                         f"steps; a child counts its local steps from 0 (it went on with "
+                         f"its parent's counter?)")
+    return notes
 
 
 def _check_acyclic(parents: dict[str, str]) -> None:
@@ -183,6 +219,7 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         notes.append(f"run {run_id}: parent {parent} {why}; its chain starts at {run_id}"
                      f" (global offset {offsets[run_id]})")
     _check_acyclic(parents)
+    notes += _odd_steps(infos, parents, steps, forks)
 
     children: dict[str, list[str]] = collections.defaultdict(list)
     for child, parent in parents.items():
@@ -270,7 +307,9 @@ def chain(tree: Tree, leaf: str) -> list[Segment]:
     while node.parent_run is not None:
         cut = node.parent_step  # inclusive: the checkpoint holds the state after this step
         node = tree.nodes[node.parent_run]
-        segments.append(Segment(node.info.id, cut, node.global_offset))
+        saved = [c for c in node.info.checkpoints if c.step == cut]
+        segments.append(Segment(node.info.id, cut, node.global_offset,
+                                saved[-1].timeline if saved else None))
     return segments[::-1]
 
 

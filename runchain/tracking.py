@@ -6,6 +6,7 @@ The wandb run stays in the caller's hands; these functions only take it as an ar
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 from .checkpoints import Checkpoint
@@ -62,15 +63,32 @@ def start(run: Any, checkpoint: Checkpoint | None = None) -> Breadcrumbs:
     return crumbs
 
 
+_FIRST_LOGGED: set[str] = set()  # runs whose first runchain.log was checked
+
+
 def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
     """``run.log`` at local ``step`` with ``global_step = global_offset + step`` added.
+
+    A child run's local steps start at 0. Its first ``log`` at another step warns once: the
+    usual mistake is to go on with the parent's counter (``start = checkpoint.step + 1``),
+    which leaves a gap of that many steps on the chain's global axis.
 
     Example:
         >>> runchain.log(run, {"train/loss": 0.7}, step=12)  # doctest: +SKIP
     """
     try:
-        offset = run.config[CONFIG_KEY]["global_offset"]
+        crumbs = run.config[CONFIG_KEY]
+        offset = crumbs["global_offset"]
     except KeyError:
         raise RunchainError(f"run {run.id} has no runchain breadcrumbs; call "
                             f"runchain.start(run, checkpoint) right after wandb.init") from None
+    if run.id not in _FIRST_LOGGED:
+        _FIRST_LOGGED.add(run.id)
+        parent = crumbs.get("parent_run")
+        if step != 0 and parent not in (None, run.id):
+            warnings.warn(
+                f"run {run.id} logs its first row at local step {step}, not 0: a child's local "
+                f"steps start at 0 (its global offset {offset} already places it after "
+                f"{parent}@{crumbs.get('parent_step')}), so its chain gets a gap of {step} steps; "
+                f"count from 0, e.g. step - (checkpoint.step + 1)", stacklevel=2)
     run.log({**metrics, STEP_METRIC: offset + step}, step=step)

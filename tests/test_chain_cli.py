@@ -54,9 +54,11 @@ def test_tree_json_lists_every_run_with_parent_offset_and_checkpoints(chained):
     fork = runs[chained["fork"]]
     assert (fork["parent_run"], fork["parent_step"], fork["global_offset"], fork["last_step"]) == (
         chained["rest"], 29, 70, 19)
-    assert runs[chained["first"]]["checkpoints"][0] == {"step": 9, "alias": "step-9", "version": "v0"}
-    for key in ("id", "project", "name", "state", "parent_run", "parent_step", "global_offset",
-                "last_step", "checkpoints"):
+    assert runs[chained["first"]]["checkpoints"][0] == {"step": 9, "alias": "step-9", "version": "v0",
+                                                        "abandoned": False}
+    assert not fork["fork"] and fork["first_step"] == 0  # a checkpoint edge, steps from 0
+    for key in ("id", "project", "name", "state", "parent_run", "parent_step", "fork",
+                "global_offset", "first_step", "last_step", "checkpoints"):
         assert all(key in r for r in runs.values())
 
 

@@ -209,3 +209,115 @@ def test_the_w_and_b_reader_sees_the_same_fork(forked):
     local = runchain.open_source(forked["dir"]).history(forked["b"])
     for key, column in remote.history(forked["b"]).items():
         assert column.tolist() == local[key].tolist(), key
+
+
+# -- timelines: rewinds, resumes in place, restarted counters --------------------------------
+
+@pytest.fixture(scope="module")
+def rewound(tmp_path_factory):
+    """A of the original example (checkpoints at 9, 19, 29), rewound with W&B's own
+    resume_from to step 15 (10 rows, 16-25), and a runchain child of A@29, the checkpoint
+    the rewind abandoned."""
+    from conftest import isolate
+    from foreign import original_root, plain
+    with pytest.MonkeyPatch.context() as mp:
+        wdir = isolate(mp, tmp_path_factory.mktemp("rewound"))
+        a = original_root(wdir)
+        plain(wdir, 10, 200.0, project="orig", id=a, resume_from=f"{a}?_step=15")
+        child = runchain_child(wdir, f"{a}@29")
+        yield {"dir": wdir, "a": a, "child": child}
+
+
+def test_a_rewound_run_reads_its_newest_timeline(rewound):
+    source = runchain.open_source(rewound["dir"])
+    node = source.tree.nodes[rewound["a"]]
+    assert node.info.last_step == 25
+    assert [(c.step, c.timeline is not None) for c in node.info.checkpoints] == [
+        (9, False), (19, True), (29, True)]  # 19 and 29 were saved after step 15
+    cols = source.history(rewound["a"], keys=["loss"])
+    assert cols["step"].tolist() == list(range(26))
+    assert cols["loss"].tolist()[:16] == [1.0 / (s + 1) for s in range(16)]
+    assert cols["loss"].tolist()[16:] == [200.0 + i for i in range(10)]
+
+
+def test_a_child_of_an_abandoned_checkpoint_gets_exactly_that_timeline(rewound):
+    source = runchain.open_source(rewound["dir"])
+    cols = source.history(rewound["child"], keys=["loss"])
+    assert cols["global_step"].tolist() == list(range(35))  # no gap, no mix
+    assert cols["run_id"].tolist() == [rewound["a"]] * 30 + [rewound["child"]] * 5
+    assert cols["loss"].tolist()[:30] == [1.0 / (s + 1) for s in range(30)]
+    out = cli("tree", "--dir", rewound["dir"]).stdout
+    assert "checkpoints 9  abandoned 19,29" in out
+    segments = json.loads(cli("chain", rewound["child"], "--dir", rewound["dir"], "--json").stdout)
+    assert [(s["run_id"], s["last_step"]) for s in segments][0] == (rewound["a"], 29)
+
+
+def test_runchains_resume_in_place_abandons_the_checkpoints_after_its_resume_point(wandb_dir):
+    """do_run.py killed after step 39, resumed in place from its step 19: the new file takes
+    over from step 20, and a child of the old step 39 reads the old file alone."""
+    run = do_run("--n_steps", 40, "--n_checkpoint_steps", 10, "--n_metrics", 2, "--run_id", "rip00001")
+    do_run("--n_steps", 5, "--n_checkpoint_steps", 10, "--run_id", run, "--checkpoint_artifact", f"{run}@19")
+    child = do_run("--n_steps", 3, "--checkpoint_artifact", f"{run}@39")
+    source = runchain.open_source(wandb_dir)
+    info = source.tree.nodes[run].info
+    assert info.last_step == 24
+    assert [(c.step, c.timeline) for c in info.checkpoints] == [
+        (9, None), (19, None), (24, None), (29, 0), (39, 0)]
+    cols = source.history(child, keys=["loss/00"])
+    assert cols["step"].tolist() == list(range(40)) + list(range(3))
+    assert cols["global_step"].tolist() == list(range(43))
+    whole = source.history(run, keys=["loss/00"])
+    assert whole["step"].tolist() == list(range(25))
+
+
+def test_a_restarted_counter_keeps_every_row_after_the_earlier_ones_with_a_note(wandb_dir):
+    from foreign import plain
+    import time
+    run = plain(wandb_dir, 30, 0.0, project="orig", id="restart1", resume="allow")
+    time.sleep(1.1)  # folders are named by the second
+    plain(wandb_dir, 10, 300.0, project="orig", id=run, resume="allow")
+    source = runchain.open_source(wandb_dir)
+    assert source.tree.nodes[run].info.last_step == 39
+    cols = source.history(run, keys=["loss"])
+    assert cols["step"].tolist() == list(range(40))
+    assert cols["loss"].tolist() == [float(i) for i in range(30)] + [300.0 + i for i in range(10)]
+    (note,) = source.tree.notes
+    assert note.startswith(f"run {run}: its file ") and "restarts _step at 0" in note
+    assert "placed after step 29, at 30-39" in note
+
+
+# -- steps that would leave a gap ----------------------------------------------------------
+
+def test_a_child_going_on_with_its_parents_counter_is_warned_and_noted(tree, tmp_path):
+    """The most common resume bug: a new run logs from checkpoint.step + 1 instead of 0."""
+    code = ("import sys, wandb, runchain\n"
+            "ckpt = runchain.load_checkpoint(sys.argv[1], mode='offline')\n"
+            "run = wandb.init(project='runchain-demo')\n"
+            "runchain.start(run, ckpt)\n"
+            "for step in range(ckpt.step + 1, ckpt.step + 6):\n"
+            "    runchain.log(run, {'loss': 0.5}, step=step)\n"
+            "run.finish()\n"
+            "print(run.id)\n")
+    import os
+    env = {**tree["env"], "WANDB_DIR": str(tree["dir"].parent)}
+    proc = subprocess.run([sys.executable, "-c", code, f"{tree['root']}@19"], env=env,
+                          cwd=tree["dir"].parent, capture_output=True, text=True, check=True)
+    child = proc.stdout.split()[-1]
+    assert proc.stderr.count("logs its first row at local step 20, not 0") == 1
+    assert "gap of 20 steps" in proc.stderr
+    out = cli("tree", "--dir", tree["dir"])
+    assert f"run {child}: its first row is at local step 20, not 0" in out.stderr
+    line = next(line for line in out.stdout.splitlines() if child in line)
+    assert "steps 20-24  global 40-44" in line
+
+
+def test_cuts_and_checkpoints_past_the_logged_rows_get_a_note(bad_crumbs, tmp_path, monkeypatch):
+    from conftest import isolate
+    wdir = isolate(monkeypatch, tmp_path)
+    root = do_run("--n_steps", 10, "--n_checkpoint_steps", 10, "--n_metrics", 2)
+    crumbs = {"parent_run": root, "parent_checkpoint": f"run-{root}-checkpoint:step-500",
+              "parent_step": 500, "global_offset": 501, "root_run": root, "depth": 1}
+    child = run_with_config(wdir, "late", {"runchain": crumbs})
+    source = runchain.open_source(wdir)
+    assert (f"run {child}: starts from {root}@500, past {root}'s last logged step 9"
+            in "\n".join(source.tree.notes))

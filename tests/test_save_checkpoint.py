@@ -65,3 +65,12 @@ def test_failed_saves_log_no_artifact_and_good_ones_still_do(wandb_dir, tmp_path
     (artifact,) = read_run_file(run_file(wandb_dir, run.id)).artifacts
     assert artifact.metadata == {"step": 0}
     assert set(artifact.files) == {"checkpoint.json", "weights/w.bin"}
+
+
+def test_a_checkpoint_step_past_what_the_run_logged_names_the_mix_up(run):
+    for step in range(6):
+        runchain.log(run, {"loss": 1.0}, step=step)
+    runchain.save_checkpoint(run, {}, step=5)  # the step just logged: fine
+    with pytest.raises(runchain.CheckpointError, match=r"step 20 is past the last step .* logged \(5\)"
+                                                       r".* not a training counter"):
+        runchain.save_checkpoint(run, {}, step=20)

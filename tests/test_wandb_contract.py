@@ -122,6 +122,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("run.project", Run, "project", "property"),
     ("run.entity", Run, "entity", "property"),
     ("run.offline", Run, "offline", "property"),
+    ("run.step", Run, "step", "property"),  # the last step logged
     ("api.default_entity", Api, "default_entity", "property"),
     ("producer.config", PublicRun, "config", "property"),
     ("producer.id", PublicRun, "id", "property"),
@@ -175,6 +176,7 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("run.project", False, "string"),
     ("run.entity", False, "string"),
     ("run.display_name", False, "string"),
+    ("run.host", False, "string"),
     ("run.start_time", False, "message"),
     ("run.branch_point", False, "message"),  # wandb.init(fork_from= / resume_from=)
     ("run.branch_point.run", False, "string"),
@@ -443,6 +445,7 @@ def test_wandb_artifact_accepts_what_save_checkpoint_builds(tmp_path, monkeypatc
 
     class Recorder:
         id = "abc123"
+        step = 3  # the last step it logged
 
         def __init__(self):
             self.calls = []

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -28,6 +27,9 @@ from ..stitch import metric_keys
 from .run_cache import cache_dir, file_key, from_meta, load_meta, open_grid, store, to_meta
 from .run_folders import LocalRun, merge_segments, run_folders
 from .runfile import IncompleteRunWarning, RunFile, read_run_file
+from .run_state import run_state
+from .timelines import (FileAxis, Part, RunHistory, abandoned_in, file_axes, first_step,
+                        last_step)
 
 PARALLEL_BYTES = 8 << 20  # decode in a process pool when this much is not cached yet
 
@@ -131,66 +133,14 @@ class RunFiles:
             return self.memory[path]
 
 
-Part = Callable[[], Mapping[str, np.ndarray]]  # opens one file's history columns
-
-
-def _cutoffs(first_steps: Sequence[int | None]) -> list[float]:
-    """Per file of a run resumed in place: rows at or after this step are superseded.
-
-    A later file starts where its checkpoint left off, so it replaces the earlier
-    files' rows from its first step on, as the checkpoint rewound the run there.
-    """
-    cut, out = math.inf, []
-    for first in reversed(first_steps):
-        out.append(cut)
-        if first is not None:
-            cut = min(cut, first)
-    return out[::-1]
-
-
-class RunHistory(Mapping[str, np.ndarray]):
-    """One run's history columns across its files (a run resumed in place has several).
-
-    Cached columns are memory-mapped, so only the slices used are read; a column a file
-    lacks is NaN there; rows a later file supersedes are left out (see ``_cutoffs``).
-    """
-
-    def __init__(self, parts: Sequence[Part]):
-        self._parts = [open_part() for open_part in parts]
-        names = {LOCAL_STEP: None}
-        for part in self._parts:
-            names.update(dict.fromkeys(part))
-        self._names = list(names)
-        self._keep: list[np.ndarray | None] = [None] * len(self._parts)
-        if len(self._parts) > 1:
-            steps = [np.asarray(part[LOCAL_STEP]) for part in self._parts]
-            cuts = _cutoffs([int(s[0]) if s.size else None for s in steps])
-            self._keep = [None if cut == math.inf else s < cut for s, cut in zip(steps, cuts)]
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._names:
-            raise KeyError(name)
-        pieces = [part[name] if name in part else np.full(len(part[LOCAL_STEP]), np.nan)
-                  for part in self._parts]
-        pieces = [p if keep is None else p[keep] for p, keep in zip(pieces, self._keep)]
-        column = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-        return column.astype(np.int64) if name == LOCAL_STEP else column
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
 class _Histories(Mapping[str, RunHistory]):
-    """run id -> its ``RunHistory``, opened on each lookup and never held."""
+    """run id -> its ``RunHistory`` (of one timeline), opened on each lookup and never held."""
 
-    def __init__(self, parts: Mapping[str, list[Part]]):
+    def __init__(self, parts: Mapping[str, tuple[list[Part], list[FileAxis]]]):
         self._parts = parts
 
     def __getitem__(self, run_id: str) -> RunHistory:
-        return RunHistory(self._parts[run_id])
+        return RunHistory(*self._parts[run_id])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._parts)
@@ -199,28 +149,22 @@ class _Histories(Mapping[str, RunHistory]):
         return len(self._parts)
 
 
-def _state(run: RunFile) -> str:
-    if run.exit_code is None:
-        return "crashed" if run.torn else "running"
-    return "finished" if run.exit_code == 0 else "failed"
-
-
-def _run_info(run_id: str, local: LocalRun, segments: list[RunFile],
-              producers: Mapping[tuple[str, str], int]) -> RunInfo:
+def _run_info(run_id: str, local: LocalRun, segments: list[RunFile], axes: list[FileAxis],
+              notes: list[str], producers: Mapping[tuple[str, str], int]) -> RunInfo:
     # one per step: a step saved again (resumed in place) has its alias on the newest
-    newest = {c.step: c for c in local.valid_checkpoints}
-    checkpoints = tuple(CheckpointInfo(step, newest[step].label, newest[step].version)
-                        for step in sorted(newest))
+    newest = {c.step + axes[c.segment].shift: c for c in local.valid_checkpoints}
+    checkpoints = tuple(
+        CheckpointInfo(step, c.label, c.version,
+                       c.segment if abandoned_in(step, c.segment, axes) else None)
+        for step, c in sorted(newest.items()))
     used = tuple(producers[name] for seg in segments for kind, name in seg.used
                  if kind == CHECKPOINT_TYPE and name in producers)
-    last = segments[-1]
-    cuts = _cutoffs([s.first_step for s in segments])
-    kept = [min(s.last_step, cut - 1) for s, cut in zip(segments, cuts)
-            if s.first_step is not None and s.first_step < cut]
-    return RunInfo(id=run_id, project=segments[0].project, name=last.name, state=_state(last),
-                   last_step=int(max(kept)) if kept else None, checkpoints=checkpoints,
-                   used=used, breadcrumbs=local.breadcrumbs, entity=local.entity,
-                   problems=(*read_breadcrumbs(local.config)[1], *local.problems),
+    return RunInfo(id=run_id, project=segments[0].project, name=segments[-1].name,
+                   state=run_state(segments[-1], Path(segments[-1].path)),
+                   last_step=last_step(segments, axes), first_step=first_step(segments, axes),
+                   checkpoints=checkpoints, used=used, breadcrumbs=local.breadcrumbs,
+                   entity=local.entity,
+                   problems=(*read_breadcrumbs(local.config)[1], *local.problems, *notes),
                    fork=fork_point(run_id, *(segments[0].branch_point or (None, None))))
 
 
@@ -240,24 +184,26 @@ def open_folder(root: str | os.PathLike) -> Source:
               for run_id, paths in folders.items()}
     for run_id in [r for r, local in merged.items() if is_chain_view(local.config)]:
         del merged[run_id], folders[run_id]
+    axes = {run_id: file_axes(run_id, [files.runs[p] for p in paths])
+            for run_id, paths in folders.items()}
     # A used checkpoint is named "<name>:v<N>" or "<name>:<alias>", as the code using it
     # wrote it: find its producer and step (an alias names the newest version carrying it).
     producers = {}
     for run_id, local in merged.items():
         for c in local.valid_checkpoints:
             for label in (c.version, *c.aliases):
-                producers[f"{c.name}:{label}"] = (run_id, c.step)
+                producers[f"{c.name}:{label}"] = (run_id, c.step + axes[run_id][0][c.segment].shift)
     infos = [_run_info(run_id, merged[run_id], [files.runs[p] for p in folders[run_id]],
-                       producers) for run_id in sorted(folders)]
-
-    def histories(run_ids: Sequence[str]) -> Mapping[str, RunHistory]:
-        paths = {run_id: folders[run_id] for run_id in run_ids}
-        files.decode([p for run_paths in paths.values() for p in run_paths])
-        return _Histories({run_id: [files.opener(p) for p in run_paths]
-                           for run_id, run_paths in paths.items()})
+                       *axes[run_id], producers) for run_id in sorted(folders)]
 
     def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> Mapping[str, RunHistory]:
-        return histories([s.run_id for s in segments])
+        parts = {}
+        for seg in segments:  # timeline k: the run as its file k left it
+            end = None if seg.timeline is None else seg.timeline + 1
+            parts[seg.run_id] = (folders[seg.run_id][:end], axes[seg.run_id][0][:end])
+        files.decode([p for paths, _ in parts.values() for p in paths])
+        return _Histories({run_id: ([files.opener(p) for p in paths], run_axes)
+                           for run_id, (paths, run_axes) in parts.items()})
 
     def metric_names(run_ids: Sequence[str]) -> list[str]:
         """From the decoded columns' names: decoding is cached, so the chains read next

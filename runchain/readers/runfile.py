@@ -131,6 +131,7 @@ class RunFile:
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)  # only if asked for
     exit_code: int | None = None  # None: no exit record (crashed or still running)
     branch_point: tuple[str, float] | None = None  # fork_from / resume_from: (run, _step value)
+    host: str | None = None  # the machine that wrote it
     torn: str | None = None  # why reading stopped early, or None
 
     @property
@@ -250,6 +251,7 @@ def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool =
             run.run_id, run.project, run.entity = r.run_id, r.project, r.entity or None
             run.name = r.display_name or None
             run.start_time = r.start_time.seconds + r.start_time.nanos / 1e9
+            run.host = r.host or None
             if r.HasField("branch_point") and r.branch_point.metric == STEP:
                 run.branch_point = (r.branch_point.run, r.branch_point.value)
             _apply(run.config, r.config)
