@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from . import lineage
 from .source import Source
 from .stitch import metric_keys
@@ -34,6 +36,15 @@ def source_metrics(source: Source) -> list[str]:
     return sorted(metric_keys(histories[s.run_id] for s in segments))
 
 
+def _first_logged(source: Source, leaf: str, metrics: list[str]) -> list[str]:
+    """The first ``DEFAULT_SHOWN`` of ``metrics`` (by name) that the chain to ``leaf`` logged."""
+    if not metrics:
+        return []
+    columns = source.history(leaf, keys=metrics)
+    logged = [m for m in metrics if np.isfinite(columns[m]).any()]
+    return (logged or metrics)[:DEFAULT_SHOWN]
+
+
 def build_report(source: Source, metrics: Sequence[str] | None = None,
                  leaves: Sequence[str] | None = None, static: bool = False) -> str:
     """The report as an HTML string.
@@ -41,7 +52,7 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     Args:
         source: from ``open_source``.
         metrics: metrics to chart first (the page's picker offers every metric); default
-            the first four by name.
+            the first four by name that the first chain logged.
         leaves: chains to offer first, by their last run (any run); default every leaf.
         static: pictures instead of the interactive page.
 
@@ -53,7 +64,7 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     for leaf in leaves:
         lineage.find_run(tree, leaf)
     every = source_metrics(source)
-    shown = list(dict.fromkeys(metrics)) if metrics else every[:DEFAULT_SHOWN]
+    shown = list(dict.fromkeys(metrics)) if metrics else _first_logged(source, leaves[0], every)
     if static:
         from .report_static import build_static  # matplotlib loads only for pictures
         return build_static(source, shown, leaves)

@@ -12,7 +12,7 @@ const state = {
   root: null, branchMetric: D.shown[0] ?? D.metrics[0] ?? null,
 };
 const api = window.runchain = {state, charts: [], branches: null, readyAt: null, select, setSmoothing,
-  setLog, setMetric, resetZoom, chainData};
+  setLog, setMetric, resetZoom, chainData, show: ms => { state.metrics = ms.slice(); renderCharts(); }};
 
 // -- helpers -------------------------------------------------------------------------------
 function el(tag, attrs, ...children) {
@@ -230,7 +230,7 @@ function shareZoom(u, key) {
   if (key !== "x" || syncing) return;
   syncing = true;
   state.x = [u.scales.x.min, u.scales.x.max];
-  for (const c of api.charts) if (c !== u) c.setScale("x", {min: state.x[0], max: state.x[1]});
+  for (const c of api.charts) if (c && c !== u) c.setScale("x", {min: state.x[0], max: state.x[1]});
   if (api.branches && api.branches !== u) api.branches.setScale("x", {min: state.x[0], max: state.x[1]});
   syncing = false;
 }
@@ -238,7 +238,7 @@ function resetZoom() {
   state.x = null;
   const [lo, hi] = extent(chainOf(state.leaf));
   syncing = true;
-  for (const c of api.charts) c.setScale("x", {min: lo, max: hi});
+  for (const c of api.charts) if (c) c.setScale("x", {min: lo, max: hi});
   syncing = false;
   if (api.branches) api.branches.setScale("x", api.branches.full);
 }
@@ -314,10 +314,9 @@ function makeChart(metric, index) {
   return u;
 }
 function renderCharts() {
-  for (const c of api.charts) c.destroy();
-  api.charts = [];
+  for (const c of api.charts) if (c) c.destroy();
   grid.replaceChildren();
-  state.metrics.forEach((m, i) => { const u = makeChart(m, i); if (u) api.charts.push(u); });
+  api.charts = state.metrics.map(makeChart);  // null where the chain did not log the metric
   renderLegend();
 }
 function renderLegend() {
@@ -435,7 +434,7 @@ function runsTable() {
 chainPick.append(...D.leaves.map(l => el("option", {value: l}, label(byId.get(l)))));
 if (state.leaf != null) select(state.leaf);
 else api.readyAt = performance.now();
-if (!api.charts.length && api.readyAt == null) api.readyAt = performance.now();
+if (!api.charts.some(c => c) && api.readyAt == null) api.readyAt = performance.now();
 let resizing = null;
 addEventListener("resize", () => {
   clearTimeout(resizing);
