@@ -103,7 +103,7 @@ def _use_chain(opened, site, leaf):
     cols = site["source"].history(leaf)
     logged = sorted(k for k in cols if k not in ("global_step", "run_id", "step"))
     opened.js("([leaf, metrics]) => { runchain.select(leaf); runchain.show(metrics); }",
-              [leaf, logged[:3]])
+              [leaf, logged[:2]])
 
 
 def _rows(site, leaf, metric):
