@@ -365,13 +365,16 @@ function renderBranches() {
   branchLegend.append(...drawn.map((l, k) => el("span", {class: "item", onclick: () => select(l)},
     el("span", {class: "swatch", style: `background:${colorOf[k]}`}), label(byId.get(l)))));
   if (!tables.length) { branchBox.append(el("p", {class: "meta empty"}, `${metric} not logged from this root`)); return; }
-  const data = uPlot.join(tables), f = factor(data.slice(1).flat());
+  const data = uPlot.join(tables);
+  let f = 1, lo = Infinity, hi = -Infinity;
+  for (const s of data.slice(1)) f = Math.max(f, factor(s));
+  for (const x of data[0]) { if (x < lo) lo = x; if (x > hi) hi = x; }
+  hi = Math.max(hi, lo + 1);
   const forks = [];  // [global step, value] where a child started from a run of this root
   for (const c of chains) c.segs.slice(1).forEach(s => {
     const at = runs[s.run].offset - 1, k = c.x.lastIndexOf(at);
     if (k >= 0) forks.push([at, c.y[k]]);
   });
-  const lo = Math.min(...data[0]), hi = Math.max(lo + 1, Math.max(...data[0]));
   const btip = el("div", {class: "chart-tip"});
   const u = new uPlot({
     width: Math.max(280, branchBox.clientWidth) - 4, height: 320, legend: {show: false},
