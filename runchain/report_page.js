@@ -11,7 +11,7 @@ const state = {
   metrics: D.shown.slice(), log: false, smooth: 0, x: null,
   root: null, branchMetric: D.shown[0] ?? D.metrics[0] ?? null,
 };
-const api = window.runchain = {state, charts: [], branches: null, readyAt: null, select, setSmoothing,
+const api = window.runchain = {data: D, state, charts: [], branches: null, readyAt: null, select, setSmoothing,
   setLog, setMetric, resetZoom, chainData, show: ms => { state.metrics = ms.slice(); renderCharts(); }};
 
 // -- helpers -------------------------------------------------------------------------------
@@ -305,8 +305,10 @@ function makeChart(metric, index) {
           `local step ${d.x[i] - r.offset}`, `global step ${d.x[i]}`, `value ${num(d.y[i])}`]
           .concat(state.smooth > 0 ? [`smoothed ${num(smooth[i] == null ? null : smooth[i] * f)}`] : []).join("\n");
         tipBox.style.display = "block";
-        const x = u.cursor.left + u.bbox.left / devicePixelRatio;
-        tipBox.style.left = (x > u.width / 2 ? x - tipBox.offsetWidth - 12 : x + 12) + "px";
+        const x = u.cursor.left + u.bbox.left / devicePixelRatio + body.offsetLeft;
+        const y = u.cursor.top + u.bbox.top / devicePixelRatio + body.offsetTop;
+        tipBox.style.left = (x > u.width / 2 ? x - tipBox.offsetWidth - 14 : x + 14) + "px";
+        tipBox.style.top = (y > u.height / 2 ? y - tipBox.offsetHeight - 14 : y + 14) + "px";
       }],
     },
   }, [d.x, drawnRaw, smooth], body);
