@@ -153,22 +153,26 @@ def chain(run_id: str, dir: str | None, project: str | None, metrics: tuple[str,
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="runchain-report.html",
               show_default=True, help="HTML file to write")
 @click.option("--metric", "metrics", multiple=True,
-              help="metric to draw (repeatable) [default: the first four, by name]")
+              help="metric to chart first (repeatable; the page's picker offers every metric) "
+              "[default: the first four, by name, that the first chain logged]")
 @click.option("--leaf", "leaves", multiple=True, help="draw the chain to this run (repeatable) "
               "[default: every leaf]")
+@click.option("--static", is_flag=True, help="pictures (PNG) instead of interactive charts, "
+              "for printing")
 def report(dir: str | None, project: str | None, output: str, metrics: tuple[str, ...],
-           leaves: tuple[str, ...]) -> None:
+           leaves: tuple[str, ...], static: bool) -> None:
     """Write a self-contained HTML report: tree map, chains, branches, runs.
 
     \b
     Example:
         runchain report -o report.html
         runchain report --leaf 1a2b3c4d --metric loss/00
+        runchain report --static -o report-print.html
     """
-    from .report import write_report  # matplotlib loads only for reports
+    from .report import write_report  # matplotlib loads only for --static
     source = _open(dir, project)
     try:
-        path = write_report(source, output, metrics or None, leaves or None)
+        path = write_report(source, output, metrics or None, leaves or None, static=static)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:

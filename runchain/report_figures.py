@@ -17,19 +17,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
 from .lineage import Segment, Tree
+from .report_data import run_colors  # noqa: F401  (one colour rule for both reports)
 
 matplotlib.rcParams["text.parse_math"] = False  # run names and metrics are text, never TeX
-PALETTE = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab20"].colors[::2]
-           + matplotlib.colormaps["tab20"].colors[1::2]]
 DPI = 80
-
-
-def run_colors(order: Sequence[str]) -> dict[str, str]:
-    """One colour per run, in tree order, so neighbouring lanes differ."""
-    return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(order)}
 
 
 def _png(drawn: Figure | FigureCanvasAgg) -> bytes:
@@ -141,8 +135,26 @@ def _padded(values: np.ndarray, margin: float = 0.04) -> tuple[float, float]:
     if values.size == 0:
         return 0.0, 1.0
     low, high = float(values.min()), float(values.max())
-    pad = (high - low) * margin or max(abs(low) * margin, 0.5)
-    return low - pad, high + pad
+    # halves, so +-1e308 do not overflow to inf
+    pad = (high / 2 - low / 2) * (2 * margin) or max(abs(low) * margin, 0.5)
+    top = np.finfo(float).max
+    return max(low - pad, -top), min(high + pad, top)
+
+
+def factor(limits: tuple[float, float]) -> float:
+    """What to divide values by before matplotlib draws them: 1, or a power of ten for
+    limits so large (up to +-1e308) that its tick arithmetic would overflow."""
+    big = max(abs(limits[0]), abs(limits[1]))
+    return 1.0 if big < 1e100 else 10.0 ** math.floor(math.log10(big))
+
+
+def _scaled_axis(ax, limits: tuple[float, float]) -> float:
+    """Set ``ax``'s y limits, scaled by ``factor``, with ticks that show the real values."""
+    f = factor(limits)
+    ax.set_ylim(limits[0] / f, limits[1] / f)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * f:.3g}") if f != 1
+                                 else ScalarFormatter())
+    return f
 
 
 class ChainCanvas:
@@ -187,13 +199,13 @@ class ChainCanvas:
         self.canvas = FigureCanvasAgg(self.fig)
         self.scale: Scale | None = None
         self.background = None
+        self.factors = [1.0] * len(self.metrics)
 
     def _background(self, scale: Scale) -> None:
         if scale != self.scale:
             for ax in self.axes[:1]:  # the axes share x
                 ax.set_xlim(*scale[0])
-            for ax, limits in zip(self.axes, scale[1]):
-                ax.set_ylim(*limits)
+            self.factors = [_scaled_axis(ax, limits) for ax, limits in zip(self.axes, scale[1])]
             self.canvas.draw()
             self.background, self.scale = self.canvas.copy_from_bbox(self.fig.bbox), scale
         self.canvas.restore_region(self.background)
@@ -205,10 +217,11 @@ class ChainCanvas:
         pieces = _segment_slices(columns["run_id"])
         x = columns["global_step"]
         resumes = [[(s.global_offset, 0), (s.global_offset, 1)] for s in segments[1:]]
-        for ax, metric, curves, resume, missing in zip(
-                self.axes, self.metrics, self.curves, self.resumes, self.missing):
+        for ax, metric, curves, resume, missing, f in zip(
+                self.axes, self.metrics, self.curves, self.resumes, self.missing, self.factors):
             y = columns.get(metric)
             if y is not None and np.isfinite(y).any():
+                y = y / f
                 curves.set_segments([np.column_stack([x[part], y[part]]) for _, part in pieces])
                 curves.set_color([colors.get(run_id, "grey") for run_id, _ in pieces])
                 ax.draw_artist(curves)
@@ -246,15 +259,16 @@ def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,
         for run_id, part in _segment_slices(columns["run_id"]):
             x = columns["global_step"][part]
             if run_id not in pieces or x[-1] > pieces[run_id][-1, 0]:
-                pieces[run_id] = np.column_stack([x, columns[metric][part]])
+                pieces[run_id] = np.column_stack([x, columns[metric][part].astype(float)])
     fig = Figure(figsize=(11, 4.2), dpi=DPI)
     fig.subplots_adjust(left=0.06, right=0.985, top=0.92, bottom=0.13)
     ax = fig.add_subplot()
-    ax.add_collection(LineCollection(list(pieces.values()), linewidths=1.0, alpha=0.85,
-                                     colors=[colors.get(run_id, "grey") for run_id in pieces]))
     (low, high), (limits,) = chain_scale(drawn.values(), [metric])
     ax.set_xlim(low, high)  # the scale of this root's chain views
-    ax.set_ylim(*limits)
+    f = _scaled_axis(ax, limits)
+    ax.add_collection(LineCollection([p / [1, f] for p in pieces.values()], linewidths=1.0,
+                                     alpha=0.85,
+                                     colors=[colors.get(run_id, "grey") for run_id in pieces]))
     if 0 < len(pieces) <= 20:  # which colour is which run; the tree map above shows them all
         legend = ax.legend(handles=[Line2D([], [], color=colors.get(run_id, "grey"),
                                            label=run_id) for run_id in pieces],

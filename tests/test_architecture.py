@@ -29,7 +29,9 @@ LAYERS = {
     "runchain.readers.run_cache": 2, "runchain.readers.project": 2,
     "runchain.readers.timelines": 2, "runchain.readers.run_state": 2,
     "runchain.checkpoints": 3, "runchain.tracking": 3,
-    "runchain.report": 4, "runchain.report_figures": 4, "runchain.publish": 4, "runchain.sync": 4,
+    "runchain.report": 4, "runchain.report_figures": 4, "runchain.report_data": 4,
+    "runchain.report_page": 4, "runchain.report_static": 4, "runchain.publish": 4,
+    "runchain.sync": 4,
     "runchain.cli": 5, "runchain.__main__": 5, "runchain": 5,
 }
 CORE = ("runchain.contract", "runchain.lineage", "runchain.stitch", "runchain.source")

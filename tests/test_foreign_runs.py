@@ -298,7 +298,6 @@ def test_a_child_going_on_with_its_parents_counter_is_warned_and_noted(tree, tmp
             "    runchain.log(run, {'loss': 0.5}, step=step)\n"
             "run.finish()\n"
             "print(run.id)\n")
-    import os
     env = {**tree["env"], "WANDB_DIR": str(tree["dir"].parent)}
     proc = subprocess.run([sys.executable, "-c", code, f"{tree['root']}@19"], env=env,
                           cwd=tree["dir"].parent, capture_output=True, text=True, check=True)

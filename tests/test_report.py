@@ -1,13 +1,11 @@
-"""runchain report and runchain publish on a real offline tree, and the report in a real browser."""
+"""runchain report (interactive and --static) and runchain publish on a real offline tree.
+
+The interactive page in a real browser: test_report_browser.py."""
 
 import base64
 import csv
 import json
 import re
-import shutil
-import socket
-import subprocess
-import threading
 
 import numpy as np
 import pytest
@@ -16,6 +14,8 @@ from wandb.proto import wandb_internal_pb2 as pb
 import runchain
 from conftest import cli, isolate, plain_run, script
 from runchain.readers.runfile import read_run_file, record_kind, scan_records
+from runchain.report import build_report, write_report
+from runchain.report_data import PALETTE, pieces_of, shown_where, thin
 
 XSS = "<img src=x onerror=alert(1)>"
 BAD_METRIC = "<b>m</b>&'\""
@@ -33,14 +33,22 @@ def demo(tmp_path_factory):
                           name=XSS).name[4:-6]
         report = base / "report.html"
         cli("report", "--dir", wdir, "-o", report)
+        static = write_report(runchain.open_source(wdir), base / "static.html", static=True)
         yield {"dir": wdir, "base": base, "do_many_out": out, "plain": plain, "report": report,
-               "html": report.read_text(encoding="utf-8")}
+               "html": report.read_text(encoding="utf-8"),
+               "static": static.read_text(encoding="utf-8")}
+
+
+def _data(page: str) -> dict:
+    """The JSON the interactive page draws from."""
+    match = re.search(r'<script type="application/json" id="runchain-data">(.*?)</script>', page, re.S)
+    return json.loads(match[1])
 
 
 def test_do_many_ends_by_writing_the_report_and_printing_its_path(demo):
     written = demo["base"] / "runchain-report.html"
     assert written.is_file() and f"report: {written}" in demo["do_many_out"]
-    assert "<h2 id=chains>" in written.read_text(encoding="utf-8")
+    assert 'id="runchain-data"' in written.read_text(encoding="utf-8")
 
 
 def test_do_many_no_report_skips_it(tmp_path, monkeypatch):
@@ -49,8 +57,8 @@ def test_do_many_no_report_skips_it(tmp_path, monkeypatch):
     assert not (tmp_path / "runchain-report.html").exists() and "report:" not in out
 
 
-def test_sections_in_order_with_every_picture_embedded(demo):
-    page = demo["html"]
+def test_static_sections_in_order_with_every_picture_embedded(demo):
+    page = demo["static"]
     positions = [page.index(f"<h2 id={s}>") for s in ("tree", "chains", "branches", "runs")]
     assert positions == sorted(positions)
     src = runchain.open_source(demo["dir"])
@@ -66,33 +74,118 @@ def test_sections_in_order_with_every_picture_embedded(demo):
         assert f"<code>{run_id}</code>" in page
 
 
-def test_every_user_string_is_escaped(demo):
-    page = demo["html"]
-    assert XSS not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
-    report = demo["base"] / "bad-metric.html"
-    cli("report", "--dir", demo["dir"], "-o", report, "--metric", BAD_METRIC, "--leaf", demo["plain"])
-    text = report.read_text(encoding="utf-8")
+def test_every_user_string_is_escaped(demo, tmp_path):
+    page = demo["html"]  # interactive: JSON with <, >, & escaped, for textContent in the page
+    assert XSS not in page and BAD_METRIC not in page
+    assert "\\u003cimg src=x onerror=alert(1)\\u003e" in page
+    data = _data(page)
+    assert XSS in [run["name"] for run in data["runs"]] and BAD_METRIC in data["metrics"]
+    assert "innerHTML" not in page and "insertAdjacentHTML" not in page and "document.write" not in page
+    static = demo["static"]
+    assert XSS not in static and "&lt;img src=x onerror=alert(1)&gt;" in static
+    source = runchain.open_source(demo["dir"])
+    text = build_report(source, [BAD_METRIC], [demo["plain"]], static=True)
     assert BAD_METRIC not in text and "&lt;b&gt;m&lt;/b&gt;&amp;&#x27;&quot;" in text
+    text = build_report(source, [BAD_METRIC], [demo["plain"]])
+    assert BAD_METRIC not in text and _data(text)["shown"] == [BAD_METRIC]
+
+
+def test_script_json_escapes_what_could_end_the_element():
+    from runchain.report_data import script_json
+    value = {"name": "</script><!--\u2028\u2029&"}
+    text = script_json(value)
+    assert not re.search("[<>&\u2028\u2029]", text) and json.loads(text) == value
 
 
 def test_nothing_external_is_referenced(demo):
-    page = demo["html"]
-    assert not re.search(r"<script|<link|<iframe|<object|@import|url\(", page, re.I)
-    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//|ftp:)", page, re.I)
-    assert "http" not in page  # a local source has no W&B links either
+    for page in (demo["html"], demo["static"]):
+        assert not re.search(r"<link|<iframe|<object|@import|url\(|<script[^>]*\bsrc", page, re.I)
+        assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//|ftp:)", page, re.I)
+    assert "http" not in demo["static"]  # a local source has no W&B links either
+    assert "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; " in demo["html"]
+    assert "Copyright (c) 2022 Leon Sorokin" in demo["html"]  # uPlot's license, inlined with it
 
 
 def test_a_w_and_b_source_links_each_run_to_its_page(demo):
-    from runchain.report import build_report
     from runchain.readers.project import open_project
     from wandb_standin import StandinApi, project_from_dir
     runs = [d for d in project_from_dir(demo["dir"]) if d.project == "runchain-demo"]
     source = open_project("ent/runchain-demo", api=StandinApi(runs))
-    page = build_report(source)
+    static = build_report(source, static=True)
+    urls = {run["id"]: run["url"] for run in _data(build_report(source))["runs"]}
+    assert urls == dict(source.urls) and len(urls) == 5
     for run_id, url in source.urls.items():
-        assert f'<a href="{url}">open</a>' in page and url.startswith("https://")
-    assert len(source.urls) == 5
-    assert not re.search(r"(src)\s*=\s*[\"']?\s*(https?:|//)", page)  # links, never loads
+        assert f'<a href="{url}">open</a>' in static and url.startswith("https://")
+    assert not re.search(r"(src)\s*=\s*[\"']?\s*(https?:|//)", static)  # links, never loads
+
+
+def test_the_report_never_names_an_absolute_path(demo, tmp_path, monkeypatch):
+    """A report is shared: it names the folder relative to where it was made, or by its name."""
+    wdir = demo["dir"]
+    for static in (False, True):
+        monkeypatch.chdir(demo["base"])  # the folder is under the current directory
+        page = build_report(runchain.open_source(wdir), static=static)
+        assert str(demo["base"]) not in page and "wandb_dir/wandb" in page
+        monkeypatch.chdir(tmp_path)  # it is elsewhere
+        page = build_report(runchain.open_source(wdir), static=static)
+        assert str(demo["base"]) not in page and str(wdir.parent) not in page
+    assert shown_where(str(wdir)) == "wandb" and shown_where("ent/proj") == "ent/proj"
+
+
+def test_huge_and_constant_metrics_are_drawn_in_both_reports(wandb_dir, tmp_path):
+    """+-1e308 used to overflow the static report's axis limits into a matplotlib traceback."""
+    plain_run(wandb_dir, [{"huge": (-1) ** i * 1e308, "flat": 2.5} for i in range(6)])
+    source = runchain.open_source(wandb_dir)
+    static = build_report(source, static=True)
+    assert static.count("<img ") == 3  # tree map, the chain, its fan
+    pictures = re.findall(r'src="data:image/png;base64,([^"]*)"', static)
+    for uri in pictures[1:]:
+        assert _pixels(base64.b64decode(uri)).std() > 10  # drawn, not blank
+    data = _data(build_report(source))
+    assert data["shown"] == ["flat", "huge"]
+    (run,) = data["runs"]
+    values = {m: np.frombuffer(base64.b64decode(s[1]), "<f8").tolist()
+              for m, s in zip(data["metrics"], run["series"][0])}
+    assert values == {"flat": [2.5] * 6, "huge": [(-1) ** i * 1e308 for i in range(6)]}
+
+
+def test_thin_keeps_each_buckets_extremes_and_the_ends():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=10_000)
+    values[1234], values[8765] = 50.0, -50.0  # one-step spikes
+    values[::7] = np.nan  # rows that did not log the metric
+    steps, kept = thin(np.arange(10_000), values, 200)
+    assert len(kept) <= 200 and 50.0 in kept and -50.0 in kept
+    assert steps[0] == 1 and steps[-1] == 9999 and np.all(np.diff(steps) > 0)
+    assert np.array_equal(kept, values[steps])
+    few = np.array([1.0, np.inf, 3.0])
+    assert thin(np.arange(3), few, 200)[1].tolist() == [1.0, 3.0]  # whole, but no inf
+
+
+def test_each_run_segment_is_embedded_once_and_chains_are_put_together_exactly(demo):
+    source = runchain.open_source(demo["dir"])
+    data = _data(demo["html"])
+    assert data["metrics"] == source.metrics()
+    runs = {run["id"]: run for run in data["runs"]}
+    assert list(runs) == list(source.tree.nodes)
+    for run_id, run in runs.items():  # a piece per stretch between the steps children started at
+        assert run["pieces"] == [list(p) for p in pieces_of(source.tree.nodes[run_id], source.tree)]
+        assert len(run["series"]) == len(run["pieces"])
+    metric = data["metrics"][0]
+    k = data["metrics"].index(metric)
+    for leaf in runchain.leaves(source.tree):
+        cols = source.history(leaf, keys=[metric])
+        steps, values = [], []
+        for seg in source.chain(leaf):  # as the page does: the pieces up to each cut
+            run = runs[seg.run_id]
+            for (first, last), series in zip(run["pieces"], run["series"]):
+                if (seg.last_step is None or last <= seg.last_step) and series[k]:
+                    steps += (np.frombuffer(base64.b64decode(series[k][0]), "<i4")
+                              + seg.global_offset).tolist()
+                    values += np.frombuffer(base64.b64decode(series[k][1]), "<f8").tolist()
+        keep = np.isfinite(cols[metric])
+        assert steps == cols["global_step"][keep].tolist() and values == cols[metric][keep].tolist()
+    assert [run["color"] for run in data["runs"]] == PALETTE[:len(runs)]
 
 
 def _chain(low: float, high: float, n: int = 20) -> dict:
@@ -196,7 +289,10 @@ def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
     plain_run(wandb_dir, [])
     report = tmp_path / "empty.html"
     cli("report", "--dir", wandb_dir, "-o", report)
-    page = report.read_text(encoding="utf-8")
+    data = _data(report.read_text(encoding="utf-8"))
+    assert data["metrics"] == [] and len(data["runs"]) == 1
+    page = write_report(runchain.open_source(wandb_dir), tmp_path / "s.html", static=True
+                        ).read_text(encoding="utf-8")
     assert "Metrics: none logged." in page and "<h3>chain to " in page
     assert page.count("<img ") == 1  # the tree map; no empty chart
 
@@ -204,10 +300,10 @@ def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
 def test_cold_runs_are_decoded_in_a_pool_then_pictures_drawn_in_one(demo, tmp_path, monkeypatch):
     import runchain.readers.folder
     import runchain.parallel
-    import runchain.report
+    import runchain.report_static
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cold"))
     monkeypatch.setattr(runchain.readers.folder, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(runchain.report, "MIN_PARALLEL", 1)
+    monkeypatch.setattr(runchain.report_static, "MIN_PARALLEL", 1)
     monkeypatch.setattr(runchain.parallel, "workers", lambda: 2)
     pools, each = [], runchain.parallel.each
 
@@ -215,7 +311,7 @@ def test_cold_runs_are_decoded_in_a_pool_then_pictures_drawn_in_one(demo, tmp_pa
         pools.append((desc, parallel and runchain.parallel.can_fork()))
         return each(func, jobs, desc, parallel)
     monkeypatch.setattr(runchain.parallel, "each", spy)
-    runchain.report.build_report(runchain.open_source(demo["dir"]))
+    build_report(runchain.open_source(demo["dir"]), static=True)
     assert ("decoding histories", True) in pools and pools[-1] == ("drawing", True)
 
 
@@ -241,11 +337,15 @@ def test_leaf_option_draws_only_those_chains(demo):
     src = runchain.open_source(demo["dir"])
     leaf = runchain.leaves(src.tree)[0]
     report = demo["base"] / "one.html"
-    cli("report", "--dir", demo["dir"], "-o", report, "--leaf", leaf)
-    assert report.read_text(encoding="utf-8").count("<h3>chain to ") == 1
     inner = next(run_id for run_id, node in src.tree.nodes.items() if node.children)
-    cli("report", "--dir", demo["dir"], "-o", report, "--leaf", inner, "--leaf", leaf)
-    page = report.read_text(encoding="utf-8")  # a chain may end at a run that has children
+    cli("report", "--dir", demo["dir"], "-o", report, "--leaf", inner, "--leaf", leaf,
+        "--metric", "loss/01")
+    data = _data(report.read_text(encoding="utf-8"))  # a chain may end at a run with children
+    assert data["leaves"] == [inner, leaf] and data["shown"] == ["loss/01"]
+    assert data["allLeaves"] == runchain.leaves(src.tree)  # the tree map still offers every chain
+    page = build_report(src, leaves=[leaf], static=True)
+    assert page.count("<h3>chain to ") == 1
+    page = build_report(src, leaves=[inner, leaf], static=True)
     assert page.count("<h3>chain to ") == 2 and f"<h3>chain to <code>{inner}</code>" in page
 
 
@@ -315,113 +415,3 @@ def test_publish_read_back_equals_chain_csv(demo, tmp_path):
 def test_publish_unknown_leaf_is_a_clean_error(demo):
     proc = cli("publish", "nosuchrun", "--dir", demo["dir"], "--mode", "offline", check=False)
     assert proc.returncode == 1 and "nosuchrun" in proc.stderr and "Traceback" not in proc.stderr
-
-
-# -- the report in a real browser -------------------------------------------------------
-
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("NO BROWSER: the report's browser test needs headless Chromium (Debian's "
-                "`chromium` package); .ci/run installs it with apt-get, which failed or was "
-                "unavailable here")
-
-
-class _Proxy:
-    """A proxy on 127.0.0.1 that records every request the browser sends and refuses it,
-    so nothing the browser does during the test can reach the network."""
-
-    def __init__(self):
-        self.requests = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    self.requests.append(conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1"))
-                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-                except OSError:
-                    pass
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
-
-
-# Put first in <head>: a policy that lets the page load only what it embeds, and a record of
-# everything the page tried to load beyond that (the policy blocks and reports it).
-GUARD = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-         "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
-         "<script>window.blocked = []; document.addEventListener('securitypolicyviolation', "
-         "e => window.blocked.push(e.blockedURI));</script>")
-# Put last in <body>: measures what the page shows once it has loaded.
-PROBE = """<script>
-window.addEventListener("load", () => setTimeout(() => {
-  const shown = [...document.querySelectorAll("img, svg")].map(el => {
-    const r = el.getBoundingClientRect();
-    return {tag: el.tagName, width: r.width, height: r.height,
-            natural: el.naturalWidth === undefined ? null : el.naturalWidth};
-  });
-  const probe = document.createElement("pre");
-  probe.id = "probe";
-  probe.textContent = JSON.stringify({shown, blocked: window.blocked, text: document.body.innerText.length,
-    resources: performance.getEntriesByType("resource").map(e => e.name)});
-  document.body.appendChild(probe);
-}, 0));
-</script>"""
-
-
-def _browse(chromium, tmp_path, proxy, *args):
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--disable-component-update",
-           "--disable-sync", "--disable-default-apps", f"--proxy-server=http://127.0.0.1:{proxy.port}",
-           "--proxy-bypass-list=<-loopback>", "--window-size=1280,2000", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-
-
-def test_report_renders_in_headless_chromium_without_network(demo, tmp_path):
-    chromium = _chromium()
-    probed = tmp_path / "probed.html"  # the report plus a script that measures what it shows
-    page = demo["html"].replace("<head>", "<head>" + GUARD, 1).replace("</body>", PROBE + "</body>")
-    probed.write_text(page, encoding="utf-8")
-    proxy = _Proxy()
-    try:
-        dom = _browse(chromium, tmp_path, proxy, "--virtual-time-budget=10000", "--dump-dom",
-                      probed.as_uri())
-        shot = tmp_path / "shot.png"
-        _browse(chromium, tmp_path, proxy, f"--screenshot={shot}", demo["report"].as_uri())
-    finally:
-        proxy.close()
-    match = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
-    assert match, f"the page did not finish loading in Chromium:\n{dom.stderr[-2000:]}"
-    probe = json.loads(match[1].replace("&quot;", '"').replace("&amp;", "&"))
-    images = re.findall(r"<img ", demo["html"])
-    assert len(probe["shown"]) == len(images) > 0
-    for element in probe["shown"]:
-        assert element["width"] > 50 and element["height"] > 50, element
-        assert element["natural"] is None or element["natural"] > 0, element  # decoded
-    assert probe["text"] > 500
-    assert probe["blocked"] == []  # the page tried to load nothing it does not embed
-    assert [r for r in probe["resources"] if not r.startswith("data:")] == []
-    # Chromium's own background requests (its clock, component updates) reach the proxy,
-    # which refuses them; none may come from the page, i.e. name a file:// or page URL.
-    assert not [r for r in proxy.requests if "file:" in r or "report" in r]
-    from matplotlib.image import imread
-    pixels = imread(shot)
-    assert pixels.shape[0] > 500 and pixels[..., :3].std() > 0.05  # not a blank page
-    assert (pixels[..., :3].mean(axis=2) < 0.9).mean() > 0.02

@@ -1,0 +1,216 @@
+"""The interactive report's data: every run's history once, cut into segments and thinned.
+
+A run's rows are cut at the checkpoint steps its children started from, into *pieces*:
+``[0, c1]``, ``[c1 + 1, c2]``, ... ``[ck + 1, last]`` (local steps, inclusive). A chain
+through the run keeps the pieces up to its cut, so every chain is put together in the
+page from pieces embedded once, never repeated per chain.
+
+Each piece is thinned per metric to its share of ``run_points`` (pieces share a run's
+points by their rows, at least ``MIN_PIECE_POINTS`` each): when a piece has more finite
+rows than its share, its rows are split into equal buckets and each bucket keeps its
+minimum and maximum, so a one-step spike survives; the piece's first and last rows are
+always kept. A piece at or under its share is kept whole, exactly.
+
+In the page, steps are little-endian int32 and values little-endian float64, base64: a
+value reaches the page bit for bit, in ~11 characters rather than up to 24 of JSON.
+
+Example:
+    >>> steps, values = thin(np.arange(10), np.r_[0.0, 0, 0, 9, 0, 0, 0, 0, 0, 1], 4)
+    >>> steps.tolist(), values.tolist()
+    ([0, 3, 9], [0.0, 9.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from . import lineage
+from .source import Source
+
+POINT_BUDGET = 240_000  # points in the whole file, every run and metric (about 4 MB)
+MIN_RUN_POINTS = 64  # per run and metric however many runs there are: 31 buckets' min and max
+MIN_PIECE_POINTS = 4  # a piece's first and last rows, and one bucket's min and max
+# tab20's strong colours then its light ones, so neighbouring runs differ
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+           "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"]
+
+
+def run_colors(order: Sequence[str]) -> dict[str, str]:
+    """One colour per run, in tree order, so neighbouring lanes differ."""
+    return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(order)}
+
+
+def shown_where(where: str) -> str:
+    """The folder or project a report names: never an absolute path.
+
+    A folder under the current directory is named relative to it, any other by its
+    basename; ``entity/project`` and relative paths are kept as given.
+
+    Example:
+        >>> shown_where("/somewhere/else/wandb")
+        'wandb'
+    """
+    path = Path(where)
+    if not path.is_absolute():
+        return where
+    try:
+        return str(path.relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return path.name or where
+
+
+def thin(steps: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``k`` of the finite (step, value) rows: the ends, and each bucket's min and max.
+
+    NaN (not logged) and +-inf rows are dropped: they cannot be drawn.
+    """
+    finite = np.isfinite(values)
+    steps, values = steps[finite], values[finite]
+    n = values.size
+    if n <= max(k, 2):
+        return steps, values
+    buckets = max(1, (k - 2) // 2)
+    inner = values[1:-1]
+    bucket = np.arange(n - 2) * buckets // (n - 2)
+    order = np.lexsort((inner, bucket))  # by bucket, then value
+    ranked = bucket[order]
+    firsts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    lasts = np.r_[firsts[1:], ranked.size] - 1
+    keep = np.unique(np.r_[0, order[firsts] + 1, order[lasts] + 1, n - 1])
+    return steps[keep], values[keep]
+
+
+def _b64(array: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def pieces_of(node: lineage.RunNode, tree: lineage.Tree) -> list[tuple[int, int]]:
+    """(first, last) local steps, inclusive, of each piece of a run: cut where a child started."""
+    last = node.info.last_step
+    if last is None:
+        return []
+    cuts = sorted({tree.nodes[c].parent_step for c in node.children} - {None})
+    bounds, first = [], 0
+    for cut in cuts:
+        if first <= cut < last:
+            bounds.append((first, cut))
+            first = cut + 1
+    bounds.append((first, last))
+    return bounds
+
+
+class _Pieces:
+    """Thinned pieces, filled in as chains are read; each piece is thinned once."""
+
+    def __init__(self, tree: lineage.Tree, metrics: Sequence[str]):
+        self.metrics = list(metrics)
+        self.bounds = {run_id: pieces_of(node, tree) for run_id, node in tree.nodes.items()}
+        self.done: dict[str, list[Any]] = {r: [None] * len(b) for r, b in self.bounds.items()}
+        per_run = POINT_BUDGET // max(1, len(tree.nodes) * len(self.metrics))
+        self.run_points = max(MIN_RUN_POINTS, per_run)
+
+    def missing(self, run_id: str) -> bool:
+        return any(p is None for p in self.done[run_id])
+
+    def take(self, run_id: str, cut: int | None, steps: np.ndarray,
+             columns: Mapping[str, np.ndarray]) -> None:
+        """Thin each piece of ``run_id`` that rows cut at ``cut`` (inclusive; None: all) hold whole."""
+        bounds, done = self.bounds[run_id], self.done[run_id]
+        total = max(1, bounds[-1][1] + 1) if bounds else 1
+        for i, (first, last) in enumerate(bounds):
+            if done[i] is not None or (cut is not None and last > cut):
+                continue  # already thinned, or cut away in this chain
+            rows = (steps >= first) & (steps <= last)
+            share = max(MIN_PIECE_POINTS, self.run_points * (last - first + 1) // total)
+            series = []
+            for metric in self.metrics:
+                kept = thin(steps[rows], columns[metric][rows], share)
+                series.append([_b64(kept[0], "<i4"), _b64(kept[1], "<f8")] if kept[0].size else 0)
+            done[i] = series
+
+
+def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
+    """Run id -> per piece, per metric: ``[steps, values]`` in base64, or 0 when not logged.
+
+    Reads each leaf's chain, then the chain to any run with rows past its last child (the
+    part no chain to a leaf keeps), through ``source.history``.
+    """
+    tree = source.tree
+    pieces = _Pieces(tree, metrics)
+    if metrics:
+        ends = lineage.leaves(tree) + [r for r, node in tree.nodes.items() if node.children]
+        for end in tqdm(ends, desc="reading runs", unit="chain", file=sys.stderr, disable=None,
+                        leave=False):
+            if not pieces.missing(end):
+                continue  # an inner run whose pieces the chains through it already gave
+            columns = source.history(end, keys=metrics)
+            run_ids, steps = columns["run_id"], columns["step"]
+            edges = np.flatnonzero(run_ids[1:] != run_ids[:-1]) + 1
+            starts, stops = [0, *edges.tolist()], [*edges.tolist(), run_ids.size]
+            rows = {str(run_ids[a]): slice(a, b) for a, b in zip(starts, stops) if b > a}
+            for segment in source.chain(end):
+                part = rows.get(segment.run_id)
+                if part is not None and pieces.missing(segment.run_id):
+                    pieces.take(segment.run_id, segment.last_step, steps[part],
+                                {m: columns[m][part] for m in metrics})
+    return {run_id: [p if p is not None else [0] * len(metrics) for p in done]
+            for run_id, done in pieces.done.items()}
+
+
+def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
+            leaves: Sequence[str], version: str) -> dict[str, Any]:
+    """Everything the page draws, as one JSON-able dict (see ``report_page.js``)."""
+    tree = source.tree
+    order = list(tree.nodes)
+    colors = run_colors(order)
+    data = read_pieces(source, metrics)
+    described = []  # not "runs": the W&B contract test reads that name as wandb's
+    for run_id in order:
+        node = tree.nodes[run_id]
+        info = node.info
+        kept = max((tree.nodes[c].parent_step for c in node.children), default=info.last_step)
+        url = source.urls.get(run_id)
+        described.append({
+            "id": run_id, "name": info.name or "", "state": info.state,
+            "parent": node.parent_run, "parentStep": node.parent_step,
+            "offset": node.global_offset, "lastStep": info.last_step, "kept": kept,
+            "checkpoints": [c.step for c in info.checkpoints], "color": colors[run_id],
+            "url": url if url and url.startswith(("https://", "http://")) else None,
+            "config": _config(info),
+            "pieces": pieces_of(node, tree), "series": data[run_id],
+        })
+    return {"version": version, "where": shown_where(source.where), "notes": list(tree.notes),
+            "metrics": list(metrics), "shown": list(shown), "leaves": list(leaves),
+            "allLeaves": lineage.leaves(tree), "roots": list(tree.roots), "runs": described,
+            "runPoints": MIN_RUN_POINTS if not metrics else
+            max(MIN_RUN_POINTS, POINT_BUDGET // max(1, len(order) * len(metrics)))}
+
+
+def _config(info: lineage.RunInfo) -> dict[str, str]:
+    """The run's config as text, when the reader provides it (``RunInfo`` may grow ``config``)."""
+    config = getattr(info, "config", None)
+    if not isinstance(config, Mapping):
+        return {}
+    return {str(k): json.dumps(v, default=str)[:200] for k, v in config.items()
+            if not str(k).startswith("_") and k != "runchain"}
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe inside ``<script type="application/json">``.
+
+    ``<``, ``>`` and ``&`` become ``\\u003c``..., so no ``</script>`` or ``<!--`` can end or
+    change the element; U+2028/2029 are escaped for older JavaScript parsers.
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text

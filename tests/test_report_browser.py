@@ -1,0 +1,246 @@
+"""The interactive report in a real browser: Debian's Chromium driven by Playwright.
+
+Each test opens the page from ``file://`` and acts as a user would (hover, drag, click,
+type), then reads what the page drew through ``window.runchain`` (its uPlot charts and
+state) and through the DOM, and compares it with the chains read in Python.
+"""
+
+import io
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+import runchain
+from conftest import do_run, isolate, plain_run
+from runchain.report import write_report
+
+HOSTILE = "</script><img src=x onerror=alert(1)>"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("NO BROWSER: these tests need Debian's `chromium`; .ci/run installs it")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A root, a child forked from root@19, a grandchild from child@9, a run named HOSTILE,
+    and a run logging +-1e308 and a constant; the report of them all."""
+    with pytest.MonkeyPatch.context() as mp:
+        base = tmp_path_factory.mktemp("browser")
+        wdir = isolate(mp, base)
+        root = do_run("--n_steps", 40, "--n_checkpoint_steps", 10, "--n_metrics", 3, "--seed", 4)
+        child = do_run("--n_steps", 30, "--n_checkpoint_steps", 10, "--n_metrics", 3,
+                       "--checkpoint_artifact", f"{root}@19", "--lr", "0.05")
+        grand = do_run("--n_steps", 20, "--n_checkpoint_steps", 10, "--n_metrics", 3,
+                       "--checkpoint_artifact", f"{child}@9")
+        hostile = plain_run(wdir, [{"loss/00": 1.0 / (i + 1)} for i in range(5)],
+                            name=HOSTILE).name[4:-6]
+        huge = plain_run(wdir, [{"huge": (-1) ** i * 1e308, "flat": 2.5} for i in range(6)]
+                         ).name[4:-6]
+        source = runchain.open_source(wdir)
+        report = write_report(source, base / "report.html")
+        yield {"dir": wdir, "source": source, "report": report, "root": root, "child": child,
+               "grand": grand, "hostile": hostile, "huge": huge}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=_chromium(), args=ARGS)
+        yield b
+        b.close()
+
+
+class Opened:
+    """A page with the report loaded, and everything it asked for or complained about."""
+
+    def __init__(self, browser, path, width=1280):
+        self.requests, self.dialogs, self.errors = [], [], []
+        self.page = browser.new_page(viewport={"width": width, "height": 900})
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.url = path.as_uri()
+        self.page.goto(self.url)
+        self.page.wait_for_function("window.runchain && window.runchain.readyAt != null")
+
+    def js(self, code, arg=None):
+        return self.page.evaluate(code, arg)
+
+    def chart_point(self, i, x, y=None):
+        """Page coordinates of global step ``x`` (and value ``y``, else the middle) on chart i."""
+        return self.js("""([i, x, y]) => {
+            const u = runchain.charts[i], r = u.over.getBoundingClientRect();
+            return [r.left + u.valToPos(x, 'x'), y == null ? r.top + r.height / 2 : r.top + u.valToPos(y, 'y')];
+        }""", [i, x, y])
+
+    def hover(self, i, x):
+        self.page.mouse.move(*self.chart_point(i, x))
+        return self.page.locator(".chart-tip").nth(i).inner_text()
+
+    def series(self, i, k):
+        return self.js("([i, k]) => runchain.charts[i].data[k]", [i, k])
+
+
+@pytest.fixture
+def opened(browser, site):
+    o = Opened(browser, site["report"])
+    yield o
+    assert o.errors == []
+    o.page.close()
+
+
+def _use_chain(opened, site, leaf):
+    """Chart the chain to ``leaf``, with the metrics it logged."""
+    cols = site["source"].history(leaf)
+    logged = sorted(k for k in cols if k not in ("global_step", "run_id", "step"))
+    opened.js("([leaf, metrics]) => { runchain.select(leaf); runchain.show(metrics); }",
+              [leaf, logged[:2]])
+
+
+def _rows(site, leaf, metric):
+    cols = site["source"].history(leaf, keys=[metric])
+    keep = np.isfinite(cols[metric])
+    return cols["global_step"][keep], cols["run_id"][keep], cols["step"][keep], cols[metric][keep]
+
+
+def test_hover_shows_the_rows_exact_value_run_and_steps(opened, site):
+    _use_chain(opened, site, site["child"])
+    metric = opened.js("runchain.charts[0].metric")
+    steps, run_ids, local, values = _rows(site, site["child"], metric)
+    k = int(np.flatnonzero(run_ids == site["child"])[5])  # the child's local step 5
+    text = opened.hover(0, int(steps[k]))
+    lines = dict(line.split(" ", 1) for line in text.splitlines()[1:])
+    assert lines["run"].split()[0] == site["child"] and lines["local"] == f"step {local[k]}"
+    assert lines["global"] == f"step {steps[k]}"
+    assert float(lines["value"]) == values[k]  # the row's value, bit for bit
+    k = int(np.flatnonzero(run_ids == site["root"])[3])  # before the resume point: the root's row
+    lines = dict(line.split(" ", 1) for line in opened.hover(0, int(steps[k])).splitlines()[1:])
+    assert lines["run"].split()[0] == site["root"] and float(lines["value"]) == values[k]
+
+
+def test_metric_picker_switches_a_chart_to_the_metric_typed(opened, site):
+    _use_chain(opened, site, site["grand"])
+    metrics = opened.js("runchain.state.metrics")
+    logged = site["source"].history(site["grand"])
+    other = next(m for m in site["source"].metrics()
+                 if m in logged and m not in metrics)
+    pick = opened.page.locator(".metric-pick").first
+    pick.fill(other)
+    pick.press("Enter")
+    assert opened.js("runchain.charts[0].metric") == other
+    steps, _, _, values = _rows(site, opened.js("runchain.state.leaf"), other)
+    assert opened.series(0, 0) == steps.tolist() and opened.series(0, 1) == values.tolist()
+    assert opened.page.locator("#rc-metrics option").count() == len(
+        site["source"].metrics())  # the picker offers every metric
+
+
+def test_drag_zooms_every_chart_and_double_click_resets(opened, site):
+    _use_chain(opened, site, site["grand"])
+    assert opened.js("runchain.charts.length") >= 2
+    full = opened.js("runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])")
+    lo, hi = full[0]
+    a, b = lo + (hi - lo) * 0.3, lo + (hi - lo) * 0.6
+    opened.page.mouse.move(*opened.chart_point(0, a))
+    opened.page.mouse.down()
+    opened.page.mouse.move(*opened.chart_point(0, b), steps=5)
+    opened.page.mouse.up()
+    zoomed = opened.js("runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])")
+    for x0, x1 in zoomed:
+        assert [x0, x1] == zoomed[0] and abs(x0 - a) < (hi - lo) * 0.02 and abs(x1 - b) < (hi - lo) * 0.02
+    opened.page.mouse.dblclick(*opened.chart_point(0, (a + b) / 2))
+    assert opened.js("runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])") == full
+
+
+def test_log_y_and_smoothing_change_the_drawn_series_and_smoothing_zero_is_raw(opened, site):
+    _use_chain(opened, site, site["grand"])
+    pixels = "runchain.charts[0].data[1].map(v => v == null ? null : runchain.charts[0].valToPos(v, 'y'))"
+    linear = opened.js(pixels)
+    opened.page.locator(".logy").check()
+    assert opened.js("runchain.charts[0].scales.y.distr") == 3
+    logged = opened.js(pixels)
+    assert logged != linear and all(v is None or math.isfinite(v) for v in logged)
+    opened.page.locator(".logy").uncheck()
+    raw = opened.series(0, 1)
+    assert opened.series(0, 2) == raw  # smoothing 0: the smoothed line is the data
+    opened.page.locator(".smooth").fill("0.9")
+    smooth = opened.series(0, 2)
+    assert opened.series(0, 1) == raw and smooth != raw
+    assert np.std(np.diff(smooth)) < np.std(np.diff(raw))  # smoother
+    assert opened.js("runchain.charts[0].series[1].show && runchain.charts[0].series[2].show")
+    opened.page.locator(".smooth").fill("0")
+    assert opened.series(0, 2) == raw
+
+
+def test_clicking_a_leaf_in_the_tree_map_charts_its_chain(opened, site):
+    grand = site["grand"]
+    opened.js("id => runchain.select(id)", site["hostile"])
+    opened.page.locator(f'.tree-svg g[data-run="{grand}"] rect').last.click()
+    assert opened.js("runchain.state.leaf") == grand
+    metric = opened.js("runchain.charts[0].metric")
+    steps, run_ids, _, values = _rows(site, grand, metric)
+    assert opened.series(0, 0) == steps.tolist() and opened.series(0, 1) == values.tolist()
+    chain = [s.run_id for s in site["source"].chain(grand)]
+    assert opened.page.locator(".chain-path").inner_text().startswith(chain[0])
+    items = opened.page.locator(".legend").first.locator(".item").all_inner_texts()
+    assert [item.split()[0] for item in items] == chain
+
+
+def test_tree_map_hover_names_the_run_and_marks_where_chains_cut(opened, site):
+    root = site["root"]
+    box = opened.page.locator(f'.tree-svg g[data-run="{root}"] rect').first.bounding_box()
+    opened.page.mouse.move(box["x"] + 5, box["y"] + box["height"] / 2)
+    text = opened.page.locator(".tip").inner_text()
+    assert f"run {root}" in text and "state: finished" in text and "checkpoints at 9, 19, 29, 39" in text
+
+
+def test_the_page_requests_nothing_but_itself(opened, site):
+    _use_chain(opened, site, site["grand"])
+    opened.page.locator(".smooth").fill("0.5")
+    opened.hover(0, opened.js("runchain.charts[0].data[0][3]"))
+    assert opened.requests == [opened.url]
+
+
+def test_a_hostile_run_name_stays_text(opened, site):
+    assert opened.dialogs == []
+    assert opened.js("document.querySelectorAll('img').length") == 0
+    assert HOSTILE in opened.page.locator("#runs ~ table").inner_text()
+    opened.js("id => runchain.select(id)", site["hostile"])
+    assert opened.dialogs == [] and opened.js("document.querySelectorAll('img').length") == 0
+    assert HOSTILE in opened.page.locator(".legend").first.inner_text()
+    assert "\\u003c/script\\u003e" in site["report"].read_text(encoding="utf-8")
+
+
+def test_huge_and_constant_values_are_drawn(opened, site):
+    opened.js("id => runchain.select(id)", site["huge"])
+    opened.js("() => { runchain.setMetric(0, 'huge'); runchain.setMetric(1, 'flat'); }")
+    tops = opened.js("""() => runchain.charts.slice(0, 2).map(u =>
+        u.data[1].map(v => u.valToPos(v, 'y')).concat([u.bbox.height / devicePixelRatio]))""")
+    (*huge, height), (*flat, _) = tops
+    assert all(0 <= y <= height for y in huge + flat)
+    assert huge[1] > huge[0] + height / 2  # 1e308 high, -1e308 low, both in the plot
+    assert len(set(flat)) == 1 and 0 < flat[0] < height  # a constant: a line mid-plot
+    assert float(opened.hover(0, 1).splitlines()[-1].split()[-1]) == -1e308
+
+
+def test_screenshots_at_two_widths_are_not_blank(browser, site, tmp_path):
+    from PIL import Image
+    for width in (1280, 640):
+        o = Opened(browser, site["report"], width)
+        png = o.page.screenshot(full_page=True)
+        assert o.errors == [] and o.js("document.documentElement.scrollWidth") <= width
+        o.page.close()
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(float) / 255
+        assert pixels.shape[1] == width and pixels.shape[0] > 900
+        ink = pixels.mean(axis=2) < 0.9
+        assert ink.mean() > 0.02 and pixels.std() > 0.05
+        colored = (pixels.max(axis=2) - pixels.min(axis=2)) > 0.3  # the runs' colours drawn
+        assert colored.mean() > 0.003
