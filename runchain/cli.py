@@ -25,12 +25,14 @@ def _warn(message, category, filename, lineno, file=None, line=None):
     click.echo(f"warning: {message}", err=True)
 
 
-def _open(dir: str | None, project: str | None) -> Source:
+def _open(dir: str | None, project: str | None, only_project: str | None = None) -> Source:
     warnings.showwarning = _warn  # one line per warning, never a traceback
     if dir is not None and project is not None:
         raise click.UsageError("pass either --dir or --project, not both")
+    if project is not None and only_project is not None:
+        raise click.UsageError("--only-project limits a local folder; a --project is one already")
     try:
-        source = open_source(dir, project=project)
+        source = open_source(dir, project=project, only_project=only_project)
         for note in source.tree.notes:
             click.echo(f"note: {note}", err=True)
         return source
@@ -52,7 +54,10 @@ def main() -> None:
 
 
 def source_options(command):
-    """``--dir`` or ``--project``: where the runs are read from."""
+    """``--dir`` or ``--project``: where the runs are read from; ``--only-project``: which."""
+    command = click.option("--only-project", default=None, metavar="PROJECT",
+                           help="of a folder holding several W&B projects, only this one's runs "
+                                "[default: all, each run's project shown]")(command)
     command = click.option("--project", default=None, metavar="ENTITY/PROJECT",
                            help="read the runs of this W&B project instead (needs credentials)")(command)
     return click.option("--dir", "dir", type=click.Path(file_okay=False), default=None,
@@ -78,7 +83,7 @@ def _run_json(node: RunNode) -> dict:
 @main.command()
 @source_options
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of runs")
-def tree(dir: str | None, project: str | None, as_json: bool) -> None:
+def tree(dir: str | None, project: str | None, only_project: str | None, as_json: bool) -> None:
     """Show the tree of runs and checkpoints.
 
     \b
@@ -87,8 +92,9 @@ def tree(dir: str | None, project: str | None, as_json: bool) -> None:
         runchain tree --project my-team/my-project
         runchain tree --json | jq '.[] | select(.depth == 0)'
     """
-    source = _open(dir, project)
+    source = _open(dir, project, only_project)
     nodes = list(source.tree.nodes.values())  # depth-first from the roots
+    projects = {node.info.project for node in nodes}
     if as_json:
         click.echo(json.dumps([_run_json(n) for n in nodes], indent=2))
         return
@@ -104,6 +110,8 @@ def tree(dir: str | None, project: str | None, as_json: bool) -> None:
         glob = _range(node.global_offset + first,
                       None if last is None else node.global_offset + last)
         name = f" {info.name!r}" if info.name else ""
+        if len(projects) > 1:  # a folder of several projects: say whose each run is
+            name += f"  project {info.project}"
         click.echo(f"{'  ' * node.depth}{info.id}{name}  {info.state}  {origin}  "
                    f"steps {_range(first, last)}  global {glob}  checkpoints {ckpts}")
 
@@ -115,8 +123,8 @@ def tree(dir: str | None, project: str | None, as_json: bool) -> None:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="write the stitched history to this CSV file ('-' for stdout)")
 @click.option("--json", "as_json", is_flag=True, help="print the segments as JSON")
-def chain(run_id: str, dir: str | None, project: str | None, metrics: tuple[str, ...],
-          csv_path: str | None, as_json: bool) -> None:
+def chain(run_id: str, dir: str | None, project: str | None, only_project: str | None,
+          metrics: tuple[str, ...], csv_path: str | None, as_json: bool) -> None:
     """Show the chain from the root to RUN_ID, cut at each checkpoint step.
 
     \b
@@ -124,7 +132,7 @@ def chain(run_id: str, dir: str | None, project: str | None, metrics: tuple[str,
         runchain chain 1a2b3c4d
         runchain chain 1a2b3c4d --metric loss/00 --csv chain.csv
     """
-    source = _open(dir, project)
+    source = _open(dir, project, only_project)
     try:
         segments = source.chain(run_id)
         columns = source.history(run_id, keys=metrics or None) if csv_path else None
@@ -159,8 +167,8 @@ def chain(run_id: str, dir: str | None, project: str | None, metrics: tuple[str,
               "[default: every leaf]")
 @click.option("--static", is_flag=True, help="pictures (PNG) instead of interactive charts, "
               "for printing")
-def report(dir: str | None, project: str | None, output: str, metrics: tuple[str, ...],
-           leaves: tuple[str, ...], static: bool) -> None:
+def report(dir: str | None, project: str | None, only_project: str | None, output: str,
+           metrics: tuple[str, ...], leaves: tuple[str, ...], static: bool) -> None:
     """Write a self-contained HTML report: tree map, chains, branches, runs.
 
     \b
@@ -170,7 +178,7 @@ def report(dir: str | None, project: str | None, output: str, metrics: tuple[str
         runchain report --static -o report-print.html
     """
     from .report import write_report  # matplotlib loads only for --static
-    source = _open(dir, project)
+    source = _open(dir, project, only_project)
     try:
         path = write_report(source, output, metrics or None, leaves or None, static=static)
     except RunchainError as e:
@@ -189,8 +197,8 @@ def report(dir: str | None, project: str | None, output: str, metrics: tuple[str
 @click.option("--to-project", default=None, metavar="PROJECT",
               help="W&B project of the chain-view run [default: the leaf's project]")
 @click.option("--metric", "metrics", multiple=True, help="metric to log (repeatable) [default: all]")
-def publish(leaf: str, dir: str | None, project: str | None, mode: str, to_project: str | None,
-            metrics: tuple[str, ...]) -> None:
+def publish(leaf: str, dir: str | None, project: str | None, only_project: str | None,
+            mode: str, to_project: str | None, metrics: tuple[str, ...]) -> None:
     """Log the chain to LEAF as one W&B run (job_type chain-view, named chain-LEAF).
 
     \b
@@ -199,7 +207,7 @@ def publish(leaf: str, dir: str | None, project: str | None, mode: str, to_proje
         runchain publish 1a2b3c4d --mode offline
     """
     from .publish import publish as publish_chain
-    source = _open(dir, project)
+    source = _open(dir, project, only_project)
     try:
         run = publish_chain(source, leaf, mode=mode, project=to_project, keys=metrics or None)
     except RunchainError as e:
@@ -259,8 +267,10 @@ def _sync_line(item) -> str:
               help="print the plan, parents before children, and change nothing (no credentials needed)")
 @click.option("--jobs", type=click.IntRange(min=1), default=4, show_default=True,
               help="uploads at once; a child always waits for its parent's upload")
+@click.option("--only-project", default=None, metavar="PROJECT",
+              help="of a folder holding several W&B projects, only this one's runs")
 def sync_command(dir: str | None, entity: str | None, project: str | None, dry_run: bool,
-                 jobs: int) -> None:
+                 jobs: int, only_project: str | None) -> None:
     """Upload offline runs with `wandb sync`, parents first, then attach their input edges.
 
     Runs that wandb marked synced, or that were logged online, are not uploaded again, but
@@ -275,14 +285,15 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
     warnings.showwarning = _warn  # one line per warning, never a traceback
     try:
         if dry_run:
-            runs = syncing.plan(dir, entity=entity, project=project)
+            runs = syncing.plan(dir, entity=entity, project=project, only_project=only_project)
             for item in runs:
                 click.echo(_sync_line(item))
             edges = sum(item.edge is not None for item in runs)
             click.echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
                        f"to upload, {edges} edges to check; nothing was changed", err=True)
             return
-        result = syncing.sync(dir, entity=entity, project=project, jobs=jobs)
+        result = syncing.sync(dir, entity=entity, project=project, jobs=jobs,
+                              only_project=only_project)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
     uploaded = set(result.uploaded)

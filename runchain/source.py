@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -33,6 +34,8 @@ class Source:
     fetch: Fetch
     metric_names: MetricNames
     urls: Mapping[str, str] = dataclasses.field(default_factory=dict)  # run id -> W&B run page
+    files: Mapping[str, Sequence[Path]] = dataclasses.field(default_factory=dict)  # run id ->
+    # its run files, oldest first (a local folder)
 
     def __repr__(self) -> str:
         return f"Source({self.where!r}, {len(self.runs)} runs)"

@@ -32,7 +32,6 @@ from .errors import ReferenceSyntaxError, SyncError
 from .lineage import RunInfo
 from .parallel import ParentFirstError, parent_first, threads
 from .readers import default_wandb_dir, open_folder
-from .readers.run_folders import run_folders
 from .wandb_api import entity_of, open_api, wandb_requests
 
 STATE_FILE = ".runchain-sync.json"  # next to the run folders; the only file sync writes
@@ -65,8 +64,8 @@ class PlannedRun:
 
     @property
     def path(self) -> str:
-        """``entity/project/run_id`` on W&B."""
-        return f"{self.entity}/{self.project}/{self.run_id}"
+        """``entity/project/run_id`` on W&B (a run keyed ``project/id`` is run ``id`` there)."""
+        return f"{self.entity}/{self.project}/{self.run_id.rpartition('/')[2]}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,14 +157,14 @@ def _edge(info: RunInfo, local: set[str]) -> Edge | None:
         ref = parse_ref(text)
     except ReferenceSyntaxError as e:
         return dataclasses.replace(edge, problem=f"its breadcrumbs' parent_checkpoint: {e}")
-    if ref.run_id != parent:
+    if ref.run_id != parent.rpartition("/")[2]:  # a parent keyed project/id
         return dataclasses.replace(edge, problem=f"its breadcrumbs name parent {parent} but "
                                                  f"checkpoint {text}, of another run")
     return dataclasses.replace(edge, ref=ref)
 
 
 def plan(dir: str | Path | None = None, *, entity: str | None = None,
-         project: str | None = None) -> list[PlannedRun]:
+         project: str | None = None, only_project: str | None = None) -> list[PlannedRun]:
     """Every run under ``dir``, parents before children, with what to upload and link.
 
     Reads local files only, so it needs no credentials (``runchain sync --dry-run``).
@@ -174,6 +173,7 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
         dir: a ``wandb/`` folder; default ``$WANDB_DIR/wandb``, else ``./wandb``.
         entity, project: where to upload; default each run's own (the entity: the one
             its run file records, else the API key's default entity, found later).
+        only_project: plan only the runs of this W&B project.
 
     Raises:
         RunNotFoundError: no runs under ``dir``.
@@ -184,8 +184,8 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
         [('a1', None), ('b2', 'a1')]
     """
     root = Path(dir) if dir is not None else default_wandb_dir()
-    source = open_folder(root)
-    files = run_folders(root)
+    source = open_folder(root, only_project=only_project)
+    files = source.files
     state = load_state(root)
     local = set(source.tree.nodes)
     planned = []
@@ -284,7 +284,8 @@ def _link(api: Any, item: PlannedRun, ref: str) -> Link:
 
 
 def sync(dir: str | Path | None = None, *, entity: str | None = None,
-         project: str | None = None, jobs: int = 4, api: Any = None) -> SyncResult:
+         project: str | None = None, jobs: int = 4, api: Any = None,
+         only_project: str | None = None) -> SyncResult:
     """Upload the offline runs under ``dir`` with ``wandb sync`` and link their edges.
 
     Args:
@@ -293,6 +294,7 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
         project: the W&B project to upload to; default each run's own.
         jobs: uploads (and link requests) at once; a child waits for its parent's upload.
         api: a ``wandb.Api`` to link with; default a new one.
+        only_project: sync only the runs of this W&B project.
 
     Returns:
         A ``SyncResult``; ``result.unlinkable`` lists the edges that could not be attached.
@@ -312,7 +314,7 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
     api = api or open_api("`runchain sync` uploads to W&B, so it",
                           hint=". `runchain sync --dry-run` shows the plan without them")
     root = Path(dir) if dir is not None else default_wandb_dir()
-    runs = plan(root, entity=entity, project=project)
+    runs = plan(root, entity=entity, project=project, only_project=only_project)
     if any(item.entity is None for item in runs):
         default = entity_of(api, None, "the runs that record none")
         runs = [item if item.entity else dataclasses.replace(item, entity=default)

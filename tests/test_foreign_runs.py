@@ -320,3 +320,42 @@ def test_cuts_and_checkpoints_past_the_logged_rows_get_a_note(bad_crumbs, tmp_pa
     source = runchain.open_source(wdir)
     assert (f"run {child}: starts from {root}@500, past {root}'s last logged step 9"
             in "\n".join(source.tree.notes))
+
+
+# -- one run id in two projects ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    """Run id twinid01 in project projA (20 rows) and in projB (12 rows), in one folder."""
+    from conftest import isolate
+    from foreign import plain
+    with pytest.MonkeyPatch.context() as mp:
+        wdir = isolate(mp, tmp_path_factory.mktemp("twins"))
+        plain(wdir, 20, 0.0, project="projA", id="twinid01")
+        plain(wdir, 12, 500.0, project="projB", id="twinid01")
+        yield {"dir": wdir}
+
+
+def test_one_id_in_two_projects_is_two_runs(twins):
+    source = runchain.open_source(twins["dir"])
+    assert set(source.tree.nodes) == {"projA/twinid01", "projB/twinid01"}
+    a, b = source.tree.nodes["projA/twinid01"].info, source.tree.nodes["projB/twinid01"].info
+    assert (a.project, a.last_step, b.project, b.last_step) == ("projA", 19, "projB", 11)
+    assert source.history("projB/twinid01", keys=["loss"])["loss"].tolist() == [
+        500.0 + i for i in range(12)]
+    out = cli("tree", "--dir", twins["dir"]).stdout
+    assert "projA/twinid01  finished  project projA" not in out  # the key already says it
+    assert "project projA" in out and "project projB" in out
+    proc = cli("chain", "twinid01", "--dir", twins["dir"], check=False)
+    assert proc.returncode == 1 and "projA/twinid01" in proc.stderr  # close matches
+
+
+def test_only_project_limits_a_folder_to_one_project(twins):
+    source = runchain.open_source(twins["dir"], only_project="projB")
+    assert set(source.tree.nodes) == {"projB/twinid01"}
+    out = cli("tree", "--dir", twins["dir"], "--only-project", "projA").stdout
+    assert "projA/twinid01" in out and "projB" not in out
+    proc = cli("tree", "--dir", twins["dir"], "--only-project", "nosuch", check=False)
+    assert proc.returncode == 1 and "holds projA, projB" in proc.stderr
+    plan = cli("sync", "--dir", twins["dir"], "--dry-run", "--only-project", "projB").stdout
+    assert "upload projB/twinid01" in plan and "projA" not in plan

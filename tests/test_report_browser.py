@@ -182,7 +182,8 @@ def test_log_y_and_smoothing_change_the_drawn_series_and_smoothing_zero_is_raw(o
 
 def test_clicking_a_leaf_in_the_tree_map_charts_its_chain(opened, site):
     grand = site["grand"]
-    opened.js("id => runchain.select(id)", site["hostile"])
+    _use_chain(opened, site, grand)  # charts of metrics grand's chain logged (ids are random,
+    opened.js("id => runchain.select(id)", site["hostile"])  # so the default ones may not be)
     opened.page.locator(f'.tree-svg g[data-run="{grand}"] rect').last.click()
     assert opened.js("runchain.state.leaf") == grand
     metric = opened.js("runchain.charts[0].metric")

@@ -19,13 +19,14 @@ __all__ = ["default_wandb_dir", "open_folder", "open_project", "open_source"]
 
 
 def open_source(dir: str | os.PathLike | None = None, *, project: str | None = None,
-                api: Any = None) -> Source:
+                api: Any = None, only_project: str | None = None) -> Source:
     """Open a local ``wandb/`` folder, or with ``project=`` a W&B project.
 
     Args:
         dir: folder of run folders; default ``$WANDB_DIR/wandb``, else ``./wandb``.
         project: ``"entity/project"`` (or ``"project"`` for the default entity) on W&B.
         api: a ``wandb.Api`` to use with ``project`` (default: a new one).
+        only_project: of a folder, keep only the runs of this W&B project.
 
     Raises:
         RunNotFoundError: the folder or project holds no runs.
@@ -39,4 +40,4 @@ def open_source(dir: str | os.PathLike | None = None, *, project: str | None = N
         if dir is not None:
             raise ValueError("pass either dir or project, not both")
         return open_project(project, api=api)
-    return open_folder(dir or default_wandb_dir())
+    return open_folder(dir or default_wandb_dir(), only_project=only_project)

@@ -10,6 +10,7 @@ the chain's runs, one run at a time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import warnings
@@ -149,17 +150,19 @@ class _Histories(Mapping[str, RunHistory]):
         return len(self._parts)
 
 
-def _run_info(run_id: str, local: LocalRun, segments: list[RunFile], axes: list[FileAxis],
-              notes: list[str], producers: Mapping[tuple[str, str], int]) -> RunInfo:
+def _run_info(key: str, run_id: str, local: LocalRun, segments: list[RunFile],
+              axes: list[FileAxis], notes: list[str],
+              producers: Mapping[tuple[str | None, str], tuple[str, int]]) -> RunInfo:
     # one per step: a step saved again (resumed in place) has its alias on the newest
     newest = {c.step + axes[c.segment].shift: c for c in local.valid_checkpoints}
     checkpoints = tuple(
         CheckpointInfo(step, c.label, c.version,
                        c.segment if abandoned_in(step, c.segment, axes) else None)
         for step, c in sorted(newest.items()))
-    used = tuple(producers[name] for seg in segments for kind, name in seg.used
-                 if kind == CHECKPOINT_TYPE and name in producers)
-    return RunInfo(id=run_id, project=segments[0].project, name=segments[-1].name,
+    used = tuple(producers.get((local.project, name)) or producers[None, name]
+                 for seg in segments for kind, name in seg.used
+                 if kind == CHECKPOINT_TYPE and (None, name) in producers)
+    return RunInfo(id=key, project=segments[0].project, name=segments[-1].name,
                    state=run_state(segments[-1], Path(segments[-1].path)),
                    last_step=last_step(segments, axes), first_step=first_step(segments, axes),
                    checkpoints=checkpoints, used=used, breadcrumbs=local.breadcrumbs,
@@ -168,33 +171,86 @@ def _run_info(run_id: str, local: LocalRun, segments: list[RunFile], axes: list[
                    fork=fork_point(run_id, *(segments[0].branch_point or (None, None))))
 
 
-def open_folder(root: str | os.PathLike) -> Source:
+def _keyed(folders: Mapping[str, list[Path]], runs: Mapping[Path, RunFile]) -> dict[str, list[Path]]:
+    """Each run's files under its key: its id, or ``project/id`` when one id is in several
+    projects of the folder (a file with no run record yet joins its id's only project)."""
+    keyed: dict[str, list[Path]] = {}
+    for run_id, paths in folders.items():
+        projects: dict[str | None, list[Path]] = {}
+        for path in paths:
+            projects.setdefault(runs[path].project, []).append(path)
+        named = [p for p in projects if p is not None]
+        if len(named) <= 1:
+            keyed[run_id] = paths
+            continue
+        for project in named:
+            keyed[f"{project}/{run_id}"] = projects[project]
+        if None in projects:
+            keyed[run_id] = projects[None]
+    return keyed
+
+
+def _resolve(info: RunInfo, keys: set[str]) -> RunInfo:
+    """Breadcrumbs and forks name a parent by id; where the id is in several projects, the
+    parent is the one in the run's own project."""
+    def key(parent: str | None) -> str | None:
+        own = f"{info.project}/{parent}"
+        return own if parent is not None and parent not in keys and own in keys else parent
+    crumbs, fork = info.breadcrumbs, info.fork
+    if crumbs is not None and key(crumbs.parent_run) != crumbs.parent_run:
+        crumbs = dataclasses.replace(crumbs, parent_run=key(crumbs.parent_run))
+    if fork is not None:
+        fork = (key(fork[0]), fork[1])
+    return dataclasses.replace(info, breadcrumbs=crumbs, fork=fork)
+
+
+def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Source:
     """Every run under ``root`` as a ``Source``; histories are read when a chain asks.
 
+    Runs are keyed by id, or by ``project/id`` where one id is in several projects.
+
+    Args:
+        root: a ``wandb/`` folder.
+        only_project: keep only the runs of this W&B project.
+
     Raises:
-        RunNotFoundError: ``root`` holds no runs; the message says where it looked.
+        RunNotFoundError: ``root`` holds no runs (of ``only_project``); the message says
+            where it looked.
     """
-    folders = run_folders(root)
-    if not folders:
+    found = run_folders(root)
+    if not found:
         raise RunNotFoundError(
             f"no runs under {Path(root).resolve()} (looked for run-*/ and offline-run-*/ folders "
             f"holding run-<id>.wandb); pass --dir pointing at a wandb/ folder, or set WANDB_DIR")
-    files = RunFiles([p for paths in folders.values() for p in paths])
-    merged = {run_id: merge_segments(run_id, paths, [files.runs[p] for p in paths])
-              for run_id, paths in folders.items()}
-    for run_id in [r for r, local in merged.items() if is_chain_view(local.config)]:
-        del merged[run_id], folders[run_id]
-    axes = {run_id: file_axes(run_id, [files.runs[p] for p in paths])
-            for run_id, paths in folders.items()}
+    files = RunFiles([p for paths in found.values() for p in paths])
+    folders = _keyed(found, files.runs)
+    if only_project is not None:
+        projects = sorted({str(files.runs[ps[0]].project) for ps in folders.values()})
+        folders = {k: ps for k, ps in folders.items() if files.runs[ps[0]].project == only_project}
+        if not folders:
+            raise RunNotFoundError(f"no runs of project {only_project!r} under "
+                                   f"{Path(root).resolve()}; it holds {', '.join(projects)}")
+    ids = {key: files.runs[paths[0]].run_id or key.rpartition("/")[2]
+           for key, paths in folders.items()}
+    merged = {key: merge_segments(ids[key], paths, [files.runs[p] for p in paths])
+              for key, paths in folders.items()}
+    for key in [k for k, local in merged.items() if is_chain_view(local.config)]:
+        del merged[key], folders[key]
+    axes = {key: file_axes(ids[key], [files.runs[p] for p in paths])
+            for key, paths in folders.items()}
     # A used checkpoint is named "<name>:v<N>" or "<name>:<alias>", as the code using it
-    # wrote it: find its producer and step (an alias names the newest version carrying it).
-    producers = {}
-    for run_id, local in merged.items():
+    # wrote it: find its producer and step (an alias names the newest version carrying it),
+    # in the user's own project first.
+    producers: dict[tuple[str | None, str], tuple[str, int]] = {}
+    for key, local in merged.items():
         for c in local.valid_checkpoints:
             for label in (c.version, *c.aliases):
-                producers[f"{c.name}:{label}"] = (run_id, c.step + axes[run_id][0][c.segment].shift)
-    infos = [_run_info(run_id, merged[run_id], [files.runs[p] for p in folders[run_id]],
-                       *axes[run_id], producers) for run_id in sorted(folders)]
+                step = c.step + axes[key][0][c.segment].shift
+                producers[local.project, f"{c.name}:{label}"] = (key, step)
+                producers.setdefault((None, f"{c.name}:{label}"), (key, step))
+    infos = [_resolve(_run_info(key, ids[key], merged[key], [files.runs[p] for p in folders[key]],
+                                *axes[key], producers), set(folders))
+             for key in sorted(folders)]
 
     def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> Mapping[str, RunHistory]:
         parts = {}
@@ -212,4 +268,4 @@ def open_folder(root: str | os.PathLike) -> Source:
         files.decode(paths)  # all at once: in a pool when there is much to decode
         return metric_keys(files.columns(p) for p in paths)
 
-    return Source(str(root), infos, fetch, metric_names)
+    return Source(str(root), infos, fetch, metric_names, files=folders)
