@@ -359,3 +359,23 @@ def test_only_project_limits_a_folder_to_one_project(twins):
     assert proc.returncode == 1 and "holds projA, projB" in proc.stderr
     plan = cli("sync", "--dir", twins["dir"], "--dry-run", "--only-project", "projB").stdout
     assert "upload projB/twinid01" in plan and "projA" not in plan
+
+
+def test_the_w_and_b_reader_reads_the_original_examples_runs_alike(original):
+    """On W&B the step comes from downloading checkpoint.json (once per artifact), and the
+    child's use_artifact record is the edge; both readers give the same tree and chains."""
+    from runchain.readers.project import open_project
+    from wandb_standin import StandinApi, project_from_dir
+    runs = [d for d in project_from_dir(original["dir"]) if d.project == "orig"]
+    api = StandinApi(runs)
+    remote = open_project("ent/orig", api=api)
+    local = runchain.open_source(original["dir"])
+    def facts(source):
+        return {k: (n.parent_run, n.parent_step, n.global_offset,
+                    [(c.step, c.alias) for c in n.info.checkpoints])
+                for k, n in source.tree.nodes.items()}
+    assert facts(remote) == facts(local)
+    assert api.requests["file download"] == sum(
+        1 for d in runs for a in d.logged if "step" not in a.metadata)
+    for key, column in remote.history(original["child"]).items():
+        assert column.tolist() == local.history(original["child"])[key].tolist(), key

@@ -116,6 +116,7 @@ class RunData:
     logged: list[StandinArtifact] = dataclasses.field(default_factory=list)
     used: list[StandinArtifact] = dataclasses.field(default_factory=list)
     rows: list[dict[str, Any]] | None = None  # the rows as logged (strings too); else ``history``
+    use_records: list[str] = dataclasses.field(default_factory=list)  # "name:label" it used
 
 
 class StandinRun:
@@ -342,14 +343,22 @@ def _state(exit_code: int | None, torn: str | None) -> str:
 
 
 def _link_used(runs: list[RunData]) -> None:
-    """Each run uses the checkpoint its breadcrumbs name, as ``runchain.start`` does online."""
+    """Each run uses the checkpoint its breadcrumbs name, as ``runchain.start`` does online,
+    and the ones its run file's use_artifact records name (as plain wandb code does)."""
     by_id = {d.id: d for d in runs}
+    logged = {}  # "name:version" and "name:alias" (the newest carrying it) -> artifact
+    for d in runs:
+        for a in d.logged:
+            collection = a.name.split(":")[0]
+            for label in (a.version, *a.aliases):
+                logged[f"{collection}:{label}"] = a
     for d in runs:
         crumbs = d.config.get("runchain") or {}
         parent = by_id.get(crumbs.get("parent_run"))
-        if parent is not None and parent is not d:
-            alias = step_alias(crumbs["parent_step"])
-            d.used = [next(a for a in reversed(parent.logged) if alias in a.aliases)]
+        if parent is not None and parent is not d:  # the reference its breadcrumbs recorded
+            d.used = [logged[crumbs["parent_checkpoint"].split("/")[-1]]]
+        elif d.use_records:
+            d.used = [logged[name] for name in d.use_records if name in logged]
 
 
 def project_from_dir(wandb_dir: Path, entity: str = "ent") -> list[RunData]:
@@ -393,7 +402,9 @@ def runs_from_files(paths: list[Path], entity: str, project: str | None = None) 
             summary.setdefault(STEP, int(history[STEP].max()))  # W&B's summary always has it
         last = files[-1]
         runs.append(RunData(run_id, project or files[0].project, entity, last.name,
-                            _state(last.exit_code, last.torn), config, summary, history, logged))
+                            _state(last.exit_code, last.torn), config, summary, history, logged,
+                            use_records=[name for f in files for kind, name in f.used
+                                         if kind == "checkpoint"]))
     return runs
 
 
