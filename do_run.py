@@ -47,7 +47,7 @@ defaults = {"n_metrics": 20, "lr": 0.01, "seed": 0}
 try:
     mode = runchain.resolve_mode(args.mode)
     checkpoint = None
-    if args.checkpoint_artifact:
+    if args.checkpoint_artifact is not None:  # "" too (an unset $CKPT): an error, not a new root
         # input edge, part 1: resolve the checkpoint before wandb.init, so a bad reference fails before any run exists
         checkpoint = runchain.load_checkpoint(args.checkpoint_artifact, mode=mode, project=args.project)
 except runchain.RunchainError as e:

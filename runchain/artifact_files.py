@@ -15,6 +15,8 @@ from urllib.parse import unquote, urlsplit
 from .contract import CHECKPOINT_FILE, checkpoint_step
 from .errors import CheckpointError
 
+MAX_BYTES = 16 << 20  # a checkpoint.json is loop state, not weights: those go in files=
+
 
 def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:
     """The validated ``checkpoint.json`` at a local path or ``file://`` URI; ``where`` names
@@ -30,15 +32,30 @@ def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:
             f"cannot read offline; add checkpoint.json as a real file and keep only the large "
             f"files as references")
     path = unquote(urlsplit(location).path) if scheme == "file" else location
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise CheckpointError(f"{CHECKPOINT_FILE} of {where} at {path} is not a file; the "
+                              f"contract needs a JSON file there")
     try:
+        size = os.path.getsize(path)
+        if size > MAX_BYTES:
+            raise CheckpointError(
+                f"{CHECKPOINT_FILE} of {where} at {path} is {size:,} bytes, over runchain's cap "
+                f"of {MAX_BYTES:,}; keep it to loop state and save weights as files=")
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
     except FileNotFoundError:
         raise CheckpointError(
             f"{CHECKPOINT_FILE} of {where} should be at {path}, which no longer exists; wandb "
-            f"keeps offline artifact files in WANDB_DATA_DIR until `wandb sync` uploads them, "
-            f"so point WANDB_DATA_DIR at the same folder the parent used") from None
+            f"keeps offline artifact files in WANDB_DATA_DIR until `wandb sync` uploads them "
+            f"(the run file records the absolute path it staged them at), so run where that "
+            f"path exists, or keep weights out of staging with references=") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{CHECKPOINT_FILE} of {where} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{CHECKPOINT_FILE} of {where} nests too deeply to read; keep it "
+                              f"to a few levels of loop state") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {CHECKPOINT_FILE} of {where} at {path}: "
+                              f"{e.strerror}") from None
     checkpoint_step(obj, where)
     return obj

@@ -24,10 +24,14 @@ Columns = Mapping[str, np.ndarray]  # "_step" (int) plus one float array per met
 STITCHED = (STEP_METRIC, "run_id", "step")  # the columns stitch adds; no metric may take them
 
 
+INTERNAL = (LOCAL_STEP, "_runtime", "_timestamp")  # the history keys wandb adds to every row
+
+
 def is_metric(key: str) -> bool:
-    """Whether a history key is a metric: not wandb's own ``_*`` keys, and not a name
-    ``stitch`` gives its own columns (a metric logged as ``step`` or ``run_id`` is left out)."""
-    return not key.startswith("_") and key not in STITCHED
+    """Whether a history key is a metric: not one wandb adds itself (``_step``, ``_runtime``,
+    ``_timestamp``; a user's ``_x`` is a metric), and not a name ``stitch`` gives its own
+    columns (a metric logged as ``step`` or ``run_id`` is left out)."""
+    return key not in INTERNAL and key not in STITCHED
 
 
 def as_number(value: Any) -> float:

@@ -26,7 +26,8 @@ def test_reference_prints_back_in_full_form():
 
 @pytest.mark.parametrize("text", ["", "abc@", "abc@-1", "abc@1.5", "@3", "a/b/c/run-x-checkpoint:v0",
                                   "me/proj/model:v0", "run-abc-checkpoint:", "abc:latest",
-                                  "me//run-abc-checkpoint:v0"])
+                                  "me//run-abc-checkpoint:v0", "abc@\u00b2", "abc@\u0663",
+                                  "abc@" + "9" * 5000, f"abc@{2**63}"])
 def test_malformed_reference_names_itself_and_the_accepted_forms(text):
     with pytest.raises(ReferenceSyntaxError) as err:
         parse_ref(text)

@@ -162,3 +162,22 @@ def test_checkpoint_by_reference_is_read_from_its_file_uri(wandb_dir, tmp_path):
     assert ckpt.state == {"note": "ref", "step": 0}
     assert ckpt.files["weights.bin"] == f"file://{big}"
     assert "ref_run.py" in ckpt.files
+
+
+def test_an_empty_reference_is_an_error_not_a_new_root(tree):
+    """An unset $CKPT passes ""; training a new root run instead would be a silent wrong tree."""
+    _fails_cleanly(tree["dir"], "", "empty checkpoint reference")
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda path: path.mkdir(), "is not a file"),
+    (lambda path: path.write_text("[" * 100_000 + "]" * 100_000), "nests too deeply"),
+    (lambda path: path.write_bytes(b'{"step": 1, "pad": "' + b"x" * (17 << 20) + b'"}'), "over runchain's cap"),
+    (lambda path: path.write_text("{not json"), "not valid JSON"),
+])
+def test_a_checkpoint_json_that_cannot_be_read_is_one_clear_error(tmp_path, make, needle):
+    from runchain.artifact_files import read_checkpoint_json
+    path = tmp_path / "checkpoint.json"
+    make(path)
+    with pytest.raises(runchain.CheckpointError, match=needle):
+        read_checkpoint_json(str(path), "run-x-checkpoint:v0")

@@ -314,3 +314,17 @@ def test_metric_names_come_without_reading_a_history_on_w_and_b(real):
                                                                    "oscillation/02"]
     assert remote.metrics() == real["local"].metrics()
     assert dict(api.requests) == before  # not one request: the listing had the names
+
+
+def test_a_metric_of_ones_own_named_with_an_underscore_is_a_metric(wandb_dir):
+    """Only the keys wandb adds to every row (_step, _runtime, _timestamp) are internal."""
+    plain_run(wandb_dir, [{"_x": float(i), "loss": 1.0} for i in range(4)])
+    local = runchain.open_source(wandb_dir)
+    remote = open_project("ent/p", api=StandinApi(with_logged_rows(project_from_dir(wandb_dir),
+                                                                  wandb_dir)))
+    (leaf,) = local.tree.nodes
+    for source in (local, remote):
+        cols = source.history(leaf)
+        assert set(cols) == {"global_step", "run_id", "step", "_x", "loss"}
+        assert cols["_x"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert local.metrics() == remote.metrics() == ["_x", "loss"]
