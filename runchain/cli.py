@@ -239,6 +239,8 @@ def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
 
 def _sync_line(item) -> str:
     """One run of the sync plan: what happens to it, where it goes, and its input edge."""
+    if item.problem:
+        return f"skip {item.run_id} (left alone: {item.problem})"
     if item.pending:
         action = f"upload {item.run_id}" + (f" ({len(item.pending)} folders)"
                                             if len(item.pending) > 1 else "")
@@ -269,8 +271,11 @@ def _sync_line(item) -> str:
               help="uploads at once; a child always waits for its parent's upload")
 @click.option("--only-project", default=None, metavar="PROJECT",
               help="of a folder holding several W&B projects, only this one's runs")
+@click.option("--timeout", type=click.FloatRange(min=1), default=3600, show_default=True,
+              help="seconds one `wandb sync` may take before it is stopped (it retries an "
+                   "unreachable server for a long time)")
 def sync_command(dir: str | None, entity: str | None, project: str | None, dry_run: bool,
-                 jobs: int, only_project: str | None) -> None:
+                 jobs: int, only_project: str | None, timeout: float) -> None:
     """Upload offline runs with `wandb sync`, parents first, then attach their input edges.
 
     Runs that wandb marked synced, or that were logged online, are not uploaded again, but
@@ -291,15 +296,18 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
             edges = sum(item.edge is not None for item in runs)
             click.echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
                        f"to upload, {edges} edges to check; nothing was changed", err=True)
+            _left_alone([item for item in runs if item.problem])
             return
         result = syncing.sync(dir, entity=entity, project=project, jobs=jobs,
-                              only_project=only_project)
+                              only_project=only_project, timeout=timeout)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
     uploaded = set(result.uploaded)
     for item in result.runs:
         if item.run_id in uploaded:
             click.echo(f"uploaded {item.run_id}  to {item.entity}/{item.project}")
+        elif item.problem:
+            click.echo(_sync_line(item))
     for link in result.links:
         line = f"{link.status} {link.run_id} <- {link.ref}"
         click.echo(line + (f": {link.reason}" if link.reason else ""))
@@ -309,3 +317,12 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
         raise click.ClickException(
             f"{len(result.unlinkable)} edge(s) could not be linked (listed above); the runs "
             f"themselves were uploaded. Fix the cause and run `runchain sync` again")
+    _left_alone(result.problems)
+
+
+def _left_alone(runs) -> None:
+    """Exit 1 after the rest was done, when some runs had to be left alone."""
+    if runs:
+        raise click.ClickException(
+            f"{len(runs)} run(s) left alone (listed above with why); the others went on. Fix "
+            f"the cause and run `runchain sync` again")

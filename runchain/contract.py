@@ -232,6 +232,7 @@ class Breadcrumbs:
         return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
 
 
+BREADCRUMBS = f"breadcrumbs (config[{CONFIG_KEY!r}])"  # how problems with them begin
 _BREADCRUMB_TYPES = {  # field -> (accepts the value, what it should be)
     "parent_run": (lambda v: v is None or (isinstance(v, str) and v != ""), "a run id or null"),
     "parent_checkpoint": (lambda v: v is None or isinstance(v, str), "a reference or null"),
@@ -252,7 +253,7 @@ def breadcrumbs_problem(value: Any) -> str | None:
     """
     if value is None:
         return None
-    where = f"breadcrumbs (config[{CONFIG_KEY!r}])"
+    where = BREADCRUMBS
     if not isinstance(value, dict):
         return f"{where} are a JSON {type(value).__name__}, not an object"
     missing = [name for name in _BREADCRUMB_TYPES if name not in value]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .atomic import atomic_write
-from .contract import CHECKPOINT_TYPE, CheckpointRef, artifact_name, parse_ref, step_alias
+from .contract import BREADCRUMBS, CHECKPOINT_TYPE, CheckpointRef, artifact_name, parse_ref, step_alias
 from .errors import ReferenceSyntaxError, SyncError
 from .lineage import RunInfo
 from .parallel import ParentFirstError, parent_first, threads
@@ -61,6 +61,7 @@ class PlannedRun:
     skipped: tuple[str, ...]  # why other folders are not: "synced", "online", "uploaded"
     parent: str | None  # the local parent, whose upload must finish first
     edge: Edge | None  # None: a root, or a run without breadcrumbs
+    problem: str | None = None  # why this run is left alone (nothing uploaded, no edge linked)
 
     @property
     def path(self) -> str:
@@ -86,6 +87,11 @@ class SyncResult:
     links: list[Link]  # one per edge, in plan order
 
     @property
+    def problems(self) -> list[PlannedRun]:
+        """The runs left alone, each with its ``problem``."""
+        return [item for item in self.runs if item.problem]
+
+    @property
     def unlinkable(self) -> list[Link]:
         return [link for link in self.links if link.status == "unlinkable"]
 
@@ -97,15 +103,26 @@ def wandb_sync_args(folders: Sequence[Path], entity: str, project: str) -> list[
     return ["--entity", entity, "--project", project, *map(str, folders)]
 
 
-def upload_run(folders: Sequence[Path], entity: str, project: str) -> None:
+TIMEOUT = 3600.0  # seconds one `wandb sync` may take; it retries an unreachable server long
+
+
+def upload_run(folders: Sequence[Path], entity: str, project: str,
+               timeout: float = TIMEOUT) -> None:
     """Upload one run's folders (several when resumed in place, oldest first) with
     ``python -m wandb sync``. wandb syncs the files of one run in order of start time.
 
     Raises:
-        SyncError: ``wandb sync`` exited non-zero; the message ends with its last lines.
+        SyncError: ``wandb sync`` exited non-zero, or took longer than ``timeout`` seconds
+            (it is stopped); the message ends with its last lines.
     """
     cmd = [sys.executable, "-m", "wandb", "sync", *wandb_sync_args(folders, entity, project)]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SyncError(f"`wandb sync` took more than {timeout:g} s for "
+                        f"{', '.join(f.name for f in folders)} and was stopped; check that W&B "
+                        f"is reachable (WANDB_BASE_URL), or pass a longer --timeout") from None
     if proc.returncode != 0:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise SyncError(f"`wandb sync` exited {proc.returncode} for "
@@ -120,23 +137,42 @@ def is_synced(run_file: Path) -> bool:
 
 
 def load_state(root: Path) -> dict[str, Any]:
-    """``{"uploaded": {folder name: "entity/project/run_id"}, "linked": {edge keys}}``; an
-    edge key is ``"<run path> <- <checkpoint path>"``."""
+    """``{"uploaded": {folder name: "entity/project/run_id"}, "linked": {edge keys},
+    "damaged": {folder name: what is wrong}}``; an edge key is ``"<run path> <- <checkpoint
+    path>"``. An entry of the wrong shape is left out and listed under ``damaged``.
+
+    Raises:
+        SyncError: the file is not a JSON object at all; the message says to delete it.
+    """
+    path = root / STATE_FILE
     try:
-        state = json.loads((root / STATE_FILE).read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(state, dict):
             raise ValueError(f"a JSON {type(state).__name__}, not an object")
-        return {"uploaded": dict(state.get("uploaded", {})),
-                "linked": set(state.get("linked", []))}
     except FileNotFoundError:
-        return {"uploaded": {}, "linked": set()}
-    except (OSError, ValueError, TypeError) as e:
-        raise SyncError(f"cannot read the sync state {root / STATE_FILE} ({e}); delete it to "
-                        f"start over (folders wandb marked synced are still skipped)") from None
+        return {"uploaded": {}, "linked": set(), "damaged": {}}
+    except (OSError, ValueError) as e:
+        raise SyncError(f"cannot read the sync state {path} ({e}); delete it to start over "
+                        f"(folders wandb marked synced are still skipped)") from None
+    uploaded = state.get("uploaded", {})
+    linked = state.get("linked", [])
+    good, damaged, kept = {}, {}, {}
+    for folder, where in (uploaded.items() if isinstance(uploaded, dict) else ()):
+        parts = where.split("/") if isinstance(where, str) else []
+        if len(parts) == 3 and all(parts):
+            good[folder] = where
+        else:  # kept as it is, and its run left alone, until someone looks
+            damaged[folder], kept[folder] = (f"{path} records it uploaded to {where!r}, not "
+                                             f"entity/project/run"), where
+    if not isinstance(uploaded, dict):
+        damaged["*"] = f"{path}: 'uploaded' is a JSON {type(uploaded).__name__}, not an object"
+    return {"uploaded": good, "damaged": damaged, "kept": kept,
+            "linked": {e for e in linked if isinstance(e, str)} if isinstance(linked, list) else set()}
 
 
 def _save_state(root: Path, state: dict[str, Any]) -> None:
-    text = json.dumps({"uploaded": state["uploaded"], "linked": sorted(state["linked"])},
+    uploaded = {**state.get("kept", {}), **state["uploaded"]}  # damaged entries stay as found
+    text = json.dumps({"uploaded": uploaded, "linked": sorted(state["linked"])},
                       indent=1, sort_keys=True).encode()
     atomic_write(root / STATE_FILE, lambda f: f.write(text))
 
@@ -207,17 +243,36 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
             where = recorded
         else:  # --entity/--project say where uploads go
             where = (entity or recorded[0], project or recorded[1])
+        problem = _problem(node.info, folders, state["damaged"])
         planned.append(PlannedRun(run_id, *where, folders=folders,
-                               pending=tuple(f for f in folders if f not in why),
-                               skipped=tuple(dict.fromkeys(why.values())),
-                               parent=node.parent_run,
-                               edge=_edge(node.info, local)))
+                                  pending=() if problem else tuple(f for f in folders if f not in why),
+                                  skipped=tuple(dict.fromkeys(why.values())),
+                                  parent=node.parent_run,
+                                  edge=None if problem else _edge(node.info, local),
+                                  problem=problem))
     return planned
+
+
+def _problem(info: RunInfo, folders: Sequence[Path], damaged: dict[str, str]) -> str | None:
+    """Why a run must be left alone: nothing to upload it as, bad breadcrumbs, or a damaged
+    record of it in the state file. The other runs go on."""
+    if info.project is None:
+        return ("its run file holds no run record: empty, not a W&B run file, or a run in its "
+                "first seconds")
+    bad = [p for p in info.problems if p.startswith(BREADCRUMBS)]
+    if bad:
+        return bad[0]
+    wrong = [damaged[f.name] for f in folders if f.name in damaged] or (
+        [damaged["*"]] if "*" in damaged else [])
+    if wrong:
+        return f"{wrong[0]}; fix or delete that entry, then run `runchain sync` again"
+    return None
 
 
 # -- upload, link, sync ----------------------------------------------------------------------
 
-def _upload(root: Path, runs: list[PlannedRun], state: dict[str, Any], jobs: int) -> list[str]:
+def _upload(root: Path, runs: list[PlannedRun], state: dict[str, Any], jobs: int,
+            timeout: float) -> list[str]:
     """Upload every run with pending folders, ``jobs`` at once, each after its parent.
 
     Raises:
@@ -226,7 +281,8 @@ def _upload(root: Path, runs: list[PlannedRun], state: dict[str, Any], jobs: int
     todo = {item.run_id: item for item in runs if item.pending}
 
     def upload(run_id: str) -> None:
-        upload_run(todo[run_id].pending, todo[run_id].entity, todo[run_id].project)
+        upload_run(todo[run_id].pending, todo[run_id].entity, todo[run_id].project,
+                   timeout=timeout)
 
     def record(run_id: str) -> None:
         for folder in todo[run_id].pending:
@@ -284,7 +340,7 @@ def _link(api: Any, item: PlannedRun, ref: str) -> Link:
 
 
 def sync(dir: str | Path | None = None, *, entity: str | None = None,
-         project: str | None = None, jobs: int = 4, api: Any = None,
+         project: str | None = None, jobs: int = 4, api: Any = None, timeout: float = TIMEOUT,
          only_project: str | None = None) -> SyncResult:
     """Upload the offline runs under ``dir`` with ``wandb sync`` and link their edges.
 
@@ -294,6 +350,7 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
         project: the W&B project to upload to; default each run's own.
         jobs: uploads (and link requests) at once; a child waits for its parent's upload.
         api: a ``wandb.Api`` to link with; default a new one.
+        timeout: seconds one ``wandb sync`` may take before it is stopped.
         only_project: sync only the runs of this W&B project.
 
     Returns:
@@ -319,12 +376,12 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
         default = entity_of(api, None, "the runs that record none")
         runs = [item if item.entity else dataclasses.replace(item, entity=default)
                 for item in runs]
-    missing = [item.run_id for item in runs if item.pending and not item.project]
+    missing = [item.run_id for item in runs if item.pending and not item.project]  # --project
     if missing:
         raise SyncError(f"run(s) {', '.join(missing)} record no W&B project; pass --project")
 
     state = load_state(root)
-    uploaded = _upload(root, runs, state, max(1, jobs))
+    uploaded = _upload(root, runs, state, max(1, jobs), timeout)
 
     by_id = {item.run_id: item for item in runs}
     links: dict[str, Link] = {}

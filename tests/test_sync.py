@@ -32,7 +32,7 @@ from runchain import sync as syncing
 from runchain.errors import CredentialsError, SourceError, SyncError
 from runchain.readers.run_folders import run_folders
 
-from conftest import do_run, isolate, script
+from conftest import do_run, isolate, plain_run, script
 from wandb_standin import RunData, StandinApi, StandinArtifact, uploaded_runs
 
 FAKE_KEY = "x" * 40  # credentials are only checked for presence; the stand-in takes no key
@@ -125,7 +125,7 @@ class FakeWandbSync:
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
 
-    def __call__(self, folders, entity: str, project: str) -> None:
+    def __call__(self, folders, entity: str, project: str, timeout: float) -> None:
         (run,) = uploaded_runs(list(folders), entity, project)
         with self.lock:
             self.calls.append((run.id, [f.name for f in folders], entity, project))
@@ -470,3 +470,71 @@ def test_the_real_boundary_raises_sync_error_with_wandb_syncs_own_words(tmp_path
         syncing.upload_run([tmp_path / "offline-run-20260101_000000-gone0001"], "ent", "proj")
 
     assert "`wandb sync` exited 2" in str(info.value) and "does not exist" in str(info.value)
+
+
+# -- one bad run is that run's problem ---------------------------------------------------------
+
+def _garbage(copy: Path) -> dict[str, Path]:
+    """Add an empty run file and one that is not a run file at all."""
+    made = {}
+    for run_id, data in (("empty001", b""), ("garbage1", b"not a W&B run file")):
+        folder = copy / f"offline-run-20260101_000000-{run_id}"
+        folder.mkdir()
+        (folder / f"run-{run_id}.wandb").write_bytes(data)
+        made[run_id] = folder
+    return made
+
+
+def test_unreadable_run_files_are_left_alone_and_the_rest_is_synced(copy, grown, fake):
+    bad = _garbage(copy)
+    before = digest(copy)
+    proc = subprocess.run([sys.executable, "-m", "runchain", "sync", "--dry-run", "--dir",
+                           str(copy)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    for run_id in bad:
+        assert f"skip {run_id} (left alone: its run file holds no run record" in proc.stdout
+    assert sum(line.startswith("upload ") for line in proc.stdout.splitlines()) == len(grown["crumbs"])
+    assert "project None" not in proc.stdout and "2 run(s) left alone" in proc.stderr
+
+    api = StandinApi([], default_entity="ent")
+    boundary = fake(api)
+    result = syncing.sync(copy, api=api)
+    assert sorted(boundary.uploaded) == sorted(grown["crumbs"])
+    assert sorted(item.run_id for item in result.problems) == sorted(bad)
+    assert not result.unlinkable
+    after = digest(copy)
+    assert {k: v for k, v in after.items() if k in before} == before  # only state was added
+
+
+@pytest.mark.parametrize("value", [5, "ent", "ent/proj", None])
+def test_a_damaged_state_entry_leaves_its_run_alone_and_is_kept(copy, grown, fake, value):
+    root_folder = next(copy.glob(f"offline-run-*-{grown['root']}"))
+    state = {"uploaded": {root_folder.name: value}, "linked": []}
+    (copy / syncing.STATE_FILE).write_text(json.dumps(state))
+    api = StandinApi([], default_entity="ent")
+    boundary = fake(api)
+
+    result = syncing.sync(copy, api=api)
+
+    (left,) = result.problems
+    assert left.run_id == grown["root"] and "not entity/project/run" in left.problem
+    assert grown["root"] not in boundary.uploaded
+    assert len(boundary.uploaded) == len(grown["crumbs"]) - 1
+    saved = json.loads((copy / syncing.STATE_FILE).read_text())
+    assert saved["uploaded"][root_folder.name] == value  # kept as found, for a person to look
+
+
+def test_wandb_sync_that_hangs_is_stopped_at_the_timeout(tmp_path, monkeypatch):
+    """An unreachable server makes `wandb sync` retry for minutes; the timeout stops it."""
+    wdir = isolate(monkeypatch, tmp_path)
+    run_file = plain_run(wdir, [{"loss": 1.0}])
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing there
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with pytest.raises(SyncError, match=r"took more than 3 s .* and was stopped"):
+        syncing.upload_run([run_file.parent], "ent", "proj", timeout=3)
+    assert not is_synced_marker(run_file)
+
+
+def is_synced_marker(run_file: Path) -> bool:
+    return run_file.with_name(run_file.name + ".synced").exists()
