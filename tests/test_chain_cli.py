@@ -1,6 +1,8 @@
 """runchain tree / runchain chain on real offline trees, through real subprocesses."""
 
 import csv
+import subprocess
+import sys
 import json
 import shutil
 
@@ -112,3 +114,48 @@ def test_missing_parent_starts_the_chain_at_the_earliest_known_run(chained, tmp_
             f"its chain starts at {chained['rest']}") in proc.stderr
     assert proc.stdout.splitlines()[1].split()[0] == chained["rest"]
     assert len(runchain.open_source(copy).runs) == 3
+
+
+FULL_DISK = r'''
+import builtins, errno, sys
+import runchain.atomic
+
+class Full:
+    """A file on a disk that fills up after 4 KiB: the write raises ENOSPC."""
+    def __init__(self, f):
+        self.f, self.n = f, 0
+    def write(self, text):
+        self.n += len(text)
+        if self.n > 4096:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.f.write(text)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        self.f.close()
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+runchain.atomic.open = lambda *args, **kwargs: Full(builtins.open(*args, **kwargs))
+from runchain.cli import main
+sys.argv[0] = "runchain"
+main()
+'''
+
+
+def test_a_full_disk_leaves_the_csv_as_it_was(chained, tmp_path):
+    out = tmp_path / "chain.csv"
+    out.write_text("an older file\n")
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "chain", chained["fork"], "--dir",
+                           str(chained["dir"]), "--csv", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"cannot write the CSV to {out}: No space left on device" in proc.stderr
+    assert out.read_text() == "an older file\n"  # whole or absent: the old one, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.csv"]  # no temporary left
+
+
+def test_a_csv_into_a_missing_folder_is_one_line(chained, tmp_path):
+    proc = cli("chain", chained["fork"], "--dir", chained["dir"], "--csv",
+               tmp_path / "nosuch" / "chain.csv", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: cannot write the CSV to ")
