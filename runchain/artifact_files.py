@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +19,24 @@ from .errors import CheckpointError
 MAX_BYTES = 16 << 20  # a checkpoint.json is loop state, not weights: those go in files=
 
 
+def local_path(location: str, what: str) -> Path:
+    """Where a file of an artifact is on this machine: a staged path, or a ``file://``
+    reference's path (``what`` names the file in errors).
+
+    Raises:
+        CheckpointError: a reference this machine cannot open (``s3://``, ``gs://``, ...).
+    """
+    parts = urlsplit(location)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme == "" or os.path.isabs(location):
+        return Path(location)
+    raise CheckpointError(
+        f"{what} is stored by reference at {location}, which runchain cannot open on this "
+        f"machine; fetch it with your {parts.scheme}:// tools, or resolve the checkpoint online "
+        f"and use checkpoint.artifact.download()")
+
+
 def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:
     """The validated ``checkpoint.json`` at a local path or ``file://`` URI; ``where`` names
     the checkpoint in errors.
@@ -25,13 +44,7 @@ def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:
     Raises:
         CheckpointError: a remote reference, a missing file, not JSON, or no valid step.
     """
-    scheme = urlsplit(location).scheme
-    if scheme not in ("", "file") and not os.path.isabs(location):
-        raise CheckpointError(
-            f"{CHECKPOINT_FILE} of {where} is stored by reference at {location}, which runchain "
-            f"cannot read offline; add checkpoint.json as a real file and keep only the large "
-            f"files as references")
-    path = unquote(urlsplit(location).path) if scheme == "file" else location
+    path = str(local_path(location, f"{CHECKPOINT_FILE} of {where}"))
     if os.path.exists(path) and not os.path.isfile(path):
         raise CheckpointError(f"{CHECKPOINT_FILE} of {where} at {path} is not a file; the "
                               f"contract needs a JSON file there")

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
+import filecmp
 import json
 import os
+import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 import wandb
 
-from .artifact_files import read_checkpoint_json
+from .artifact_files import local_path, read_checkpoint_json
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
                        Breadcrumbs, CheckpointRef, artifact_name, is_step, parse_ref, step_alias)
 from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
@@ -43,6 +46,60 @@ class Checkpoint:
     run_breadcrumbs: Breadcrumbs | None  # the parent's own breadcrumbs, None for plain wandb
     online: bool = False  # True: resolved on W&B, so start() calls run.use_artifact
     artifact: Any = None  # online: the wandb Artifact, e.g. checkpoint.artifact.download()
+
+    def path(self, name: str) -> Path:
+        """A local path to the checkpoint's file ``name`` (its path in the artifact, e.g.
+        ``"ckpt.pt"`` or ``"weights/model.safetensors"``), the same way offline and online.
+
+        Offline it is the copy wandb staged, or a ``file://`` reference's path. Online the
+        file is downloaded once into wandb's artifact folder (``$WANDB_ARTIFACT_DIR``, by
+        default ``./artifacts``); a later call finds it there.
+
+        Example:
+            >>> model.load_state_dict(torch.load(checkpoint.path("ckpt.pt")))  # doctest: +SKIP
+
+        Raises:
+            CheckpointError: no such file (the message lists those there are), or a
+                reference this machine cannot open (``s3://`` offline).
+        """
+        if name not in self.files:
+            close = difflib.get_close_matches(name, list(self.files), n=3, cutoff=0.5)
+            raise CheckpointError(
+                f"checkpoint {self.ref} has no file {name!r}"
+                + (f"; close matches: {', '.join(close)}" if close else "")
+                + f"; it holds {', '.join(sorted(self.files))} (a file is named by its path "
+                  f"in the artifact: the base name given to files=, or dir/file for a folder)")
+        if self.online:
+            with wandb_requests(f"{self.ref} {name}"):
+                return Path(self.artifact.get_entry(name).download())
+        return local_path(self.files[name], f"file {name!r} of checkpoint {self.ref}")
+
+    def download(self, root: str | os.PathLike | None = None) -> Path:
+        """Every file of the checkpoint under one local folder, keeping their paths in the
+        artifact; returns the folder. Online, wandb's own ``artifact.download``; offline,
+        copies of the staged files and ``file://`` references.
+
+        Args:
+            root: the folder; default ``$WANDB_ARTIFACT_DIR/<name>:<version>`` (as wandb).
+
+        Raises:
+            CheckpointError: a reference this machine cannot open.
+        """
+        if self.online:
+            with wandb_requests(str(self.ref)):
+                return Path(self.artifact.download(root=None if root is None else str(root)))
+        folder = Path(root) if root is not None else (
+            Path(os.environ.get("WANDB_ARTIFACT_DIR") or "artifacts")
+            / f"{self.ref.name}:{self.version}")
+        for name in self.files:
+            source, target = self.path(name), folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():  # a folder reference
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            elif not (target.exists() and target.stat().st_size == source.stat().st_size
+                      and filecmp.cmp(source, target, shallow=False)):
+                shutil.copyfile(source, target)
+        return folder
 
 
 def _check_metadata(metadata: dict[str, Any], step: int, where: str) -> None:
@@ -240,8 +297,8 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
             artifact.add_reference(uri)
         with artifact.new_file(CHECKPOINT_FILE) as f:  # last, like a completion marker
             f.write(text)
-    except ValueError as e:  # wandb's "Cannot add the same path twice", a folder reference
-        # holding checkpoint.json, ...
+    except (ValueError, wandb.errors.Error) as e:  # wandb's "Cannot add the same path
+        # twice", a folder reference holding checkpoint.json, s3:// without boto3, ...
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(f"cannot build checkpoint at step {step}: {e}") from e

@@ -45,7 +45,7 @@ class FakeEntry:
 
     def download(self, root: str | None = None) -> str:
         self.downloads.append(root)
-        target = Path(root) / self.path
+        target = Path(root or "artifacts/standin") / self.path  # wandb: ./artifacts/<name>
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(self.text, encoding="utf-8")
         return str(target)
@@ -91,6 +91,11 @@ class FakeArtifact:
 
     def logged_by(self) -> FakeProducer | None:
         return self.producer
+
+    def download(self, root: str | None = None) -> str:
+        for entry in self.manifest.entries.values():
+            entry.download(root or "artifacts/standin")
+        return str(Path(root or "artifacts/standin").resolve())
 
 
 class FakePublicRun:
@@ -551,3 +556,22 @@ def test_checkpoint_steps_offline_never_asks_api(tmp_path):
         runchain.checkpoint_steps(PARENT, mode="offline", project="proj", api=api,
                                   wandb_dir=tmp_path)
     assert api.run_calls == []
+
+
+def test_checkpoint_files_load_online_with_the_same_code_as_offline(tmp_path, monkeypatch):
+    """``checkpoint.path(name)`` downloads the one file (once: wandb skips a file already
+    there) and returns where; ``download()`` fetches them all. See test_checkpoint_files.py
+    for the same calls offline."""
+    monkeypatch.chdir(tmp_path)
+    weights = FakeEntry("weights.npy", "the weights")
+    artifact = parent_artifact(extra_entries={"weights.npy": weights})
+    api = FakeApi({f"ent/proj/run-{PARENT}-checkpoint:step-39": artifact})
+    ckpt = load(f"{PARENT}@39", api, project="proj", entity="ent")
+
+    path = ckpt.path("weights.npy")
+    assert path.read_text() == "the weights" and weights.downloads == [None]
+    with pytest.raises(runchain.CheckpointError, match="no file 'weights.pt'; close matches"):
+        ckpt.path("weights.pt")
+    folder = ckpt.download(tmp_path / "all")
+    assert (folder / "weights.npy").read_text() == "the weights"
+    assert (folder / "checkpoint.json").is_file()

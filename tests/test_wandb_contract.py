@@ -67,6 +67,8 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
     ("artifact.get_entry", Artifact, "get_entry", ("checkpoint.json",), {}),
     ("artifact.logged_by", Artifact, "logged_by", (), {}),
     ("entry.download", ArtifactManifestEntry, "download", (), {"root": "/tmp/x"}),
+    ("entry.download", ArtifactManifestEntry, "download", (), {}),  # Checkpoint.path online
+    ("artifact.download", Artifact, "download", (), {"root": None}),  # Checkpoint.download
     ("run.log", Run, "log", ({"loss": 1.0, "global_step": 3},), {"step": 3}),
     ("run.log_artifact", Run, "log_artifact", (object(),), {"aliases": ["step-3", "latest"]}),
     ("run.use_artifact", Run, "use_artifact", ("e/p/run-abc-checkpoint:v3",),
