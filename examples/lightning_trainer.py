@@ -34,6 +34,8 @@ parser.add_argument("--save_steps", type=int, default=10, help="save a checkpoin
 parser.add_argument("--log_steps", type=int, default=1, help="log a row every K steps")
 parser.add_argument("--data_seed", type=int, default=0, help="seed of the random data; another one makes a fork diverge")
 parser.add_argument("--project", default="runchain-lightning", help="W&B project")
+parser.add_argument("--run_id", default=None, help="W&B run id; an existing one resumes that run in place")
+parser.add_argument("--log_model", default=False, help='WandbLogger\'s log_model ("all": every checkpoint as model-<id>)')
 parser.add_argument("--upload", action="store_true", help="upload checkpoints instead of storing references")
 args = parser.parse_args()
 # -----------------------------------------------------------------------------
@@ -61,7 +63,7 @@ x = torch.randn(80, 8, generator=g)
 data = DataLoader(TensorDataset(x, x.sum(1, keepdim=True).sin()), batch_size=8)  # 10 batches an epoch
 
 trainer = L.Trainer(
-    max_steps=args.max_steps, logger=WandbLogger(project=args.project), log_every_n_steps=args.log_steps,
+    max_steps=args.max_steps, logger=WandbLogger(project=args.project, id=args.run_id, log_model=args.log_model), log_every_n_steps=args.log_steps,
     callbacks=[ModelCheckpoint(dirpath=args.ckpt_dir, every_n_train_steps=args.save_steps, save_top_k=-1),
                RunchainCallback(upload=args.upload)],  # the one added line
     accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
