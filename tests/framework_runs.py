@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,40 @@ def check_chain(wandb_dir: Path, parent: str, child: str, cut: int, step_metric:
     assert np.nanmax(cols[step_metric][from_parent]) == parent_last_framework_step
     assert np.nanmin(cols[step_metric][~from_parent]) > parent_last_framework_step
     return cols
+
+
+class OnlineRun:
+    """``wandb.Run`` of an online run, as the callbacks use it; records what they call."""
+
+    def __init__(self, run_id: str, project: str, entity: str = "ent"):
+        self.id, self.project, self.entity = run_id, project, entity
+        self.offline, self.step, self.dir = False, 0, f"/nowhere/wandb/run-{run_id}/files"
+        self.config = Config()
+        self.use_artifact_calls: list[tuple[str, str | None]] = []
+        self.define_metric_calls: list[tuple[str, str | None]] = []
+
+    def use_artifact(self, name: str, type: str | None = None) -> None:
+        self.use_artifact_calls.append((name, type))
+
+    def define_metric(self, name: str, step_metric: str | None = None, **kwargs) -> None:
+        self.define_metric_calls.append((name, step_metric))
+
+
+class Config(dict):
+    def update(self, values, allow_val_change: bool = False) -> None:
+        super().update(values)
+
+
+def standin_api(wandb_dir: Path):
+    """tests/wandb_standin's W&B holding the runs under ``wandb_dir`` as synced; its
+    artifacts also get the ``manifest`` that ``load_checkpoint`` reads online."""
+    from wandb_standin import StandinApi, project_from_dir
+
+    class Api(StandinApi):
+        def artifact(self, name: str, type: str | None = None):
+            found = super().artifact(name, type)
+            found.manifest = types.SimpleNamespace(
+                entries={path: types.SimpleNamespace(ref=None) for path in found.files})
+            return found
+
+    return Api(project_from_dir(wandb_dir))

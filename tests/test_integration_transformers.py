@@ -131,3 +131,18 @@ def test_processes_other_than_the_main_one_do_nothing(monkeypatch):
     assert callback.run is None and callback.state()["attributes"] == {"saving": None}
     with pytest.raises(runchain.RunchainError, match="report_to='wandb'"):
         callback.on_train_begin(None, types.SimpleNamespace(**{**vars(state), "is_world_process_zero": True}), None)
+
+
+def test_online_a_new_run_uses_the_checkpoint_the_marker_names(runs, env):
+    """The online path, against a stand-in W&B holding the real offline runs as synced."""
+    from framework_runs import OnlineRun, standin_api
+    from runchain.integrations import marker as markers
+
+    api = standin_api(runs.dir)
+    run = OnlineRun("online01", "runchain-hf")
+    markers.attach(run, runs.marker, STEP_METRIC, "checkpoint-20", api=api)
+    ((name, kind),) = run.use_artifact_calls
+    assert name.startswith(f"ent/runchain-hf/run-{runs.a}-checkpoint:v") and kind == "checkpoint"
+    assert api.artifact(name).metadata == {"step": 3}  # pinned to the version the marker names
+    assert run.config["runchain"]["parent_run"] == runs.a and run.config["runchain"]["parent_step"] == 3
+    assert run.define_metric_calls[-1] == ("*", STEP_METRIC)  # the Trainer's axis, declared last

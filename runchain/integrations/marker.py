@@ -109,15 +109,18 @@ def save(run: Any, marker: dict[str, Any], *, paths: Sequence[str | os.PathLike]
                                  references=[Path(p).resolve().as_uri() for p in paths])
 
 
-def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str) -> None:
+def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str,
+           api: Any = None) -> None:
     """Record ``run``'s place in its tree, from the marker of the checkpoint it resumed from.
 
     - No marker: a root (``runchain.start(run)``), or, when the framework did resume
       (``where`` names the checkpoint), a root with a warning.
     - The marker names this run: a resume in place, no edge; the breadcrumbs stay
-      (offline ones are restored from the marker).
+      (offline ones are restored from the marker), and so do the rows up to the checkpoint.
     - Another run: that run's checkpoint is loaded (offline, from the parent's run files)
       and ``runchain.start`` records the breadcrumbs, and online the input edge.
+
+    ``api`` is the ``wandb.Api`` an online load uses (default: a new one).
 
     Then the framework's own step metric is declared again as every key's x axis:
     ``runchain.start`` declares ``global_step``, which framework rows do not carry, so
@@ -135,19 +138,24 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
             run.config.update({CONFIG_KEY: crumbs.to_config()}, allow_val_change=True)
         else:
             runchain.start(run, None)
+        if run.step <= marker["step"]:
+            # wandb restarted the counter (offline it cannot know the run's last step). The
+            # next row goes right after the checkpoint's, so the rows up to it are kept and
+            # the readers take the rows after it as rewound; this adds no row.
+            run.log({}, step=marker["step"] + 1, commit=False)
     else:
-        runchain.start(run, load(run, marker))
+        runchain.start(run, load(run, marker, api))
     run.define_metric(step_metric)
     run.define_metric("*", step_metric=step_metric, step_sync=True)
 
 
-def load(run: Any, marker: dict[str, Any]) -> runchain.Checkpoint:
+def load(run: Any, marker: dict[str, Any], api: Any = None) -> runchain.Checkpoint:
     """The checkpoint ``marker`` names, resolved the way ``run`` logs: online on W&B, or
     offline from the parent's local run files (the marker's folder, else this run's)."""
     ref = runchain.parse_ref(marker["checkpoint"])
     if not getattr(run, "offline", False):
         return runchain.load_checkpoint(ref, mode="online", project=run.project,
-                                        entity=run.entity or None)
+                                        entity=run.entity or None, api=api)
     folders = list(dict.fromkeys(f for f in (marker.get("wandb_dir"), run_wandb_dir(run)) if f))
     for folder in folders[:-1]:
         try:
