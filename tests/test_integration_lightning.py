@@ -57,7 +57,8 @@ def test_marker_beside_the_checkpoint_names_the_run_the_step_and_the_artifact(ru
     assert m["step"] == 19  # step=20 holds the rows logged at trainer/global_step 0..19
     assert m["checkpoint"] == f"runchain-lightning/run-{runs.a}-checkpoint:step-19"
     ckpt = runchain.load_checkpoint(m["checkpoint"], mode="offline", wandb_dir=runs.dir)
-    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"]) == (runs.a, 19, 20)
+    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"], ckpt.state["metric_step"]) == (
+        runs.a, 19, 20, 19)
     path = (runs.base / A20).resolve()
     assert ckpt.files["epoch=1-step=20.ckpt"] == path.as_uri()  # by reference by default
 

@@ -53,7 +53,8 @@ def test_marker_names_the_run_the_step_and_the_checkpoint_artifact(runs, env):
     assert m["step"] == 3  # rows at global steps 5, 10, 15, 20 are _step 0..3
     assert m["checkpoint"] == f"runchain-hf/run-{runs.a}-checkpoint:step-3"
     ckpt = runchain.load_checkpoint(m["checkpoint"], mode="offline")
-    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"]) == (runs.a, 3, 20)
+    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"], ckpt.state["metric_step"]) == (
+        runs.a, 3, 20, 20)
     # stored by reference by default: file:// URIs to the Trainer's own folder, marker included
     folder = (runs.base / "out-a" / "checkpoint-20").resolve()
     assert ckpt.files["model.safetensors"] == (folder / "model.safetensors").as_uri()

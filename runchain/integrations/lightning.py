@@ -105,7 +105,8 @@ class RunchainCallback(Callback):
                           f"{global_step}; its runchain checkpoint records the step only")
         step = _marker.next_checkpoint_step(self.run, self.last_cut, STEP_METRIC, global_step)
         marker = _marker.make(self.run, framework="lightning", framework_step=global_step,
-                              step_metric=STEP_METRIC, step=step)
+                              step_metric=STEP_METRIC, step=step,
+                              metric_step=max(global_step - 1, 0))  # step=20 holds rows up to 19
         markers = [f"{f}{MARKER_SUFFIX}" for f in files]
         _marker.save(self.run, marker, paths=files + markers, marker_paths=markers,
                      upload=self.upload)

@@ -73,9 +73,11 @@ def read_marker(path: str | os.PathLike) -> dict[str, Any] | None:
     return marker
 
 
-def make(run: Any, *, framework: str, framework_step: int, step_metric: str,
-         step: int) -> dict[str, Any]:
-    """The marker of ``run``'s checkpoint at ``_step`` ``step`` (framework step ``framework_step``)."""
+def make(run: Any, *, framework: str, framework_step: int, step_metric: str, step: int,
+         metric_step: int) -> dict[str, Any]:
+    """The marker of ``run``'s checkpoint at ``_step`` ``step``: the framework saved it at
+    ``framework_step``, and ``metric_step`` is the last value of ``step_metric`` logged
+    into it (inclusive)."""
     ref = runchain.CheckpointRef(run.id, runchain.step_alias(step), run.entity or None,
                                  run.project or None)
     return {
@@ -86,6 +88,7 @@ def make(run: Any, *, framework: str, framework_step: int, step_metric: str,
         "framework": framework,
         "step_metric": step_metric,
         "framework_step": framework_step,
+        "metric_step": metric_step,  # inclusive, on step_metric
         "wandb_dir": run_wandb_dir(run),  # where an offline parent's run files are
         "breadcrumbs": dict(run.config.get(CONFIG_KEY) or {}) or None,  # for a resume in place
     }
@@ -100,7 +103,7 @@ def save(run: Any, marker: dict[str, Any], *, paths: Sequence[str | os.PathLike]
     """
     for path in marker_paths:
         write_marker(path, marker)
-    state = {key: marker[key] for key in ("framework", "step_metric", "framework_step")}
+    state = {key: marker[key] for key in ("framework", "step_metric", "framework_step", "metric_step")}
     state["checkpoint_paths"] = [str(Path(p).resolve()) for p in paths]
     if upload:
         runchain.save_checkpoint(run, state, step=marker["step"], files=list(paths))

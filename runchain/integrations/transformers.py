@@ -62,7 +62,8 @@ class RunchainCallback(TrainerCallback, ExportableState):
                                                 self.global_step)
             self.saving = _marker.make(self.run, framework="transformers",
                                        framework_step=self.global_step,
-                                       step_metric=STEP_METRIC, step=step)
+                                       step_metric=STEP_METRIC, step=step,
+                                       metric_step=self.global_step)
         return {"args": {"upload": self.upload}, "attributes": {"saving": self.saving}}
 
     def on_train_begin(self, args, state, control, **kwargs):
