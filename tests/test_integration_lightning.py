@@ -135,3 +135,25 @@ def test_processes_other_than_the_main_one_do_nothing(monkeypatch):
     assert callback.run is None and callback.pending is None
     with pytest.raises(runchain.RunchainError, match="WandbLogger"):
         callback.on_fit_start(types.SimpleNamespace(**{**vars(trainer), "is_global_zero": True}), None)
+
+
+def test_a_parent_whose_run_files_are_gone_fails_naming_the_checkpoint(runs, env, tmp_path):
+    from framework_runs import OnlineRun
+    from runchain.integrations import marker as markers
+
+    run = OnlineRun("orphan01", "runchain-lightning")
+    run.offline, run.dir = True, str(tmp_path / "wandb" / "offline-run-x-orphan01" / "files")
+    with pytest.raises(runchain.RunNotFoundError, match=r"resuming from ckpt-a/epoch=1-step=20.ckpt .*"
+                                                        rf"run-{runs.a}-checkpoint:step-19"):
+        markers.attach(run, {**runs.marker, "wandb_dir": str(tmp_path / "gone")}, STEP_METRIC, A20)
+
+
+def test_a_checkpoint_saved_without_the_callback_starts_a_new_tree_with_a_warning():
+    from framework_runs import OnlineRun
+    from runchain.integrations import marker as markers
+
+    run = OnlineRun("fresh001", "runchain-lightning")
+    with pytest.warns(UserWarning, match="old.ckpt has no runchain marker"):
+        markers.attach(run, None, STEP_METRIC, "old.ckpt")
+    assert run.config["runchain"]["parent_run"] is None and run.config["runchain"]["root_run"] == "fresh001"
+    assert run.define_metric_calls[-1] == ("*", STEP_METRIC)

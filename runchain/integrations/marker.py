@@ -147,7 +147,12 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
             # the readers take the rows after it as rewound; this adds no row.
             run.log({}, step=marker["step"] + 1, commit=False)
     else:
-        runchain.start(run, load(run, marker, api))
+        try:
+            checkpoint = load(run, marker, api)
+        except runchain.RunchainError as e:  # same type, with the checkpoint resumed from named
+            raise type(e)(f"resuming from {where or 'a checkpoint'} (its runchain marker names "
+                          f"{marker['checkpoint']}): {e}") from e
+        runchain.start(run, checkpoint)
     run.define_metric(step_metric)
     run.define_metric("*", step_metric=step_metric, step_sync=True)
 
