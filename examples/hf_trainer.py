@@ -14,8 +14,10 @@ tokens on the CPU. Without W&B credentials, set WANDB_MODE=offline.
 """
 
 import argparse
+import os
 
 import torch
+import wandb
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
 from runchain.integrations.transformers import RunchainCallback
@@ -34,7 +36,6 @@ parser.add_argument("--upload", action="store_true", help="upload checkpoints in
 args = parser.parse_args()
 # -----------------------------------------------------------------------------
 
-import os  # noqa: E402
 os.environ.setdefault("WANDB_PROJECT", args.project)  # WandbCallback reads its project here
 
 torch.manual_seed(0)  # the same initial weights in every run (a resume loads the checkpoint's)
@@ -50,6 +51,5 @@ training_args = TrainingArguments(
 trainer = Trainer(model=model, args=training_args, train_dataset=data,
                   callbacks=[RunchainCallback(upload=args.upload)])  # the one added line
 trainer.train(resume_from_checkpoint=args.resume_from)
-import wandb  # noqa: E402
 print(f"run {wandb.run.id}: trained to global step {trainer.state.global_step}")
 wandb.finish()
