@@ -9,6 +9,7 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
 3. the run side, called from training scripts: ``checkpoints``, ``tracking``
 4. renderers and tools that consume a ``Source``: ``report*``, ``publish``, ``sync``
 5. entry points: ``cli``, ``__main__`` and the package's ``__init__``
+6. add-ons built on the public API alone, as a user's script would be: ``integrations.*``
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ LAYERS = {
     "runchain.report_page": 4, "runchain.report_static": 4, "runchain.publish": 4,
     "runchain.sync": 4,
     "runchain.cli": 5, "runchain.__main__": 5, "runchain": 5,
+    "runchain.integrations": 6, "runchain.integrations.marker": 6,
+    "runchain.integrations.transformers": 6, "runchain.integrations.lightning": 6,
 }
 CORE = ("runchain.contract", "runchain.lineage", "runchain.stitch", "runchain.source")
 

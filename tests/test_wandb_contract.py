@@ -150,7 +150,17 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("wandb.proto.wandb_internal_pb2.HistoryRecord", pb, "HistoryRecord", "module"),
     # sync.py: is the checkpoint already among the run's used artifacts?
     ("artifact.id", Artifact, "id", "property"),
+    # integrations/: the framework callbacks find the run their framework's W&B logger made
+    ("wandb.run", wandb, "run", "module"),
+    ("run.dir", Run, "dir", "property"),
 ]
+# Not wandb's, but read the same way: Lightning's ModelCheckpoint keeps the path and step of
+# its newest file only in private attributes (integrations/lightning.py reads them).
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402  (the test extra has it)
+ATTRS += [("getattr(*, '_last_checkpoint_saved')", ModelCheckpoint, "_last_checkpoint_saved",
+           "instance"),
+          ("getattr(*, '_last_global_step_saved')", ModelCheckpoint, "_last_global_step_saved",
+           "instance")]
 
 # protobuf descriptors runfile.py and history_columns.py read: the record_type oneof, and
 # the field numbers of the flat history view. Each use appears bare and subscripted.

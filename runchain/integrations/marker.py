@@ -1,0 +1,173 @@
+"""What both framework callbacks share: the marker a checkpoint folder carries, the
+checkpoint artifact, and attaching a new run to the checkpoint it resumed from.
+
+The marker is a small JSON object the callback writes next to the framework's own
+checkpoint files. It names the run, the checkpoint's step and the runchain artifact, so
+a later ``resume_from_checkpoint=`` / ``ckpt_path=`` finds its parent with no flag and
+no id to copy.
+
+Steps (see ``docs/frameworks.md``): a checkpoint's ``step`` is the run's ``_step`` of the
+last row trained into it, the axis today's readers cut on. The framework's own counter
+(``train/global_step``, ``trainer/global_step``) is kept beside it as ``framework_step``,
+and stays the step metric W&B plots against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import runchain
+
+MARKER_VERSION = 1
+CONFIG_KEY = "runchain"  # run.config key of the breadcrumbs (docs/contract.md, section 5)
+
+
+def run_wandb_dir(run: Any) -> str:
+    """The ``wandb/`` folder ``run`` writes its run folder into, absolute."""
+    return str(Path(run.dir).resolve().parents[1])
+
+
+def next_checkpoint_step(run: Any, last_cut: int | None, step_metric: str, framework_step: int) -> int:
+    """The ``_step`` a checkpoint saved now is cut at: the run's last logged row.
+
+    When no row was logged since the previous checkpoint (or none at all), one row holding
+    only the framework's step is logged, so each checkpoint owns its own ``_step`` and its
+    alias ``step-<_step>`` names exactly one checkpoint.
+    """
+    last = run.step - 1  # wandb's counter is the step the next row will get
+    if last < 0 or (last_cut is not None and last <= last_cut):
+        run.log({step_metric: framework_step})
+        last = run.step - 1
+    return last
+
+
+def write_marker(path: str | os.PathLike, marker: dict[str, Any]) -> None:
+    """Write ``marker`` to ``path`` through a temporary file, so a reader never sees half of it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_marker(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The marker at ``path``; None when there is none.
+
+    Raises:
+        runchain.CheckpointError: the file exists but is not a runchain marker.
+    """
+    try:
+        marker = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise runchain.CheckpointError(f"runchain marker {path} cannot be read ({e}); delete it "
+                                       f"to resume this checkpoint as a new root") from None
+    if not isinstance(marker, dict) or not isinstance(marker.get("run"), str) \
+            or not isinstance(marker.get("step"), int):
+        raise runchain.CheckpointError(f"runchain marker {path} holds {marker!r}, expected an "
+                                       f'object with "run" and "step"; delete it to resume as a root')
+    return marker
+
+
+def make(run: Any, *, framework: str, framework_step: int, step_metric: str, step: int,
+         metric_step: int) -> dict[str, Any]:
+    """The marker of ``run``'s checkpoint at ``_step`` ``step``: the framework saved it at
+    ``framework_step``, and ``metric_step`` is the last value of ``step_metric`` logged
+    into it (inclusive)."""
+    ref = runchain.CheckpointRef(run.id, runchain.step_alias(step), run.entity or None,
+                                 run.project or None)
+    return {
+        "runchain_marker": MARKER_VERSION,
+        "run": run.id,
+        "step": step,  # the run's _step, inclusive: the axis the readers cut on
+        "checkpoint": str(ref),  # what runchain.load_checkpoint(...) resolves
+        "framework": framework,
+        "step_metric": step_metric,
+        "framework_step": framework_step,
+        "metric_step": metric_step,  # inclusive, on step_metric
+        "wandb_dir": run_wandb_dir(run),  # where an offline parent's run files are
+        "breadcrumbs": dict(run.config.get(CONFIG_KEY) or {}) or None,  # for a resume in place
+    }
+
+
+def save(run: Any, marker: dict[str, Any], *, paths: Sequence[str | os.PathLike],
+         marker_paths: Sequence[str | os.PathLike], upload: bool) -> None:
+    """Write ``marker`` to each of ``marker_paths``, then log the checkpoint artifact.
+
+    ``paths`` (the framework's checkpoint folder or files, markers included) are uploaded
+    with ``upload=True``, else stored by ``file://`` reference.
+    """
+    for path in marker_paths:
+        write_marker(path, marker)
+    state = {key: marker[key] for key in ("framework", "step_metric", "framework_step", "metric_step")}
+    state["checkpoint_paths"] = [str(Path(p).resolve()) for p in paths]
+    if upload:
+        runchain.save_checkpoint(run, state, step=marker["step"], files=list(paths))
+    else:
+        runchain.save_checkpoint(run, state, step=marker["step"],
+                                 references=[Path(p).resolve().as_uri() for p in paths])
+
+
+def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str,
+           api: Any = None) -> None:
+    """Record ``run``'s place in its tree, from the marker of the checkpoint it resumed from.
+
+    - No marker: a root (``runchain.start(run)``), or, when the framework did resume
+      (``where`` names the checkpoint), a root with a warning.
+    - The marker names this run: a resume in place, no edge; the breadcrumbs stay
+      (offline ones are restored from the marker), and so do the rows up to the checkpoint.
+    - Another run: that run's checkpoint is loaded (offline, from the parent's run files)
+      and ``runchain.start`` records the breadcrumbs, and online the input edge.
+
+    ``api`` is the ``wandb.Api`` an online load uses (default: a new one).
+
+    Then the framework's own step metric is declared again as every key's x axis:
+    ``runchain.start`` declares ``global_step``, which framework rows do not carry, so
+    wandb's step sync would put them all at ``global_step`` 0.
+    """
+    if marker is None:
+        if where:
+            warnings.warn(f"{where} has no runchain marker (it was saved without "
+                          f"RunchainCallback); run {run.id} starts a new tree", stacklevel=3)
+        runchain.start(run, None)
+    elif marker["run"] == run.id:
+        crumbs = runchain.Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) \
+            or runchain.Breadcrumbs.from_config(marker.get("breadcrumbs"))
+        if crumbs is not None:
+            run.config.update({CONFIG_KEY: crumbs.to_config()}, allow_val_change=True)
+        else:
+            runchain.start(run, None)
+        if run.step <= marker["step"]:
+            # wandb restarted the counter (offline it cannot know the run's last step). The
+            # next row goes right after the checkpoint's, so the rows up to it are kept and
+            # the readers take the rows after it as rewound; this adds no row.
+            run.log({}, step=marker["step"] + 1, commit=False)
+    else:
+        try:
+            checkpoint = load(run, marker, api)
+        except runchain.RunchainError as e:  # same type, with the checkpoint resumed from named
+            raise type(e)(f"resuming from {where or 'a checkpoint'} (its runchain marker names "
+                          f"{marker['checkpoint']}): {e}") from e
+        runchain.start(run, checkpoint)
+    run.define_metric(step_metric)
+    run.define_metric("*", step_metric=step_metric, step_sync=True)
+
+
+def load(run: Any, marker: dict[str, Any], api: Any = None) -> runchain.Checkpoint:
+    """The checkpoint ``marker`` names, resolved the way ``run`` logs: online on W&B, or
+    offline from the parent's local run files (the marker's folder, else this run's)."""
+    ref = runchain.parse_ref(marker["checkpoint"])
+    if not getattr(run, "offline", False):
+        return runchain.load_checkpoint(ref, mode="online", project=run.project,
+                                        entity=run.entity or None, api=api)
+    folders = list(dict.fromkeys(f for f in (marker.get("wandb_dir"), run_wandb_dir(run)) if f))
+    for folder in folders[:-1]:
+        try:
+            return runchain.load_checkpoint(ref, mode="offline", wandb_dir=folder)
+        except runchain.RunNotFoundError:
+            continue  # the parent's folder moved; try where this run writes
+    return runchain.load_checkpoint(ref, mode="offline", wandb_dir=folders[-1])

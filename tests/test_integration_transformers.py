@@ -1,0 +1,149 @@
+"""The HF Trainer callback: a Trainer that reports to W&B chains through its checkpoints.
+
+Real Trainer runs of a tiny GPT-2 (from a config) on random tokens, offline, through
+``examples/hf_trainer.py``: A trains 40 steps (checkpoints at 10, 20, 30, 40; a row every
+5 steps); B resumes A's checkpoint-20 in a new run; C forks it on other data, with the
+folder uploaded; then C is resumed in place from its own checkpoint-30.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+import runchain
+from conftest import isolate
+from framework_runs import artifacts, check_chain, example, marker, raw_history, tree
+from runchain.integrations.transformers import RunchainCallback
+
+LOSS, STEP_METRIC = "train/loss", "train/global_step"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        base = tmp_path_factory.mktemp("hf")
+        wdir = isolate(mp, base)
+        a = example("hf_trainer.py", "--output_dir", "out-a", env={"WANDB_LOG_MODEL": "checkpoint"})
+        b = example("hf_trainer.py", "--output_dir", "out-b", "--resume_from", "out-a/checkpoint-20")
+        c = example("hf_trainer.py", "--output_dir", "out-c", "--resume_from", "out-a/checkpoint-20",
+                    "--data_seed", 1, "--upload")
+        c_before = raw_history(wdir, c)
+        c_again = example("hf_trainer.py", "--output_dir", "out-c", "--resume_from",
+                          "out-c/checkpoint-30", "--data_seed", 1, "--upload",
+                          env={"WANDB_RUN_ID": c, "WANDB_RESUME": "allow"})
+        yield types.SimpleNamespace(dir=wdir, base=base, a=a, b=b, c=c, c_again=c_again,
+                                    c_before=c_before, env=dict(__import__("os").environ),
+                                    marker=marker(base / "out-a" / "checkpoint-20" / "runchain.json"))
+
+
+@pytest.fixture
+def env(runs, monkeypatch):
+    for k, v in runs.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(runs.base)
+
+
+def test_marker_names_the_run_the_step_and_the_checkpoint_artifact(runs, env):
+    m = runs.marker
+    assert (m["run"], m["framework"], m["step_metric"], m["framework_step"]) == (
+        runs.a, "transformers", STEP_METRIC, 20)
+    assert m["step"] == 3  # rows at global steps 5, 10, 15, 20 are _step 0..3
+    assert m["checkpoint"] == f"runchain-hf/run-{runs.a}-checkpoint:step-3"
+    ckpt = runchain.load_checkpoint(m["checkpoint"], mode="offline")
+    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"], ckpt.state["metric_step"]) == (
+        runs.a, 3, 20, 20)
+    # stored by reference by default: file:// URIs to the Trainer's own folder, marker included
+    folder = (runs.base / "out-a" / "checkpoint-20").resolve()
+    assert ckpt.files["model.safetensors"] == (folder / "model.safetensors").as_uri()
+    assert ckpt.files["runchain.json"] == (folder / "runchain.json").as_uri()
+
+
+def test_upload_puts_the_checkpoint_folder_in_the_artifact(runs, env):
+    ckpt = runchain.load_checkpoint(f"{runs.c}@1", mode="offline")
+    assert ckpt.state["framework_step"] == 30
+    staged = ckpt.files["checkpoint-30/model.safetensors"]
+    assert not staged.startswith("file://") and open(staged, "rb").read(8)  # a staged copy
+
+
+def test_tree_shows_the_resume_and_the_fork_as_children_at_the_checkpoint_step(runs, env):
+    runs_by_id = tree(runs.dir)
+    assert runs_by_id[runs.a]["parent_run"] is None
+    assert sorted(runs_by_id[runs.a]["children"]) == sorted([runs.b, runs.c])
+    for child in (runs.b, runs.c):
+        assert (runs_by_id[child]["parent_run"], runs_by_id[child]["parent_step"]) == (runs.a, 3)
+        assert runs_by_id[child]["global_offset"] == 4
+
+
+def test_chain_cuts_the_parent_at_exactly_the_checkpoint_rows(runs, env):
+    check_chain(runs.dir, runs.a, runs.b, cut=3, step_metric=STEP_METRIC,
+                parent_last_framework_step=20, loss=LOSS)
+
+
+def test_trainer_resumes_exactly_so_the_stitched_loss_equals_the_uninterrupted_run(runs, env):
+    stitched = runchain.open_source(runs.dir).history(runs.b, keys=[LOSS])
+    whole = runchain.open_source(runs.dir).history(runs.a, keys=[LOSS])
+    assert np.array_equal(stitched[LOSS], whole[LOSS], equal_nan=True)  # bit for bit
+    fork = runchain.open_source(runs.dir).history(runs.c, keys=[LOSS])
+    assert np.array_equal(fork[LOSS][:4], whole[LOSS][:4])
+    assert not np.allclose(fork[LOSS][4:8], whole[LOSS][4:8])  # other data after the cut
+
+
+def test_breadcrumbs_name_the_parent_checkpoint(runs, env):
+    crumbs = {r.id: r.breadcrumbs for r in runchain.open_source(runs.dir).runs}
+    assert crumbs[runs.b] == runchain.Breadcrumbs(runs.a, f"run-{runs.a}-checkpoint:step-3", 3,
+                                                  global_offset=4, root_run=runs.a, depth=1)
+
+
+def test_trainer_rows_stay_on_the_trainer_step_axis_not_at_global_step_zero(runs, env):
+    cols = raw_history(runs.dir, runs.b)
+    assert "global_step" not in cols  # wandb's step sync would have filled in 0 for every row
+    assert cols[STEP_METRIC][:4].tolist() == [25, 30, 35, 40]
+
+
+def test_wandb_callback_model_artifacts_are_left_as_they_are(runs, env):
+    logged = artifacts(runs.dir, runs.a)
+    model = [a for a in logged if a.type == "model"]
+    assert {a.name for a in model} == {f"model-{runs.a}"}
+    assert ["checkpoint_global_step_20" in a.aliases for a in model].count(True) == 1
+    assert [a.metadata["step"] for a in logged if a.type == "checkpoint"] == [1, 3, 5, 7]
+
+
+def test_resume_in_place_records_no_edge_and_keeps_the_rows(runs, env):
+    assert runs.c_again == runs.c
+    node = tree(runs.dir)[runs.c]
+    assert (node["parent_run"], node["parent_step"]) == (runs.a, 3)  # the fork's edge, kept
+    after = raw_history(runs.dir, runs.c)
+    assert after["_step"].tolist() == runs.c_before["_step"].tolist()
+    # exact resume: the rows after checkpoint-30 came back the same
+    assert np.array_equal(after[LOSS], runs.c_before[LOSS], equal_nan=True)
+    assert after[STEP_METRIC].tolist() == runs.c_before[STEP_METRIC].tolist()
+
+
+def test_processes_other_than_the_main_one_do_nothing(monkeypatch):
+    import wandb
+    monkeypatch.setattr(wandb, "run", None)  # rank 0 would raise: no W&B run
+    callback = RunchainCallback()
+    state = types.SimpleNamespace(is_world_process_zero=False, global_step=20, stateful_callbacks={})
+    callback.on_train_begin(None, state, None)
+    callback.on_save(types.SimpleNamespace(output_dir="nowhere"), state, None)
+    assert callback.run is None and callback.state()["attributes"] == {"saving": None}
+    with pytest.raises(runchain.RunchainError, match="report_to='wandb'"):
+        callback.on_train_begin(None, types.SimpleNamespace(**{**vars(state), "is_world_process_zero": True}), None)
+
+
+def test_online_a_new_run_uses_the_checkpoint_the_marker_names(runs, env):
+    """The online path, against a stand-in W&B holding the real offline runs as synced."""
+    from framework_runs import OnlineRun, standin_api
+    from runchain.integrations import marker as markers
+
+    api = standin_api(runs.dir)
+    run = OnlineRun("online01", "runchain-hf")
+    markers.attach(run, runs.marker, STEP_METRIC, "checkpoint-20", api=api)
+    ((name, kind),) = run.use_artifact_calls
+    assert name.startswith(f"ent/runchain-hf/run-{runs.a}-checkpoint:v") and kind == "checkpoint"
+    assert api.artifact(name).metadata == {"step": 3}  # pinned to the version the marker names
+    assert run.config["runchain"]["parent_run"] == runs.a and run.config["runchain"]["parent_step"] == 3
+    assert run.define_metric_calls[-1] == ("*", STEP_METRIC)  # the Trainer's axis, declared last
