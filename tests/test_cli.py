@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import runchain
+from conftest import cli
 
 
 def _run(*cmd):
@@ -27,3 +28,24 @@ def test_python_m_runchain_prints_help_with_an_example():
 def test_unknown_command_exits_non_zero():
     proc = _run(sys.executable, "-m", "runchain", "frobnicate")
     assert proc.returncode == 2 and "No such command" in proc.stderr
+
+
+def test_dir_pointing_at_the_folder_that_holds_wandb_reads_its_wandb_folder(tree):
+    proc = cli("tree", "--dir", tree["dir"].parent)
+    assert tree["root"] in proc.stdout
+    assert f"warning: {tree['dir'].parent} holds no runs, but its wandb/ folder does; reading" in proc.stderr
+
+
+def test_a_dir_that_does_not_exist_is_its_own_error(tmp_path):
+    proc = cli("tree", "--dir", tmp_path / "nosuch", check=False)
+    assert proc.returncode == 1 and "no such folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_default_folder_falls_back_to_dot_wandb_where_a_logger_wrote(tree, tmp_path, monkeypatch):
+    """Lightning's WandbLogger writes ./wandb whatever WANDB_DIR says."""
+    import shutil
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tree["dir"], tmp_path / "wandb")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
+    proc = cli("tree")
+    assert tree["root"] in proc.stdout and "but ./wandb does" in proc.stderr

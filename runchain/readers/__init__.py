@@ -8,12 +8,15 @@ imports a reader.
 from __future__ import annotations
 
 import os
+import warnings
+from pathlib import Path
 from typing import Any
 
 from ..source import Source
 from .folder import open_folder
 from .project import open_project
-from .run_folders import default_wandb_dir
+from ..errors import RunNotFoundError
+from .run_folders import default_wandb_dir, run_folders
 
 __all__ = ["default_wandb_dir", "open_folder", "open_project", "open_source"]
 
@@ -40,4 +43,28 @@ def open_source(dir: str | os.PathLike | None = None, *, project: str | None = N
         if dir is not None:
             raise ValueError("pass either dir or project, not both")
         return open_project(project, api=api)
-    return open_folder(dir or default_wandb_dir(), only_project=only_project)
+    return open_folder(_folder_with_runs(dir), only_project=only_project)
+
+
+def _folder_with_runs(dir: str | os.PathLike | None) -> Path:
+    """The folder to read: ``dir`` (default ``$WANDB_DIR/wandb``, else ``./wandb``), or,
+    when it holds no runs, the ``wandb/`` folder where they are, with a warning saying so.
+
+    Raises:
+        RunNotFoundError: ``dir`` does not exist.
+    """
+    root = Path(dir) if dir is not None else default_wandb_dir()
+    if dir is not None and not root.exists():
+        raise RunNotFoundError(f"--dir {dir}: no such folder; pass the wandb/ folder your runs "
+                               f"wrote (./wandb, or $WANDB_DIR/wandb)")
+    if run_folders(root):
+        return root
+    candidates = [(root / "wandb", f"{root} holds no runs, but its wandb/ folder does")]
+    if dir is None:  # the default folder: runs may be where a framework put them
+        candidates.append((Path("wandb"), f"{root} holds no runs, but ./wandb does (Lightning's "
+                                          f"WandbLogger writes there, whatever WANDB_DIR says)"))
+    for other, why in candidates:
+        if other.resolve() != root.resolve() and run_folders(other):
+            warnings.warn(f"{why}; reading {other}", stacklevel=3)
+            return other
+    return root
