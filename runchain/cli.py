@@ -153,6 +153,12 @@ def chain(run_id: str, dir: str | None, project: str | None, only_project: str |
             click.echo(f"  {row['run_id']}  keeps steps {_range(row['first_step'], row['last_step'])}  "
                        f"global {_range(row['global_first'], row['global_last'])}")
     if columns is not None:
+        for key in (k for k in columns if k not in STITCHED):  # say where a metric is missing
+            lacking = [s.run_id for s in segments if np.isnan(
+                columns[key][columns["run_id"] == s.run_id]).all()]
+            if lacking and metrics:
+                click.echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
+                           f"which did not log it", err=True)
         _write_csv(columns, csv_path)
 
 

@@ -55,4 +55,5 @@ class SyncError(RunchainError, RuntimeError):
 
 
 class MetricError(RunchainError, ValueError):
-    """A metric asked for has the name of a stitched column (global_step, run_id, step)."""
+    """A metric asked for was logged by no run of the chain (or source), or has the name of a
+    stitched column (global_step, run_id, step)."""

@@ -43,6 +43,8 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     leaves = list(dict.fromkeys(leaves)) if leaves else lineage.leaves(tree)
     for leaf in leaves:
         lineage.find_run(tree, leaf)
+    if metrics:
+        source.check_metrics(metrics)
     shown = list(dict.fromkeys(metrics)) if metrics else default_metrics(source, leaves[0])
     if static:
         from .report_static import build_static  # matplotlib loads only for pictures

@@ -9,6 +9,7 @@ hands them to are pure functions (``lineage``, ``stitch``). This module imports 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -16,7 +17,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from . import lineage
-from .stitch import Columns, stitch
+from .errors import MetricError
+from .stitch import INTERNAL, STITCHED, Columns, stitch
 
 # (chain segments, metric keys or None for all) -> run id -> columns. Each run's columns hold
 # "_step" and at least the rows up to its segment's cut; extra rows are cut by ``stitch``.
@@ -68,4 +70,29 @@ class Source:
         Only the chain's runs are read, and only ``keys`` when given.
         """
         segments = self.chain(leaf)
+        if keys is not None and not set(keys) <= set(self.metrics(leaf)):
+            self.check_metrics(keys)  # some are not in this chain: are they anywhere?
         return stitch(segments, self.fetch(segments, keys), keys=keys, samples=samples)
+
+    def check_metrics(self, keys: Sequence[str], leaf: str | None = None) -> None:
+        """Raise ``MetricError`` for a key no run (of the chain to ``leaf``) logged, with
+        close matches. ``history`` checks against the whole source: a metric some chains
+        or runs lack is fine there (NaN), a name no run logged is an error.
+
+        Example:
+            >>> source.check_metrics(["train/los"])  # doctest: +SKIP
+            MetricError: no run of the source logged metric 'train/los'; close matches: train/loss
+        """
+        known = set(self.metrics(leaf)) | set(INTERNAL) | set(STITCHED)
+        unknown = [k for k in dict.fromkeys(keys) if k not in known]
+        if not unknown:
+            return
+        every = self.metrics()
+        close = difflib.get_close_matches(unknown[0], every, n=3, cutoff=0.6)
+        where = f"the chain to {leaf}" if leaf is not None else "the source"
+        elsewhere = [k for k in unknown if k in every]
+        raise MetricError(
+            f"no run of {where} logged metric {unknown[0]!r}"
+            + (f" (other chains did: {', '.join(map(repr, elsewhere))})" if elsewhere else "")
+            + (f"; close matches: {', '.join(close)}" if close else
+               f"; it has {len(every)} metrics, e.g. {', '.join(every[:5])}"))

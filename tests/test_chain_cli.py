@@ -159,3 +159,21 @@ def test_a_csv_into_a_missing_folder_is_one_line(chained, tmp_path):
                tmp_path / "nosuch" / "chain.csv", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: cannot write the CSV to ")
+
+
+@pytest.mark.parametrize("command", [["chain", "{leaf}", "--metric", "loss/0", "--csv", "-"],
+                                     ["report", "--metric", "loss/0", "-o", "r.html"]])
+def test_a_misspelled_metric_is_an_error_with_close_matches(chained, command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [a.format(leaf=chained["fork"]) for a in command]
+    proc = cli(*args, "--dir", chained["dir"], check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "logged metric 'loss/0'; close matches: " in proc.stderr and "loss/00" in proc.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_history_with_an_unknown_key_raises_metric_error(chained):
+    source = runchain.open_source(chained["dir"])
+    with pytest.raises(runchain.MetricError, match="close matches: .*loss/00"):
+        source.history(chained["fork"], keys=["loss/0"])
+    assert source.history(chained["fork"], keys=["loss/00"])["loss/00"].size  # a real one is fine

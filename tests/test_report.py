@@ -339,9 +339,9 @@ def test_leaf_option_draws_only_those_chains(demo):
     report = demo["base"] / "one.html"
     inner = next(run_id for run_id, node in src.tree.nodes.items() if node.children)
     cli("report", "--dir", demo["dir"], "-o", report, "--leaf", inner, "--leaf", leaf,
-        "--metric", "loss/01")
+        "--metric", "accuracy/01")
     data = _data(report.read_text(encoding="utf-8"))  # a chain may end at a run with children
-    assert data["leaves"] == [inner, leaf] and data["shown"] == ["loss/01"]
+    assert data["leaves"] == [inner, leaf] and data["shown"] == ["accuracy/01"]
     assert data["allLeaves"] == runchain.leaves(src.tree)  # the tree map still offers every chain
     page = build_report(src, leaves=[leaf], static=True)
     assert page.count("<h3>chain to ") == 1
