@@ -27,7 +27,11 @@ from fake_model import metric_names
 
 DO_RUN = Path(__file__).resolve().parent / "do_run.py"
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and every flag's default."""
+
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
 parser.add_argument("--n_runs", "--n-runs", type=int, default=12, help="runs to add to the tree")
 parser.add_argument("--n_steps", "--n-steps", type=int, default=200, help="steps per run")
 parser.add_argument("--n_metrics", "--n-metrics", type=int, default=20, help="metrics per run")

@@ -40,6 +40,9 @@ parser.add_argument("--seed", type=int, default=None,
 parser.add_argument("--mode", choices=["auto", "online", "offline"], default="auto",
                     help="auto: online when W&B credentials exist, else offline (WANDB_MODE is honoured)")
 parser.add_argument("--run_id", "--run-id", default=None, help="W&B run id (default: a new random one)")
+parser.add_argument("--name", default=None,
+                    help="run name shown by W&B (default: 'root', or '<parent>@<step>' for a resumed run)")
+parser.add_argument("--tags", nargs="*", default=[], help="W&B tags of the run")
 args = parser.parse_args()
 defaults = {"n_metrics": 20, "lr": 0.01, "seed": 0}
 # -----------------------------------------------------------------------------
@@ -71,10 +74,11 @@ else:
     if args.seed is not None:  # a new seed gives the fork its own noise
         model.reseed(args.seed)
         config["seed"] = args.seed
-config.update(n_steps=args.n_steps, n_checkpoint_steps=args.n_checkpoint_steps,
-              resume_from=args.checkpoint_artifact)
+config.update(n_steps=args.n_steps, n_checkpoint_steps=args.n_checkpoint_steps)
+name = args.name or ("root" if checkpoint is None else f"{checkpoint.run_id}@{checkpoint.step}")
 
-run = wandb.init(project=args.project, id=args.run_id, config=config, mode=mode, job_type="train")
+run = wandb.init(project=args.project, id=args.run_id, name=name, tags=args.tags, config=config,
+                 mode=mode, job_type="train")
 try:
     crumbs = runchain.start(run, checkpoint)  # input edge: use_artifact after wandb.init (online) + breadcrumbs in run.config
 except runchain.RunchainError as e:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .atomic import atomic_open
 from .errors import RunchainError
-from .lineage import RunNode, kept_last_step
+from .lineage import RunNode, Tree, config_diff, kept_last_step
 from .readers import open_source
 from .source import Source
 from .stitch import STITCHED
@@ -68,13 +68,20 @@ def _range(first: int, last: int | None) -> str:
     return "no rows" if last is None else f"{first}-{last}"
 
 
-def _run_json(node: RunNode) -> dict:
+def _short(value: object) -> str:
+    """A config value for one line of the tree."""
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 24 else text[:23] + "\u2026"
+
+
+def _run_json(tree: Tree, node: RunNode) -> dict:
     info = node.info
     return {"id": info.id, "project": info.project, "name": info.name, "state": info.state,
             "parent_run": node.parent_run, "parent_step": node.parent_step, "fork": node.fork,
             "global_offset": node.global_offset, "first_step": info.first_step,
             "last_step": info.last_step,
-            "depth": node.depth, "children": list(node.children),
+            "depth": node.depth, "children": list(node.children), "leaf": not node.children,
+            "config": dict(info.config), "config_differs": config_diff(tree, info.id),
             "checkpoints": [{"step": c.step, "alias": c.alias, "version": c.version,
                              "abandoned": c.timeline is not None}
                             for c in info.checkpoints]}
@@ -96,7 +103,7 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
     nodes = list(source.tree.nodes.values())  # depth-first from the roots
     projects = {node.info.project for node in nodes}
     if as_json:
-        click.echo(json.dumps([_run_json(n) for n in nodes], indent=2))
+        click.echo(json.dumps([_run_json(source.tree, n) for n in nodes], indent=2, default=str))
         return
     for node in nodes:
         info = node.info
@@ -112,8 +119,11 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
         name = f" {info.name!r}" if info.name else ""
         if len(projects) > 1:  # a folder of several projects: say whose each run is
             name += f"  project {info.project}"
+        leaf = "  leaf" if not node.children else ""
+        differs = "".join(f"  {k}={_short(v)}" for k, v in config_diff(source.tree, info.id).items())
         click.echo(f"{'  ' * node.depth}{info.id}{name}  {info.state}  {origin}  "
-                   f"steps {_range(first, last)}  global {glob}  checkpoints {ckpts}")
+                   f"steps {_range(first, last)}  global {glob}  checkpoints {ckpts}{leaf}"
+                   f"{differs}")
 
 
 @main.command()

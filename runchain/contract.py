@@ -94,6 +94,12 @@ def fork_point(run_id: str, branch_run: Any, branch_step: Any) -> tuple[str, int
     return branch_run, int(branch_step)
 
 
+def user_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's config as its user set it: without runchain's breadcrumbs and wandb's own
+    ``_wandb`` key."""
+    return {k: v for k, v in config.items() if k not in (CONFIG_KEY, "_wandb", CHAIN_VIEW_KEY)}
+
+
 def is_chain_view(config: Mapping[str, Any]) -> bool:
     """Whether a run is a ``runchain publish`` chain view: a view of runs, not a run of the
     tree, so readers leave it out."""

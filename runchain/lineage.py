@@ -40,7 +40,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import difflib
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .contract import Breadcrumbs
 from .errors import CycleError, RunNotFoundError
@@ -72,6 +72,7 @@ class RunInfo:
     problems: tuple[str, ...] = ()  # what the reader found wrong with the run, for the notes
     fork: tuple[str, int] | None = None  # wandb.init(fork_from=): (parent, its _step, inclusive)
     first_step: int | None = None  # first local _step logged, where the reader knows it
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # as the user set it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -324,6 +325,25 @@ def kept_last_step(tree: Tree, segment: Segment) -> int | None:
     if segment.last_step is not None:
         return segment.last_step
     return tree.nodes[segment.run_id].info.last_step
+
+
+def config_diff(tree: Tree, run_id: str) -> dict[str, Any]:
+    """The config keys where ``run_id`` differs from its parent or from its siblings (the
+    other runs started from the same parent; for a root, the other roots), with its values:
+    what tells two forks of one checkpoint apart.
+
+    Example (two forks of ``a`` with another lr):
+        >>> config_diff(tree, "b")  # doctest: +SKIP
+        {'lr': 0.001}
+    """
+    node = find_run(tree, run_id)
+    siblings = tree.nodes[node.parent_run].children if node.parent_run else tree.roots
+    others = [tree.nodes[s].info.config for s in siblings if s != run_id]
+    if node.parent_run is not None:
+        others.append(tree.nodes[node.parent_run].info.config)
+    missing = object()
+    return {k: v for k, v in node.info.config.items()
+            if any(other.get(k, missing) != v for other in others)}
 
 
 def chains(tree: Tree) -> list[list[Segment]]:

@@ -177,3 +177,17 @@ def test_history_with_an_unknown_key_raises_metric_error(chained):
     with pytest.raises(runchain.MetricError, match="close matches: .*loss/00"):
         source.history(chained["fork"], keys=["loss/0"])
     assert source.history(chained["fork"], keys=["loss/00"])["loss/00"].size  # a real one is fine
+
+
+def test_tree_shows_what_tells_forks_apart_and_marks_leaves(chained):
+    """Runs started from one checkpoint with another lr differ only in config: tree says so."""
+    out = cli("tree", "--dir", chained["dir"]).stdout
+    fork_line = next(line for line in out.splitlines() if chained["fork"] in line)
+    assert "  leaf" in fork_line and "lr=0.04" in fork_line
+    rest_line = next(line for line in out.splitlines() if line.strip().startswith(chained["rest"]))
+    assert "  leaf" not in rest_line
+    runs = {r["id"]: r for r in json.loads(cli("tree", "--dir", chained["dir"], "--json").stdout)}
+    assert runs[chained["fork"]]["config"]["lr"] == 0.04
+    assert runs[chained["fork"]]["config_differs"]["lr"] == 0.04
+    assert runs[chained["fork"]]["leaf"] and not runs[chained["rest"]]["leaf"]
+    assert "runchain" not in runs[chained["fork"]]["config"]  # breadcrumbs are not config

@@ -1,5 +1,8 @@
 """save_checkpoint on a real offline run: bad arguments fail with CheckpointError, nothing half-logged."""
 
+import subprocess
+import sys
+
 import pytest
 import wandb
 
@@ -52,17 +55,31 @@ def test_two_files_with_one_name_raise_checkpoint_error(run, tmp_path):
                                                          tmp_path / "b" / "weights.bin"])
 
 
+FAILED_THEN_GOOD = r"""
+import sys, wandb, runchain
+from pathlib import Path
+run = wandb.init(project="runchain-demo", mode="offline")
+runchain.start(run)
+try:
+    runchain.save_checkpoint(run, {}, step=-1)
+except runchain.CheckpointError:
+    print("refused")
+folder = Path(sys.argv[1]) / "weights"
+folder.mkdir()
+(folder / "w.bin").write_bytes(b"123")
+runchain.save_checkpoint(run, {"note": "ok"}, step=0, files=[folder])
+run.finish()
+print(run.id)
+"""
+
+
 def test_failed_saves_log_no_artifact_and_good_ones_still_do(wandb_dir, tmp_path):
-    run = _init(wandb_dir)
-    runchain.start(run)
-    with pytest.raises(runchain.CheckpointError):
-        runchain.save_checkpoint(run, {}, step=-1)
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    (folder / "w.bin").write_bytes(b"123")
-    runchain.save_checkpoint(run, {"note": "ok"}, step=0, files=[folder])
-    run.finish()
-    (artifact,) = read_run_file(run_file(wandb_dir, run.id)).artifacts
+    # In a subprocess: an in-process finish() can return before wandb's writer is done.
+    proc = subprocess.run([sys.executable, "-c", FAILED_THEN_GOOD, str(tmp_path)],
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    refused, run_id = proc.stdout.split()
+    assert refused == "refused"
+    (artifact,) = read_run_file(run_file(wandb_dir, run_id)).artifacts
     assert artifact.metadata == {"step": 0}
     assert set(artifact.files) == {"checkpoint.json", "weights/w.bin"}
 

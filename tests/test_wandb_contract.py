@@ -52,7 +52,8 @@ SELF = object()  # placeholder for ``self`` when binding a method's signature
 # attribute is a method and binds SELF first (unless static or class method).
 CALLS: list[tuple[str, Any, str, tuple, dict]] = [
     ("wandb.init", wandb, "init", (),
-     {"project": "p", "id": "abc", "config": {}, "mode": "offline", "job_type": "train"}),
+     {"project": "p", "id": "abc", "name": "root", "tags": [], "config": {}, "mode": "offline",
+      "job_type": "train"}),
     ("wandb.init", wandb, "init", (),  # publish.py: the chain-view run
      {"project": "p", "entity": None, "job_type": "chain-view", "name": "chain-abc",
       "tags": ["root:r", "leaf:abc"], "config": {}, "mode": "offline"}),

@@ -20,7 +20,8 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import parallel
-from ..contract import CHECKPOINT_TYPE, LOCAL_STEP, fork_point, is_chain_view, read_breadcrumbs
+from ..contract import (CHECKPOINT_TYPE, LOCAL_STEP, fork_point, is_chain_view, read_breadcrumbs,
+                        user_config)
 from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..source import Source
@@ -168,7 +169,8 @@ def _run_info(key: str, run_id: str, local: LocalRun, segments: list[RunFile],
                    checkpoints=checkpoints, used=used, breadcrumbs=local.breadcrumbs,
                    entity=local.entity,
                    problems=(*read_breadcrumbs(local.config)[1], *local.problems, *notes),
-                   fork=fork_point(run_id, *(segments[0].branch_point or (None, None))))
+                   fork=fork_point(run_id, *(segments[0].branch_point or (None, None))),
+                   config=user_config(local.config))
 
 
 def _keyed(folders: Mapping[str, list[Path]], runs: Mapping[Path, RunFile]) -> dict[str, list[Path]]:

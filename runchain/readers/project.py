@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..contract import (CONFIG_KEY, LOCAL_STEP, SUMMARY_CHECKPOINTS, Breadcrumbs, is_chain_view,
-                        fork_point, is_step, read_breadcrumbs, step_alias)
+                        fork_point, is_step, read_breadcrumbs, step_alias, user_config)
 from ..errors import CheckpointError, ProjectNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads
@@ -161,7 +161,8 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
                    last_step=last if is_step(last) else None, checkpoints=checkpoints,
                    used=used, breadcrumbs=crumbs, entity=entity,
                    problems=(*problems, *walk_problems),
-                   fork=fork_point(run.id, branch.get("run_id"), branch.get("step")))
+                   fork=fork_point(run.id, branch.get("run_id"), branch.get("step")),
+                   config=user_config(run.config))
 
 
 def _project_path(project: str) -> str:
