@@ -14,7 +14,9 @@ import numpy as np
 
 from .atomic import atomic_open
 from .errors import RunchainError
+from .contract import parse_ref
 from .lineage import RunNode, Tree, config_diff, kept_last_step
+from .lineage import leaves as lineage_leaves
 from .readers import open_source
 from .source import Source
 from .stitch import STITCHED
@@ -127,25 +129,35 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
 
 
 @main.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
 @source_options
 @click.option("--metric", "metrics", multiple=True, help="metric to include (repeatable) [default: all]")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="write the stitched history to this CSV file ('-' for stdout)")
 @click.option("--json", "as_json", is_flag=True, help="print the segments as JSON")
-def chain(run_id: str, dir: str | None, project: str | None, only_project: str | None,
+def chain(run_id: str | None, dir: str | None, project: str | None, only_project: str | None,
           metrics: tuple[str, ...], csv_path: str | None, as_json: bool) -> None:
-    """Show the chain from the root to RUN_ID, cut at each checkpoint step.
+    """Show the chain from the root to RUN_ID (or RUN_ID@STEP, cut there too), cut at each
+    checkpoint step. Without RUN_ID, list the leaves, each the end of a chain.
 
     \b
     Example:
+        runchain chain                      # the leaves to choose from
         runchain chain 1a2b3c4d
+        runchain chain 1a2b3c4d@599         # the chain ending at that run's step 599
         runchain chain 1a2b3c4d --metric loss/00 --csv chain.csv
     """
     source = _open(dir, project, only_project)
+    if run_id is None:
+        _list_leaves(source)
+        return
     try:
-        segments = source.chain(run_id)
-        columns = source.history(run_id, keys=metrics or None) if csv_path else None
+        at = None
+        if "@" in run_id:  # <id>@<step>, the form checkpoint references use
+            run_id, at = run_id.partition("@")[0], int(parse_ref(run_id).alias[len("step-"):])
+        segments = source.chain(run_id, at)
+        columns = (source.history(run_id, keys=metrics or None, last_step=at)
+                   if csv_path else None)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
     rows = []
@@ -158,7 +170,8 @@ def chain(run_id: str, dir: str | None, project: str | None, only_project: str |
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif csv_path != "-":
-        click.echo(f"chain {segments[0].run_id} -> {run_id}: {len(segments)} runs")
+        click.echo(f"chain {' -> '.join(s.run_id for s in segments)}: {len(segments)} "
+                   f"run{'s' if len(segments) > 1 else ''}")
         for row in rows:
             click.echo(f"  {row['run_id']}  keeps steps {_range(row['first_step'], row['last_step'])}  "
                        f"global {_range(row['global_first'], row['global_last'])}")
@@ -170,6 +183,19 @@ def chain(run_id: str, dir: str | None, project: str | None, only_project: str |
                 click.echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
                            f"which did not log it", err=True)
         _write_csv(columns, csv_path)
+
+
+def _list_leaves(source: Source) -> None:
+    """Every leaf with its depth and global range: the chains there are to show."""
+    tree = source.tree
+    for leaf in lineage_leaves(tree):
+        node = tree.nodes[leaf]
+        first, last = node.info.first_step or 0, node.info.last_step
+        glob = _range(node.global_offset + first, None if last is None else node.global_offset + last)
+        click.echo(f"{leaf}  depth {node.depth}  global {glob}"
+                   + (f"  {node.info.name!r}" if node.info.name else ""))
+    click.echo("show one with: runchain chain <leaf>  (or <run>@<step> for a chain ending "
+               "at a checkpoint)", err=True)
 
 
 @main.command()

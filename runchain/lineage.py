@@ -291,8 +291,9 @@ def find_run(tree: Tree, run_id: str) -> RunNode:
     raise RunNotFoundError(f"no run {run_id!r} among the {len(ids)} runs of the source; {hint}")
 
 
-def chain(tree: Tree, leaf: str) -> list[Segment]:
-    """Segments from the root down to ``leaf``; ``leaf`` keeps all its rows.
+def chain(tree: Tree, leaf: str, last_step: int | None = None) -> list[Segment]:
+    """Segments from the root down to ``leaf``; ``leaf`` keeps all its rows, or those up to
+    ``last_step`` (inclusive) when given.
 
     Any run id works: a non-leaf gives the chain ending at it.
 
@@ -304,7 +305,7 @@ def chain(tree: Tree, leaf: str) -> list[Segment]:
         RunNotFoundError: ``leaf`` is not in the tree.
     """
     node = find_run(tree, leaf)
-    segments = [Segment(node.info.id, None, node.global_offset)]
+    segments = [Segment(node.info.id, last_step, node.global_offset)]
     while node.parent_run is not None:
         cut = node.parent_step  # inclusive: the checkpoint holds the state after this step
         node = tree.nodes[node.parent_run]

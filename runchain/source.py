@@ -50,9 +50,10 @@ class Source:
         """Every root-to-leaf chain."""
         return lineage.chains(self.tree)
 
-    def chain(self, leaf: str) -> list[lineage.Segment]:
-        """The segments from the root to ``leaf``; raises RunNotFoundError for an unknown id."""
-        return lineage.chain(self.tree, leaf)
+    def chain(self, leaf: str, last_step: int | None = None) -> list[lineage.Segment]:
+        """The segments from the root to ``leaf`` (cut at its ``last_step``, inclusive, when
+        given); raises RunNotFoundError for an unknown id."""
+        return lineage.chain(self.tree, leaf, last_step)
 
     def metrics(self, leaf: str | None = None) -> list[str]:
         """Metric names, sorted: those the chain to ``leaf`` logged, or every run's.
@@ -64,12 +65,13 @@ class Source:
         return sorted(self.metric_names(runs))
 
     def history(self, leaf: str, keys: Sequence[str] | None = None,
-                samples: int | None = None) -> dict[str, np.ndarray]:
+                samples: int | None = None, last_step: int | None = None) -> dict[str, np.ndarray]:
         """The chain ending at ``leaf``, stitched: ``global_step``, ``run_id``, ``step``, metrics.
 
-        Only the chain's runs are read, and only ``keys`` when given.
+        Only the chain's runs are read, and only ``keys`` when given; ``last_step`` cuts the
+        leaf too (inclusive), as ``runchain chain <id>@<step>`` does.
         """
-        segments = self.chain(leaf)
+        segments = self.chain(leaf, last_step)
         if keys is not None and not set(keys) <= set(self.metrics(leaf)):
             self.check_metrics(keys)  # some are not in this chain: are they anywhere?
         return stitch(segments, self.fetch(segments, keys), keys=keys, samples=samples)

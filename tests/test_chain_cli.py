@@ -191,3 +191,25 @@ def test_tree_shows_what_tells_forks_apart_and_marks_leaves(chained):
     assert runs[chained["fork"]]["config_differs"]["lr"] == 0.04
     assert runs[chained["fork"]]["leaf"] and not runs[chained["rest"]]["leaf"]
     assert "runchain" not in runs[chained["fork"]]["config"]  # breadcrumbs are not config
+
+
+def test_chain_without_a_run_lists_the_leaves_to_choose_from(chained):
+    proc = cli("chain", "--dir", chained["dir"])
+    listed = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert sorted(listed) == sorted([chained["whole"], chained["fork"]])
+    fork_line = next(line for line in proc.stdout.splitlines() if line.startswith(chained["fork"]))
+    assert "depth 2  global 70-89" in fork_line
+    assert "runchain chain <leaf>" in proc.stderr
+
+
+def test_chain_to_a_run_at_a_step_cuts_that_run_there(chained):
+    proc = cli("chain", f"{chained['rest']}@29", "--dir", chained["dir"], "--csv", "-",
+               "--metric", "loss/00")
+    steps = [int(line.split(",")[0]) for line in proc.stdout.strip().splitlines()[1:]]
+    assert steps == list(range(70))  # first 0-39, rest 0-29
+    out = cli("chain", f"{chained['rest']}@29", "--dir", chained["dir"]).stdout
+    assert out.splitlines()[0] == f"chain {chained['first']} -> {chained['rest']}: 2 runs"
+    one = cli("chain", chained["whole"], "--dir", chained["dir"]).stdout
+    assert one.splitlines()[0] == f"chain {chained['whole']}: 1 run"
+    bad = cli("chain", f"{chained['rest']}@x", "--dir", chained["dir"], check=False)
+    assert bad.returncode == 1 and "needs a run id and a non-negative integer step" in bad.stderr
