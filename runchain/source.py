@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import functools
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -76,6 +76,33 @@ class Source:
             self.check_metrics(keys)  # some are not in this chain: are they anywhere?
         return stitch(segments, self.fetch(segments, keys), keys=keys, samples=samples)
 
+    def dataframe(self, leaf: str, keys: Sequence[str] | None = None,
+                  samples: int | None = None) -> Any:
+        """``history(leaf, keys, samples)`` as a pandas ``DataFrame`` (the ``pandas`` extra).
+
+        Example:
+            >>> src.dataframe("c", keys=["loss/00"]).plot(x="global_step")  # doctest: +SKIP
+        """
+        return _pandas().DataFrame(self.history(leaf, keys, samples))
+
+    def branches_dataframe(self, root: str, keys: Sequence[str] | None = None,
+                           samples: int | None = None) -> Any:
+        """Every chain from ``root`` in one ``DataFrame``, a ``leaf`` column naming each
+        chain: the rows of runs that several chains share appear once per chain.
+
+        Example:
+            >>> df = src.branches_dataframe(src.tree.roots[0], keys=["loss/00"])  # doctest: +SKIP
+            >>> df.pivot_table(index="global_step", columns="leaf", values="loss/00")
+        """
+        pd = _pandas()
+        leaves = [chain[-1].run_id for chain in self.chains() if chain[0].run_id == root]
+        if not leaves:
+            lineage.find_run(self.tree, root)  # an unknown id: RunNotFoundError, close matches
+            raise ValueError(f"run {root!r} is not a root; its root is "
+                             f"{self.chain(root)[0].run_id}")
+        return pd.concat([pd.DataFrame(self.history(leaf, keys, samples)).assign(leaf=leaf)
+                          for leaf in leaves], ignore_index=True)
+
     def check_metrics(self, keys: Sequence[str], leaf: str | None = None) -> None:
         """Raise ``MetricError`` for a key no run (of the chain to ``leaf``) logged, with
         close matches. ``history`` checks against the whole source: a metric some chains
@@ -98,3 +125,12 @@ class Source:
             + (f" (other chains did: {', '.join(map(repr, elsewhere))})" if elsewhere else "")
             + (f"; close matches: {', '.join(close)}" if close else
                f"; it has {len(every)} metrics, e.g. {', '.join(every[:5])}"))
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("Source.dataframe needs pandas: pip install pandas, or install "
+                          "runchain with its pandas extra ('.[pandas]')") from None
+    return pandas

@@ -213,3 +213,18 @@ def test_chain_to_a_run_at_a_step_cuts_that_run_there(chained):
     assert one.splitlines()[0] == f"chain {chained['whole']}: 1 run"
     bad = cli("chain", f"{chained['rest']}@x", "--dir", chained["dir"], check=False)
     assert bad.returncode == 1 and "needs a run id and a non-negative integer step" in bad.stderr
+
+
+def test_a_chain_and_every_branch_of_a_root_as_dataframes(chained):
+    import pandas as pd  # the pandas extra; the test extra installs it
+    source = runchain.open_source(chained["dir"])
+    df = source.dataframe(chained["fork"], keys=["loss/00"])
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.columns) == ["global_step", "step", "run_id", "loss/00"]
+    assert df["global_step"].tolist() == list(range(90))
+    root = chained["first"]
+    branches = source.branches_dataframe(root, keys=["loss/00"])
+    assert set(branches["leaf"]) == {chained["fork"]}  # first -> rest -> fork is its one chain
+    assert branches.drop(columns="leaf").equals(df)
+    with pytest.raises(ValueError, match="is not a root"):
+        source.branches_dataframe(chained["rest"])
