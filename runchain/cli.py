@@ -239,8 +239,9 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
 @click.option("--to-project", default=None, metavar="PROJECT",
               help="W&B project of the chain-view run [default: the leaf's project]")
 @click.option("--metric", "metrics", multiple=True, help="metric to log (repeatable) [default: all]")
+@click.option("-v", "--verbose", is_flag=True, help="show wandb's own banner and run summary")
 def publish(leaf: str, dir: str | None, project: str | None, only_project: str | None,
-            mode: str, to_project: str | None, metrics: tuple[str, ...]) -> None:
+            mode: str, to_project: str | None, metrics: tuple[str, ...], verbose: bool) -> None:
     """Log the chain to LEAF as one W&B run (job_type chain-view, named chain-LEAF).
 
     \b
@@ -251,7 +252,8 @@ def publish(leaf: str, dir: str | None, project: str | None, only_project: str |
     from .publish import publish as publish_chain
     source = _open(dir, project, only_project)
     try:
-        run = publish_chain(source, leaf, mode=mode, project=to_project, keys=metrics or None)
+        run = publish_chain(source, leaf, mode=mode, project=to_project, keys=metrics or None,
+                            verbose=verbose)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
     where = run.url or f"offline run in {Path(run.dir).parent}"

@@ -13,9 +13,11 @@ of the tree: it is a view of runs, not one.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Sequence
 
 import wandb
+from tqdm import tqdm
 
 from .contract import CHAIN_VIEW_KEY, STEP_METRIC
 from .errors import RunchainError
@@ -41,7 +43,8 @@ def segment_rows(source: Source, leaf: str) -> list[list[Any]]:
 
 
 def publish(source: Source, leaf: str, mode: str = "auto", project: str | None = None,
-            entity: str | None = None, keys: Sequence[str] | None = None) -> Any:
+            entity: str | None = None, keys: Sequence[str] | None = None,
+            verbose: bool = False) -> Any:
     """Log the chain ending at ``leaf`` as a new W&B run; returns the finished run.
 
     Args:
@@ -51,6 +54,7 @@ def publish(source: Source, leaf: str, mode: str = "auto", project: str | None =
         project: W&B project of the new run; default the leaf's project.
         entity: W&B entity of the new run; default wandb's default.
         keys: metrics to log; default all.
+        verbose: let wandb print its banner and summary; else only a progress bar.
 
     Raises:
         RunNotFoundError: ``leaf`` is not in the source.
@@ -67,7 +71,8 @@ def publish(source: Source, leaf: str, mode: str = "auto", project: str | None =
     try:
         run = wandb.init(project=project or source.tree.nodes[leaf].info.project, entity=entity,
                          job_type=JOB_TYPE, name=f"chain-{leaf}", tags=[f"root:{root}", f"leaf:{leaf}"],
-                         config=config, mode=mode)
+                         config=config, mode=mode,
+                         settings=wandb.Settings(silent=not verbose, console="off"))
     except wandb.errors.Error as e:
         raise RunchainError(f"cannot start the chain-view run for {leaf}: {e}") from e
     try:
@@ -77,7 +82,9 @@ def publish(source: Source, leaf: str, mode: str = "auto", project: str | None =
         values = {k: columns[k].tolist() for k in metrics}
         run_ids, steps = columns["run_id"].tolist(), columns["step"].tolist()
         table = wandb.Table(columns=SEGMENT_COLUMNS, data=segment_rows(source, leaf))
-        for i, global_step in enumerate(global_steps):
+        for i, global_step in enumerate(tqdm(global_steps, desc=f"publishing chain-{leaf}",
+                                             unit="row", file=sys.stderr, disable=None,
+                                             leave=False)):
             row = {k: v[i] for k, v in values.items() if not math.isnan(v[i])}
             row.update({STEP_METRIC: global_step, "run_id": run_ids[i], "step": steps[i]})
             if i == len(global_steps) - 1:

@@ -383,6 +383,8 @@ def test_publish_read_back_equals_chain_csv(demo, tmp_path):
     (folder,) = set(demo["dir"].glob("offline-run-*")) - before
     (path,) = folder.glob("run-*.wandb")
     assert "chain-" + leaf in proc.stdout
+    assert "wandb:" not in proc.stdout + proc.stderr  # no banner, no sparklines (-v shows them)
+    assert len((proc.stdout + proc.stderr).strip().splitlines()) <= 2
     view_id = folder.name.rsplit("-", 1)[1]
     assert view_id not in runchain.open_source(demo["dir"]).tree.nodes  # a view, not a run
     run = read_run_file(path)

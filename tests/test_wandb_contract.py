@@ -56,7 +56,8 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
       "job_type": "train"}),
     ("wandb.init", wandb, "init", (),  # publish.py: the chain-view run
      {"project": "p", "entity": None, "job_type": "chain-view", "name": "chain-abc",
-      "tags": ["root:r", "leaf:abc"], "config": {}, "mode": "offline"}),
+      "tags": ["root:r", "leaf:abc"], "config": {}, "mode": "offline", "settings": None}),
+    ("wandb.Settings", wandb, "Settings", (), {"silent": True, "console": "off"}),
     ("run.log", Run, "log", ({"global_step": 3, "run_id": "abc"},), {"step": 3}),
     ("wandb.Api", wandb, "Api", (), {}),
     ("wandb.Artifact", wandb, "Artifact", ("run-abc-checkpoint",),
