@@ -38,6 +38,10 @@ class Source:
     urls: Mapping[str, str] = dataclasses.field(default_factory=dict)  # run id -> W&B run page
     files: Mapping[str, Sequence[Path]] = dataclasses.field(default_factory=dict)  # run id ->
     # its run files, oldest first (a local folder)
+    # `runchain publish` chain views of a local folder, left out of the tree: run id -> the
+    # leaf of the chain it shows, its project, and its run files
+    views: Mapping[str, tuple[str, str | None, Sequence[Path]]] = dataclasses.field(
+        default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Source({self.where!r}, {len(self.runs)} runs)"

@@ -226,23 +226,8 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
     local = set(source.tree.nodes)
     planned = []
     for run_id, node in source.tree.nodes.items():  # depth-first: parents before children
-        why: dict[Path, str] = {}
-        for path in files[run_id]:
-            if not path.parent.name.startswith(OFFLINE_PREFIX):
-                why[path.parent] = "online"  # logged online: already on W&B
-            elif is_synced(path):
-                why[path.parent] = "synced"
-            elif path.parent.name in state["uploaded"]:
-                why[path.parent] = "uploaded"
-        folders = tuple(p.parent for p in files[run_id])
-        recorded = (node.info.entity, node.info.project)
-        uploaded = [state["uploaded"][f.name] for f in folders if why.get(f) == "uploaded"]
-        if uploaded:  # where an earlier runchain sync put it
-            where = tuple(uploaded[0].split("/")[:2])
-        elif all(f in why for f in folders):  # logged online or synced by wandb: as recorded
-            where = recorded
-        else:  # --entity/--project say where uploads go
-            where = (entity or recorded[0], project or recorded[1])
+        folders, why, where = _placement(files[run_id], (node.info.entity, node.info.project),
+                                         state, entity, project)
         problem = _problem(node.info, folders, state["damaged"])
         planned.append(PlannedRun(run_id, *where, folders=folders,
                                   pending=() if problem else tuple(f for f in folders if f not in why),
@@ -250,7 +235,38 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
                                   parent=node.parent_run,
                                   edge=None if problem else _edge(node.info, local),
                                   problem=problem))
+    for view_id, (leaf, view_project, paths) in source.views.items():  # `runchain publish`
+        folders, why, where = _placement(paths, (None, view_project), state, entity, project)
+        problem = None if leaf in local else (
+            f"a chain view of {leaf}, which is not in this folder to upload first")
+        planned.append(PlannedRun(view_id, *where, folders=folders,  # after the leaf it shows
+                                  pending=() if problem else tuple(f for f in folders if f not in why),
+                                  skipped=tuple(dict.fromkeys(why.values())), parent=leaf,
+                                  edge=None, problem=problem))
     return planned
+
+
+def _placement(paths: Sequence[Path], recorded: tuple[str | None, str | None],
+               state: dict[str, Any], entity: str | None,
+               project: str | None) -> tuple[tuple[Path, ...], dict[Path, str], tuple]:
+    """A run's folders, why some are not uploaded, and where on W&B it is or goes."""
+    why: dict[Path, str] = {}
+    for path in paths:
+        if not path.parent.name.startswith(OFFLINE_PREFIX):
+            why[path.parent] = "online"  # logged online: already on W&B
+        elif is_synced(path):
+            why[path.parent] = "synced"
+        elif path.parent.name in state["uploaded"]:
+            why[path.parent] = "uploaded"
+    folders = tuple(p.parent for p in paths)
+    uploaded = [state["uploaded"][f.name] for f in folders if why.get(f) == "uploaded"]
+    if uploaded:  # where an earlier runchain sync put it
+        where = tuple(uploaded[0].split("/")[:2])
+    elif all(f in why for f in folders):  # logged online or synced by wandb: as recorded
+        where = recorded
+    else:  # --entity/--project say where uploads go
+        where = (entity or recorded[0], project or recorded[1])
+    return folders, why, where
 
 
 def _problem(info: RunInfo, folders: Sequence[Path], damaged: dict[str, str]) -> str | None:

@@ -538,3 +538,20 @@ def test_wandb_sync_that_hangs_is_stopped_at_the_timeout(tmp_path, monkeypatch):
 
 def is_synced_marker(run_file: Path) -> bool:
     return run_file.with_name(run_file.name + ".synced").exists()
+
+
+def test_a_chain_view_is_uploaded_after_the_runs_it_shows(copy, grown):
+    leaf = next(iter(edges(grown)))
+    env = {**os.environ, "WANDB_DIR": str(copy.parent)}  # the view lands beside the runs
+    proc = subprocess.run([sys.executable, "-m", "runchain", "publish", leaf, "--dir", str(copy),
+                           "--mode", "offline"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    runs = syncing.plan(copy)
+    ids = [item.run_id for item in runs]
+    (view,) = [item for item in runs if item.run_id not in grown["crumbs"]]
+    assert view.parent == leaf and ids.index(view.run_id) > ids.index(leaf)
+    assert view.pending and view.edge is None and view.problem is None
+    dry = subprocess.run([sys.executable, "-m", "runchain", "sync", "--dry-run", "--dir",
+                          str(copy)], capture_output=True, text=True)
+    assert f"upload {view.run_id}  project runchain-demo" in dry.stdout
+    assert f"of {len(grown['crumbs']) + 1} runs to upload" in dry.stderr

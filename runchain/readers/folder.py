@@ -20,7 +20,8 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import parallel
-from ..contract import (CHECKPOINT_TYPE, LOCAL_STEP, fork_point, is_chain_view, read_breadcrumbs,
+from ..contract import (CHAIN_VIEW_KEY, CHECKPOINT_TYPE, LOCAL_STEP, fork_point, is_chain_view,
+                        read_breadcrumbs,
                         user_config)
 from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
@@ -236,7 +237,11 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
            for key, paths in folders.items()}
     merged = {key: merge_segments(ids[key], paths, [files.runs[p] for p in paths])
               for key, paths in folders.items()}
+    views = {}
     for key in [k for k, local in merged.items() if is_chain_view(local.config)]:
+        shown = merged[key].config[CHAIN_VIEW_KEY]
+        views[key] = (shown.get("leaf") if isinstance(shown, dict) else None,
+                      merged[key].project, folders[key])
         del merged[key], folders[key]
     axes = {key: file_axes(ids[key], [files.runs[p] for p in paths])
             for key, paths in folders.items()}
@@ -270,4 +275,4 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
         files.decode(paths)  # all at once: in a pool when there is much to decode
         return metric_keys(files.columns(p) for p in paths)
 
-    return Source(str(root), infos, fetch, metric_names, files=folders)
+    return Source(str(root), infos, fetch, metric_names, files=folders, views=views)
