@@ -13,8 +13,11 @@ from typing import IO, Any, Callable, Iterator
 
 
 @contextlib.contextmanager
-def atomic_open(target: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+def atomic_open(target: str | os.PathLike, mode: str = "w", fsync: bool = False,
+                **kwargs: Any) -> Iterator[IO]:
     """``open(target, mode)`` whose result appears at ``target`` only if the block finishes.
+    With ``fsync``, the data and then the rename are on disk before it returns, so a power
+    cut leaves the old file or the new one, never an empty or partial one.
 
     Example:
         >>> with atomic_open("chain.csv", newline="") as f:  # doctest: +SKIP
@@ -29,12 +32,30 @@ def atomic_open(target: str | os.PathLike, mode: str = "w", **kwargs: Any) -> It
     try:
         with open(tmp, mode, **kwargs) as f:
             yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, target)
+        if fsync:
+            _fsync_folder(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write(target: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the OS lets a folder be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder; its renames need no folder sync
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(target: str | os.PathLike, write: Callable[[IO[bytes]], Any],
+                 fsync: bool = False) -> None:
     """Write ``target`` through ``write(binary_file)``, atomically (see ``atomic_open``)."""
-    with atomic_open(target, "wb") as f:
+    with atomic_open(target, "wb", fsync=fsync) as f:
         write(f)
