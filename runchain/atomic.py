@@ -16,8 +16,9 @@ from typing import IO, Any, Callable, Iterator
 def atomic_open(target: str | os.PathLike, mode: str = "w", fsync: bool = False,
                 **kwargs: Any) -> Iterator[IO]:
     """``open(target, mode)`` whose result appears at ``target`` only if the block finishes.
-    With ``fsync``, the data and then the rename are on disk before it returns, so a power
-    cut leaves the old file or the new one, never an empty or partial one.
+    With ``fsync``, the data is on disk before the rename, so a power cut leaves the old
+    file or the new one, never an empty or partial one (``fsync_folder`` then makes the
+    rename itself durable, where the order of two renames matters).
 
     Example:
         >>> with atomic_open("chain.csv", newline="") as f:  # doctest: +SKIP
@@ -36,14 +37,12 @@ def atomic_open(target: str | os.PathLike, mode: str = "w", fsync: bool = False,
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, target)
-        if fsync:
-            _fsync_folder(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (where the OS lets a folder be opened)."""
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make the renames done in ``folder`` durable (where the OS lets a folder be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # Windows cannot open a folder; its renames need no folder sync

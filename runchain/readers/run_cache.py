@@ -24,8 +24,10 @@ the ones it needs; crc32 of one column costs about as much as copying it once, w
 stitching does anyway. A bad entry raises ``DamagedEntry``: the reader warns once, decodes
 the run file again and rewrites the entry.
 
-**Writes** go to a temporary file, are fsynced, then renamed into place; the grid first,
-its JSON entry last, so an entry never describes a grid that is not whole on disk.
+**Writes** go to a temporary file, are fsynced, then renamed into place; the grid first
+(its folder fsynced too, so its rename is durable), its JSON entry last, so an entry never
+describes a grid that is not whole on disk. The entry's own rename is not waited for: if
+a power cut loses it, the old entry or none is there, and either is read correctly.
 
 **Size.** ``cache_folder.prune`` removes entries whose run file is gone, and the least
 recently used ones over ``$RUNCHAIN_CACHE_MAX_MB`` (default 2048); reading an entry marks
@@ -52,7 +54,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, fsync_folder
 from .runfile import ArtifactRecord, RunFile
 
 FORMAT = 5  # bump when the entry layout or the decoding changes
@@ -148,6 +150,7 @@ def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,
             f.write(header)
             f.write(memoryview(grid).cast("B"))
         atomic_write(grid_path(entry, key), write_grid, fsync=True)
+        fsync_folder(entry.parent)  # the grid's rename is durable before its entry's
     elif old is not None and old["key"] == key:
         grid_meta = old["grid"]  # the history is cached already; keep it
     meta = {**to_meta(run, key), "path": os.path.realpath(path), "grid": grid_meta,
