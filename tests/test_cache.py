@@ -6,12 +6,13 @@ import json
 import os
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import runchain
-from conftest import cli, run_file
+from conftest import cli, plain_run, run_file
 from runchain.readers import folder as local_tree
 from runchain.readers.run_cache import entry_path
 
@@ -281,3 +282,12 @@ def test_a_bad_cap_setting_is_named_and_the_default_used(tmp_path, monkeypatch):
 def test_cache_info_says_when_caching_is_off(monkeypatch):
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", "")
     assert "off" in cli("cache", "info").stdout
+
+
+def test_a_run_with_no_rows_is_cached_and_read_back(wandb_dir):
+    plain_run(wandb_dir, [])
+    cold, _, _ = _read_all(wandb_dir)
+    warm, _, messages = _read_all(wandb_dir)
+    _equal(warm, cold)
+    assert messages == [] and list(Path(os.environ["RUNCHAIN_CACHE_DIR"]).rglob("*.npy"))
+    assert all(len(column) == 0 for history in warm.values() for column in history.values())

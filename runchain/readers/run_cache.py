@@ -148,7 +148,8 @@ def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,
 
         def write_grid(f):
             f.write(header)
-            f.write(memoryview(grid).cast("B"))
+            if grid.size:  # a memoryview of no bytes cannot be cast
+                f.write(memoryview(grid).cast("B"))
         atomic_write(grid_path(entry, key), write_grid, fsync=True)
         fsync_folder(entry.parent)  # the grid's rename is durable before its entry's
     elif old is not None and old["key"] == key:
