@@ -281,6 +281,61 @@ def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
     click.echo(f"wrote {len(columns['global_step'])} rows to {Path(path)}", err=True)
 
 
+@main.group()
+def cache() -> None:
+    """See or empty the cache of decoded run files ($RUNCHAIN_CACHE_DIR).
+
+    \b
+    Example:
+        runchain cache info
+        runchain cache clear
+    """
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Print where the cache is, its entries, its size and its size cap.
+
+    \b
+    Example:
+        runchain cache info
+        RUNCHAIN_CACHE_MAX_MB=500 runchain cache info
+    """
+    from .readers import cache_folder, run_cache
+    warnings.showwarning = _warn
+    folder = run_cache.cache_dir()
+    if folder is None:
+        click.echo("cache: off (RUNCHAIN_CACHE_DIR is empty)")
+        return
+    found = cache_folder.info(folder)
+    click.echo(f"cache: {folder}\nentries: {found.entries}\n"
+               f"size: {found.bytes / (1 << 20):.1f} MB\n"
+               f"cap: {found.max_bytes / (1 << 20):.0f} MB (RUNCHAIN_CACHE_MAX_MB)")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove every cache entry; the next read decodes the run files again.
+
+    \b
+    Example:
+        runchain cache clear
+    """
+    from .readers import cache_folder, run_cache
+    warnings.showwarning = _warn
+    folder = run_cache.cache_dir()
+    if folder is None:
+        click.echo("cache: off (RUNCHAIN_CACHE_DIR is empty); nothing to clear")
+        return
+    try:
+        removed = cache_folder.clear(folder)
+    except OSError as e:
+        raise click.ClickException(f"cannot clear the cache {folder}: {e.strerror} "
+                                   f"({e.filename}); remove the folder by hand") from None
+    click.echo(f"removed {removed.entries} entries ({removed.bytes / (1 << 20):.1f} MB) "
+               f"from {folder}")
+
+
 def _sync_line(item) -> str:
     """One run of the sync plan: what happens to it, where it goes, and its input edge."""
     if item.problem:

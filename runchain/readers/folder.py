@@ -27,7 +27,9 @@ from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..source import Source
 from ..stitch import metric_keys
-from .run_cache import cache_dir, file_key, from_meta, load_meta, open_grid, store, to_meta
+from .cache_folder import prune
+from .run_cache import (CacheWarning, DamagedEntry, cache_dir, entry_path, file_key, from_meta,
+                        load_meta, open_grid, store, to_meta)
 from .run_folders import LocalRun, merge_segments, run_folders
 from .runfile import IncompleteRunWarning, RunFile, read_run_file
 from .run_state import run_state
@@ -51,9 +53,9 @@ def _lineage(path: str, key: list[int], folder: str | None) -> RunFile:
     return run
 
 
-def _history(path: str, key: list[int], folder: str | None) -> tuple[list[str], dict | None]:
-    """Decode one file's history and cache it. Returns the column names, and the columns
-    themselves only if they could not be cached (so a worker sends back little)."""
+def _history(path: str, key: list[int], folder: str | None) -> tuple[dict | None, dict | None]:
+    """Decode one file's history and cache it. Returns the entry's meta if it was cached,
+    else the columns themselves (so a worker sends back little)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteRunWarning)
         try:
@@ -62,15 +64,15 @@ def _history(path: str, key: list[int], folder: str | None) -> tuple[list[str], 
             run = RunFile(path=path, history={LOCAL_STEP: np.empty(0, np.int64)})
     if folder is not None:
         with contextlib.suppress(OSError):
-            store(Path(folder), path, key, run, run.history)
-            return list(run.history), None
-    return list(run.history), run.history
+            return store(Path(folder), path, key, run, run.history), None
+    return None, run.history
 
 
 class RunFiles:
     """The run files of a folder: lineage read up front, each history decoded when first asked.
 
-    Both stages go through the cache (``run_cache``), and decode many files in a pool.
+    Both stages go through the cache (``run_cache``), and decode many files in a pool. A
+    damaged cache entry gets one warning, and its file is decoded again.
     """
 
     def __init__(self, paths: Sequence[Path]):
@@ -80,7 +82,7 @@ class RunFiles:
         self.memory: dict[Path, dict[str, np.ndarray]] = {}  # histories when nothing is cached
         cold = []
         for path in paths:
-            meta = load_meta(self.folder, path, self.keys[path]) if self.folder else None
+            meta = self._load(path) if self.folder else None
             if meta is None:
                 cold.append(path)
             else:
@@ -96,12 +98,33 @@ class RunFiles:
         runs = parallel.each(_lineage, [self._job(p) for p in cold], "reading run files",
                              sum(self.keys[p][1] for p in cold) >= PARALLEL_BYTES)
         for path, run in zip(cold, runs):
-            self.metas[path] = {**to_meta(run, self.keys[path]), "columns": None}
+            self.metas[path] = {**to_meta(run, self.keys[path]), "columns": None, "grid": None}
         self.runs = {path: from_meta(self.metas[path]) for path in paths}
         for path in paths:
             if self.runs[path].torn:
                 warnings.warn(f"{path}: {self.runs[path].torn}; read the records before it and "
                               f"marked the run incomplete", IncompleteRunWarning, stacklevel=3)
+        if cold:
+            self._prune()
+
+    def _load(self, path: Path) -> dict | None:
+        """The cached meta of ``path``, None if there is none for this version of the file."""
+        try:
+            return load_meta(self.folder, path, self.keys[path])
+        except DamagedEntry as e:
+            self._warn(path, str(e))
+            return None
+
+    def _warn(self, path: Path, reason: str) -> None:
+        warnings.warn(f"the cache entry {entry_path(self.folder, path)} is damaged ({reason}); "
+                      f"ignoring it: {path} is decoded again and the entry rewritten",
+                      CacheWarning, stacklevel=4)
+
+    def _prune(self) -> None:
+        """Keep the cache to run files that exist, and under its size cap."""
+        if self.folder is not None:
+            with contextlib.suppress(OSError):  # pruning only saves space
+                prune(self.folder, keep={entry_path(self.folder, p) for p in self.keys})
 
     def _job(self, path: Path) -> tuple[str, list[int], str | None]:
         return str(path), self.keys[path], None if self.folder is None else str(self.folder)
@@ -109,14 +132,17 @@ class RunFiles:
     def decode(self, paths: Sequence[Path]) -> None:
         """Make sure the history of ``paths`` is decoded (cached or in memory)."""
         todo = [p for p in dict.fromkeys(paths)
-                if self.metas[p]["columns"] is None and p not in self.memory]
+                if self.metas[p]["grid"] is None and p not in self.memory]
         results = parallel.each(_history, [self._job(p) for p in todo], "decoding histories",
                                 sum(self.keys[p][1] for p in todo) >= PARALLEL_BYTES)
-        for path, (names, columns) in zip(todo, results):
-            if columns is None:
-                self.metas[path] = {**self.metas[path], "columns": names}
-            else:
+        for path, (meta, columns) in zip(todo, results):
+            if meta is None:
                 self.memory[path] = columns
+            else:
+                self.metas[path] = {**self.metas[path], "columns": meta["columns"],
+                                    "grid": meta["grid"]}
+        if todo:
+            self._prune()
 
     def columns(self, path: Path) -> list[str]:
         """The history column names of one file, decoding it first if needed."""
@@ -129,11 +155,28 @@ class RunFiles:
         return functools.partial(self._open, path)
 
     def _open(self, path: Path) -> Mapping[str, np.ndarray]:
+        if path in self.memory:  # healed since the opener was made
+            return dict(self.memory[path])
         try:
-            return open_grid(self.folder, path, self.metas[path])
-        except OSError:  # the cache folder was cleared meanwhile: decode again, in memory
-            self.memory[path] = _history(str(path), self.keys[path], None)[1]
-            return self.memory[path]
+            return open_grid(self.folder, path, self.metas[path],
+                             heal=functools.partial(self._heal, path))
+        except DamagedEntry as e:
+            return self._heal(path, str(e))
+        except FileNotFoundError:  # a cache cleared meanwhile is no damage; else the grid is lost
+            gone = not entry_path(self.folder, path).exists()
+            return self._heal(path, None if gone else "its grid is missing")
+
+    def _heal(self, path: Path, reason: str | None) -> dict[str, np.ndarray]:
+        """Warn that ``path``'s grid is damaged (if ``reason``); decode ``path`` again, in
+        memory, and rewrite its entry."""
+        if path not in self.memory:
+            if reason is not None:
+                self._warn(path, reason)
+            _, columns = _history(str(path), self.keys[path], None)
+            self.memory[path] = columns
+            with contextlib.suppress(OSError):
+                store(self.folder, path, self.keys[path], self.runs[path], columns)
+        return dict(self.memory[path])
 
 
 class _Histories(Mapping[str, RunHistory]):

@@ -1,0 +1,156 @@
+"""The cache folder as a whole: what it holds (``info``), emptying it (``clear``), and
+keeping it to live run files and under its size cap (``prune``).
+
+``prune`` runs after each read that wrote entries (``folder.RunFiles``): the cache grows
+only then. It removes entries whose run file is gone, entries of older formats, damaged
+entries, and grids or temporary files no entry names that are older than an hour (a
+younger one may be a write under way). Then, while the folder is over
+``$RUNCHAIN_CACHE_MAX_MB`` megabytes (default 2048), it removes the least recently used
+entries; the entries of the read itself stay, even above the cap. Only files named as
+cache entries are ever removed, so a ``RUNCHAIN_CACHE_DIR`` shared with other files is safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+from .run_cache import FORMAT, CacheWarning, DamagedEntry, grid_path, read_entry
+
+DEFAULT_MAX_MB = 2048
+STRAY_SECONDS = 3600  # a grid without an entry, or a temporary file, older than this is litter
+_NAME = re.compile(r"[0-9a-f]{40}\.json|[0-9a-f]{40}-[0-9a-f]{16}\.npy|\..+\.\d+\.tmp")
+
+
+def max_bytes() -> int:
+    """The size cap: ``$RUNCHAIN_CACHE_MAX_MB`` megabytes (default 2048)."""
+    env = os.environ.get("RUNCHAIN_CACHE_MAX_MB", "").strip()
+    try:
+        mb = float(env) if env else DEFAULT_MAX_MB
+        if not mb >= 0 or mb == float("inf"):
+            raise ValueError
+    except ValueError:
+        warnings.warn(f"RUNCHAIN_CACHE_MAX_MB={env!r} is not a number of megabytes; using "
+                      f"{DEFAULT_MAX_MB}. Set it to e.g. 500, or unset it", CacheWarning)
+        mb = DEFAULT_MAX_MB
+    return int(mb * (1 << 20))
+
+
+@dataclasses.dataclass
+class CacheInfo:
+    """What ``info`` finds in the cache folder."""
+
+    folder: Path
+    entries: int  # JSON entries of this format
+    bytes: int  # every file named as an entry is, of any format
+    max_bytes: int
+
+
+def _files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every file in ``folder`` named as a cache file is, in any format's subfolder."""
+    try:
+        tops = [d for d in os.scandir(folder) if d.is_dir(follow_symlinks=False)
+                and re.fullmatch(r"v\d+|[0-9a-f]{2}", d.name)]
+    except FileNotFoundError:
+        return
+    for top in tops:
+        subs = [top] if not top.name.startswith("v") else [  # format 4 had no v<N>/ level
+            d for d in os.scandir(top.path) if re.fullmatch(r"[0-9a-f]{2}", d.name)]
+        for sub in subs:
+            for item in os.scandir(sub.path):
+                if _NAME.fullmatch(item.name) and item.is_file(follow_symlinks=False):
+                    try:
+                        yield Path(item.path), item.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # another process removed it meanwhile
+                        pass
+
+
+def info(folder: Path) -> CacheInfo:
+    """How many entries the cache holds, and their size."""
+    files = list(_files(folder))
+    current = folder / f"v{FORMAT}"
+    entries = sum(p.suffix == ".json" and p.parent.parent == current for p, _ in files)
+    return CacheInfo(folder, entries, sum(st.st_size for _, st in files), max_bytes())
+
+
+def clear(folder: Path) -> CacheInfo:
+    """Remove every cache file (only files named as entries are) and the emptied
+    subfolders. Returns what was removed."""
+    removed = info(folder)
+    for path, _ in _files(folder):
+        path.unlink(missing_ok=True)
+    _remove_empty(folder)
+    return removed
+
+
+def _remove_empty(folder: Path) -> None:
+    for sub in sorted(folder.glob("*/*"), reverse=True) + sorted(folder.glob("*")):
+        if sub.is_dir() and re.fullmatch(r"v\d+|[0-9a-f]{2}", sub.name):
+            try:
+                sub.rmdir()
+            except OSError:  # not empty: someone else's files, or a new entry
+                pass
+
+
+def prune(folder: Path, keep: set[Path] = frozenset(), limit: int | None = None) -> int:
+    """Remove entries of run files that no longer exist, entries of older formats, damaged
+    entries and stray files; then the least recently used entries until the folder holds
+    at most ``limit`` bytes (default ``max_bytes()``). Entries in ``keep`` stay.
+    Returns the bytes removed.
+    """
+    limit = max_bytes() if limit is None else limit
+    current, now = folder / f"v{FORMAT}", time.time()
+    # entry (the JSON path) -> [its files], and when it was last used
+    groups: dict[Path, list[tuple[Path, os.stat_result]]] = {}
+    used: dict[Path, float] = {}
+    removed = 0
+
+    def remove(path: Path, st: os.stat_result) -> None:
+        nonlocal removed
+        path.unlink(missing_ok=True)
+        removed += st.st_size
+
+    for path, st in _files(folder):
+        if path.parent.parent != current:
+            version = path.parent.parent.name
+            if not version.startswith("v") or int(version[1:]) < FORMAT:
+                remove(path, st)  # an older format's, never read again (a newer one's stays)
+        elif path.name.endswith(".tmp"):
+            if now - st.st_mtime > STRAY_SECONDS:
+                remove(path, st)
+        else:
+            entry = path.with_name(path.name[:40] + ".json")
+            groups.setdefault(entry, []).append((path, st))
+            if path == entry:
+                used[entry] = st.st_mtime
+    for entry, files in groups.items():
+        if entry in keep:
+            continue
+        try:
+            meta = read_entry(entry) if entry in used else None
+        except (OSError, DamagedEntry):
+            meta = None
+        if entry in used and (meta is None or not os.path.exists(meta["path"])):
+            doomed = {p for p, _ in files}  # damaged, or its run file is gone
+        else:
+            grid = None if meta is None or meta["grid"] is None else grid_path(entry, meta["key"])
+            doomed = {p for p, st in files  # a grid no entry names, and not just written
+                      if p not in (entry, grid) and now - st.st_mtime > STRAY_SECONDS}
+        for path, st in files:
+            if path in doomed:
+                remove(path, st)
+        files[:] = [(p, st) for p, st in files if p not in doomed]
+    total = sum(st.st_size for files in groups.values() for _, st in files)
+    for entry in sorted(used, key=used.get):
+        if total <= limit:
+            break
+        if entry not in keep:
+            for path, st in groups.get(entry, []):
+                remove(path, st)
+                total -= st.st_size
+    return removed
