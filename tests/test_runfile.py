@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 import runchain
-from conftest import do_run, isolate, run_file
+from conftest import cli, do_run, isolate, run_file
 from runchain.readers.runfile import IncompleteRunWarning, read_run_file, scan_records
 
 
@@ -119,3 +119,19 @@ def test_empty_and_bogus_run_files_do_not_hide_the_other_runs(tree, tmp_path, mo
     stale = time.time() - 3600
     os.utime(copy / "offline-run-20260101_000000-starting" / "run-starting.wandb", (stale, stale))
     assert runchain.open_source(copy).tree.nodes["starting"].info.state == "crashed"
+
+
+def test_a_torn_file_warns_once_then_the_tree_shows_its_state(tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cache"))
+    copy = tmp_path / "wandb"
+    shutil.copytree(tree["dir"], copy)
+    path = run_file(copy, tree["child"])
+    path.write_bytes(path.read_bytes()[:-100])  # the process died partway
+    stale = time.time() - 3600
+    os.utime(path, (stale, stale))
+    first = cli("tree", "--dir", copy)
+    assert first.stderr.count("warning:") == 1 and "marked the run incomplete" in first.stderr
+    again = cli("tree", "--dir", copy)  # the same file, cached: no warning again
+    assert "warning:" not in again.stderr
+    line = next(l for l in again.stdout.splitlines() if tree["child"] in l)
+    assert "  crashed  " in line

@@ -100,7 +100,7 @@ class RunFiles:
         for path, run in zip(cold, runs):
             self.metas[path] = {**to_meta(run, self.keys[path]), "columns": None, "grid": None}
         self.runs = {path: from_meta(self.metas[path]) for path in paths}
-        for path in paths:
+        for path in cold:  # once per version of a file: a cached one warned when it was read
             if self.runs[path].torn:
                 warnings.warn(f"{path}: {self.runs[path].torn}; read the records before it and "
                               f"marked the run incomplete", IncompleteRunWarning, stacklevel=3)
