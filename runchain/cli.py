@@ -361,9 +361,10 @@ def _sync_line(item) -> str:
 @main.command("sync")
 @click.option("--dir", "dir", type=click.Path(file_okay=False), default=None,
               help="wandb/ folder to upload [default: $WANDB_DIR/wandb, else ./wandb]")
-@click.option("--entity", default=None,
+@click.option("--to-entity", "entity", default=None, metavar="ENTITY",
               help="W&B entity to upload to [default: the run's own, else your default entity]")
-@click.option("--project", default=None, help="W&B project to upload to [default: each run's own]")
+@click.option("--to-project", "project", default=None, metavar="PROJECT",
+              help="W&B project to upload to [default: each run's own]")
 @click.option("--dry-run", is_flag=True,
               help="print the plan, parents before children, and change nothing (no credentials needed)")
 @click.option("--jobs", type=click.IntRange(min=1), default=4, show_default=True,
@@ -383,7 +384,7 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
     \b
     Example:
         runchain sync --dry-run                      # the plan; needs no credentials
-        runchain sync --entity my-team --project llm --jobs 8
+        runchain sync --to-entity my-team --to-project llm --jobs 8
     """
     from . import sync as syncing
     warnings.showwarning = _warn  # one line per warning, never a traceback

@@ -327,7 +327,7 @@ def _target(item: PlannedRun, by_id: dict[str, PlannedRun]) -> tuple[str, str | 
         entity, project = edge.ref.entity or item.entity, edge.ref.project or item.project
     ref = f"{entity}/{project}/{edge.ref.short}"
     if item.project is None or project is None:
-        return ref, f"run {item.run_id} or its parent records no project; pass --project"
+        return ref, f"run {item.run_id} or its parent records no project; pass --to-project"
     return ref, None
 
 
@@ -394,7 +394,7 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
                 for item in runs]
     missing = [item.run_id for item in runs if item.pending and not item.project]  # --project
     if missing:
-        raise SyncError(f"run(s) {', '.join(missing)} record no W&B project; pass --project")
+        raise SyncError(f"run(s) {', '.join(missing)} record no W&B project; pass --to-project")
 
     state = load_state(root)
     uploaded = _upload(root, runs, state, max(1, jobs), timeout)

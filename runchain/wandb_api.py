@@ -83,7 +83,7 @@ def entity_of(api: Any, entity: str | None, what: object) -> str:
         entity = api.default_entity
     if not entity:
         raise CredentialsError(f"no W&B entity for {what}: W&B names no default entity for "
-                               f"these credentials; name one (entity/project/..., --entity) "
+                               f"these credentials; name one (entity/project/..., --to-entity) "
                                f"or set WANDB_ENTITY")
     return entity
 
