@@ -185,6 +185,8 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
             "checkpoints": [c.step for c in info.checkpoints], "color": colors[run_id],
             "url": url if url and url.startswith(("https://", "http://")) else None,
             "config": _config(info),
+            "differs": {str(k): json.dumps(v, default=str)[:40]  # what tells it from its
+                        for k, v in lineage.config_diff(tree, run_id).items()},  # parent, siblings
             "pieces": pieces_of(node, tree), "series": data[run_id],
         })
     return {"version": version, "where": shown_where(source.where), "notes": list(tree.notes),

@@ -418,7 +418,8 @@ function renderBranches() {
 
 // -- runs table ----------------------------------------------------------------------------
 function runsTable() {
-  const head = ["run", "name", "parent", "cut step", "local steps", "global steps", "state", "checkpoints"];
+  const head = ["run", "name", "parent", "cut step", "local steps", "global steps", "state", "checkpoints",
+                "differs"];
   const anyUrl = runs.some(r => r.url);
   if (anyUrl) head.push("W&B");
   const rows = runs.map((r, i) => {
@@ -427,7 +428,8 @@ function runsTable() {
     const cells = [el("td", null, el("span", {class: "swatch", style: `background:${r.color}`}), el("code", null, r.id)),
       el("td", null, r.name), el("td", null, el("code", null, r.parent ?? "")), el("td", null, num(r.parentStep ?? null)),
       el("td", null, span), el("td", null, glob), el("td", {class: "state-" + r.state}, r.state),
-      el("td", null, r.checkpoints.join(", "))];
+      el("td", null, r.checkpoints.join(", ")),
+      el("td", null, Object.entries(r.differs).map(([k, v]) => `${k}=${v}`).join(" "))];
     if (anyUrl) cells.push(el("td", null, r.url ? el("a", {href: r.url}, "open") : ""));
     return el("tr", {onclick: () => select(r.id)}, ...cells);
   });

@@ -417,3 +417,13 @@ def test_publish_read_back_equals_chain_csv(demo, tmp_path):
 def test_publish_unknown_leaf_is_a_clean_error(demo):
     proc = cli("publish", "nosuchrun", "--dir", demo["dir"], "--mode", "offline", check=False)
     assert proc.returncode == 1 and "nosuchrun" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_runs_table_says_what_tells_each_run_from_its_parent_and_siblings(demo):
+    """do_many gives each fork its own lr and seed: the report's data carries them."""
+    data = _data(demo["html"])
+    forks = [r for r in data["runs"] if r["parent"]]
+    assert forks and all({"lr", "seed"} <= set(r["differs"]) for r in forks)
+    src = runchain.open_source(demo["dir"])
+    for r in forks:
+        assert json.loads(r["differs"]["lr"]) == src.tree.nodes[r["id"]].info.config["lr"]
