@@ -433,8 +433,9 @@ function runsTable() {
     if (anyUrl) cells.push(el("td", null, r.url ? el("a", {href: r.url}, "open") : ""));
     return el("tr", {onclick: () => select(r.id)}, ...cells);
   });
-  return el("table", null, el("thead", null, el("tr", null, ...head.map(h => el("th", null, h)))),
-    el("tbody", null, ...rows));
+  return el("div", {class: "table-wrap"},  // a narrow window scrolls the table, not the page
+    el("table", null, el("thead", null, el("tr", null, ...head.map(h => el("th", null, h)))),
+      el("tbody", null, ...rows)));
 }
 
 // -- start ---------------------------------------------------------------------------------
