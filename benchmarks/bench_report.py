@@ -93,8 +93,7 @@ def browse(path: Path, loads: int) -> tuple[list[float], list[float]]:
         for _ in range(loads):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(path.as_uri())
-            page.wait_for_function("window.runchain && window.runchain.readyAt != null",
-                                   timeout=60_000)
+            page.wait_for_selector("html[data-ready]", state="attached", timeout=60_000)
             ready.append(page.evaluate("runchain.readyAt") / 1000)
             took, text = page.evaluate(SWEEP)
             assert text > 0, "the tooltip showed nothing"

@@ -74,7 +74,7 @@ class Opened:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.url = path.as_uri()
         self.page.goto(self.url)
-        self.page.wait_for_function("window.runchain && window.runchain.readyAt != null")
+        self.page.wait_for_selector("html[data-ready]", state="attached")  # no eval: CSP
 
     def js(self, code, arg=None):
         return self.page.evaluate(code, arg)
