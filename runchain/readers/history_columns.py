@@ -22,7 +22,7 @@ is not a number (a string, media, a boolean) is NaN, as is a value a row did not
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -87,29 +87,39 @@ _MARKER = _wrap(0x0A, _wrap(0x12, _wrap(0x0A, _wrap(0x0A, _MARK_KEY.encode())
 _SMALL = [bytes((0x0A,)) + _varint(n) for n in range(1 << 13)]  # record headers, precomputed
 
 
-BATCH_BYTES = 64 << 20  # records decoded per parse: protobuf refuses 2 GiB, and memory
+BATCH_BYTES = 4 << 20  # records decoded per parse: a batch's Python objects are ~10x its bytes
 
 
-def decode_history(records: Sequence[bytes]) -> dict[str, np.ndarray]:
+def decode_history(records: Iterable[bytes]) -> dict[str, np.ndarray]:
     """History columns of serialized ``Record``s that all hold a ``history`` record.
 
-    Records are decoded in batches of at most ``BATCH_BYTES``; a batch the fast path cannot
-    read exactly is decoded the slow way, and the other batches keep the fast one.
+    ``records`` is consumed as it goes, in batches of at most ``BATCH_BYTES`` (each batch is
+    decoded and released before the next is taken), so a generator over a file never holds
+    more than one batch of it. A batch the fast path cannot read exactly is decoded the slow
+    way, and the other batches keep the fast one.
 
     Returns:
         ``_step`` (int64, rows without one dropped) and one float64 array per numeric key,
         NaN where a row did not log it, rows in file order.
     """
-    batches, batch, size = [], [], 0
+    parts, batch, size = [], [], 0
     for raw in records:
         if batch and size + len(raw) > BATCH_BYTES:
-            batches.append(batch)
+            parts.append(_own(_decode_batch(batch)))
             batch, size = [], 0
         batch.append(raw)
         size += len(raw)
-    if batch or not batches:
-        batches.append(batch)
-    return _concat([_decode_batch(b) for b in batches])
+    if batch or not parts:
+        last = _decode_batch(batch)
+        parts.append(_own(last) if parts else last)
+    return _concat(parts)
+
+
+def _own(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each column in its own array (not a row of a batch's grid), so ``_concat`` can free a
+    batch column by column."""
+    return {name: column.copy() if column.base is not None else column
+            for name, column in columns.items()}
 
 
 def _decode_batch(records: Sequence[bytes]) -> dict[str, np.ndarray]:
@@ -140,14 +150,20 @@ def _decode_batch(records: Sequence[bytes]) -> dict[str, np.ndarray]:
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Batches of columns, one after the other; a key a batch lacks is NaN there."""
+    """Batches of columns, one after the other; a key a batch lacks is NaN there.
+
+    Empties ``parts`` as it goes: each batch's column is dropped once copied, so memory
+    holds the result and about one column more, not the result twice.
+    """
     if len(parts) == 1:
-        return parts[0]
+        return parts.pop()
     names = sorted({name for part in parts for name in part} - {STEP})
-    out = {STEP: np.concatenate([part[STEP] for part in parts])}
-    for name in names:
-        out[name] = np.concatenate([part[name] if name in part else
-                                    np.full(part[STEP].size, np.nan) for part in parts])
+    sizes = [part[STEP].size for part in parts]
+    out = {}
+    for name in [STEP, *names]:
+        out[name] = np.concatenate([part.pop(name) if name in part else np.full(n, np.nan)
+                                    for part, n in zip(parts, sizes)])
+    parts.clear()
     return out
 
 
