@@ -22,6 +22,7 @@ is not a number (a string, media, a boolean) is NaN, as is a value a row did not
 from __future__ import annotations
 
 import json
+import mmap
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -87,7 +88,7 @@ _MARKER = _wrap(0x0A, _wrap(0x12, _wrap(0x0A, _wrap(0x0A, _MARK_KEY.encode())
 _SMALL = [bytes((0x0A,)) + _varint(n) for n in range(1 << 13)]  # record headers, precomputed
 
 
-BATCH_BYTES = 4 << 20  # records decoded per parse: a batch's Python objects are ~10x its bytes
+BATCH_BYTES = 1 << 20  # records decoded per parse: a batch's Python objects take ~10x its bytes
 
 
 def decode_history(records: Iterable[bytes]) -> dict[str, np.ndarray]:
@@ -105,21 +106,13 @@ def decode_history(records: Iterable[bytes]) -> dict[str, np.ndarray]:
     parts, batch, size = [], [], 0
     for raw in records:
         if batch and size + len(raw) > BATCH_BYTES:
-            parts.append(_own(_decode_batch(batch)))
+            parts.append(_decode_batch(batch))
             batch, size = [], 0
         batch.append(raw)
         size += len(raw)
     if batch or not parts:
-        last = _decode_batch(batch)
-        parts.append(_own(last) if parts else last)
+        parts.append(_decode_batch(batch))
     return _concat(parts)
-
-
-def _own(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Each column in its own array (not a row of a batch's grid), so ``_concat`` can free a
-    batch column by column."""
-    return {name: column.copy() if column.base is not None else column
-            for name, column in columns.items()}
 
 
 def _decode_batch(records: Sequence[bytes]) -> dict[str, np.ndarray]:
@@ -152,19 +145,39 @@ def _decode_batch(records: Sequence[bytes]) -> dict[str, np.ndarray]:
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Batches of columns, one after the other; a key a batch lacks is NaN there.
 
-    Empties ``parts`` as it goes: each batch's column is dropped once copied, so memory
-    holds the result and about one column more, not the result twice.
+    Empties ``parts`` as it goes, each batch dropped once copied, so memory holds the result
+    and one batch, not the result twice (batch grids are their own mappings: see ``_nans``).
     """
     if len(parts) == 1:
         return parts.pop()
     names = sorted({name for part in parts for name in part} - {STEP})
-    sizes = [part[STEP].size for part in parts]
-    out = {}
-    for name in [STEP, *names]:
-        out[name] = np.concatenate([part.pop(name) if name in part else np.full(n, np.nan)
-                                    for part, n in zip(parts, sizes)])
+    total = sum(part[STEP].size for part in parts)
+    out = {STEP: np.empty(total, np.int64), **{name: np.empty(total) for name in names}}
+    start = 0
+    for i, part in enumerate(parts):
+        parts[i] = None
+        end = start + part[STEP].size
+        for name, column in out.items():
+            column[start:end] = part[name] if name in part else np.nan
+        start = end
+        del part
     parts.clear()
     return out
+
+
+def _nans(shape: tuple[int, int]) -> np.ndarray:
+    """A float64 array of NaN; a big one in its own anonymous mapping, so that freeing it gives
+    the memory back to the system at once (malloc keeps freed chunks of its heap, and a big
+    file's batches would leave the columns' size again behind)."""
+    size = shape[0] * shape[1] * 8
+    if size < MAPPED_BYTES:
+        return np.full(shape, np.nan)
+    grid = np.frombuffer(mmap.mmap(-1, size), np.float64).reshape(shape)
+    grid.fill(np.nan)
+    return grid
+
+
+MAPPED_BYTES = 256 << 10  # batch grids this big get their own mapping (few: a map count is capped)
 
 
 def _index(names: list[str]) -> tuple[np.ndarray, dict[str, int]]:
@@ -184,7 +197,7 @@ def _grid(ids: np.ndarray, index: dict[str, int], values: list[bytes], ends: np.
     is_mark[ends] = True
     row = np.cumsum(is_mark) - is_mark  # the row of each item
     keep = ~is_mark
-    grid = np.full((len(index), ends.size), np.nan)
+    grid = _nans((len(index), ends.size))
     grid[ids[keep], row[keep]] = numbers[keep]
     return _columns({name: grid[i] for name, i in index.items() if name != _MARK_KEY})
 
