@@ -263,29 +263,23 @@ def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool =
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            run, broke, failed = _read_records(f, path, history, summary)
+            run = _read_records(f, path, history, summary)
     except OSError as e:
         raise RunFileError(f"cannot read run file {path}: {e.strerror}") from e
     steps = run.history[STEP]
     run.first_step, run.last_step = (int(steps[0]), int(steps[-1])) if steps.size else (None, None)
     if not history:
         run.history = {}
-    if broke or (run.torn is None and failed):
-        run.torn = "undecodable record"
     if run.torn:
         warnings.warn(f"{path}: {run.torn}; read the records before it and marked the run "
                       f"incomplete", IncompleteRunWarning, stacklevel=2)
     return run
 
 
-def _read_records(f: BinaryIO, path: str, history: bool,
-                  summary: bool) -> tuple[RunFile, bool, bool]:
-    """The run an open file describes, its history decoded as the records stream past.
-
-    Returns:
-        the run (``torn``: where the file is torn, if it is), whether reading stopped at a
-        record that does not parse, and whether a history record failed to decode.
-    """
+def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFile:
+    """The run an open file describes, its history decoded as the records stream past;
+    ``torn`` says why reading stopped early: a record that does not parse, else a torn file,
+    else a history record that does not decode."""
     scan = RecordScan()
     run = RunFile(path=path)
     broke = False
@@ -324,8 +318,9 @@ def _read_records(f: BinaryIO, path: str, history: bool,
         failed = True
         for _ in records:  # the records after it still count (artifacts, exit)
             pass
-    run.torn = scan.reason
-    return run, broke, failed
+    run.torn = "undecodable record" if broke else scan.reason or (
+        "undecodable record" if failed else None)
+    return run
 
 
 def _ends(records: Iterator[bytes]) -> list[bytes]:
