@@ -2,7 +2,8 @@
 
     python benchmarks/bench_read.py                 # makes a 50 x 2,000 x 20 tree first (~1-2 min)
     python benchmarks/bench_read.py --dir DIR       # reuse a wandb/ folder
-    python benchmarks/bench_read.py --runs 8 --steps 500 --deep 40 --repeats 2   # quick look
+    python benchmarks/bench_read.py --runs 8 --steps 500 --deep 40 --repeats 2 --big 30  # quick look
+    python benchmarks/bench_read.py --only-big      # only the one-big-file case (286 MB)
 
 Every figure is a ratio of times taken in this one process, with the measurements
 interleaved and repeated (median), so a noisy shared machine hits both sides alike.
@@ -18,6 +19,12 @@ interleaved and repeated (median), so a noisy shared machine hits both sides ali
 - deep: a chain --deep runs long. Its files are written by this script in wandb's run
   file format, from wandb's own protobuf classes (making hundreds of real sequential
   runs would take many minutes), then read by runchain like any other folder.
+- one big file (--big MB, default 286): one run file, written the same way, read as
+  `runchain tree`, as its stitched history, and by `runchain chain --csv` (a real
+  subprocess), cold and warm, each in a fresh process. Peak RSS is the kernel's count
+  (numpy, protobuf's C allocations and mapped cache pages included), shown over the
+  file's size and, above what importing runchain costs, over the size of the arrays
+  returned. Target: <= 2x what is returned.
 """
 
 from __future__ import annotations
@@ -179,37 +186,50 @@ def _chunks(body: bytes, pos: int) -> bytes:
             return bytes(out)
 
 
-def write_run(folder: Path, run_id: str, parent: tuple[str, int, runchain.Breadcrumbs] | None,
-              steps: int, metrics: int, checkpoint_every: int, rng: np.random.Generator
-              ) -> runchain.Breadcrumbs:
-    records = []
+def run_records(run_id: str, parent: tuple[str, int, runchain.Breadcrumbs] | None, steps: int,
+                metrics: int, checkpoint_every: int, rng: np.random.Generator):
+    """A run's records, one at a time (a big run's would not fit in memory as messages);
+    yields the run's breadcrumbs first."""
     crumbs = runchain.contract.breadcrumbs_for(
         run_id, *(parent and (parent[0], f"run-{parent[0]}-checkpoint:step-{parent[1]}",
                               parent[1], parent[2]) or ()))
+    yield crumbs
     run = pb.Record(run=pb.RunRecord(run_id=run_id, project="bench-deep"))
     run.run.config.update.add(key="runchain", value_json=json.dumps(crumbs.to_config()))
-    records.append(run)
-    values = rng.random((steps, metrics))
-    for step in range(steps):
-        record = pb.Record()
-        for m in range(metrics):
-            record.history.item.add(nested_key=[f"loss/{m:02d}"], value_json=repr(float(values[step, m])))
-        record.history.item.add(nested_key=["_step"], value_json=str(step))
-        record.history.item.add(nested_key=["global_step"], value_json=str(crumbs.global_offset + step))
-        records.append(record)
-        if (step + 1) % checkpoint_every == 0:
-            artifact = pb.Record(artifact=pb.ArtifactRecord(
-                name=f"run-{run_id}-checkpoint", type="checkpoint", digest=f"{run_id}-{step}",
-                metadata=json.dumps({"step": step}), aliases=[f"step-{step}", "latest"]))
-            records.append(artifact)
-    records.append(pb.Record(exit=pb.RunExitRecord(exit_code=0)))
-    data = bytearray(HEADER)
-    for i, record in enumerate(records):
-        record.num = i + 1
-        data += _chunks(record.SerializeToString(), len(data))
+    yield run
+    for start in range(0, steps, 10_000):  # values drawn in slices, for the same reason
+        values = rng.random((min(steps - start, 10_000), metrics))
+        for step in range(start, start + len(values)):
+            record = pb.Record()
+            for m in range(metrics):
+                record.history.item.add(nested_key=[f"loss/{m:02d}"],
+                                        value_json=repr(float(values[step - start, m])))
+            record.history.item.add(nested_key=["_step"], value_json=str(step))
+            record.history.item.add(nested_key=["global_step"],
+                                    value_json=str(crumbs.global_offset + step))
+            yield record
+            if (step + 1) % checkpoint_every == 0:
+                yield pb.Record(artifact=pb.ArtifactRecord(
+                    name=f"run-{run_id}-checkpoint", type="checkpoint", digest=f"{run_id}-{step}",
+                    metadata=json.dumps({"step": step}), aliases=[f"step-{step}", "latest"]))
+    yield pb.Record(exit=pb.RunExitRecord(exit_code=0))
+
+
+def write_run(folder: Path, run_id: str, parent: tuple[str, int, runchain.Breadcrumbs] | None,
+              steps: int, metrics: int, checkpoint_every: int, rng: np.random.Generator
+              ) -> runchain.Breadcrumbs:
+    records = run_records(run_id, parent, steps, metrics, checkpoint_every, rng)
+    crumbs = next(records)
     run_dir = folder / f"offline-run-20260101_000000-{run_id}"
     run_dir.mkdir(parents=True)
-    (run_dir / f"run-{run_id}.wandb").write_bytes(bytes(data))
+    with open(run_dir / f"run-{run_id}.wandb", "wb") as f:
+        f.write(HEADER)
+        pos = len(HEADER)
+        for i, record in enumerate(records):
+            record.num = i + 1
+            data = _chunks(record.SerializeToString(), pos)
+            f.write(data)
+            pos += len(data)
     return crumbs
 
 
@@ -224,6 +244,103 @@ def make_deep(base: Path, depth: int, steps: int, metrics: int) -> Path:
     return folder
 
 
+# -- one big run file: peak memory, each read in a fresh process ---------------------
+
+def make_big(base: Path, mb: float, metrics: int) -> Path:
+    """One run of about ``mb`` MB: its steps sized from a small sample run's bytes per step."""
+    rng = np.random.default_rng(0)
+    sample = write_run(base / "sample", "sample00", None, 500, metrics, 125, rng)
+    per_step = (base / "sample" / "offline-run-20260101_000000-sample00" /
+                "run-sample00.wandb").stat().st_size / 500
+    shutil.rmtree(base / "sample")
+    del sample
+    steps = max(8, int(mb * 1e6 / per_step))
+    folder = base / "big" / "wandb"
+    print(f"writing one run file of {steps} steps x {metrics} metrics (~{mb:.0f} MB) ...",
+          file=sys.stderr)
+    write_run(folder, "big00000", None, steps, metrics, steps // 4, rng)
+    return folder
+
+
+def measure(what: str, directory: Path, traced: bool) -> None:
+    """In a fresh process (``--measure``): read as ``what`` says, print a JSON line of peak
+    RSS (the kernel's count: numpy, protobuf's C allocations and mapped pages included),
+    RSS after imports, seconds, bytes returned and, if ``traced``, tracemalloc's peak."""
+    import resource
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if traced:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    src = runchain.open_source(directory)
+    tree = src.tree
+    returned = 0
+    if what == "history":
+        leaf = max(tree.nodes, key=lambda r: (tree.nodes[r].depth, r))
+        returned = sum(v.nbytes for v in src.history(leaf).values())
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      "baseline": baseline, "seconds": seconds, "returned": returned,
+                      "traced": tracemalloc.get_traced_memory()[1] if traced else None}))
+
+
+_PEAK_OF_CHILD = ("import resource, subprocess, sys, time; t0 = time.perf_counter(); "
+                  "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, "
+                  "time.perf_counter() - t0, rc)")
+
+
+def peak_of(argv: list[str]) -> tuple[int, float]:
+    """Peak RSS (bytes) and seconds of a command, run under a small watcher process."""
+    out = subprocess.run([sys.executable, "-c", _PEAK_OF_CHILD, *argv], check=True,
+                         capture_output=True, text=True).stdout.split()
+    if out[2] != "0":
+        raise SystemExit(f"{' '.join(argv)} exited {out[2]}")
+    return int(out[0]), float(out[1])
+
+
+def big_file(base: Path, mb: float, metrics: int, cache: Path) -> None:
+    """`runchain tree`, the stitched history, and `runchain chain --csv` of one big run file,
+    cold and warm, each in a fresh process; peaks relative to the file and to what is returned."""
+    directory = make_big(base, mb, metrics)
+    size = sum(p.stat().st_size for p in files_of(directory))
+    me = [sys.executable, __file__, "--dir", str(directory), "--measure"]
+    imports = peak_of([sys.executable, "-c", "import runchain.cli, runchain.readers.folder"])[0]
+    print(f"\none big run file: {size / 1e6:.0f} MB; a process that only imports runchain "
+          f"peaks at {imports / 1e6:.0f} MB RSS")
+    print(f"{'':<24}{'seconds':>8}{'peak RSS MB':>13}{'/ file':>8}{'above imports MB':>18}"
+          f"{'/ returned':>12}{'traced MB':>11}")
+
+    def row(name: str, seconds: float, peak: int, returned: int, traced: int | None) -> None:
+        above = peak - imports
+        per = f"{above / returned:.2f}" if returned else "-"
+        print(f"{name:<24}{seconds:8.2f}{peak / 1e6:13.0f}{peak / size:8.2f}{above / 1e6:18.0f}"
+              f"{per:>12}{'-' if traced is None else f'{traced / 1e6:.0f}':>11}")
+
+    returned = {}
+    for what in ("tree", "history"):
+        for state in ("cold", "warm"):
+            results = []
+            for traced in (False, True):  # RSS and time untraced; tracemalloc's peak apart
+                if state == "cold":
+                    shutil.rmtree(cache, ignore_errors=True)
+                out = subprocess.run(me + [what] + (["--traced"] if traced else []), check=True,
+                                     capture_output=True, text=True).stdout
+                results.append(json.loads(out.strip().splitlines()[-1]))
+            plain, traced = results
+            returned[what] = plain["returned"]
+            row(f"{what} {state}", plain["seconds"], plain["peak"], plain["returned"],
+                traced["traced"])
+    csv_path = base / "big.csv"
+    for state in ("cold", "warm"):
+        if state == "cold":
+            shutil.rmtree(cache, ignore_errors=True)
+        peak, seconds = peak_of([sys.executable, "-m", "runchain", "chain", "big00000", "--dir",
+                                 str(directory), "--csv", str(csv_path)])
+        row(f"chain --csv {state}", seconds, peak, returned["history"], None)
+    print(f"(chain --csv returns the stitched history, {returned['history'] / 1e6:.0f} MB of "
+          f"arrays, as a {csv_path.stat().st_size / 1e6:.0f} MB CSV)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, help="an existing wandb/ folder (default: make one)")
@@ -232,12 +349,21 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--deep", type=int, default=200, help="runs in the deep chain")
+    parser.add_argument("--big", type=float, default=286,
+                        help="MB of the one-big-file case (0: skip it)")
+    parser.add_argument("--only-big", action="store_true", help="run only the one-big-file case")
+    parser.add_argument("--measure", choices=["tree", "history"], help=argparse.SUPPRESS)
+    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:  # one measurement of big_file, in this fresh process
+        return measure(args.measure, args.dir, args.traced)
     base = Path(tempfile.mkdtemp(prefix="bench-read-"))
     cache = base / "cache"
     os.environ["RUNCHAIN_CACHE_DIR"] = str(cache)
     os.environ.setdefault("TQDM_DISABLE", "1")
     try:
+        if args.only_big:
+            return big_file(base, args.big, args.metrics, cache)
         directory = args.dir or make_tree(base, args.runs, args.steps, args.metrics)
         files = files_of(directory)
         size = sum(p.stat().st_size for p in files)
@@ -280,6 +406,8 @@ def main() -> None:
             print(f"deep chain: {depth} runs x 1000 steps, each cut at step 499: tree cold "
                   f"{t_tree:.2f} s; chain cold (decoding its runs) {first:.2f} s, warm "
                   f"{warm:.3f} s; {mb:.1f} MB returned, peak traced memory {ratio:.2f}x that")
+        if args.big:
+            big_file(base, args.big, args.metrics, cache)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

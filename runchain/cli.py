@@ -261,20 +261,36 @@ def publish(leaf: str, dir: str | None, project: str | None, only_project: str |
 
 
 def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
-    """The stitched columns as CSV, to stdout or, whole or not at all, to ``path``."""
+    """The stitched columns as CSV, to stdout or, whole or not at all, to ``path``.
+
+    Rows become Python objects 8,192 at a time (numbers as Python gives them: ints as ints,
+    floats by repr; NaN as an empty field), so a long chain streams to the file instead of
+    living in memory as lists.
+    """
     keys = list(STITCHED) + [k for k in columns if k not in STITCHED]
-    values = [columns[k].tolist() for k in keys]
-    rows = zip(*[[("" if isinstance(v, float) and v != v else v) for v in col] for col in values])
+
+    def rows():
+        for start in range(0, len(columns["global_step"]), 8192):
+            values = []
+            for k in keys:
+                part = columns[k][start:start + 8192]
+                cells = part.tolist()
+                if part.dtype.kind == "f":
+                    for i in np.flatnonzero(np.isnan(part)).tolist():
+                        cells[i] = ""
+                values.append(cells)
+            yield from zip(*values)
+
     if path == "-":
         writer = csv.writer(sys.stdout)
         writer.writerow(keys)
-        writer.writerows(rows)
+        writer.writerows(rows())
         return
     try:
         with atomic_open(path, "w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(keys)
-            writer.writerows(rows)
+            writer.writerows(rows())
     except OSError as e:
         raise click.ClickException(f"cannot write the CSV to {path}: {e.strerror}; pass --csv "
                                    f"a path in an existing, writable folder (or - for stdout)")

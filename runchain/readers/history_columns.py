@@ -22,7 +22,8 @@ is not a number (a string, media, a boolean) is NaN, as is a value a row did not
 from __future__ import annotations
 
 import json
-from typing import Sequence
+import mmap
+from typing import Iterable, Sequence
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -87,29 +88,31 @@ _MARKER = _wrap(0x0A, _wrap(0x12, _wrap(0x0A, _wrap(0x0A, _MARK_KEY.encode())
 _SMALL = [bytes((0x0A,)) + _varint(n) for n in range(1 << 13)]  # record headers, precomputed
 
 
-BATCH_BYTES = 64 << 20  # records decoded per parse: protobuf refuses 2 GiB, and memory
+BATCH_BYTES = 1 << 20  # records decoded per parse: a batch's Python objects take ~10x its bytes
 
 
-def decode_history(records: Sequence[bytes]) -> dict[str, np.ndarray]:
+def decode_history(records: Iterable[bytes]) -> dict[str, np.ndarray]:
     """History columns of serialized ``Record``s that all hold a ``history`` record.
 
-    Records are decoded in batches of at most ``BATCH_BYTES``; a batch the fast path cannot
-    read exactly is decoded the slow way, and the other batches keep the fast one.
+    ``records`` is consumed as it goes, in batches of at most ``BATCH_BYTES`` (each batch is
+    decoded and released before the next is taken), so a generator over a file never holds
+    more than one batch of it. A batch the fast path cannot read exactly is decoded the slow
+    way, and the other batches keep the fast one.
 
     Returns:
         ``_step`` (int64, rows without one dropped) and one float64 array per numeric key,
         NaN where a row did not log it, rows in file order.
     """
-    batches, batch, size = [], [], 0
+    parts, batch, size = [], [], 0
     for raw in records:
         if batch and size + len(raw) > BATCH_BYTES:
-            batches.append(batch)
+            parts.append(_decode_batch(batch))
             batch, size = [], 0
         batch.append(raw)
         size += len(raw)
-    if batch or not batches:
-        batches.append(batch)
-    return _concat([_decode_batch(b) for b in batches])
+    if batch or not parts:
+        parts.append(_decode_batch(batch))
+    return _concat(parts)
 
 
 def _decode_batch(records: Sequence[bytes]) -> dict[str, np.ndarray]:
@@ -140,15 +143,41 @@ def _decode_batch(records: Sequence[bytes]) -> dict[str, np.ndarray]:
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Batches of columns, one after the other; a key a batch lacks is NaN there."""
+    """Batches of columns, one after the other; a key a batch lacks is NaN there.
+
+    Empties ``parts`` as it goes, each batch dropped once copied, so memory holds the result
+    and one batch, not the result twice (batch grids are their own mappings: see ``_nans``).
+    """
     if len(parts) == 1:
-        return parts[0]
+        return parts.pop()
     names = sorted({name for part in parts for name in part} - {STEP})
-    out = {STEP: np.concatenate([part[STEP] for part in parts])}
-    for name in names:
-        out[name] = np.concatenate([part[name] if name in part else
-                                    np.full(part[STEP].size, np.nan) for part in parts])
+    total = sum(part[STEP].size for part in parts)
+    out = {STEP: np.empty(total, np.int64), **{name: np.empty(total) for name in names}}
+    start = 0
+    for i, part in enumerate(parts):
+        parts[i] = None
+        end = start + part[STEP].size
+        for name, column in out.items():
+            column[start:end] = part[name] if name in part else np.nan
+        start = end
+        del part
+    parts.clear()
     return out
+
+
+def _nans(shape: tuple[int, int]) -> np.ndarray:
+    """A float64 array of NaN; a big one in its own anonymous mapping, so that freeing it gives
+    the memory back to the system at once (malloc keeps freed chunks of its heap, and a big
+    file's batches would leave the columns' size again behind)."""
+    size = shape[0] * shape[1] * 8
+    if size < MAPPED_BYTES:
+        return np.full(shape, np.nan)
+    grid = np.frombuffer(mmap.mmap(-1, size), np.float64).reshape(shape)
+    grid.fill(np.nan)
+    return grid
+
+
+MAPPED_BYTES = 256 << 10  # batch grids this big get their own mapping (few: a map count is capped)
 
 
 def _index(names: list[str]) -> tuple[np.ndarray, dict[str, int]]:
@@ -168,7 +197,7 @@ def _grid(ids: np.ndarray, index: dict[str, int], values: list[bytes], ends: np.
     is_mark[ends] = True
     row = np.cumsum(is_mark) - is_mark  # the row of each item
     keep = ~is_mark
-    grid = np.full((len(index), ends.size), np.nan)
+    grid = _nans((len(index), ends.size))
     grid[ids[keep], row[keep]] = numbers[keep]
     return _columns({name: grid[i] for name, i in index.items() if name != _MARK_KEY})
 

@@ -140,16 +140,18 @@ def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,
     grid_meta = None
     if history is not None:
         names = list(history)
-        grid = np.stack([np.asarray(history[n], np.float64) for n in names]) if names else \
-            np.empty((0, 0))
-        header = _npy_header(*grid.shape)
-        grid_meta = {"columns": names, "rows": grid.shape[1],
-                     "crc32": [zlib.crc32(column) for column in grid]}
+        # column by column, never stacked: a stacked copy would double a big run's memory
+        columns = [np.ascontiguousarray(history[n], np.float64) for n in names]
+        rows = columns[0].size if columns else 0
+        header = _npy_header(len(columns), rows)
+        grid_meta = {"columns": names, "rows": rows,
+                     "crc32": [zlib.crc32(column) for column in columns]}
 
         def write_grid(f):
             f.write(header)
-            if grid.size:  # a memoryview of no bytes cannot be cast
-                f.write(memoryview(grid).cast("B"))
+            for column in columns:
+                if column.size:  # a memoryview of no bytes cannot be cast
+                    f.write(memoryview(column).cast("B"))
         atomic_write(grid_path(entry, key), write_grid, fsync=True)
         fsync_folder(entry.parent)  # the grid's rename is durable before its entry's
     elif old is not None and old["key"] == key:

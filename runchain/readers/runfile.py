@@ -13,12 +13,13 @@ marked incomplete and an ``IncompleteRunWarning`` is issued, never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import struct
 import warnings
 import zlib
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 from wandb.proto import wandb_internal_pb2 as pb
@@ -39,12 +40,13 @@ class IncompleteRunWarning(UserWarning):
 
 @dataclasses.dataclass
 class RecordScan:
-    records: list[bytes]  # serialized Record messages, in file order
+    records: list[bytes] = dataclasses.field(default_factory=list)  # serialized Records, in order
     torn_at: int | None = None  # byte offset of the first unreadable chunk, or None
     reason: str | None = None
 
 
 _SEEDS = {kind: zlib.crc32(bytes((kind,))) for kind in (FULL, FIRST, MIDDLE, LAST)}
+READ_BLOCKS = 32  # blocks read at a time: the file is never held whole
 
 
 def scan_records(data: bytes, path: str = "<bytes>") -> RecordScan:
@@ -53,51 +55,87 @@ def scan_records(data: bytes, path: str = "<bytes>") -> RecordScan:
     Raises:
         RunFileError: the bytes do not start with a W&B run file header.
     """
+    scan = RecordScan()
+    scan.records = list(iter_records(io.BytesIO(data), path, scan))
+    return scan
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes; fewer only at the end of the file."""
+    data = f.read(n)
+    while 0 < len(data) < n:
+        more = f.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def iter_records(f: BinaryIO, path: str, scan: RecordScan) -> Iterator[bytes]:
+    """The serialized records of an open run file, one at a time, checking every CRC; reads
+    ``READ_BLOCKS`` blocks at a time. Where the file is torn, stops and sets ``scan.torn_at``
+    and ``scan.reason``.
+
+    Raises:
+        RunFileError: the file does not start with a W&B run file header.
+    """
+    data = _read(f, READ_BLOCKS * BLOCK_LEN)  # starts at a block boundary, as every read does
     if len(data) < HEADER_LEN and MAGIC.startswith(data[:4]):  # empty or cut in the header:
-        return RecordScan([], 0, "file ends inside its header")  # a run that just started or died
+        scan.torn_at, scan.reason = 0, "file ends inside its header"  # just started or died
+        return
     if len(data) < HEADER_LEN or data[:4] != MAGIC:
         raise RunFileError(
             f"{path} is not a W&B run file (it does not start with {MAGIC!r}); pass the "
             f"run-<id>.wandb file inside a wandb/run-* or wandb/offline-run-* folder")
-    records: list[bytes] = []
-    append, crc32, unpack, seeds = records.append, zlib.crc32, CHUNK_HEADER.unpack_from, _SEEDS
-    view = memoryview(data)
+    crc32, unpack, seeds = zlib.crc32, CHUNK_HEADER.unpack_from, _SEEDS
     pending: list[bytes] | None = None  # parts of a record split across blocks
-    pos, end = HEADER_LEN, len(data)
-    while pos < end:
-        room = BLOCK_LEN - pos % BLOCK_LEN
-        if room < 7:
-            pos += room  # block tail padding
-            continue
-        if end - pos < 7:
-            return RecordScan(records, pos, "file ends inside a chunk header")
-        crc, length, kind = unpack(data, pos)
-        body_start = pos + 7
-        body_end = body_start + length
-        if length > room - 7 or body_end > end:
-            if crc == 0 and length == 0 and kind == 0:
-                pos += room  # zero padding (preallocated or flushed block)
+    base, pos = 0, HEADER_LEN  # the file offset of data[0]; the offset in data
+    while data:
+        view, end = memoryview(data), len(data)
+        last = end < READ_BLOCKS * BLOCK_LEN  # a short read: the end of the file
+        while pos < end:  # chunks never cross a block, so never the end of a full read
+            room = BLOCK_LEN - pos % BLOCK_LEN
+            if room < 7:
+                pos += room  # block tail padding
                 continue
-            return RecordScan(records, pos, "file ends inside a chunk")
-        if kind not in seeds or crc32(view[body_start:body_end], seeds[kind]) != crc:
-            reason = "chunk checksum mismatch" if kind in seeds else f"unexpected chunk type {kind}"
-            return RecordScan(records, pos, reason)
-        if kind == FULL and pending is None:
-            append(data[body_start:body_end])
-        elif kind == FIRST and pending is None:
-            pending = [data[body_start:body_end]]
-        elif kind == MIDDLE and pending is not None:
-            pending.append(data[body_start:body_end])
-        elif kind == LAST and pending is not None:
-            pending.append(data[body_start:body_end])
-            append(b"".join(pending))
-            pending = None
-        else:
-            return RecordScan(records, pos, f"unexpected chunk type {kind}")
-        pos = body_end
+            if end - pos < 7:
+                scan.torn_at, scan.reason = base + pos, "file ends inside a chunk header"
+                return
+            crc, length, kind = unpack(data, pos)
+            body_start = pos + 7
+            body_end = body_start + length
+            if length > room - 7 or body_end > end:
+                if crc == 0 and length == 0 and kind == 0:
+                    pos += room  # zero padding (preallocated or flushed block)
+                    continue
+                scan.torn_at, scan.reason = base + pos, "file ends inside a chunk"
+                return
+            if kind not in seeds or crc32(view[body_start:body_end], seeds[kind]) != crc:
+                scan.torn_at = base + pos
+                scan.reason = ("chunk checksum mismatch" if kind in seeds
+                               else f"unexpected chunk type {kind}")
+                return
+            if kind == FULL and pending is None:
+                yield data[body_start:body_end]
+            elif kind == FIRST and pending is None:
+                pending = [data[body_start:body_end]]
+            elif kind == MIDDLE and pending is not None:
+                pending.append(data[body_start:body_end])
+            elif kind == LAST and pending is not None:
+                pending.append(data[body_start:body_end])
+                record, pending = b"".join(pending), None
+                yield record
+            else:
+                scan.torn_at, scan.reason = base + pos, f"unexpected chunk type {kind}"
+                return
+            pos = body_end
+        view.release()
+        if last:
+            break
+        base, pos = base + end, pos - end
+        data = _read(f, READ_BLOCKS * BLOCK_LEN)
     if pending is not None:
-        return RecordScan(records, end, "file ends inside a record")
-    return RecordScan(records)
+        scan.torn_at, scan.reason = base + len(data), "file ends inside a record"
 
 
 @dataclasses.dataclass
@@ -211,9 +249,12 @@ def _read_varint(raw: bytes, pos: int) -> tuple[int, int]:
 def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool = False) -> RunFile:
     """Read one run file: run identity, config, artifacts logged and used, history, exit.
 
+    The file is read a few blocks at a time and history is decoded in batches, so memory
+    holds the columns returned, not the file (``history=False`` keeps two history records).
+
     Args:
         path: a ``run-<id>.wandb`` file.
-        history: decode history rows into columns (False: only ``last_step``).
+        history: decode history rows into columns (False: only ``first_step``, ``last_step``).
         summary: also apply the summary records (one per logged row, so off by default).
 
     Raises:
@@ -222,54 +263,9 @@ def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool =
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            run = _read_records(f, path, history, summary)
     except OSError as e:
         raise RunFileError(f"cannot read run file {path}: {e.strerror}") from e
-    scan = scan_records(data, path)
-    run = RunFile(path=path, torn=scan.reason)
-    rows: list[bytes] = []
-    record = pb.Record()
-    wanted = _WANTED | {"summary"} if summary else _WANTED
-    for raw in scan.records:
-        try:
-            kind = record_kind(raw)
-        except IndexError:  # a varint runs off the end: a CRC-valid record that does not parse
-            run.torn = "undecodable record"
-            break
-        if kind == "history":
-            rows.append(raw)
-            continue
-        if kind not in wanted:
-            continue
-        try:
-            record.ParseFromString(raw)
-        except Exception:  # protobuf's DecodeError; a CRC-valid record that does not parse
-            run.torn = "undecodable record"
-            break
-        if kind == "run":
-            r = record.run
-            run.run_id, run.project, run.entity = r.run_id, r.project, r.entity or None
-            run.name = r.display_name or None
-            run.start_time = r.start_time.seconds + r.start_time.nanos / 1e9
-            run.host = r.host or None
-            if r.HasField("branch_point") and r.branch_point.metric == STEP:
-                run.branch_point = (r.branch_point.run, r.branch_point.value)
-            _apply(run.config, r.config)
-        elif kind == "config":
-            _apply(run.config, record.config)
-        elif kind == "summary":
-            _apply(run.summary, record.summary)
-        elif kind == "artifact":
-            run.artifacts.append(_artifact(record.artifact))
-        elif kind == "use_artifact":
-            run.used.append((record.use_artifact.type, record.use_artifact.name))
-        elif kind == "exit":
-            run.exit_code = record.exit.exit_code
-    try:
-        run.history = decode_history(rows if history else rows[:1] + rows[-1:])
-    except Exception:  # a CRC-valid history record that does not parse
-        run.torn = run.torn or "undecodable record"
-        run.history = {STEP: np.empty(0, np.int64)}
     steps = run.history[STEP]
     run.first_step, run.last_step = (int(steps[0]), int(steps[-1])) if steps.size else (None, None)
     if not history:
@@ -278,3 +274,83 @@ def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool =
         warnings.warn(f"{path}: {run.torn}; read the records before it and marked the run "
                       f"incomplete", IncompleteRunWarning, stacklevel=2)
     return run
+
+
+def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFile:
+    """The run an open file describes, its history decoded as the records stream past;
+    ``torn`` says why reading stopped early: a record that does not parse, else a torn file,
+    else a history record that does not decode."""
+    scan = RecordScan()
+    run = RunFile(path=path)
+    broke = False
+    wanted = _WANTED | {"summary"} if summary else _WANTED
+
+    def history_records() -> Iterator[bytes]:
+        """Each history record, in order; every other record is applied to ``run`` on the way."""
+        nonlocal broke
+        record = pb.Record()
+        for raw in iter_records(f, path, scan):
+            try:
+                kind = record_kind(raw)
+            except IndexError:  # a varint runs off the end: a CRC-valid record that does not parse
+                broke = True
+                return
+            if kind == "history":
+                yield raw
+                continue
+            if kind not in wanted:
+                continue
+            try:
+                record.ParseFromString(raw)
+            except Exception:  # protobuf's DecodeError; a CRC-valid record that does not parse
+                broke = True
+                return
+            _apply_record(run, kind, record)
+
+    records = history_records()
+    try:
+        run.history = decode_history(records if history else _ends(records))
+        failed = False
+    except (RunFileError, OSError):  # not a run file, or reading it failed: not a decode error
+        raise
+    except Exception:  # a CRC-valid history record that does not parse
+        run.history = {STEP: np.empty(0, np.int64)}
+        failed = True
+        for _ in records:  # the records after it still count (artifacts, exit)
+            pass
+    run.torn = "undecodable record" if broke else scan.reason or (
+        "undecodable record" if failed else None)
+    return run
+
+
+def _ends(records: Iterator[bytes]) -> list[bytes]:
+    """The first and the last of ``records`` (the same one twice if there is one)."""
+    first = last = None
+    for raw in records:
+        if first is None:
+            first = raw
+        last = raw
+    return [] if first is None else [first, last]
+
+
+def _apply_record(run: RunFile, kind: str, record: Any) -> None:
+    """Apply one parsed record (not history) to ``run``."""
+    if kind == "run":
+        r = record.run
+        run.run_id, run.project, run.entity = r.run_id, r.project, r.entity or None
+        run.name = r.display_name or None
+        run.start_time = r.start_time.seconds + r.start_time.nanos / 1e9
+        run.host = r.host or None
+        if r.HasField("branch_point") and r.branch_point.metric == STEP:
+            run.branch_point = (r.branch_point.run, r.branch_point.value)
+        _apply(run.config, r.config)
+    elif kind == "config":
+        _apply(run.config, record.config)
+    elif kind == "summary":
+        _apply(run.summary, record.summary)
+    elif kind == "artifact":
+        run.artifacts.append(_artifact(record.artifact))
+    elif kind == "use_artifact":
+        run.used.append((record.use_artifact.type, record.use_artifact.name))
+    elif kind == "exit":
+        run.exit_code = record.exit.exit_code
