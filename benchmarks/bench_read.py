@@ -266,8 +266,7 @@ def measure(what: str, directory: Path, traced: bool) -> None:
     """In a fresh process (``--measure``): read as ``what`` says, print a JSON line of peak
     RSS (the kernel's count: numpy, protobuf's C allocations and mapped pages included),
     RSS after imports, seconds, bytes returned and, if ``traced``, tracemalloc's peak."""
-    import resource
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    baseline = _high_water()
     if traced:
         tracemalloc.start()
     t0 = time.perf_counter()
@@ -278,9 +277,21 @@ def measure(what: str, directory: Path, traced: bool) -> None:
         leaf = max(tree.nodes, key=lambda r: (tree.nodes[r].depth, r))
         returned = sum(v.nbytes for v in src.history(leaf).values())
     seconds = time.perf_counter() - t0
-    print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    print(json.dumps({"peak": _high_water(),
                       "baseline": baseline, "seconds": seconds, "returned": returned,
                       "traced": tracemalloc.get_traced_memory()[1] if traced else None}))
+
+
+def _high_water() -> int:
+    """This process's peak RSS in bytes. Linux's VmHWM belongs to the process's own memory;
+    getrusage's ru_maxrss survives exec, so a process started by this big one would report
+    this one's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 _PEAK_OF_CHILD = ("import resource, subprocess, sys, time; t0 = time.perf_counter(); "

@@ -41,6 +41,7 @@ removes only files named as entries are.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -251,22 +252,39 @@ class _Columns(Mapping[str, np.ndarray]):
     on a mismatch ``heal(reason)`` gives the columns decoded again, which are served instead."""
 
     def __init__(self, grid: np.ndarray, grid_meta: Mapping[str, Any],
-                 heal: Callable[[str], Mapping[str, np.ndarray]]):
+                 heal: Callable[[str], Mapping[str, np.ndarray]],
+                 mapped: mmap.mmap | None = None, offset: int = 0):
         self._grid, self._crcs, self._heal = grid, grid_meta["crc32"], heal
+        self._mapped, self._offset = mapped, offset
         self._index = {name: i for i, name in enumerate(grid_meta["columns"])}
         self._checked: set[int] = set()
         self._healed: Mapping[str, np.ndarray] | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
+        """The column, read once into memory: checked, then its mapped pages are given back,
+        so reading a big run holds one column at a time beside what the caller builds."""
         if self._healed is not None:
             return self._healed[name]
         i = self._index[name]
+        column = np.array(self._grid[i])
         if i not in self._checked:
-            if zlib.crc32(self._grid[i]) != self._crcs[i]:
+            if zlib.crc32(column) != self._crcs[i]:
                 self._healed = self._heal(f"column {name!r} fails its checksum")
                 return self._healed[name]
             self._checked.add(i)
-        return self._grid[i]
+        self._release(i)
+        return column
+
+    def _release(self, i: int) -> None:
+        """Drop column ``i``'s pages from this process (clean file pages: free to drop; a
+        later read faults them back in from the page cache)."""
+        if self._mapped is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start = self._offset + 8 * i * self._grid.shape[1]
+        end = start + 8 * self._grid.shape[1]
+        start -= start % mmap.PAGESIZE
+        with contextlib.suppress(OSError, ValueError):
+            self._mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
 
     def __contains__(self, name: object) -> bool:  # without reading the column
         return name in (self._index if self._healed is None else self._healed)
@@ -300,6 +318,7 @@ def open_grid(folder: Path, path: str | os.PathLike, meta: Mapping[str, Any],
                 raise DamagedEntry(f"its grid {grid_file.name} is {actual} bytes, not {size}")
             if f.read(len(header)) != header:
                 raise DamagedEntry(f"its grid {grid_file.name} is not of shape {shape}")
+            mapped = None
             if size == len(header):  # nothing to map
                 grid = np.empty(shape)
             else:
@@ -310,4 +329,4 @@ def open_grid(folder: Path, path: str | os.PathLike, meta: Mapping[str, Any],
         raise FileNotFoundError(grid_file) from None
     except OSError as e:
         raise DamagedEntry(f"its grid {grid_file.name} is unreadable: {e.strerror}") from None
-    return _Columns(grid, grid_meta, heal)
+    return _Columns(grid, grid_meta, heal, mapped, len(header))
