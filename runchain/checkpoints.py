@@ -32,6 +32,9 @@ from .readers.run_folders import default_wandb_dir, pick_checkpoint, read_local_
 from .wandb_api import checkpoint_state, checkpoint_step, entity_of, open_api, wandb_requests
 
 
+LAST_LOGGED: dict[str, int] = {}  # run id -> the last step runchain.log logged in this process
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
     """A resolved checkpoint: where it came from and what ``checkpoint.json`` holds."""
@@ -302,9 +305,10 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(f"cannot build checkpoint at step {step}: {e}") from e
-    if step > run.step:  # run.step: the last step the run logged (0 before any)
+    logged = LAST_LOGGED.get(run.id)  # not run.step: that waits for wandb's whole backlog
+    if logged is not None and step > logged:
         raise CheckpointError(
-            f"checkpoint step {step} is past the last step run {run.id} logged ({run.step}): "
+            f"checkpoint step {step} is past the last step run {run.id} logged ({logged}): "
             f"step= is the run's local step, the step= of its last runchain.log, not a training "
             f"counter such as iter_num or a framework's global step; pass the step you logged")
     logged = run.log_artifact(artifact, aliases=[step_alias(step), "latest"])

@@ -9,7 +9,7 @@ import dataclasses
 import warnings
 from typing import Any
 
-from .checkpoints import Checkpoint
+from .checkpoints import LAST_LOGGED, Checkpoint
 from .contract import CHECKPOINT_TYPE, CONFIG_KEY, STEP_METRIC, Breadcrumbs, breadcrumbs_for
 from .errors import RunchainError
 
@@ -92,3 +92,4 @@ def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
                 f"{parent}@{crumbs.get('parent_step')}), so its chain gets a gap of {step} steps; "
                 f"count from 0, e.g. step - (checkpoint.step + 1)", stacklevel=2)
     run.log({**metrics, STEP_METRIC: offset + step}, step=step)
+    LAST_LOGGED[run.id] = step  # save_checkpoint's guard against a training counter

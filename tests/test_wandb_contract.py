@@ -126,7 +126,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("run.project", Run, "project", "property"),
     ("run.entity", Run, "entity", "property"),
     ("run.offline", Run, "offline", "property"),
-    ("run.step", Run, "step", "property"),  # the last step logged
+    ("run.step", Run, "step", "property"),  # integrations/marker.py: the step of the next log
     ("api.default_entity", Api, "default_entity", "property"),
     ("producer.config", PublicRun, "config", "property"),
     ("producer.id", PublicRun, "id", "property"),
@@ -459,7 +459,6 @@ def test_wandb_artifact_accepts_what_save_checkpoint_builds(tmp_path, monkeypatc
 
     class Recorder:
         id = "abc123"
-        step = 3  # the last step it logged
 
         def __init__(self):
             self.calls = []
