@@ -63,9 +63,6 @@ def start(run: Any, checkpoint: Checkpoint | None = None) -> Breadcrumbs:
     return crumbs
 
 
-_FIRST_LOGGED: set[str] = set()  # runs whose first runchain.log was checked
-
-
 def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
     """``run.log`` at local ``step`` with ``global_step = global_offset + step`` added.
 
@@ -82,14 +79,14 @@ def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
     except KeyError:
         raise RunchainError(f"run {run.id} has no runchain breadcrumbs; call "
                             f"runchain.start(run, checkpoint) right after wandb.init") from None
-    if run.id not in _FIRST_LOGGED:
-        _FIRST_LOGGED.add(run.id)
+    run_id = run.id
+    if run_id not in LAST_LOGGED:  # this run's first row
         parent = crumbs.get("parent_run")
-        if step != 0 and parent not in (None, run.id):
+        if step != 0 and parent not in (None, run_id):
             warnings.warn(
-                f"run {run.id} logs its first row at local step {step}, not 0: a child's local "
+                f"run {run_id} logs its first row at local step {step}, not 0: a child's local "
                 f"steps start at 0 (its global offset {offset} already places it after "
                 f"{parent}@{crumbs.get('parent_step')}), so its chain gets a gap of {step} steps; "
                 f"count from 0, e.g. step - (checkpoint.step + 1)", stacklevel=2)
     run.log({**metrics, STEP_METRIC: offset + step}, step=step)
-    LAST_LOGGED[run.id] = step  # save_checkpoint's guard against a training counter
+    LAST_LOGGED[run_id] = step  # save_checkpoint's guard against a training counter

@@ -247,17 +247,22 @@ def _mark_used(entry: Path) -> None:
         pass
 
 
+_CHECKED: dict[tuple, set[int]] = {}  # grid file identity -> columns whose crc32 matched
+
+
 class _Columns(Mapping[str, np.ndarray]):
     """A mapped grid's columns by name. Each column's crc32 is checked when it is first read;
     on a mismatch ``heal(reason)`` gives the columns decoded again, which are served instead."""
 
     def __init__(self, grid: np.ndarray, grid_meta: Mapping[str, Any],
                  heal: Callable[[str], Mapping[str, np.ndarray]],
-                 mapped: mmap.mmap | None = None, offset: int = 0):
+                 mapped: mmap.mmap | None = None, offset: int = 0, identity: tuple = ()):
         self._grid, self._crcs, self._heal = grid, grid_meta["crc32"], heal
         self._mapped, self._offset = mapped, offset
         self._index = {name: i for i, name in enumerate(grid_meta["columns"])}
-        self._checked: set[int] = set()
+        # columns already checked in this process, in this version of the grid file (a file
+        # rewritten or damaged since has another mtime, so it is checked again)
+        self._checked = _CHECKED.setdefault(identity, set()) if identity else set()
         self._healed: Mapping[str, np.ndarray] | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -313,7 +318,8 @@ def open_grid(folder: Path, path: str | os.PathLike, meta: Mapping[str, Any],
     grid_file = grid_path(entry_path(folder, path), meta["key"])
     try:
         with open(grid_file, "rb") as f:
-            actual = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            actual = st.st_size
             if actual != size:
                 raise DamagedEntry(f"its grid {grid_file.name} is {actual} bytes, not {size}")
             if f.read(len(header)) != header:
@@ -329,4 +335,5 @@ def open_grid(folder: Path, path: str | os.PathLike, meta: Mapping[str, Any],
         raise FileNotFoundError(grid_file) from None
     except OSError as e:
         raise DamagedEntry(f"its grid {grid_file.name} is unreadable: {e.strerror}") from None
-    return _Columns(grid, grid_meta, heal, mapped, len(header))
+    identity = (str(grid_file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return _Columns(grid, grid_meta, heal, mapped, len(header), identity)
