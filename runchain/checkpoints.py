@@ -26,7 +26,8 @@ import wandb
 
 from .artifact_files import local_path, read_checkpoint_json
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
-                       Breadcrumbs, CheckpointRef, artifact_name, is_step, parse_ref, step_alias)
+                       Breadcrumbs, CheckpointRef, artifact_name, checkpoint_label, is_step,
+                       parse_ref, step_alias)
 from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from .readers.run_folders import default_wandb_dir, pick_checkpoint, read_local_run
 from .wandb_api import checkpoint_state, checkpoint_step, entity_of, open_api, wandb_requests
@@ -165,8 +166,8 @@ def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
     producer = artifact.logged_by()
     crumbs = Breadcrumbs.from_config(producer.config.get("runchain")) if producer else None
     # pinned to a label the checkpoint really has: step-<s> for runchain's own, else vN
-    label = step_alias(step) if step_alias(step) in artifact.aliases else artifact.version
-    pinned = CheckpointRef(ref.run_id, label, entity, project)
+    pinned = CheckpointRef(ref.run_id, checkpoint_label(step, artifact.aliases, artifact.version),
+                           entity, project)
     files = {name: getattr(e, "ref", None) or name for name, e in artifact.manifest.entries.items()}
     return Checkpoint(pinned, ref.run_id, step, artifact.version, state, files, crumbs,
                       online=True, artifact=artifact)

@@ -29,6 +29,17 @@ _NAME_RE = re.compile(rf"^run-(?P<run_id>{_ID})-checkpoint$")
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
+def checkpoint_label(step: int, aliases: Any, version: str) -> str:
+    """How a reference names a checkpoint so that it exists on W&B: its alias
+    ``step-<step>`` where it has one (runchain's own), else its version ``vN``.
+
+    Example:
+        >>> checkpoint_label(9, ["latest"], "v0"), checkpoint_label(9, ["step-9"], "v0")
+        ('v0', 'step-9')
+    """
+    return step_alias(step) if step_alias(step) in aliases else version
+
+
 def is_step(value: Any) -> bool:
     """The one rule for a step: a non-negative integer within int64. JSON ``true`` is not one.
 

@@ -24,7 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..contract import (CONFIG_KEY, LOCAL_STEP, SUMMARY_CHECKPOINTS, Breadcrumbs, is_chain_view,
-                        fork_point, is_step, read_breadcrumbs, step_alias, user_config)
+                        checkpoint_label, fork_point, is_step, read_breadcrumbs, step_alias,
+                        user_config)
 from ..errors import CheckpointError, ProjectNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads
@@ -87,8 +88,8 @@ def _logged(run: Any, where: str, problems: list[str], memo: Memo) -> tuple[Chec
     for artifact in run.logged_artifacts():
         step = _step_or_note(artifact, where, problems, memo)
         if step is not None:
-            label = step_alias(step) if step_alias(step) in artifact.aliases else artifact.version
-            found[step] = CheckpointInfo(step, label, artifact.version)
+            found[step] = CheckpointInfo(
+                step, checkpoint_label(step, artifact.aliases, artifact.version), artifact.version)
     return tuple(found[s] for s in sorted(found))
 
 

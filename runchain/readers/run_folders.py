@@ -16,7 +16,8 @@ from typing import Any
 
 from ..artifact_files import read_checkpoint_json
 from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs,
-                        CheckpointRef, artifact_name, logged_checkpoint_step, step_alias)
+                        CheckpointRef, artifact_name, checkpoint_label, logged_checkpoint_step,
+                        step_alias)
 from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from .runfile import RunFile, read_run_file
 
@@ -64,10 +65,9 @@ class LocalCheckpoint:
 
     @property
     def label(self) -> str:
-        """How to name it: alias ``step-<step>`` where it has one (runchain's own), else its
-        version, so a reference built from it exists on W&B."""
-        alias = step_alias(self.step) if self.step is not None else None
-        return alias if alias in self.aliases else self.version
+        """How a reference names it (``contract.checkpoint_label``)."""
+        return self.version if self.step is None else checkpoint_label(self.step, self.aliases,
+                                                                         self.version)
 
 
 @dataclasses.dataclass
