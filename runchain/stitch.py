@@ -46,8 +46,8 @@ def as_number(value: Any) -> float:
         return math.nan
     try:
         return float(value)
-    except OverflowError:
-        return math.copysign(math.inf, value)
+    except OverflowError:  # an int beyond float's range
+        return math.inf if value > 0 else -math.inf
 
 
 def rows_to_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
