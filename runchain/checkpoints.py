@@ -256,7 +256,8 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
 
 def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
                     files: Iterable[str | os.PathLike] = (),
-                    references: Iterable[str] = ()) -> Any:
+                    references: Iterable[str] = (), step_metric: str | None = None,
+                    row_step: int | None = None) -> Any:
     """Log a checkpoint of ``run`` at local step ``step``: the output edge.
 
     Args:
@@ -266,6 +267,11 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
         files: files or directories to upload with the checkpoint.
         references: URIs (``file://``, ``s3://``, ``gs://``) to record by reference only,
             so W&B stores a pointer instead of the bytes.
+        step_metric: the run's declared axis, when ``step`` is not its ``_step`` but the
+            value of this metric (a framework's ``train/global_step``; see
+            ``runchain.start``). It goes into the metadata and ``checkpoint.json``.
+        row_step: on a declared axis, the run's ``_step`` of the last row trained into the
+            checkpoint; readers use it to tell a checkpoint a resume in place abandoned.
 
     Returns:
         The logged ``wandb.Artifact``.
@@ -277,12 +283,19 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
         raise CheckpointError(f"checkpoint step must be a non-negative integer, got {step!r}")
     if state.get("step", step) != step:
         raise CheckpointError(f"state['step']={state['step']!r} disagrees with step={step}")
+    if step_metric is not None:
+        state = {**state, "step_metric": step_metric}
     try:
         text = json.dumps({**state, "step": step})
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint state is not JSON-serializable ({e}); convert arrays "
                               f"with .tolist() or save them as files=") from None
-    artifact = wandb.Artifact(artifact_name(run.id), type=CHECKPOINT_TYPE, metadata={"step": step})
+    metadata: dict[str, Any] = {"step": step}
+    if step_metric is not None:
+        metadata["step_metric"] = step_metric
+        if row_step is not None:
+            metadata["row_step"] = row_step
+    artifact = wandb.Artifact(artifact_name(run.id), type=CHECKPOINT_TYPE, metadata=metadata)
     entries = [(str(p), Path(p).name) for p in files] + [
         (uri, PurePosixPath(urlsplit(uri).path).name) for uri in references]
     for where, name in entries:
@@ -307,7 +320,7 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
             raise
         raise CheckpointError(f"cannot build checkpoint at step {step}: {e}") from e
     logged = LAST_LOGGED.get(run.id)  # not run.step: that waits for wandb's whole backlog
-    if logged is not None and step > logged:
+    if logged is not None and step > logged and step_metric is None:
         raise CheckpointError(
             f"checkpoint step {step} is past the last step run {run.id} logged ({logged}): "
             f"step= is the run's local step, the step= of its last runchain.log, not a training "

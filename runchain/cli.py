@@ -14,7 +14,7 @@ import numpy as np
 
 from .atomic import atomic_open
 from .errors import RunchainError
-from .contract import parse_ref
+from .contract import LOCAL_STEP, parse_ref
 from .lineage import RunNode, Tree, config_diff, kept_last_step
 from .lineage import leaves as lineage_leaves
 from .readers import open_source
@@ -81,7 +81,7 @@ def _run_json(tree: Tree, node: RunNode) -> dict:
     return {"id": info.id, "project": info.project, "name": info.name, "state": info.state,
             "parent_run": node.parent_run, "parent_step": node.parent_step, "fork": node.fork,
             "global_offset": node.global_offset, "first_step": info.first_step,
-            "last_step": info.last_step,
+            "last_step": info.last_step, "step_metric": info.step_metric,
             "depth": node.depth, "children": list(node.children), "leaf": not node.children,
             "config": dict(info.config), "config_differs": config_diff(tree, info.id),
             "checkpoints": [{"step": c.step, "alias": c.alias, "version": c.version,
@@ -123,8 +123,9 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
             name += f"  project {info.project}"
         leaf = "  leaf" if not node.children else ""
         differs = "".join(f"  {k}={_short(v)}" for k, v in config_diff(source.tree, info.id).items())
+        axis = "" if info.step_metric == LOCAL_STEP else f" ({info.step_metric})"
         click.echo(f"{'  ' * node.depth}{info.id}{name}  {info.state}  {origin}  "
-                   f"steps {_range(first, last)}  global {glob}  checkpoints {ckpts}{leaf}"
+                   f"steps{axis} {_range(first, last)}  global {glob}  checkpoints {ckpts}{leaf}"
                    f"{differs}")
 
 
@@ -164,7 +165,8 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
     for seg in segments:
         last = kept_last_step(source.tree, seg)
         first = source.tree.nodes[seg.run_id].info.first_step or 0
-        rows.append({"run_id": seg.run_id, "first_step": first, "last_step": last,
+        rows.append({"run_id": seg.run_id, "step_metric": seg.step_metric,
+                     "first_step": first, "last_step": last,
                      "global_first": seg.global_offset + first,
                      "global_last": None if last is None else seg.global_offset + last})
     if as_json:

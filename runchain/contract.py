@@ -2,8 +2,9 @@
 
 Everything here is pure: no wandb calls, no file access. See ``docs/contract.md``.
 
-Steps: a *local* step is a run's own wandb ``_step``; a *global* step is its place
-on the chain, ``global_offset + local step``.
+Steps: a *local* step is a run's step on its own axis: wandb's ``_step`` by default, or
+the step metric the run declares in its breadcrumbs (a framework's ``train/global_step``);
+a *global* step is its place on the chain, ``global_offset + local step``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ CHAIN_VIEW_KEY = "runchain_chain"  # config of a `runchain publish` run; readers
 STEP_METRIC = "global_step"  # history key, declared as the step metric of every other key
 LOCAL_STEP = "_step"  # wandb's own history key: a run's local step
 LATEST = "latest"
+MODEL_TYPE = "model"  # what W&B's HF and Lightning integrations log their checkpoints as
+HF_STEP_METRIC = "train/global_step"  # the step metric WandbCallback declares
+LIGHTNING_STEP_METRIC = "trainer/global_step"  # the step metric WandbLogger declares
 INT64_MAX = 2**63 - 1  # steps are int64 in every array runchain builds
 
 _ID = r"[A-Za-z0-9_.\-]+"
 _NAME_RE = re.compile(rf"^run-(?P<run_id>{_ID})-checkpoint$")
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_HF_ALIAS_RE = re.compile(r"^checkpoint_global_step_(?P<step>[0-9]{1,18})$")
+_LIGHTNING_FILE_RE = re.compile(r"(?:^|[^A-Za-z0-9_])step=(?P<step>[0-9]{1,18})(?:[^0-9]|$)")
 
 
 def checkpoint_label(step: int, aliases: Any, version: str) -> str:
@@ -103,6 +109,63 @@ def fork_point(run_id: str, branch_run: Any, branch_step: Any) -> tuple[str, int
     if not 0 <= branch_step <= INT64_MAX:  # NaN fails too
         return None
     return branch_run, int(branch_step)
+
+
+def step_metric_of(value: Any) -> str:
+    """The axis a run's steps, or a checkpoint's step, are on: ``value`` when it names a
+    step metric (a non-empty string, as breadcrumbs or checkpoint metadata record it),
+    else ``_step``.
+
+    Example:
+        >>> step_metric_of("train/global_step"), step_metric_of(None), step_metric_of(3)
+        ('train/global_step', '_step', '_step')
+    """
+    return value if isinstance(value, str) and value else LOCAL_STEP
+
+
+def continues_axis(parent_metric: str, child_metric: str) -> bool:
+    """The one rule for a child whose steps go on from its parent's: both are on the same
+    declared step metric (a framework's global step continues across a resume), so the
+    child is not offset a second time. ``_step`` starts again at 0 in every new run, so a
+    child on ``_step`` never continues (a W&B fork is the exception ``fork_point`` handles).
+
+    Example:
+        >>> continues_axis("train/global_step", "train/global_step"), continues_axis("_step", "_step")
+        (True, False)
+    """
+    return parent_metric == child_metric != LOCAL_STEP
+
+
+def framework_checkpoint(type: str, aliases: Any, metadata: Any) -> tuple[int, str] | None:
+    """The one rule for a W&B framework integration's checkpoint: an artifact of type
+    ``model`` (``model-<run id>``) whose step is in an alias or a file name. Returns (the
+    last step of the run's axis trained into it, inclusive; that axis), or None.
+
+    - Hugging Face ``WandbCallback`` (``WANDB_LOG_MODEL=checkpoint``): the alias
+      ``checkpoint_global_step_N`` on ``train/global_step``; the Trainer logs step N's row
+      before it saves, so N is kept.
+    - Lightning ``WandbLogger(log_model=...)``: ``step=N`` in the metadata's
+      ``original_filename`` on ``trainer/global_step``. Lightning logs the batch that makes
+      step N at ``trainer/global_step`` N - 1, so the checkpoint holds rows up to N - 1
+      (``step=0`` holds none: no cut).
+
+    Example:
+        >>> framework_checkpoint("model", ["checkpoint_global_step_20", "latest"], {})
+        (20, 'train/global_step')
+        >>> framework_checkpoint("model", ["latest"], {"original_filename": "epoch=0-step=20.ckpt"})
+        (19, 'trainer/global_step')
+    """
+    if type != MODEL_TYPE:
+        return None
+    for alias in aliases if isinstance(aliases, (list, tuple)) else ():
+        match = _HF_ALIAS_RE.match(alias) if isinstance(alias, str) else None
+        if match:
+            return int(match["step"]), HF_STEP_METRIC
+    filename = metadata.get("original_filename") if isinstance(metadata, Mapping) else None
+    match = _LIGHTNING_FILE_RE.search(filename) if isinstance(filename, str) else None
+    if match and int(match["step"]) > 0:
+        return int(match["step"]) - 1, LIGHTNING_STEP_METRIC
+    return None
 
 
 def user_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,13 +295,19 @@ class Breadcrumbs:
 
     parent_run: str | None
     parent_checkpoint: str | None
-    parent_step: int | None  # local step of the parent's checkpoint, inclusive
+    parent_step: int | None  # the parent's checkpoint step, on the parent's axis, inclusive
     global_offset: int  # global step of this run's local step 0
     root_run: str
     depth: int
+    # the run's step axis when it is not _step: the step metric its rows and checkpoints
+    # count in (a framework's train/global_step); written only when set
+    step_metric: str | None = None
 
     def to_config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        config = dataclasses.asdict(self)
+        if self.step_metric is None:
+            del config["step_metric"]  # runs on _step keep the breadcrumbs they always had
+        return config
 
     @classmethod
     def from_config(cls, value: Any) -> Breadcrumbs | None:
@@ -246,7 +315,7 @@ class Breadcrumbs:
         (``breadcrumbs_problem`` says what is wrong)."""
         if breadcrumbs_problem(value) is not None or not isinstance(value, dict):
             return None
-        return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls) if f.name in value})
 
 
 BREADCRUMBS = f"breadcrumbs (config[{CONFIG_KEY!r}])"  # how problems with them begin
@@ -279,6 +348,9 @@ def breadcrumbs_problem(value: Any) -> str | None:
     for name, (accepts, expected) in _BREADCRUMB_TYPES.items():
         if not accepts(value[name]):
             return f"{where} hold {name}={value[name]!r:.60}, expected {expected}"
+    metric = value.get("step_metric")  # optional: absent on _step runs
+    if metric is not None and not (isinstance(metric, str) and metric):
+        return f"{where} hold step_metric={metric!r:.60}, expected a metric name or null"
     return None
 
 
@@ -293,23 +365,32 @@ def read_breadcrumbs(config: Mapping[str, Any]) -> tuple[Breadcrumbs | None, tup
 
 def breadcrumbs_for(run_id: str, parent_run: str | None = None,
                     parent_checkpoint: str | None = None, parent_step: int | None = None,
-                    parent_breadcrumbs: Breadcrumbs | None = None) -> Breadcrumbs:
+                    parent_breadcrumbs: Breadcrumbs | None = None,
+                    step_metric: str | None = None, parent_step_metric: str | None = None
+                    ) -> Breadcrumbs:
     """Breadcrumbs of run ``run_id``, started fresh or from a parent's checkpoint.
 
     A parent without breadcrumbs (plain wandb code) counts as a root: offset 0, depth 0.
+    ``step_metric`` is the run's own axis (None: ``_step``); a child whose axis continues
+    its parent's (``continues_axis``) gets the parent's offset, not one past the cut.
+    ``parent_step_metric`` is the parent checkpoint's axis, where its breadcrumbs do not say.
 
     Example:
         >>> breadcrumbs_for("child", "root", "run-root-checkpoint:step-39", 39).global_offset
         40
     """
     if parent_run is None:
-        return Breadcrumbs(None, None, None, global_offset=0, root_run=run_id, depth=0)
+        return Breadcrumbs(None, None, None, global_offset=0, root_run=run_id, depth=0,
+                           step_metric=step_metric)
     parent = parent_breadcrumbs or breadcrumbs_for(parent_run)
+    axis = step_metric_of(parent.step_metric or parent_step_metric)
+    continues = continues_axis(axis, step_metric_of(step_metric))
     return Breadcrumbs(
         parent_run=parent_run,
         parent_checkpoint=parent_checkpoint,
         parent_step=parent_step,
-        global_offset=parent.global_offset + parent_step + 1,
+        global_offset=parent.global_offset + (0 if continues else parent_step + 1),
         root_run=parent.root_run,
         depth=parent.depth + 1,
+        step_metric=step_metric,
     )

@@ -12,16 +12,21 @@ Rules (see ``docs/chains.md``):
 - A run that used its own checkpoint (resumed in place) is not an edge.
 - A run that used checkpoints of several runs takes the parent named in its
   breadcrumbs, else the latest used; a note names the candidates.
+- Each run's steps are on its axis (``RunInfo.step_metric``): ``_step``, or the step
+  metric it declares (a framework's ``train/global_step``). Its checkpoints' steps, its
+  first and last steps, and a cut through it are all on that axis.
 - The root's ``global_offset`` is 0; a child's is the parent's ``global_offset``
-  + ``parent_step`` + 1. A fork's own ``_step`` already continues its parent's axis
-  (W&B starts it at ``parent_step + 1``), so its ``global_offset`` is its parent's.
+  + ``parent_step`` + 1. A child whose steps already continue its parent's keeps its
+  parent's ``global_offset``: a W&B fork (W&B starts its ``_step`` at ``parent_step + 1``),
+  and a run on the same declared step metric as its parent (``contract.continues_axis``:
+  a framework resumed from a checkpoint goes on with its global step).
 - A parent missing from the source makes the run a root that keeps its
   breadcrumbs' ``global_offset`` (else 0); a note says so.
 - Parent links that form a cycle raise ``CycleError``.
 - A run whose breadcrumbs are malformed (a field of the wrong type, a step that is not a
   non-negative int64) is read as a plain wandb run: its parent comes from the checkpoints
   it used, else it is a root; the reader's note names the field (``RunInfo.problems``).
-- In a chain each non-leaf run keeps rows with local ``_step <= `` the checkpoint
+- In a chain each non-leaf run keeps rows with local step ``<=`` the checkpoint
   step the next run started from (inclusive); the last run keeps all its rows.
 - A checkpoint a rewind or resume in place abandoned (``CheckpointInfo.timeline``) cuts
   its run in that timeline (``Segment.timeline``), so its children get the rows it was
@@ -42,13 +47,13 @@ import dataclasses
 import difflib
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .contract import Breadcrumbs
+from .contract import LOCAL_STEP, Breadcrumbs, continues_axis
 from .errors import CycleError, RunNotFoundError
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointInfo:
-    step: int  # the producing run's local step, inclusive
+    step: int  # the producing run's local step (on its axis), inclusive
     alias: str  # how to name it: "step-<step>" where it has that alias, else its version
     version: str | None  # "v0", "v1", ... (None if unknown)
     # None: on the run's rows as they stand. k: saved in a timeline a rewind or resume in
@@ -64,15 +69,16 @@ class RunInfo:
     project: str | None
     name: str | None
     state: str  # "finished", "failed", "crashed" or "running"
-    last_step: int | None  # last local _step logged (inclusive), None if no rows
+    last_step: int | None  # last local step logged (inclusive), None if no rows
     checkpoints: tuple[CheckpointInfo, ...] = ()
     used: tuple[tuple[str, int], ...] = ()  # (producer run id, local checkpoint step), in use order
     breadcrumbs: Breadcrumbs | None = None  # from config["runchain"]; None for plain wandb runs
     entity: str | None = None  # the W&B entity, where known (offline runs usually record none)
     problems: tuple[str, ...] = ()  # what the reader found wrong with the run, for the notes
     fork: tuple[str, int] | None = None  # wandb.init(fork_from=): (parent, its _step, inclusive)
-    first_step: int | None = None  # first local _step logged, where the reader knows it
+    first_step: int | None = None  # first local step logged, where the reader knows it
     config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # as the user set it
+    step_metric: str = LOCAL_STEP  # the run's axis: what its local steps count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +90,8 @@ class RunNode:
     depth: int
     children: tuple[str, ...]  # child run ids, ordered by (parent_step, global_offset, id)
     fork: bool = False  # a W&B fork: its local steps continue its parent's axis
+    continues: bool = False  # its local steps go on from its parent's (a fork, or the same
+    # declared step metric), so it has its parent's global_offset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,9 +106,10 @@ class Segment:
     """One run's part of a chain; its kept local range starts at step 0."""
 
     run_id: str
-    last_step: int | None  # keep rows with local _step <= last_step (inclusive); None = keep all (the leaf)
+    last_step: int | None  # keep rows with local step <= last_step (inclusive); None = keep all (the leaf)
     global_offset: int  # global step of local step 0
     timeline: int | None = None  # which of the run's timelines (CheckpointInfo.timeline)
+    step_metric: str = LOCAL_STEP  # the run's axis (RunInfo.step_metric): the column cut on
 
 
 def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None, bool]:
@@ -136,9 +145,10 @@ def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None,
 
 
 def _odd_steps(infos: Mapping[str, RunInfo], parents: Mapping[str, str],
-               steps: Mapping[str, int], forks: set[str]) -> list[str]:
-    """Notes on steps that leave a chain with a gap: a cut past the parent's rows, a
-    checkpoint past its run's rows, a child whose first row is not at local step 0."""
+               steps: Mapping[str, int], forks: set[str], continuing: set[str]) -> list[str]:
+    """Notes on steps that leave a chain with a gap or an overlap: a cut past the parent's
+    rows, a checkpoint past its run's rows, a child whose first row is not at local step 0
+    (a fork's: not right after the cut; a continuing axis's: not after the cut)."""
     notes = []
     for run_id, info in infos.items():
         late = [c.step for c in info.checkpoints
@@ -154,6 +164,15 @@ def _odd_steps(infos: Mapping[str, RunInfo], parents: Mapping[str, str],
         if last is not None and steps[run_id] > last:
             notes.append(f"run {run_id}: starts from {parent}@{steps[run_id]}, past {parent}'s "
                          f"last logged step {last}; its chain has no rows between")
+        if run_id in continuing and run_id not in forks:
+            if info.first_step is not None and info.first_step <= steps[run_id]:
+                notes.append(f"run {run_id}: its first row is at {info.step_metric} "
+                             f"{info.first_step}, not after {parent}@{steps[run_id]}, so its "
+                             f"chain shows rows of both runs at the same steps (did it start "
+                             f"from another checkpoint than the one it names?)")
+            continue
+        if run_id not in forks and info.step_metric != LOCAL_STEP:
+            continue  # a declared axis, not its parent's: its first row is wherever it counts from
         expected = steps[run_id] + 1 if run_id in forks else 0
         if info.first_step is not None and info.first_step != expected:
             notes.append(f"run {run_id}: its first row is at local step {info.first_step}, not "
@@ -202,7 +221,7 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         notes += [f"run {info.id}: {problem}" for problem in info.problems]
     parents: dict[str, str] = {}
     steps: dict[str, int] = {}
-    forks: set[str] = set()
+    forks: set[str] = set()  # W&B forks
     offsets: dict[str, int] = {}  # global offsets, roots first
     for run_id in sorted(infos):
         info = infos[run_id]
@@ -220,7 +239,9 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         notes.append(f"run {run_id}: parent {parent} {why}; its chain starts at {run_id}"
                      f" (global offset {offsets[run_id]})")
     _check_acyclic(parents)
-    notes += _odd_steps(infos, parents, steps, forks)
+    continuing = forks | {run_id for run_id, parent in parents.items()
+                          if continues_axis(infos[parent].step_metric, infos[run_id].step_metric)}
+    notes += _odd_steps(infos, parents, steps, forks, continuing)
 
     children: dict[str, list[str]] = collections.defaultdict(list)
     for child, parent in parents.items():
@@ -233,7 +254,7 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
     while queue:
         parent = queue.popleft()
         for child in children[parent]:
-            offsets[child] = offsets[parent] + (0 if child in forks else steps[child] + 1)
+            offsets[child] = offsets[parent] + (0 if child in continuing else steps[child] + 1)
             depths[child] = depths[parent] + 1
             queue.append(child)
     for kids in children.values():
@@ -245,7 +266,7 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         nodes[run_id] = RunNode(info=infos[run_id], parent_run=parents.get(run_id),
                                 parent_step=steps.get(run_id), global_offset=offsets[run_id],
                                 depth=depths[run_id], children=tuple(children.get(run_id, ())),
-                                fork=run_id in forks)
+                                fork=run_id in forks, continues=run_id in continuing)
     return Tree(nodes=nodes, roots=tuple(roots), notes=tuple(notes))
 
 
@@ -305,13 +326,14 @@ def chain(tree: Tree, leaf: str, last_step: int | None = None) -> list[Segment]:
         RunNotFoundError: ``leaf`` is not in the tree.
     """
     node = find_run(tree, leaf)
-    segments = [Segment(node.info.id, last_step, node.global_offset)]
+    segments = [Segment(node.info.id, last_step, node.global_offset,
+                        step_metric=node.info.step_metric)]
     while node.parent_run is not None:
         cut = node.parent_step  # inclusive: the checkpoint holds the state after this step
         node = tree.nodes[node.parent_run]
         saved = [c for c in node.info.checkpoints if c.step == cut]
         segments.append(Segment(node.info.id, cut, node.global_offset,
-                                saved[-1].timeline if saved else None))
+                                saved[-1].timeline if saved else None, node.info.step_metric))
     return segments[::-1]
 
 

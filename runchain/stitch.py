@@ -1,7 +1,9 @@
 """Stitch a chain's histories onto one global step axis. Pure: arrays in, arrays out.
 
-Each run in a chain keeps its rows with ``_step <= last_step`` (inclusive; the leaf
-keeps all), and every kept row moves to ``global_step = global_offset + _step``.
+Each run in a chain keeps its rows with local step ``<= last_step`` (inclusive; the leaf
+keeps all), and every kept row moves to ``global_step = global_offset + local step``. A
+run's local step is its ``_step``, or the value of the step metric it declares
+(``axis_steps``).
 
 Both readers turn logged rows into columns with the rules here: ``as_number`` for a
 value, ``rows_to_columns`` for a run's rows, ``is_metric`` for a key.
@@ -77,6 +79,30 @@ def metric_keys(histories: Iterable[Columns]) -> list[str]:
     return list(seen)
 
 
+def axis_steps(columns: Columns, step_metric: str = LOCAL_STEP) -> np.ndarray:
+    """A run's local step, row by row (int64): its ``_step``, or on a declared axis the
+    step metric's value. A row without one takes the value before it, as W&B's step sync
+    plots it; rows before the first value take the first; no value at all is step 0.
+
+    Example:
+        >>> cols = {"_step": np.arange(4), "train/global_step": np.array([np.nan, 5, np.nan, 10])}
+        >>> axis_steps(cols, "train/global_step").tolist(), axis_steps(cols).tolist()
+        ([5, 5, 5, 10], [0, 1, 2, 3])
+    """
+    if step_metric == LOCAL_STEP:
+        return np.asarray(columns[LOCAL_STEP], dtype=np.int64)
+    n = len(columns[LOCAL_STEP])
+    if step_metric not in columns:
+        return np.zeros(n, np.int64)
+    values = np.asarray(columns[step_metric], dtype=np.float64)
+    ok = np.isfinite(values) & (values >= 0) & (values <= 2.0**62)
+    if not ok.any():
+        return np.zeros(n, np.int64)
+    last = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
+    last[last < 0] = np.flatnonzero(ok)[0]
+    return np.floor(values[last]).astype(np.int64)
+
+
 def _thin(n: int, k: int) -> np.ndarray:
     """At most ``k`` indices of ``range(n)``, evenly spread, always keeping both ends."""
     if n <= k:
@@ -90,13 +116,15 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
 
     Args:
         segments: root -> leaf, from ``lineage.chain``.
-        histories: run id -> columns; each needs ``_step`` (ascending).
+        histories: run id -> columns; each needs ``_step`` (ascending), and its segment's
+            ``step_metric`` where the run declares one.
         keys: metrics to include; default every metric any segment logged.
         samples: thin to about this many rows for plotting, keeping each segment's
             first and last kept row.
 
     Returns:
-        ``global_step`` (int64), ``run_id`` (str), ``step`` (int64, local) and one float64
+        ``global_step`` (int64), ``run_id`` (str), ``step`` (int64, local, on the run's
+        axis) and one float64
         array per metric, NaN where a run did not log it.
 
     Example:
@@ -108,8 +136,8 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
                           f"always has ({', '.join(STITCHED)}); ask for the other metrics")
     keys = list(keys) if keys is not None else metric_keys(histories[s.run_id] for s in segments)
     kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
-    for seg in segments:  # pass 1: only "_step", so a lazy mapping loads one column per run
-        steps = np.asarray(histories[seg.run_id][LOCAL_STEP], dtype=np.int64)
+    for seg in segments:  # pass 1: only the axis, so a lazy mapping loads one column per run
+        steps = axis_steps(histories[seg.run_id], seg.step_metric)
         rows = np.arange(steps.size) if seg.last_step is None else np.flatnonzero(steps <= seg.last_step)
         kept.append(rows)
     if samples is not None:
@@ -123,7 +151,7 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     for seg, rows in zip(segments, kept):  # pass 2: one run's columns at a time
         columns = histories[seg.run_id]
         end = start + rows.size
-        steps = np.asarray(columns[LOCAL_STEP], dtype=np.int64)[rows]
+        steps = axis_steps(columns, seg.step_metric)[rows]
         out["step"][start:end] = steps
         out["global_step"][start:end] = seg.global_offset + steps
         out["run_id"][start:end] = seg.run_id
@@ -131,7 +159,7 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
             if k in columns:
                 out[k][start:end] = np.asarray(columns[k], dtype=np.float64)[rows]
         start = end
-    order = np.argsort(out["global_step"], kind="stable")  # already sorted unless a run's _step was
+    order = np.argsort(out["global_step"], kind="stable")  # already sorted unless a run's axis was
     if not np.array_equal(order, np.arange(n)):
         out = {k: v[order] for k, v in out.items()}
     return out

@@ -21,13 +21,19 @@ def _edge_ref(run: Any, checkpoint: Checkpoint) -> str:
     return ref.short if same_project else str(ref)
 
 
-def start(run: Any, checkpoint: Checkpoint | None = None) -> Breadcrumbs:
+def start(run: Any, checkpoint: Checkpoint | None = None, step_metric: str | None = None) -> Breadcrumbs:
     """Record where ``run`` sits in its tree; call once, right after ``wandb.init``.
 
     With a checkpoint, online, this is the input edge: ``run.use_artifact(<ref>,
     type="checkpoint")``. Offline wandb refuses ``use_artifact``, so the edge lives in
     the breadcrumbs until ``runchain sync`` attaches it. Either way the breadcrumbs go to
     ``run.config["runchain"]`` and ``global_step`` becomes the step metric of every key.
+
+    ``step_metric`` declares the run's step axis, for code whose steps are not its
+    ``_step`` (a framework's ``train/global_step``, as the framework callbacks pass): its
+    checkpoints' steps are that metric's values, it becomes every key's step metric, and
+    a child on the same metric as its parent goes on from the parent's steps, so it is
+    not offset past the cut (``contract.continues_axis``).
 
     If the edge cannot be recorded, the run is finished with exit code 1 (so it shows
     as failed) and the error is raised again.
@@ -39,7 +45,7 @@ def start(run: Any, checkpoint: Checkpoint | None = None) -> Breadcrumbs:
     """
     try:
         if checkpoint is None:
-            crumbs = breadcrumbs_for(run.id)
+            crumbs = breadcrumbs_for(run.id, step_metric=step_metric)
         elif checkpoint.run_id == run.id:
             # Resumed in place: same run, same axis; not an edge.
             crumbs = Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) or breadcrumbs_for(run.id)
@@ -50,10 +56,15 @@ def start(run: Any, checkpoint: Checkpoint | None = None) -> Breadcrumbs:
                                              checkpoint.ref.alias)
                 run.use_artifact(str(pinned), type=CHECKPOINT_TYPE)
             crumbs = breadcrumbs_for(run.id, checkpoint.run_id, ref, checkpoint.step,
-                                     checkpoint.run_breadcrumbs)
+                                     checkpoint.run_breadcrumbs, step_metric,
+                                     checkpoint.state.get("step_metric"))
         run.config.update({CONFIG_KEY: crumbs.to_config()}, allow_val_change=True)
-        run.define_metric(STEP_METRIC)
-        run.define_metric("*", step_metric=STEP_METRIC)
+        if step_metric is None:
+            run.define_metric(STEP_METRIC)
+            run.define_metric("*", step_metric=STEP_METRIC)
+        else:  # the declared axis; step sync gives a row without it the last value logged
+            run.define_metric(step_metric)
+            run.define_metric("*", step_metric=step_metric, step_sync=True)
     except BaseException as e:  # KeyboardInterrupt too: the run still shows as failed
         run.finish(exit_code=1)
         if isinstance(e, Exception) and not isinstance(e, RunchainError):  # e.g. CommError

@@ -21,9 +21,27 @@ except ImportError:
     from runchain.runfile import read_run_file
 
 
-def example(name: str, *args: object, env: dict[str, str] | None = None) -> str:
-    """Run ``examples/<name>`` in a real subprocess; returns the id of the run it made."""
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / name), *map(str, args)],
+# Runs examples/<name> with RunchainCallback replaced by the framework's empty callback:
+# the script as it was before the one added line, W&B's own integration alone.
+_PLAIN = """import runpy, sys
+import runchain.integrations.{module} as m
+m.RunchainCallback = lambda **kwargs: m.{base}()
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+_FRAMEWORKS = {"hf_trainer.py": ("transformers", "TrainerCallback"),
+               "lightning_trainer.py": ("lightning", "Callback")}
+
+
+def example(name: str, *args: object, env: dict[str, str] | None = None,
+            plain: bool = False) -> str:
+    """Run ``examples/<name>`` in a real subprocess; returns the id of the run it made.
+    ``plain``: without ``RunchainCallback``, as plain framework code logs to W&B."""
+    script = [str(ROOT / "examples" / name)]
+    if plain:
+        module, base = _FRAMEWORKS[name]
+        script = ["-c", _PLAIN.format(module=module, base=base), *script]
+    proc = subprocess.run([sys.executable, *script, *map(str, args)],
                           capture_output=True, text=True, env={**os.environ, **(env or {})},
                           timeout=900)
     if proc.returncode != 0:
@@ -55,19 +73,26 @@ def artifacts(wandb_dir: Path, run_id: str) -> list:
 
 
 def check_chain(wandb_dir: Path, parent: str, child: str, cut: int, step_metric: str,
-                parent_last_framework_step: int, loss: str) -> dict[str, np.ndarray]:
-    """The chain ending at ``child`` keeps exactly ``parent``'s rows up to the checkpoint
-    (``_step <= cut``), then all of ``child``'s, on one global axis with no gap and no
-    overlap; returns the stitched history."""
+                loss: str) -> dict[str, np.ndarray]:
+    """The chain ending at ``child``, on the framework's own axis ``step_metric``, keeps
+    exactly ``parent``'s rows up to the checkpoint (``step_metric <= cut``), then all of
+    ``child``'s, which go on from ``cut`` with no gap and no overlap: the global step is the
+    framework's own. Returns the stitched history."""
     segments = json.loads(cli("chain", child, "--dir", wandb_dir, "--json").stdout)
-    assert [(s["run_id"], s["last_step"]) for s in segments][0] == (parent, cut)
-    assert segments[1]["global_first"] == cut + 1
+    assert [(s["run_id"], s["last_step"], s["step_metric"]) for s in segments] == [
+        (parent, cut, step_metric), (child, segments[1]["last_step"], step_metric)]
+    assert segments[1]["global_first"] > cut == segments[0]["global_last"]
     cols = runchain.open_source(wandb_dir).history(child, keys=[loss, step_metric])
-    assert cols["global_step"].tolist() == list(range(len(cols["global_step"])))  # no gap, no overlap
+    assert np.array_equal(cols["global_step"], cols[step_metric])  # no offset added
+    assert np.all(np.diff(cols["global_step"]) >= 0)
     from_parent = cols["run_id"] == parent
-    assert from_parent.sum() == cut + 1
-    assert np.nanmax(cols[step_metric][from_parent]) == parent_last_framework_step
-    assert np.nanmin(cols[step_metric][~from_parent]) > parent_last_framework_step
+    raw_parent, raw_child = raw_history(wandb_dir, parent), raw_history(wandb_dir, child)
+    kept = raw_parent[step_metric] <= cut
+    assert from_parent.sum() == kept.sum() < len(kept)  # the rows trained into the checkpoint
+    assert np.array_equal(cols[loss][from_parent], raw_parent[loss][kept], equal_nan=True)
+    assert np.array_equal(cols[loss][~from_parent], raw_child[loss], equal_nan=True)  # all of them
+    assert np.nanmax(cols[step_metric][from_parent]) == cut
+    assert np.nanmin(cols[step_metric][~from_parent]) > cut
     return cols
 
 

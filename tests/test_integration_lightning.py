@@ -57,14 +57,15 @@ def test_marker_beside_the_checkpoint_names_the_run_the_step_and_the_artifact(ru
     assert m["step"] == 19  # step=20 holds the rows logged at trainer/global_step 0..19
     assert m["checkpoint"] == f"runchain-lightning/run-{runs.a}-checkpoint:step-19"
     ckpt = runchain.load_checkpoint(m["checkpoint"], mode="offline", wandb_dir=runs.dir)
-    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"], ckpt.state["metric_step"]) == (
-        runs.a, 19, 20, 19)
+    assert m["row_step"] == 19  # a row every step: _step and trainer/global_step agree in A
+    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"], ckpt.state["step_metric"]) == (
+        runs.a, 19, 20, STEP_METRIC)
     path = (runs.base / A20).resolve()
     assert ckpt.files["epoch=1-step=20.ckpt"] == path.as_uri()  # by reference by default
 
 
 def test_upload_puts_the_checkpoint_file_in_the_artifact(runs, env):
-    ckpt = runchain.load_checkpoint(f"{runs.c}@9", mode="offline", wandb_dir=runs.dir)
+    ckpt = runchain.load_checkpoint(f"{runs.c}@29", mode="offline", wandb_dir=runs.dir)
     assert ckpt.state["framework_step"] == 30
     staged = ckpt.files["epoch=2-step=30.ckpt"]
     assert not staged.startswith("file://") and open(staged, "rb").read(8)
@@ -76,13 +77,13 @@ def test_tree_shows_the_resume_and_the_fork_as_children_at_the_checkpoint_step(r
     assert sorted(runs_by_id[runs.a]["children"]) == sorted([runs.b, runs.c])
     for child in (runs.b, runs.c):
         assert (runs_by_id[child]["parent_run"], runs_by_id[child]["parent_step"]) == (runs.a, 19)
-        assert runs_by_id[child]["global_offset"] == 20
+        assert runs_by_id[child]["global_offset"] == 0  # its global step goes on from A's
+        assert (runs_by_id[child]["first_step"], runs_by_id[child]["step_metric"]) == (20, STEP_METRIC)
 
 
 def test_chain_cuts_the_parent_at_exactly_the_checkpoint_rows_despite_the_one_step_lag(runs, env):
-    cols = check_chain(runs.dir, runs.a, runs.b, cut=19, step_metric=STEP_METRIC,
-                       parent_last_framework_step=19, loss=LOSS)
-    assert cols[STEP_METRIC].tolist() == list(range(40))  # the chain on Lightning's own axis
+    cols = check_chain(runs.dir, runs.a, runs.b, cut=19, step_metric=STEP_METRIC, loss=LOSS)
+    assert cols["global_step"].tolist() == list(range(40))  # the chain on Lightning's own axis
 
 
 def test_resume_at_an_epoch_boundary_is_exact_so_the_stitched_loss_equals_the_uninterrupted_run(runs, env):
@@ -97,7 +98,8 @@ def test_resume_at_an_epoch_boundary_is_exact_so_the_stitched_loss_equals_the_un
 def test_breadcrumbs_name_the_parent_checkpoint(runs, env):
     crumbs = {r.id: r.breadcrumbs for r in runchain.open_source(runs.dir).runs}
     assert crumbs[runs.b] == runchain.Breadcrumbs(runs.a, f"run-{runs.a}-checkpoint:step-19", 19,
-                                                  global_offset=20, root_run=runs.a, depth=1)
+                                                  global_offset=0, root_run=runs.a, depth=1,
+                                                  step_metric=STEP_METRIC)
 
 
 def test_lightning_rows_stay_on_the_trainer_step_axis_not_at_global_step_zero(runs, env):
@@ -157,3 +159,54 @@ def test_a_checkpoint_saved_without_the_callback_starts_a_new_tree_with_a_warnin
         markers.attach(run, None, STEP_METRIC, "old.ckpt")
     assert run.config["runchain"]["parent_run"] is None and run.config["runchain"]["root_run"] == "fresh001"
     assert run.define_metric_calls[-1] == ("*", STEP_METRIC)
+
+
+# -- W&B's integration alone: no RunchainCallback ------------------------------------------
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """P trains 40 steps with ``log_model="all"`` and no RunchainCallback; Q resumes P's
+    ``step=20`` file in a new run after (online) ``use_artifact`` of the ``model-<P>``
+    version holding it, the record appended as online wandb writes it."""
+    from foreign import append_use_artifact, run_files
+
+    with pytest.MonkeyPatch.context() as mp:
+        base = tmp_path_factory.mktemp("lightning-plain")
+        isolate(mp, base)
+        wdir = base / "wandb"
+        p = example("lightning_trainer.py", "--ckpt_dir", "ckpt-p", "--log_model", "all", plain=True)
+        q = example("lightning_trainer.py", "--ckpt_dir", "ckpt-q", "--ckpt_path",
+                    "ckpt-p/epoch=1-step=20.ckpt", plain=True)
+        models = [a for a in artifacts(wdir, p) if a.type == "model"]
+        version = next(i for i, a in enumerate(models)
+                       if a.metadata["original_filename"] == "epoch=1-step=20.ckpt")
+        append_use_artifact(run_files(wdir, q)[-1], f"model-{p}:v{version}", "model")
+        yield types.SimpleNamespace(dir=wdir, p=p, q=q, env=dict(os.environ))
+
+
+def test_a_plain_lightning_run_that_used_a_model_checkpoint_is_its_child_one_step_before(plain, monkeypatch):
+    for k, v in plain.env.items():
+        monkeypatch.setenv(k, v)
+    runs_by_id = tree(plain.dir)
+    p, q = runs_by_id[plain.p], runs_by_id[plain.q]
+    assert (p["step_metric"], q["step_metric"]) == (STEP_METRIC, STEP_METRIC)
+    assert [c["step"] for c in p["checkpoints"]] == [9, 19, 29, 39]  # step=N holds rows to N-1
+    assert (q["parent_run"], q["parent_step"], q["global_offset"]) == (plain.p, 19, 0)
+    cols = check_chain(plain.dir, plain.p, plain.q, cut=19, step_metric=STEP_METRIC, loss=LOSS)
+    assert cols["global_step"].tolist() == list(range(40))
+    whole = runchain.open_source(plain.dir).history(plain.p, keys=[LOSS])
+    assert np.array_equal(cols[LOSS], whole[LOSS])  # resumed at an epoch boundary: exact
+
+
+def test_the_wandb_reader_reads_the_plain_lightning_runs_the_same(plain, monkeypatch):
+    from runchain.readers.project import open_project
+    from wandb_standin import StandinApi, project_from_dir
+
+    for k, v in plain.env.items():
+        monkeypatch.setenv(k, v)
+    remote = open_project("ent/runchain-lightning", api=StandinApi(project_from_dir(plain.dir)))
+    node = remote.tree.nodes[plain.q]
+    assert (node.parent_run, node.parent_step, node.global_offset) == (plain.p, 19, 0)
+    ours, theirs = (s.history(plain.q, keys=[LOSS]) for s in (runchain.open_source(plain.dir), remote))
+    assert ours["global_step"].tolist() == theirs["global_step"].tolist() == list(range(40))
+    assert np.array_equal(ours[LOSS], theirs[LOSS])

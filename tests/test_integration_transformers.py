@@ -15,6 +15,7 @@ import pytest
 
 import runchain
 from conftest import isolate
+from conftest import cli
 from framework_runs import artifacts, check_chain, example, marker, raw_history, tree
 from runchain.integrations.transformers import RunchainCallback
 
@@ -50,11 +51,12 @@ def test_marker_names_the_run_the_step_and_the_checkpoint_artifact(runs, env):
     m = runs.marker
     assert (m["run"], m["framework"], m["step_metric"], m["framework_step"]) == (
         runs.a, "transformers", STEP_METRIC, 20)
-    assert m["step"] == 3  # rows at global steps 5, 10, 15, 20 are _step 0..3
-    assert m["checkpoint"] == f"runchain-hf/run-{runs.a}-checkpoint:step-3"
+    assert m["step"] == 20  # on the run's axis: the Trainer logs step 20's row, then saves
+    assert m["row_step"] == 3  # rows at global steps 5, 10, 15, 20 are _step 0..3
+    assert m["checkpoint"] == f"runchain-hf/run-{runs.a}-checkpoint:step-20"
     ckpt = runchain.load_checkpoint(m["checkpoint"], mode="offline")
-    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"], ckpt.state["metric_step"]) == (
-        runs.a, 3, 20, 20)
+    assert (ckpt.run_id, ckpt.step, ckpt.state["framework_step"], ckpt.state["step_metric"]) == (
+        runs.a, 20, 20, STEP_METRIC)
     # stored by reference by default: file:// URIs to the Trainer's own folder, marker included
     folder = (runs.base / "out-a" / "checkpoint-20").resolve()
     assert ckpt.files["model.safetensors"] == (folder / "model.safetensors").as_uri()
@@ -62,7 +64,7 @@ def test_marker_names_the_run_the_step_and_the_checkpoint_artifact(runs, env):
 
 
 def test_upload_puts_the_checkpoint_folder_in_the_artifact(runs, env):
-    ckpt = runchain.load_checkpoint(f"{runs.c}@1", mode="offline")
+    ckpt = runchain.load_checkpoint(f"{runs.c}@30", mode="offline")
     assert ckpt.state["framework_step"] == 30
     staged = ckpt.files["checkpoint-30/model.safetensors"]
     assert not staged.startswith("file://") and open(staged, "rb").read(8)  # a staged copy
@@ -72,19 +74,25 @@ def test_tree_shows_the_resume_and_the_fork_as_children_at_the_checkpoint_step(r
     runs_by_id = tree(runs.dir)
     assert runs_by_id[runs.a]["parent_run"] is None
     assert sorted(runs_by_id[runs.a]["children"]) == sorted([runs.b, runs.c])
+    for run in (runs.a, runs.b, runs.c):  # every run on the Trainer's own axis
+        assert runs_by_id[run]["step_metric"] == STEP_METRIC
+    assert [c["step"] for c in runs_by_id[runs.a]["checkpoints"]] == [10, 20, 30, 40]
     for child in (runs.b, runs.c):
-        assert (runs_by_id[child]["parent_run"], runs_by_id[child]["parent_step"]) == (runs.a, 3)
-        assert runs_by_id[child]["global_offset"] == 4
+        assert (runs_by_id[child]["parent_run"], runs_by_id[child]["parent_step"]) == (runs.a, 20)
+        assert runs_by_id[child]["global_offset"] == 0  # its global step goes on from A's
+        assert runs_by_id[child]["first_step"] == 25
+    text = cli("tree", "--dir", runs.dir).stdout
+    assert f"{runs.b} " in text and f"from {runs.a}@20  steps (train/global_step) 25-40" in text
 
 
 def test_chain_cuts_the_parent_at_exactly_the_checkpoint_rows(runs, env):
-    check_chain(runs.dir, runs.a, runs.b, cut=3, step_metric=STEP_METRIC,
-                parent_last_framework_step=20, loss=LOSS)
+    check_chain(runs.dir, runs.a, runs.b, cut=20, step_metric=STEP_METRIC, loss=LOSS)
 
 
 def test_trainer_resumes_exactly_so_the_stitched_loss_equals_the_uninterrupted_run(runs, env):
     stitched = runchain.open_source(runs.dir).history(runs.b, keys=[LOSS])
     whole = runchain.open_source(runs.dir).history(runs.a, keys=[LOSS])
+    assert stitched["global_step"].tolist() == whole["global_step"].tolist()  # the same rows
     assert np.array_equal(stitched[LOSS], whole[LOSS], equal_nan=True)  # bit for bit
     fork = runchain.open_source(runs.dir).history(runs.c, keys=[LOSS])
     assert np.array_equal(fork[LOSS][:4], whole[LOSS][:4])
@@ -93,8 +101,9 @@ def test_trainer_resumes_exactly_so_the_stitched_loss_equals_the_uninterrupted_r
 
 def test_breadcrumbs_name_the_parent_checkpoint(runs, env):
     crumbs = {r.id: r.breadcrumbs for r in runchain.open_source(runs.dir).runs}
-    assert crumbs[runs.b] == runchain.Breadcrumbs(runs.a, f"run-{runs.a}-checkpoint:step-3", 3,
-                                                  global_offset=4, root_run=runs.a, depth=1)
+    assert crumbs[runs.b] == runchain.Breadcrumbs(runs.a, f"run-{runs.a}-checkpoint:step-20", 20,
+                                                  global_offset=0, root_run=runs.a, depth=1,
+                                                  step_metric=STEP_METRIC)
 
 
 def test_trainer_rows_stay_on_the_trainer_step_axis_not_at_global_step_zero(runs, env):
@@ -108,13 +117,14 @@ def test_wandb_callback_model_artifacts_are_left_as_they_are(runs, env):
     model = [a for a in logged if a.type == "model"]
     assert {a.name for a in model} == {f"model-{runs.a}"}
     assert ["checkpoint_global_step_20" in a.aliases for a in model].count(True) == 1
-    assert [a.metadata["step"] for a in logged if a.type == "checkpoint"] == [1, 3, 5, 7]
+    assert [a.metadata["step"] for a in logged if a.type == "checkpoint"] == [10, 20, 30, 40]
 
 
 def test_resume_in_place_records_no_edge_and_keeps_the_rows(runs, env):
     assert runs.c_again == runs.c
     node = tree(runs.dir)[runs.c]
-    assert (node["parent_run"], node["parent_step"]) == (runs.a, 3)  # the fork's edge, kept
+    assert (node["parent_run"], node["parent_step"]) == (runs.a, 20)  # the fork's edge, kept
+    assert [c["step"] for c in node["checkpoints"]] == [30, 40]
     after = raw_history(runs.dir, runs.c)
     assert after["_step"].tolist() == runs.c_before["_step"].tolist()
     # exact resume: the rows after checkpoint-30 came back the same
@@ -144,6 +154,61 @@ def test_online_a_new_run_uses_the_checkpoint_the_marker_names(runs, env):
     markers.attach(run, runs.marker, STEP_METRIC, "checkpoint-20", api=api)
     ((name, kind),) = run.use_artifact_calls
     assert name.startswith(f"ent/runchain-hf/run-{runs.a}-checkpoint:v") and kind == "checkpoint"
-    assert api.artifact(name).metadata == {"step": 3}  # pinned to the version the marker names
-    assert run.config["runchain"]["parent_run"] == runs.a and run.config["runchain"]["parent_step"] == 3
+    assert api.artifact(name).metadata == {"step": 20, "step_metric": STEP_METRIC, "row_step": 3}
+    crumbs = run.config["runchain"]  # the version the marker names, pinned
+    assert (crumbs["parent_run"], crumbs["parent_step"], crumbs["global_offset"]) == (runs.a, 20, 0)
     assert run.define_metric_calls[-1] == ("*", STEP_METRIC)  # the Trainer's axis, declared last
+
+
+# -- W&B's integration alone: no RunchainCallback ------------------------------------------
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """P trains 40 steps with ``WANDB_LOG_MODEL=checkpoint`` and no RunchainCallback; Q
+    resumes P's checkpoint-20 in a new run after (online) ``use_artifact`` of its
+    ``model-<P>:checkpoint_global_step_20``, the record appended as online wandb writes it."""
+    from foreign import append_use_artifact, run_files
+
+    with pytest.MonkeyPatch.context() as mp:
+        base = tmp_path_factory.mktemp("hf-plain")
+        wdir = isolate(mp, base)
+        p = example("hf_trainer.py", "--output_dir", "out-p", plain=True,
+                    env={"WANDB_LOG_MODEL": "checkpoint"})
+        q = example("hf_trainer.py", "--output_dir", "out-q", "--resume_from", "out-p/checkpoint-20",
+                    plain=True)
+        append_use_artifact(run_files(wdir, q)[-1], f"model-{p}:checkpoint_global_step_20", "model")
+        yield types.SimpleNamespace(dir=wdir, base=base, p=p, q=q, env=dict(__import__("os").environ))
+
+
+def test_a_plain_trainer_run_that_used_a_model_checkpoint_is_its_child_on_the_trainer_axis(plain, monkeypatch):
+    for k, v in plain.env.items():
+        monkeypatch.setenv(k, v)
+    assert not (plain.base / "out-p" / "checkpoint-20" / "runchain.json").exists()  # no callback
+    runs_by_id = tree(plain.dir)
+    p, q = runs_by_id[plain.p], runs_by_id[plain.q]
+    assert (p["step_metric"], q["step_metric"]) == (STEP_METRIC, STEP_METRIC)
+    assert [c["step"] for c in p["checkpoints"]] == [10, 20, 30, 40]  # model-<P>'s aliases
+    assert (q["parent_run"], q["parent_step"], q["global_offset"]) == (plain.p, 20, 0)
+    cols = check_chain(plain.dir, plain.p, plain.q, cut=20, step_metric=STEP_METRIC, loss=LOSS)
+    whole = runchain.open_source(plain.dir).history(plain.p, keys=[LOSS])
+    assert np.array_equal(cols[LOSS], whole[LOSS], equal_nan=True)  # the Trainer resumes exactly
+
+
+def test_the_wandb_reader_reads_the_plain_trainer_runs_the_same(plain, monkeypatch):
+    """Against a stand-in W&B holding the offline runs as synced (the edge: Q's used
+    ``model`` artifact)."""
+    from runchain.readers.project import open_project
+    from wandb_standin import StandinApi, project_from_dir
+
+    for k, v in plain.env.items():
+        monkeypatch.setenv(k, v)
+    remote = open_project("ent/runchain-hf", api=StandinApi(project_from_dir(plain.dir)))
+    local = runchain.open_source(plain.dir)
+    for source in (remote, local):
+        node = source.tree.nodes[plain.q]
+        assert (node.parent_run, node.parent_step, node.global_offset) == (plain.p, 20, 0)
+        assert node.info.step_metric == STEP_METRIC
+    assert [c.step for c in remote.tree.nodes[plain.p].info.checkpoints] == [10, 20, 30, 40]
+    ours, theirs = (s.history(plain.q, keys=[LOSS]) for s in (local, remote))
+    assert ours["global_step"].tolist() == theirs["global_step"].tolist()
+    assert np.array_equal(ours[LOSS], theirs[LOSS], equal_nan=True)

@@ -387,8 +387,9 @@ def runs_from_files(paths: list[Path], entity: str, project: str | None = None) 
         for f in files:
             config.update(f.config)
             summary.update(f.summary)
-            for a in f.artifacts:
-                version = digests.setdefault((a.name, a.digest), f"v{len(digests)}")
+            for a in f.artifacts:  # W&B numbers versions per artifact name
+                count = sum(name == a.name for name, _ in digests)
+                version = digests.setdefault((a.name, a.digest), f"v{count}")
                 text = {}
                 if "checkpoint.json" in a.files:
                     text["checkpoint.json"] = Path(a.files["checkpoint.json"]).read_text()
@@ -404,7 +405,7 @@ def runs_from_files(paths: list[Path], entity: str, project: str | None = None) 
         runs.append(RunData(run_id, project or files[0].project, entity, last.name,
                             _state(last.exit_code, last.torn), config, summary, history, logged,
                             use_records=[name for f in files for kind, name in f.used
-                                         if kind == "checkpoint"]))
+                                         if kind in ("checkpoint", "model")]))
     return runs
 
 

@@ -9,8 +9,9 @@
   and records the breadcrumbs (and online the input edge).
 
 Lightning saves a checkpoint in ``on_train_batch_end`` and logs that batch's row just
-after (the row ``trainer/global_step`` 19 belongs to checkpoint ``step=20``). So the
-artifact is logged at the next hook, once that row is in; see ``docs/frameworks.md``.
+after, at ``trainer/global_step`` 19 for checkpoint ``step=20``: the checkpoint's step on
+the run's axis is 19. The artifact is logged at the next hook, once that row is in, so it
+records the row's ``_step`` too; see ``docs/frameworks.md``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ class RunchainCallback(Callback):
         self.upload = upload
         self.run: Any = None  # set on the main process while fitting
         self.pending: int | None = None  # global step of a checkpoint saved, not yet logged
-        self.last_cut: int | None = None  # _step of the newest checkpoint logged
 
     def on_fit_start(self, trainer, pl_module):
         if not trainer.is_global_zero:
@@ -71,8 +71,6 @@ class RunchainCallback(Callback):
         path = trainer.ckpt_path
         parent = _marker.read_marker(f"{path}{MARKER_SUFFIX}") if path else None
         _marker.attach(self.run, parent, STEP_METRIC, str(path or ""))
-        if parent is not None and parent["run"] == self.run.id:
-            self.last_cut = parent["step"]  # resumed in place
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         if self.run is None or not trainer.is_global_zero:
@@ -103,14 +101,16 @@ class RunchainCallback(Callback):
         if not files:
             warnings.warn(f"RunchainCallback: no ModelCheckpoint file for global step "
                           f"{global_step}; its runchain checkpoint records the step only")
-        step = _marker.next_checkpoint_step(self.run, self.last_cut, STEP_METRIC, global_step)
+        if global_step == 0:
+            warnings.warn("RunchainCallback: a checkpoint at global step 0 holds no trained "
+                          "row; it gets no runchain checkpoint")
+            return
         marker = _marker.make(self.run, framework="lightning", framework_step=global_step,
-                              step_metric=STEP_METRIC, step=step,
-                              metric_step=max(global_step - 1, 0))  # step=20 holds rows up to 19
+                              step_metric=STEP_METRIC,
+                              step=global_step - 1)  # step=20 holds the rows up to 19
         markers = [f"{f}{MARKER_SUFFIX}" for f in files]
         _marker.save(self.run, marker, paths=files + markers, marker_paths=markers,
                      upload=self.upload)
-        self.last_cut = step
 
 
 def _saved_files(trainer: Any, global_step: int) -> list[str]:

@@ -6,10 +6,10 @@ checkpoint files. It names the run, the checkpoint's step and the runchain artif
 a later ``resume_from_checkpoint=`` / ``ckpt_path=`` finds its parent with no flag and
 no id to copy.
 
-Steps (see ``docs/frameworks.md``): a checkpoint's ``step`` is the run's ``_step`` of the
-last row trained into it, the axis today's readers cut on. The framework's own counter
-(``train/global_step``, ``trainer/global_step``) is kept beside it as ``framework_step``,
-and stays the step metric W&B plots against.
+Steps (see ``docs/frameworks.md``): a framework run's axis is the framework's own
+counter (``train/global_step``, ``trainer/global_step``), declared in its breadcrumbs. A
+checkpoint's ``step`` is the last value of it trained into the checkpoint; ``row_step``
+is the ``_step`` of that row, which tells a resume in place where to go on.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import runchain
+from runchain.contract import is_step
 
-MARKER_VERSION = 1
+MARKER_VERSION = 2  # 2: "step" on the framework's axis (1: the run's _step)
 CONFIG_KEY = "runchain"  # run.config key of the breadcrumbs (docs/contract.md, section 5)
 
 
@@ -31,18 +32,9 @@ def run_wandb_dir(run: Any) -> str:
     return str(Path(run.dir).resolve().parents[1])
 
 
-def next_checkpoint_step(run: Any, last_cut: int | None, step_metric: str, framework_step: int) -> int:
-    """The ``_step`` a checkpoint saved now is cut at: the run's last logged row.
-
-    When no row was logged since the previous checkpoint (or none at all), one row holding
-    only the framework's step is logged, so each checkpoint owns its own ``_step`` and its
-    alias ``step-<_step>`` names exactly one checkpoint.
-    """
-    last = run.step - 1  # wandb's counter is the step the next row will get
-    if last < 0 or (last_cut is not None and last <= last_cut):
-        run.log({step_metric: framework_step})
-        last = run.step - 1
-    return last
+def last_row(run: Any) -> int | None:
+    """The ``_step`` of the run's last row, None before its first."""
+    return run.step - 1 if run.step > 0 else None  # wandb's counter: the next row's step
 
 
 def write_marker(path: str | os.PathLike, marker: dict[str, Any]) -> None:
@@ -73,22 +65,21 @@ def read_marker(path: str | os.PathLike) -> dict[str, Any] | None:
     return marker
 
 
-def make(run: Any, *, framework: str, framework_step: int, step_metric: str, step: int,
-         metric_step: int) -> dict[str, Any]:
-    """The marker of ``run``'s checkpoint at ``_step`` ``step``: the framework saved it at
-    ``framework_step``, and ``metric_step`` is the last value of ``step_metric`` logged
-    into it (inclusive)."""
+def make(run: Any, *, framework: str, framework_step: int, step_metric: str,
+         step: int) -> dict[str, Any]:
+    """The marker of ``run``'s checkpoint: the framework saved it at ``framework_step``, and
+    ``step`` is the last value of ``step_metric`` logged into it (inclusive), the run's axis."""
     ref = runchain.CheckpointRef(run.id, runchain.step_alias(step), run.entity or None,
                                  run.project or None)
     return {
         "runchain_marker": MARKER_VERSION,
         "run": run.id,
-        "step": step,  # the run's _step, inclusive: the axis the readers cut on
+        "step": step,  # inclusive, on step_metric: where the chain cuts this run
+        "row_step": last_row(run),  # the _step of the run's last row: a resume in place goes on after it
         "checkpoint": str(ref),  # what runchain.load_checkpoint(...) resolves
         "framework": framework,
         "step_metric": step_metric,
         "framework_step": framework_step,
-        "metric_step": metric_step,  # inclusive, on step_metric
         "wandb_dir": run_wandb_dir(run),  # where an offline parent's run files are
         "breadcrumbs": dict(run.config.get(CONFIG_KEY) or {}) or None,  # for a resume in place
     }
@@ -103,13 +94,12 @@ def save(run: Any, marker: dict[str, Any], *, paths: Sequence[str | os.PathLike]
     """
     for path in marker_paths:
         write_marker(path, marker)
-    state = {key: marker[key] for key in ("framework", "step_metric", "framework_step", "metric_step")}
+    state = {key: marker[key] for key in ("framework", "framework_step")}
     state["checkpoint_paths"] = [str(Path(p).resolve()) for p in paths]
-    if upload:
-        runchain.save_checkpoint(run, state, step=marker["step"], files=list(paths))
-    else:
-        runchain.save_checkpoint(run, state, step=marker["step"],
-                                 references=[Path(p).resolve().as_uri() for p in paths])
+    stored = ({"files": list(paths)} if upload else
+              {"references": [Path(p).resolve().as_uri() for p in paths]})
+    runchain.save_checkpoint(run, state, step=marker["step"], step_metric=marker["step_metric"],
+                             row_step=marker["row_step"], **stored)
 
 
 def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str,
@@ -118,6 +108,8 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
 
     - No marker: a root (``runchain.start(run)``), or, when the framework did resume
       (``where`` names the checkpoint), a root with a warning.
+    - A marker of version 1 (its step a ``_step``): a root with a warning, as its steps are
+      on another axis than this run's.
     - The marker names this run: a resume in place, no edge; the breadcrumbs stay
       (offline ones are restored from the marker), and so do the rows up to the checkpoint.
     - Another run: that run's checkpoint is loaded (offline, from the parent's run files)
@@ -125,34 +117,41 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
 
     ``api`` is the ``wandb.Api`` an online load uses (default: a new one).
 
-    Then the framework's own step metric is declared again as every key's x axis:
-    ``runchain.start`` declares ``global_step``, which framework rows do not carry, so
-    wandb's step sync would put them all at ``global_step`` 0.
+    ``runchain.start`` gets ``step_metric``: the breadcrumbs declare the framework's counter
+    as the run's axis, and it becomes every key's x axis (not ``global_step``, which
+    framework rows do not carry: wandb's step sync would put them all at 0). A resume in
+    place that keeps its breadcrumbs declares it here.
     """
+    if marker is not None and marker.get("runchain_marker") != MARKER_VERSION:
+        warnings.warn(f"{where}: its runchain marker is of version "
+                      f"{marker.get('runchain_marker')}, from an older runchain whose steps "
+                      f"counted rows; run {run.id} starts a new tree", stacklevel=3)
+        marker, where = None, ""
     if marker is None:
         if where:
             warnings.warn(f"{where} has no runchain marker (it was saved without "
                           f"RunchainCallback); run {run.id} starts a new tree", stacklevel=3)
-        runchain.start(run, None)
+        runchain.start(run, None, step_metric)
     elif marker["run"] == run.id:
         crumbs = runchain.Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) \
             or runchain.Breadcrumbs.from_config(marker.get("breadcrumbs"))
         if crumbs is not None:
             run.config.update({CONFIG_KEY: crumbs.to_config()}, allow_val_change=True)
         else:
-            runchain.start(run, None)
-        if run.step <= marker["step"]:
+            runchain.start(run, None, step_metric)
+        row = marker.get("row_step")
+        if is_step(row) and run.step <= row:
             # wandb restarted the counter (offline it cannot know the run's last step). The
             # next row goes right after the checkpoint's, so the rows up to it are kept and
             # the readers take the rows after it as rewound; this adds no row.
-            run.log({}, step=marker["step"] + 1, commit=False)
+            run.log({}, step=row + 1, commit=False)
     else:
         try:
             checkpoint = load(run, marker, api)
         except runchain.RunchainError as e:  # same type, with the checkpoint resumed from named
             raise type(e)(f"resuming from {where or 'a checkpoint'} (its runchain marker names "
                           f"{marker['checkpoint']}): {e}") from e
-        runchain.start(run, checkpoint)
+        runchain.start(run, checkpoint, step_metric)
     run.define_metric(step_metric)
     run.define_metric("*", step_metric=step_metric, step_sync=True)
 

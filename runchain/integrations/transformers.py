@@ -47,23 +47,20 @@ class RunchainCallback(TrainerCallback, ExportableState):
         self.upload = upload
         self.run: Any = None  # set on the main process while training
         self.saving: dict[str, Any] | None = None  # the marker of the checkpoint being saved
-        self.last_cut: int | None = None  # _step of the newest checkpoint
         self.global_step = 0  # the Trainer's, at the last on_step_end (state() is not given it)
 
     def state(self) -> dict[str, Any]:
         """What the Trainer stores in ``trainer_state.json``: the marker of this checkpoint.
 
         The Trainer asks while it saves, after it logged the rows up to this step and
-        before ``on_save``, so the checkpoint's ``_step`` is known here.
+        before ``on_save``, so the last row trained into the checkpoint is known here. The
+        Trainer logs step N's row before it saves at N: the checkpoint's step is N.
         """
         self.saving = None
         if self.run is not None:
-            step = _marker.next_checkpoint_step(self.run, self.last_cut, STEP_METRIC,
-                                                self.global_step)
             self.saving = _marker.make(self.run, framework="transformers",
                                        framework_step=self.global_step,
-                                       step_metric=STEP_METRIC, step=step,
-                                       metric_step=self.global_step)
+                                       step_metric=STEP_METRIC, step=self.global_step)
         return {"args": {"upload": self.upload}, "attributes": {"saving": self.saving}}
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -79,8 +76,6 @@ class RunchainCallback(TrainerCallback, ExportableState):
         parent = saved.get("attributes", {}).get("saving") if state.global_step else None
         where = f"checkpoint-{state.global_step}" if state.global_step else ""
         _marker.attach(self.run, parent, STEP_METRIC, where)
-        if parent is not None and parent["run"] == self.run.id:
-            self.last_cut = parent["step"]  # resumed in place
 
     def on_step_end(self, args, state, control, **kwargs):
         self.global_step = state.global_step
@@ -96,7 +91,6 @@ class RunchainCallback(TrainerCallback, ExportableState):
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
         _marker.save(self.run, marker, paths=[folder],
                      marker_paths=[os.path.join(folder, MARKER_FILE)], upload=self.upload)
-        self.last_cut = marker["step"]
         self.saving = None
 
     def on_train_end(self, args, state, control, **kwargs):

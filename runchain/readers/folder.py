@@ -20,17 +20,16 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import parallel
-from ..contract import (CHAIN_VIEW_KEY, CHECKPOINT_TYPE, LOCAL_STEP, fork_point, is_chain_view,
-                        read_breadcrumbs,
-                        user_config)
+from ..contract import (CHAIN_VIEW_KEY, CHECKPOINT_TYPE, LOCAL_STEP, MODEL_TYPE, fork_point,
+                        is_chain_view, is_step, read_breadcrumbs, user_config)
 from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..source import Source
-from ..stitch import metric_keys
+from ..stitch import axis_steps, metric_keys
 from .cache_folder import prune
 from .run_cache import (CacheWarning, DamagedEntry, cache_dir, entry_path, file_key, from_meta,
                         load_meta, open_grid, store, to_meta)
-from .run_folders import LocalRun, merge_segments, run_folders
+from .run_folders import LocalCheckpoint, LocalRun, merge_segments, run_folders
 from .runfile import IncompleteRunWarning, RunFile, read_run_file
 from .run_state import run_state
 from .timelines import (FileAxis, Part, RunHistory, abandoned_in, file_axes, first_step,
@@ -195,26 +194,66 @@ class _Histories(Mapping[str, RunHistory]):
         return len(self._parts)
 
 
+Producers = Mapping[tuple[str | None, str], tuple[str, int, str]]  # -> (run, step, its axis)
+
+
+def _used(local: LocalRun, segments: list[RunFile], producers: Producers) -> list[tuple[str, int, str]]:
+    """(producer, step, axis) of each checkpoint the run used, as named in its use_artifact
+    records, in its own project first."""
+    return [producers.get((local.project, name)) or producers[None, name]
+            for seg in segments for kind, name in seg.used
+            if kind in (CHECKPOINT_TYPE, MODEL_TYPE) and (None, name) in producers]
+
+
+def _checkpoint_timeline(c: LocalCheckpoint, step: int, axes: list[FileAxis]) -> int | None:
+    """The timeline a checkpoint belongs to, if a later file abandoned it. On a declared axis
+    the files' takeovers are in ``_step``: the checkpoint's ``row_step`` (its ``_step``, as
+    runchain's framework callbacks record) says; without one it is on the run's rows."""
+    if c.step_metric != LOCAL_STEP:
+        row = c.metadata.get("row_step") if isinstance(c.metadata, dict) else None
+        if not is_step(row):
+            return None
+        step = row + axes[c.segment].shift
+    return c.segment if abandoned_in(step, c.segment, axes) else None
+
+
 def _run_info(key: str, run_id: str, local: LocalRun, segments: list[RunFile],
-              axes: list[FileAxis], notes: list[str],
-              producers: Mapping[tuple[str | None, str], tuple[str, int]]) -> RunInfo:
+              axes: list[FileAxis], notes: list[str], producers: Producers,
+              step_metric: str, span: tuple[int | None, int | None] | None) -> RunInfo:
+    """``span``: the run's (first, last) step on its declared axis; None on ``_step``."""
+    shift = (lambda c: 0) if step_metric != LOCAL_STEP else (lambda c: axes[c.segment].shift)
     # one per step: a step saved again (resumed in place) has its alias on the newest
-    newest = {c.step + axes[c.segment].shift: c for c in local.valid_checkpoints}
-    checkpoints = tuple(
-        CheckpointInfo(step, c.label, c.version,
-                       c.segment if abandoned_in(step, c.segment, axes) else None)
-        for step, c in sorted(newest.items()))
-    used = tuple(producers.get((local.project, name)) or producers[None, name]
-                 for seg in segments for kind, name in seg.used
-                 if kind == CHECKPOINT_TYPE and (None, name) in producers)
+    newest = {c.step + shift(c): c for c in local.valid_checkpoints
+              if c.step_metric == step_metric}
+    notes = [*notes, *(f"checkpoint {c.name}:{c.version} is left out: its step {c.step} is on "
+                       f"{c.step_metric}, the run's steps on {step_metric}"
+                       for c in local.valid_checkpoints if c.step_metric != step_metric)]
+    checkpoints = tuple(CheckpointInfo(step, c.label, c.version, _checkpoint_timeline(c, step, axes))
+                        for step, c in sorted(newest.items()))
+    used = tuple((run, step) for run, step, _ in _used(local, segments, producers))
+    first, last = span or (first_step(segments, axes), last_step(segments, axes))
     return RunInfo(id=key, project=segments[0].project, name=segments[-1].name,
                    state=run_state(segments[-1], Path(segments[-1].path)),
-                   last_step=last_step(segments, axes), first_step=first_step(segments, axes),
+                   last_step=last, first_step=first, step_metric=step_metric,
                    checkpoints=checkpoints, used=used, breadcrumbs=local.breadcrumbs,
                    entity=local.entity,
                    problems=(*read_breadcrumbs(local.config)[1], *local.problems, *notes),
                    fork=fork_point(run_id, *(segments[0].branch_point or (None, None))),
                    config=user_config(local.config))
+
+
+def _step_metric(key: str, local: LocalRun, segments: list[RunFile], producers: Producers,
+                 files: RunFiles, paths: Sequence[Path]) -> str:
+    """The run's axis: the one it declares (``LocalRun.step_metric``), else the axis of the
+    checkpoint it used when it logged that metric too (a framework run resumed from a
+    ``model`` artifact goes on with the framework's step), else ``_step``."""
+    if local.step_metric != LOCAL_STEP:
+        return local.step_metric
+    used = [metric for run, _, metric in _used(local, segments, producers)
+            if run != key and metric != LOCAL_STEP]
+    if used and any(used[-1] in files.columns(p) for p in paths):
+        return used[-1]
+    return LOCAL_STEP
 
 
 def _keyed(folders: Mapping[str, list[Path]], runs: Mapping[Path, RunFile]) -> dict[str, list[Path]]:
@@ -291,16 +330,14 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
     # A used checkpoint is named "<name>:v<N>" or "<name>:<alias>", as the code using it
     # wrote it: find its producer and step (an alias names the newest version carrying it),
     # in the user's own project first.
-    producers: dict[tuple[str | None, str], tuple[str, int]] = {}
+    producers: dict[tuple[str | None, str], tuple[str, int, str]] = {}
     for key, local in merged.items():
         for c in local.valid_checkpoints:
             for label in (c.version, *c.aliases):
-                step = c.step + axes[key][0][c.segment].shift
-                producers[local.project, f"{c.name}:{label}"] = (key, step)
-                producers.setdefault((None, f"{c.name}:{label}"), (key, step))
-    infos = [_resolve(_run_info(key, ids[key], merged[key], [files.runs[p] for p in folders[key]],
-                                *axes[key], producers), set(folders))
-             for key in sorted(folders)]
+                shift = axes[key][0][c.segment].shift if c.step_metric == LOCAL_STEP else 0
+                found = (key, c.step + shift, c.step_metric)
+                producers[local.project, f"{c.name}:{label}"] = found
+                producers.setdefault((None, f"{c.name}:{label}"), found)
 
     def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> Mapping[str, RunHistory]:
         parts = {}
@@ -310,6 +347,18 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
         files.decode([p for paths, _ in parts.values() for p in paths])
         return _Histories({run_id: ([files.opener(p) for p in paths], run_axes)
                            for run_id, (paths, run_axes) in parts.items()})
+
+    metrics = {key: _step_metric(key, local, [files.runs[p] for p in folders[key]], producers,
+                                 files, folders[key]) for key, local in merged.items()}
+    spans = {}
+    for key, metric in metrics.items():
+        if metric == LOCAL_STEP:
+            continue
+        steps = axis_steps(fetch([Segment(key, None, 0)], [metric])[key], metric)  # now cached
+        spans[key] = (int(steps.min()), int(steps.max())) if steps.size else (None, None)
+    infos = [_resolve(_run_info(key, ids[key], merged[key], [files.runs[p] for p in folders[key]],
+                                *axes[key], producers, metrics[key], spans.get(key)), set(folders))
+             for key in sorted(folders)]
 
     def metric_names(run_ids: Sequence[str]) -> list[str]:
         """From the decoded columns' names: decoding is cached, so the chains read next

@@ -24,8 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..contract import (CONFIG_KEY, LOCAL_STEP, SUMMARY_CHECKPOINTS, Breadcrumbs, is_chain_view,
-                        checkpoint_label, fork_point, is_step, read_breadcrumbs, step_alias,
-                        user_config)
+                        checkpoint_label, fork_point, framework_checkpoint, is_step,
+                        read_breadcrumbs, step_alias, step_metric_of, user_config)
 from ..errors import CheckpointError, ProjectNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads
@@ -58,39 +58,53 @@ def _metric_keys(summary: Mapping[str, Any]) -> list[str]:
             and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-def _step_or_note(artifact: Any, where: str, problems: list[str], memo: Memo) -> int | None:
-    """``wandb_api.checkpoint_step``, with a checkpoint whose step cannot be known left out
-    and named in ``problems``; ``memo`` keeps each ``checkpoint.json`` fetched once."""
+def _step_or_note(artifact: Any, where: str, problems: list[str],
+                  memo: Memo) -> tuple[int, str] | None:
+    """(step, its axis) of a checkpoint: a framework integration's ``model`` artifact
+    (``contract.framework_checkpoint``), else ``wandb_api.checkpoint_step`` on the axis its
+    metadata names; None for any other artifact. A checkpoint whose step cannot be known is
+    left out and named in ``problems``; ``memo`` keeps each ``checkpoint.json`` fetched once."""
+    framework = framework_checkpoint(artifact.type, artifact.aliases, artifact.metadata)
+    if framework is not None:
+        return framework
     try:
-        return checkpoint_step(artifact, where, memo)
+        step = checkpoint_step(artifact, where, memo)
     except CheckpointError as e:
         problems.append(f"{e}; left out")
         return None
+    metadata = artifact.metadata if isinstance(artifact.metadata, dict) else {}
+    return None if step is None else (step, step_metric_of(metadata.get("step_metric")))
 
 
-def _used(run: Any, where: str, problems: list[str], memo: Memo) -> tuple[tuple[str, int], ...]:
-    """(producer run id, local step) of every checkpoint ``run`` used, as W&B lists them."""
+def _used(run: Any, where: str, problems: list[str],
+          memo: Memo) -> tuple[tuple[str, int, str], ...]:
+    """(producer run id, local step, its axis) of every checkpoint ``run`` used, as W&B
+    lists them."""
     used = []
     for artifact in run.used_artifacts():
-        step = _step_or_note(artifact, where, problems, memo)
-        if step is None:  # not a checkpoint
+        found = _step_or_note(artifact, where, problems, memo)
+        if found is None:  # not a checkpoint
             continue
         producer = artifact.logged_by()
         if producer is not None:  # None: W&B knows no run that logged it
-            used.append((producer.id, step))
+            used.append((producer.id, *found))
     return tuple(used)
 
 
-def _logged(run: Any, where: str, problems: list[str], memo: Memo) -> tuple[CheckpointInfo, ...]:
-    """The checkpoints ``run`` logged (``contract.logged_checkpoint_step``), one per step,
-    the newest version of a step winning, each named by its step alias where it has one."""
-    found: dict[int, CheckpointInfo] = {}
-    for artifact in run.logged_artifacts():
-        step = _step_or_note(artifact, where, problems, memo)
-        if step is not None:
-            found[step] = CheckpointInfo(
-                step, checkpoint_label(step, artifact.aliases, artifact.version), artifact.version)
-    return tuple(found[s] for s in sorted(found))
+def _logged(run: Any, where: str, problems: list[str],
+            memo: Memo) -> tuple[tuple[CheckpointInfo, str], ...]:
+    """The checkpoints ``run`` logged, each with its axis, one per (axis, step): the newest
+    version of a step winning, a ``checkpoint`` over a ``model``, each named by its step
+    alias where it has one."""
+    found: dict[tuple[str, int], tuple[CheckpointInfo, str]] = {}
+    for artifact in sorted(run.logged_artifacts(), key=lambda a: a.type == "checkpoint"):
+        step_axis = _step_or_note(artifact, where, problems, memo)
+        if step_axis is not None:
+            step, axis = step_axis
+            found[axis, step] = (CheckpointInfo(
+                step, checkpoint_label(step, artifact.aliases, artifact.version),
+                artifact.version), axis)
+    return tuple(found[k] for k in sorted(found, key=lambda k: k[1]))
 
 
 def _walk(run: Any, used: bool, logged: bool, where: str,
@@ -127,10 +141,13 @@ def _fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
         wanted = None if keys is None else [k for k in dict.fromkeys(keys) if k != LOCAL_STEP]
         calls = []
         for seg in segments:
-            # max_step is exclusive, the cut inclusive: keep _step <= last_step
-            max_step = None if seg.last_step is None else seg.last_step + 1
+            # max_step is exclusive, the cut inclusive: keep _step <= last_step. A cut on a
+            # declared axis is made by ``stitch``, on that metric's column, scanned too.
+            on_step = seg.step_metric == LOCAL_STEP
+            max_step = None if seg.last_step is None or not on_step else seg.last_step + 1
+            axis = [] if on_step or wanted is None or seg.step_metric in wanted else [seg.step_metric]
             scans = ([None] if wanted is None else
-                     [[LOCAL_STEP, k] for k in wanted] or [[LOCAL_STEP]])
+                     [[LOCAL_STEP, k] for k in [*wanted, *axis]] or [[LOCAL_STEP]])
             calls += [((seg.run_id, j), _scan, (runs[seg.run_id], scan_keys, max_step))
                       for j, scan_keys in enumerate(scans)]
         rows: dict[str, dict[int, dict[str, Any]]] = {seg.run_id: {} for seg in segments}
@@ -141,9 +158,26 @@ def _fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
                     step = row.get(LOCAL_STEP)
                     if is_step(step):
                         merged.setdefault(step, {}).update(row)
-        return {run_id: _columns(merged, wanted) for run_id, merged in rows.items()}
+        axes = {seg.run_id: [] if seg.step_metric == LOCAL_STEP else [seg.step_metric]
+                for seg in segments}
+        return {run_id: _columns(merged, None if wanted is None else
+                                 list(dict.fromkeys([*wanted, *axes[run_id]])))
+                for run_id, merged in rows.items()}
 
     return fetch
+
+
+def _axis(crumbs: Breadcrumbs | None, logged: Sequence[tuple[CheckpointInfo, str]] | None,
+          used: Sequence[tuple[str, int, str]], summary: Mapping[str, Any]) -> str:
+    """The run's axis, by the folder reader's rule: its breadcrumbs' step metric, else its
+    checkpoints', else the axis of the checkpoint it used when it logged that metric too."""
+    if crumbs is not None and crumbs.step_metric is not None:
+        return crumbs.step_metric
+    axes = [axis for _, axis in logged or () if axis != LOCAL_STEP]
+    if axes:
+        return axes[-1]
+    axes = [axis for _, _, axis in used if axis != LOCAL_STEP]
+    return axes[-1] if axes and axes[-1] in summary else LOCAL_STEP
 
 
 def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
@@ -151,16 +185,20 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
     summary = run.summary_metrics  # a plain dict (run.summary wraps nested ones)
     steps = _summary_checkpoints(summary)
     used, logged, walk_problems = walked.get(run.id, ((), None, []))
-    checkpoints = logged if steps is None else tuple(
-        CheckpointInfo(s, step_alias(s), None) for s in steps)
-    last = summary.get(LOCAL_STEP)
     crumbs, problems = read_breadcrumbs(run.config)
+    axis = _axis(crumbs, logged, used, summary)
+    checkpoints = tuple(c for c, on in logged if on == axis) if steps is None else tuple(
+        CheckpointInfo(s, step_alias(s), None) for s in steps)
+    last = summary.get(axis)  # on a declared axis: its last value, a float in the summary
+    if axis != LOCAL_STEP and isinstance(last, float) and last.is_integer():
+        last = int(last)
     # a fork's branch point is only in the raw config (wandb keeps _wandb out of run.config)
     branch = (run.rawconfig.get("_wandb") or {}).get("branch_point") or {}
     return RunInfo(id=run.id, project=run.project, name=run.name,
                    state=STATES.get(run.state, "crashed"),
                    last_step=last if is_step(last) else None, checkpoints=checkpoints,
-                   used=used, breadcrumbs=crumbs, entity=entity,
+                   used=tuple((producer, step) for producer, step, _ in used),
+                   breadcrumbs=crumbs, entity=entity, step_metric=axis,
                    problems=(*problems, *walk_problems),
                    fork=fork_point(run.id, branch.get("run_id"), branch.get("step")),
                    config=user_config(run.config))

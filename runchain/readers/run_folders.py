@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..artifact_files import read_checkpoint_json
-from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LATEST, Breadcrumbs,
-                        CheckpointRef, artifact_name, checkpoint_label, logged_checkpoint_step,
-                        step_alias)
+from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LATEST, LOCAL_STEP,
+                        MODEL_TYPE, Breadcrumbs, CheckpointRef, artifact_name, checkpoint_label,
+                        framework_checkpoint, logged_checkpoint_step, step_alias,
+                        step_metric_of)
 from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from .runfile import RunFile, read_run_file
 
@@ -62,6 +63,7 @@ class LocalCheckpoint:
     files: dict[str, str]  # path in the artifact -> staged local path or reference URI
     step: int | None = None  # its local step if it is a checkpoint (contract.logged_checkpoint_step)
     segment: int = 0  # which of the run's files logged it, oldest first
+    step_metric: str = LOCAL_STEP  # the axis ``step`` is on (a framework's global step)
 
     @property
     def label(self) -> str:
@@ -83,8 +85,20 @@ class LocalRun:
 
     @property
     def valid_checkpoints(self) -> list[LocalCheckpoint]:
-        """The checkpoints that count (``contract.logged_checkpoint_step``), in logging order."""
-        return [c for c in self.checkpoints if c.step is not None]
+        """The checkpoints that count (``contract.logged_checkpoint_step``, and a framework
+        integration's ``model`` artifacts, ``contract.framework_checkpoint``), in logging
+        order; at one step, a ``checkpoint`` comes after (and so wins over) a ``model``."""
+        found = [c for c in self.checkpoints if c.step is not None]
+        return sorted(found, key=lambda c: c.type == CHECKPOINT_TYPE)
+
+    @property
+    def step_metric(self) -> str:
+        """The axis the run declares: its breadcrumbs' step metric, else its checkpoints'."""
+        crumbs = self.breadcrumbs
+        if crumbs is not None and crumbs.step_metric is not None:
+            return crumbs.step_metric
+        axes = [c.step_metric for c in self.valid_checkpoints if c.step_metric != LOCAL_STEP]
+        return axes[-1] if axes else LOCAL_STEP
 
     @property
     def breadcrumbs(self) -> Breadcrumbs | None:
@@ -119,7 +133,8 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
     for i, seg in enumerate(segments):
         config.update(seg.config)
         for a in seg.artifacts:
-            if a.type != CHECKPOINT_TYPE and a.name != artifact_name(run_id):
+            framework = framework_checkpoint(a.type, a.aliases, a.metadata)
+            if a.type not in (CHECKPOINT_TYPE, MODEL_TYPE) and a.name != artifact_name(run_id):
                 continue  # neither a checkpoint nor what a reference to one could name
             if (a.name, a.digest) not in versions:
                 versions[a.name, a.digest] = f"v{counts.get(a.name, 0)}"
@@ -127,6 +142,12 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
             found = LocalCheckpoint(a.name, a.type, versions[a.name, a.digest], a.aliases,
                                     a.metadata, a.files, segment=i)
             where = f"{a.name}:{found.version} of run {run_id}"
+            if a.type == MODEL_TYPE:  # a model without a step in its name is no checkpoint
+                found.step, found.step_metric = framework or (None, LOCAL_STEP)
+                checkpoints.append(found)
+                continue
+            found.step_metric = step_metric_of(
+                a.metadata.get("step_metric") if isinstance(a.metadata, dict) else None)
             try:
                 found.step = logged_checkpoint_step(a.type, a.metadata, lambda: (
                     read_checkpoint_json(a.files[CHECKPOINT_FILE], where)

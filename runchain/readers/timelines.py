@@ -120,6 +120,9 @@ class RunHistory(Mapping[str, np.ndarray]):
         column = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         return column.astype(np.int64) if name == LOCAL_STEP else column
 
+    def __contains__(self, name: object) -> bool:  # without building the column
+        return name in self._names
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
