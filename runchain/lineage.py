@@ -339,7 +339,8 @@ def chain(tree: Tree, leaf: str, last_step: int | None = None) -> list[Segment]:
 
 def kept_last_step(tree: Tree, segment: Segment) -> int | None:
     """The last local step ``segment`` keeps (inclusive): its cut, or for the leaf its run's
-    last logged step; None when the run logged no rows. The first kept step is always 0.
+    last logged step; None when the run logged no rows. The first kept step is the run's
+    first (``RunInfo.first_step``): 0 on ``_step``, later for a fork or a framework's axis.
 
     Example (``tree`` as in the module docstring):
         >>> [kept_last_step(tree, s) for s in chain(tree, "b")]  # doctest: +SKIP

@@ -36,9 +36,9 @@ def segment_rows(source: Source, leaf: str) -> list[list[Any]]:
     rows = []
     for seg in source.chain(leaf):
         info = source.tree.nodes[seg.run_id].info
-        last = kept_last_step(source.tree, seg)
-        rows.append([seg.run_id, info.name or "", info.state, 0, last, seg.global_offset,
-                     None if last is None else seg.global_offset + last])
+        first, last = info.first_step or 0, kept_last_step(source.tree, seg)
+        rows.append([seg.run_id, info.name or "", info.state, first, last,
+                     seg.global_offset + first, None if last is None else seg.global_offset + last])
     return rows
 
 

@@ -98,7 +98,7 @@ def pieces_of(node: lineage.RunNode, tree: lineage.Tree) -> list[tuple[int, int]
     if last is None:
         return []
     cuts = sorted({tree.nodes[c].parent_step for c in node.children} - {None})
-    bounds, first = [], 0
+    bounds, first = [], node.info.first_step or 0
     for cut in cuts:
         if first <= cut < last:
             bounds.append((first, cut))
@@ -181,7 +181,8 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
         described.append({
             "id": run_id, "name": info.name or "", "state": info.state,
             "parent": node.parent_run, "parentStep": node.parent_step,
-            "offset": node.global_offset, "lastStep": info.last_step, "kept": kept,
+            "offset": node.global_offset, "firstStep": info.first_step or 0,
+            "lastStep": info.last_step, "kept": kept,
             "checkpoints": [c.step for c in info.checkpoints], "color": colors[run_id],
             "url": url if url and url.startswith(("https://", "http://")) else None,
             "config": _config(info),

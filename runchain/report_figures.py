@@ -67,9 +67,10 @@ def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> byt
     font = 8 if n <= 40 else 6
     every = max(1, math.ceil(n / 160))  # thin labels so 200 runs stay legible
     nodes = [tree.nodes[run_id] for run_id in order]
-    starts = np.array([node.global_offset for node in nodes], float)
-    widths = np.array([0 if node.info.last_step is None else node.info.last_step + 1
-                       for node in nodes], float)
+    firsts = [node.info.first_step or 0 for node in nodes]  # a fork's, a framework's: not 0
+    starts = np.array([node.global_offset + first for node, first in zip(nodes, firsts)], float)
+    widths = np.array([0 if node.info.last_step is None else node.info.last_step + 1 - first
+                       for node, first in zip(nodes, firsts)], float)
     ends, low, high = starts + np.maximum(widths, 0.5), np.arange(n) - 0.31, np.arange(n) + 0.31
     corners = [(starts, low), (ends, low), (ends, high), (starts, high)]
     ax.add_collection(PolyCollection(  # one artist for every bar: a patch per bar is slow
@@ -83,7 +84,7 @@ def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> byt
     links = [(node, i) for i, node in enumerate(nodes) if node.parent_run in lane]
     ax.add_collection(LineCollection(
         [[(cut := tree.nodes[node.parent_run].global_offset + node.parent_step,
-           lane[node.parent_run]), (cut, i), (node.global_offset, i)] for node, i in links],
+           lane[node.parent_run]), (cut, i), (starts[i], i)] for node, i in links],
         colors=[colors[node.info.id] for node, _ in links], linewidths=0.8, alpha=0.8))
     right = float((starts + widths).max()) if n else 1.0
     limit, room = right * 1.02 + 1, _width(ax, fig)
@@ -216,7 +217,9 @@ class ChainCanvas:
         self._background(scale)
         pieces = _segment_slices(columns["run_id"])
         x = columns["global_step"]
-        resumes = [[(s.global_offset, 0), (s.global_offset, 1)] for s in segments[1:]]
+        # the first global step after each cut (a child on its parent's axis may start later)
+        resumes = [[(s.global_offset + s.last_step + 1, 0), (s.global_offset + s.last_step + 1, 1)]
+                   for s in segments[:-1]]
         for ax, metric, curves, resume, missing, f in zip(
                 self.axes, self.metrics, self.curves, self.resumes, self.missing, self.factors):
             y = columns.get(metric)

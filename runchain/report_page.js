@@ -62,7 +62,8 @@ function chainOf(id) {  // root -> id: [{run, cut}], cut the last local step kep
 function extent(segs) {
   const first = runs[segs[0].run], last = segs[segs.length - 1], r = runs[last.run];
   const hi = r.offset + (last.cut ?? r.lastStep ?? 0);
-  return [first.offset, Math.max(hi, first.offset + 1)];
+  const lo = first.offset + first.firstStep;
+  return [lo, Math.max(hi, lo + 1)];
 }
 const pieceCache = new Map(), chainCache = new Map();
 function piece(ri, pi, mi) {
@@ -178,17 +179,18 @@ function renderTree() {
   root.append(axis);
   runs.forEach((r, i) => {
     const y = i * lane, h = lane * 0.7, inChain = chain.has(i), g = svg("g", {"data-run": r.id});
-    const end = r.offset + (r.lastStep ?? 0) + 1, kept = inChain && chain.get(i) != null ? chain.get(i) : r.kept;
-    g.append(svg("rect", {x: X(r.offset), y: y + (lane - h) / 2, width: Math.max(1, X(end) - X(r.offset)), height: h,
+    const start = r.offset + r.firstStep, end = r.offset + (r.lastStep ?? r.firstStep) + 1;
+    const kept = inChain && chain.get(i) != null ? chain.get(i) : r.kept;
+    g.append(svg("rect", {x: X(start), y: y + (lane - h) / 2, width: Math.max(1, X(end) - X(start)), height: h,
       fill: r.color, opacity: 0.25}));
-    if (r.lastStep != null) g.append(svg("rect", {x: X(r.offset), y: y + (lane - h) / 2,
-      width: Math.max(1, X(r.offset + (inChain && chain.get(i) == null ? r.lastStep : kept) + 1) - X(r.offset)),
+    if (r.lastStep != null) g.append(svg("rect", {x: X(start), y: y + (lane - h) / 2,
+      width: Math.max(1, X(r.offset + (inChain && chain.get(i) == null ? r.lastStep : kept) + 1) - X(start)),
       height: h, fill: r.color, opacity: inChain ? 1 : 0.55, class: inChain ? "in-chain" : ""}));
     for (const c of r.checkpoints) g.append(svg("line", {x1: X(r.offset + c + 0.5), x2: X(r.offset + c + 0.5),
       y1: y + 1, y2: y + lane - 1, class: "tick"}));
     if (r.parent != null && byId.has(r.parent)) {
       const p = byId.get(r.parent), cx = X(runs[p].offset + r.parentStep + 0.5);
-      g.append(svg("path", {d: `M${cx},${p * lane + lane / 2}V${y + lane / 2}H${X(r.offset)}`,
+      g.append(svg("path", {d: `M${cx},${p * lane + lane / 2}V${y + lane / 2}H${X(start)}`,
         stroke: r.color, fill: "none", class: "link"}));
     }
     const mark = {crashed: "\u2715", failed: "\u2715", running: "\u25b6"}[r.state];
@@ -205,9 +207,9 @@ function renderTree() {
     if (i < 0 || i >= n) return hideTip();
     const r = runs[i], lines = [`run ${r.id}`, `name: ${r.name || "\u2013"}`, `state: ${r.state}`,
       r.parent != null ? `started from ${r.parent} at its step ${r.parentStep}` : "root",
-      r.lastStep == null ? "no rows logged" : `local steps 0\u2013${r.lastStep}, global ${r.offset}\u2013${r.offset + r.lastStep}`,
+      r.lastStep == null ? "no rows logged" : `local steps ${r.firstStep}\u2013${r.lastStep}, global ${r.offset + r.firstStep}\u2013${r.offset + r.lastStep}`,
       `checkpoints at ${r.checkpoints.join(", ") || "\u2013"}`];
-    if (r.kept != null && r.kept !== r.lastStep) lines.push(`chains to leaves keep steps 0\u2013${r.kept}`);
+    if (r.kept != null && r.kept !== r.lastStep) lines.push(`chains to leaves keep steps ${r.firstStep}\u2013${r.kept}`);
     for (const [k, v] of Object.entries(differing(i))) lines.push(`${k} = ${v}`);
     showTip(lines, e.clientX, e.clientY);
   });
@@ -248,10 +250,10 @@ function stroke(segs, alpha) {  // one line, each run's stretch in its colour
     if (!(width > 0)) return runs[segs[0].run].color;
     const g = ctx.createLinearGradient(left, 0, left + width, 0);
     const at = v => Math.min(1, Math.max(0, (u.valToPos(v, "x", true) - left) / width));
-    segs.forEach((s, k) => {
-      const r = runs[s.run], next = segs[k + 1], c = r.color + alpha;
-      g.addColorStop(at(r.offset - 0.5), c);
-      g.addColorStop(at(next ? runs[next.run].offset - 0.5 : Infinity), c);
+    segs.forEach((s, k) => {  // each run's colour from the cut before it to its own cut
+      const r = runs[s.run], prev = segs[k - 1], c = r.color + alpha;
+      g.addColorStop(at(prev ? runs[prev.run].offset + prev.cut + 0.5 : -Infinity), c);
+      g.addColorStop(at(s.cut != null ? r.offset + s.cut + 0.5 : Infinity), c);
     });
     return g;
   };
@@ -289,8 +291,8 @@ function makeChart(metric, index) {
       draw: [u => {
         const ctx = u.ctx, {top, height} = u.bbox;
         ctx.save(); ctx.setLineDash([5, 4]); ctx.strokeStyle = "#555"; ctx.lineWidth = 1;
-        for (const s of segs.slice(1)) {
-          const x = Math.round(u.valToPos(runs[s.run].offset, "x", true)) + 0.5;
+        for (const s of segs.slice(0, -1)) {  // right after each cut
+          const x = Math.round(u.valToPos(runs[s.run].offset + s.cut + 1, "x", true)) + 0.5;
           if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
           ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
         }
@@ -326,7 +328,7 @@ function renderLegend() {
   pathLine.textContent = segs.map(s => runs[s.run].id + (s.cut != null ? "@" + s.cut : "")).join(" \u2192 ");
   legend.replaceChildren(...segs.map(s => {
     const r = runs[s.run], last = s.cut ?? r.lastStep;
-    return el("span", {class: "item", title: `run ${r.id}: local steps 0\u2013${num(last)}`},
+    return el("span", {class: "item", title: `run ${r.id}: local steps ${r.firstStep}\u2013${num(last)}`},
       el("span", {class: "swatch", style: `background:${r.color}`}), label(s.run),
       r.state !== "finished" ? el("em", null, " " + r.state) : null);
   }));
@@ -373,8 +375,8 @@ function renderBranches() {
   for (const x of data[0]) { if (x < lo) lo = x; if (x > hi) hi = x; }
   hi = Math.max(hi, lo + 1);
   const forks = [];  // [global step, value] where a child started from a run of this root
-  for (const c of chains) c.segs.slice(1).forEach(s => {
-    const at = runs[s.run].offset - 1, k = c.x.lastIndexOf(at);
+  for (const c of chains) c.segs.slice(0, -1).forEach(s => {  // the parent's row at each cut
+    const at = runs[s.run].offset + s.cut, k = c.x.lastIndexOf(at);
     if (k >= 0) forks.push([at, c.y[k]]);
   });
   const btip = el("div", {class: "chart-tip"});
@@ -423,8 +425,8 @@ function runsTable() {
   const anyUrl = runs.some(r => r.url);
   if (anyUrl) head.push("W&B");
   const rows = runs.map((r, i) => {
-    const span = r.lastStep == null ? "no rows" : `0\u2013${r.lastStep}`;
-    const glob = r.lastStep == null ? "no rows" : `${r.offset}\u2013${r.offset + r.lastStep}`;
+    const span = r.lastStep == null ? "no rows" : `${r.firstStep}\u2013${r.lastStep}`;
+    const glob = r.lastStep == null ? "no rows" : `${r.offset + r.firstStep}\u2013${r.offset + r.lastStep}`;
     const cells = [el("td", null, el("span", {class: "swatch", style: `background:${r.color}`}), el("code", null, r.id)),
       el("td", null, r.name), el("td", null, el("code", null, r.parent ?? "")), el("td", null, num(r.parentStep ?? null)),
       el("td", null, span), el("td", null, glob), el("td", {class: "state-" + r.state}, r.state),

@@ -59,13 +59,14 @@ def _runs_table(source: Source, order: Sequence[str], colors: Mapping[str, str])
     rows = []
     for run_id in order:
         node = tree.nodes[run_id]
-        last = node.info.last_step
-        glob = _range(node.global_offset, None if last is None else node.global_offset + last)
+        first, last = node.info.first_step or 0, node.info.last_step
+        glob = _range(node.global_offset + first,
+                      None if last is None else node.global_offset + last)
         cells = [f'<span class="swatch" style="background:{colors[run_id]}"></span>'
                  f"<code>{_e(run_id)}</code>",
                  _e(node.info.name or ""), f"<code>{_e(node.parent_run or '')}</code>",
                  _e("" if node.parent_step is None else node.parent_step),
-                 _e(_range(0, last)), _e(glob), _e(node.info.state),
+                 _e(_range(first, last)), _e(glob), _e(node.info.state),
                  _e(", ".join(str(c.step) for c in node.info.checkpoints))]
         if source.urls:
             url = source.urls.get(run_id)
