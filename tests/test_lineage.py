@@ -241,3 +241,79 @@ def test_stitch_keeps_its_own_columns_from_metrics_named_like_them():
     for taken in ("step", "run_id", "global_step"):
         with pytest.raises(MetricError, match=taken):
             stitch(segments, histories, keys=["loss", taken])
+
+
+# -- step axes: a framework's global step goes on across a resume -------------------------
+
+HF = "train/global_step"
+
+
+def axis_run(run_id: str, first: int, last: int, used=(), metric: str = HF,
+             ckpts=()) -> RunInfo:
+    return RunInfo(run_id, "proj", None, "finished", last,
+                   tuple(CheckpointInfo(s, f"step-{s}", f"v{i}") for i, s in enumerate(ckpts)),
+                   tuple(used), first_step=first, step_metric=metric)
+
+
+def test_a_child_on_its_parents_step_metric_keeps_its_parents_offset():
+    # a 5..40 (checkpoints at 10, 20, 30); b resumed from a@20 goes on at 25; c from b@30
+    tree = build_tree([axis_run("a", 5, 40, ckpts=(10, 20, 30)),
+                       axis_run("b", 25, 40, used=[("a", 20)], ckpts=(30,)),
+                       axis_run("c", 35, 50, used=[("b", 30)])])
+    assert shape(tree)["b"] == ("a", 20, 0, 1, ("c",)) and shape(tree)["c"] == ("b", 30, 0, 2, ())
+    assert tree.nodes["b"].continues and not tree.nodes["b"].fork
+    assert chain(tree, "c") == [Segment("a", 20, 0, step_metric=HF), Segment("b", 30, 0, step_metric=HF),
+                                Segment("c", None, 0, step_metric=HF)]
+    assert tree.notes == ()  # 25 after a@20 is no gap: the Trainer logs every 5 steps
+
+
+def test_a_child_on_another_axis_is_offset_past_the_cut():
+    # a framework run as the parent of a run counting _step from 0 (and the other way round)
+    tree = build_tree([axis_run("a", 5, 40, ckpts=(20,)),
+                       axis_run("b", 0, 9, used=[("a", 20)], metric="_step", ckpts=(4,)),
+                       axis_run("c", 5, 30, used=[("b", 4)])])
+    assert tree.nodes["b"].global_offset == 21 and not tree.nodes["b"].continues
+    assert tree.nodes["c"].global_offset == 26
+    assert tree.notes == ()
+
+
+def test_a_child_on_its_parents_axis_that_starts_at_or_before_the_cut_gets_a_note():
+    tree = build_tree([axis_run("a", 5, 40, ckpts=(20,)), axis_run("b", 15, 40, used=[("a", 20)])])
+    assert tree.nodes["b"].global_offset == 0
+    assert tree.notes == ("run b: its first row is at train/global_step 15, not after a@20, so its "
+                          "chain shows rows of both runs at the same steps (did it start from "
+                          "another checkpoint than the one it names?)",)
+
+
+def test_breadcrumbs_record_the_axis_and_a_continuing_child_keeps_the_offset():
+    root = breadcrumbs_for("a", step_metric=HF)
+    child = breadcrumbs_for("b", "a", "run-a-checkpoint:step-20", 20, root, step_metric=HF)
+    assert (child.global_offset, child.step_metric) == (0, HF)
+    assert child.to_config()["step_metric"] == HF and Breadcrumbs.from_config(child.to_config()) == child
+    # a parent without breadcrumbs: the checkpoint's own axis says
+    assert breadcrumbs_for("b", "a", "model-a:v1", 20, None, HF, parent_step_metric=HF).global_offset == 0
+    assert breadcrumbs_for("b", "a", "run-a-checkpoint:step-20", 20, root).global_offset == 21
+    plain = breadcrumbs_for("c")
+    assert "step_metric" not in plain.to_config()  # runs on _step keep the breadcrumbs they had
+    assert Breadcrumbs.from_config(plain.to_config()) == plain
+
+
+def test_breadcrumbs_with_a_step_metric_that_is_not_a_name_are_malformed():
+    from runchain.contract import breadcrumbs_problem
+
+    config = {**breadcrumbs_for("a").to_config(), "step_metric": 5}
+    assert breadcrumbs_problem(config) == ("breadcrumbs (config['runchain']) hold step_metric=5, "
+                                           "expected a metric name or null")
+    assert Breadcrumbs.from_config(config) is None
+
+
+def test_framework_checkpoints_are_read_from_aliases_and_file_names_and_nothing_else():
+    from runchain.contract import framework_checkpoint
+
+    assert framework_checkpoint("model", ["checkpoint_global_step_7", "epoch_0.31"], None) == (7, HF)
+    assert framework_checkpoint("model", [], {"original_filename": "step=5.ckpt"}) == (4, "trainer/global_step")
+    assert framework_checkpoint("model", [], {"original_filename": "epoch=3-step=0.ckpt"}) is None
+    assert framework_checkpoint("model", ["latest", "best"], {"original_filename": "model.ckpt"}) is None
+    assert framework_checkpoint("model", [], {"original_filename": "mystep=5.ckpt"}) is None
+    assert framework_checkpoint("checkpoint", ["checkpoint_global_step_7"], {}) is None
+    assert framework_checkpoint("model", "checkpoint_global_step_7", []) is None  # not a list
