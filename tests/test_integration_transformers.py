@@ -212,3 +212,20 @@ def test_the_wandb_reader_reads_the_plain_trainer_runs_the_same(plain, monkeypat
     ours, theirs = (s.history(plain.q, keys=[LOSS]) for s in (local, remote))
     assert ours["global_step"].tolist() == theirs["global_step"].tolist()
     assert np.array_equal(ours[LOSS], theirs[LOSS], equal_nan=True)
+
+
+def test_the_report_draws_each_run_from_its_first_framework_step(runs, env):
+    """The report's data: B's bar and rows begin at global step 25, after A's cut at 20,
+    not at its offset 0 (where they would cover A's)."""
+    import base64
+
+    from runchain.report_data import payload
+
+    source = runchain.open_source(runs.dir)
+    described = {r["id"]: r for r in payload(source, [LOSS], [LOSS], [runs.b], "test")["runs"]}
+    a, b = described[runs.a], described[runs.b]
+    assert (a["offset"], a["firstStep"], a["lastStep"]) == (0, 5, 40)
+    assert (b["offset"], b["firstStep"], b["lastStep"], b["parentStep"]) == (0, 25, 40, 20)
+    assert [tuple(p) for p in a["pieces"]] == [(5, 20), (21, 40)]  # cut where B started
+    steps = np.frombuffer(base64.b64decode(b["series"][0][0][0]), "<i4")
+    assert steps.min() == 25 and steps.max() == 40  # local steps on the Trainer's axis
