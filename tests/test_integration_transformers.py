@@ -229,3 +229,25 @@ def test_the_report_draws_each_run_from_its_first_framework_step(runs, env):
     assert [tuple(p) for p in a["pieces"]] == [(5, 20), (21, 40)]  # cut where B started
     steps = np.frombuffer(base64.b64decode(b["series"][0][0][0]), "<i4")
     assert steps.min() == 25 and steps.max() == 40  # local steps on the Trainer's axis
+
+
+def test_the_wandb_reader_reads_the_callback_runs_on_the_trainer_axis_too(runs, env):
+    """Against a stand-in W&B holding the offline runs as synced: the breadcrumbs declare
+    the axis, the summary lists the checkpoint steps, the summary's step metric is the last
+    step; the tree and the stitched history are the folder reader's."""
+    from runchain.readers.project import open_project
+    from wandb_standin import StandinApi, project_from_dir
+
+    remote = open_project("ent/runchain-hf", api=StandinApi(project_from_dir(runs.dir)))
+    local = runchain.open_source(runs.dir)
+    # not C: resumed in place offline, its synced summary lists only the last file's
+    # checkpoints (a limit of offline resume in place, whatever the axis)
+    for run_id in (runs.a, runs.b):
+        theirs, ours = remote.tree.nodes[run_id], local.tree.nodes[run_id]
+        assert (theirs.parent_run, theirs.parent_step, theirs.global_offset) == (
+            ours.parent_run, ours.parent_step, ours.global_offset)
+        assert (theirs.info.step_metric, theirs.info.last_step) == (STEP_METRIC, 40)
+        assert [c.step for c in theirs.info.checkpoints] == [c.step for c in ours.info.checkpoints]
+    ours, theirs = (s.history(runs.b, keys=[LOSS]) for s in (local, remote))
+    assert ours["global_step"].tolist() == theirs["global_step"].tolist()
+    assert np.array_equal(ours[LOSS], theirs[LOSS], equal_nan=True)

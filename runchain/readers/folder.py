@@ -221,10 +221,10 @@ def _run_info(key: str, run_id: str, local: LocalRun, segments: list[RunFile],
               axes: list[FileAxis], notes: list[str], producers: Producers,
               step_metric: str, span: tuple[int | None, int | None] | None) -> RunInfo:
     """``span``: the run's (first, last) step on its declared axis; None on ``_step``."""
-    shift = (lambda c: 0) if step_metric != LOCAL_STEP else (lambda c: axes[c.segment].shift)
+    on_step = step_metric == LOCAL_STEP  # a restarted _step is shifted; a declared axis is not
     # one per step: a step saved again (resumed in place) has its alias on the newest
-    newest = {c.step + shift(c): c for c in local.valid_checkpoints
-              if c.step_metric == step_metric}
+    newest = {c.step + (axes[c.segment].shift if on_step else 0): c
+              for c in local.valid_checkpoints if c.step_metric == step_metric}
     notes = [*notes, *(f"checkpoint {c.name}:{c.version} is left out: its step {c.step} is on "
                        f"{c.step_metric}, the run's steps on {step_metric}"
                        for c in local.valid_checkpoints if c.step_metric != step_metric)]
