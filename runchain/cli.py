@@ -15,7 +15,7 @@ import numpy as np
 from .atomic import atomic_open
 from .errors import RunchainError
 from .contract import LOCAL_STEP, parse_ref
-from .lineage import RunNode, Tree, config_diff, kept_last_step
+from .lineage import RunNode, Tree, config_diff, first_local_step, kept_last_step
 from .lineage import leaves as lineage_leaves
 from .readers import open_source
 from .source import Source
@@ -109,7 +109,7 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
         return
     for node in nodes:
         info = node.info
-        first, last = info.first_step or 0, info.last_step
+        first, last = first_local_step(node), info.last_step
         origin = (f"{'forked ' if node.fork else ''}from {node.parent_run}@{node.parent_step}"
                   if node.parent_run else "root")
         ckpts = ",".join(str(c.step) for c in info.checkpoints if c.timeline is None) or "-"
@@ -164,7 +164,7 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
     rows = []
     for seg in segments:
         last = kept_last_step(source.tree, seg)
-        first = source.tree.nodes[seg.run_id].info.first_step or 0
+        first = first_local_step(source.tree.nodes[seg.run_id])
         rows.append({"run_id": seg.run_id, "step_metric": seg.step_metric,
                      "first_step": first, "last_step": last,
                      "global_first": seg.global_offset + first,
@@ -192,7 +192,7 @@ def _list_leaves(source: Source) -> None:
     tree = source.tree
     for leaf in lineage_leaves(tree):
         node = tree.nodes[leaf]
-        first, last = node.info.first_step or 0, node.info.last_step
+        first, last = first_local_step(node), node.info.last_step
         glob = _range(node.global_offset + first, None if last is None else node.global_offset + last)
         click.echo(f"{leaf}  depth {node.depth}  global {glob}"
                    + (f"  {node.info.name!r}" if node.info.name else ""))

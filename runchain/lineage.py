@@ -164,6 +164,11 @@ def _odd_steps(infos: Mapping[str, RunInfo], parents: Mapping[str, str],
         if last is not None and steps[run_id] > last:
             notes.append(f"run {run_id}: starts from {parent}@{steps[run_id]}, past {parent}'s "
                          f"last logged step {last}; its chain has no rows between")
+        if run_id in forks and infos[parent].step_metric != LOCAL_STEP:
+            notes.append(f"run {run_id}: forked from {parent} at its _step {steps[run_id]}, but "
+                         f"{parent}'s steps are its {infos[parent].step_metric}; the chain cuts "
+                         f"{parent} at {infos[parent].step_metric} {steps[run_id]}, which may "
+                         f"not be where the fork began")
         if run_id in continuing and run_id not in forks:
             if info.first_step is not None and info.first_step <= steps[run_id]:
                 notes.append(f"run {run_id}: its first row is at {info.step_metric} "
@@ -335,6 +340,20 @@ def chain(tree: Tree, leaf: str, last_step: int | None = None) -> list[Segment]:
         segments.append(Segment(node.info.id, cut, node.global_offset,
                                 saved[-1].timeline if saved else None, node.info.step_metric))
     return segments[::-1]
+
+
+def first_local_step(node: RunNode) -> int:
+    """The first local step of ``node``'s run: as its reader read it; where the reader does
+    not know it (a W&B listing holds no first row), right after its parent's cut when its
+    steps continue its parent's, else 0.
+
+    Example (``tree`` as in the module docstring):
+        >>> first_local_step(tree.nodes["b"])  # doctest: +SKIP
+        0
+    """
+    if node.info.first_step is not None:
+        return node.info.first_step
+    return node.parent_step + 1 if node.continues and node.parent_step is not None else 0
 
 
 def kept_last_step(tree: Tree, segment: Segment) -> int | None:

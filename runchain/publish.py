@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .contract import CHAIN_VIEW_KEY, STEP_METRIC
 from .errors import RunchainError
-from .lineage import kept_last_step
+from .lineage import first_local_step, kept_last_step
 from .mode import resolve_mode
 from .source import Source
 from .stitch import STITCHED
@@ -36,7 +36,7 @@ def segment_rows(source: Source, leaf: str) -> list[list[Any]]:
     rows = []
     for seg in source.chain(leaf):
         info = source.tree.nodes[seg.run_id].info
-        first, last = info.first_step or 0, kept_last_step(source.tree, seg)
+        first, last = first_local_step(source.tree.nodes[seg.run_id]), kept_last_step(source.tree, seg)
         rows.append([seg.run_id, info.name or "", info.state, first, last,
                      seg.global_offset + first, None if last is None else seg.global_offset + last])
     return rows

@@ -98,7 +98,7 @@ def pieces_of(node: lineage.RunNode, tree: lineage.Tree) -> list[tuple[int, int]
     if last is None:
         return []
     cuts = sorted({tree.nodes[c].parent_step for c in node.children} - {None})
-    bounds, first = [], node.info.first_step or 0
+    bounds, first = [], lineage.first_local_step(node)
     for cut in cuts:
         if first <= cut < last:
             bounds.append((first, cut))
@@ -124,7 +124,7 @@ class _Pieces:
              columns: Mapping[str, np.ndarray]) -> None:
         """Thin each piece of ``run_id`` that rows cut at ``cut`` (inclusive; None: all) hold whole."""
         bounds, done = self.bounds[run_id], self.done[run_id]
-        total = max(1, bounds[-1][1] + 1) if bounds else 1
+        total = max(1, bounds[-1][1] - bounds[0][0] + 1) if bounds else 1  # not from 0: a fork
         for i, (first, last) in enumerate(bounds):
             if done[i] is not None or (cut is not None and last > cut):
                 continue  # already thinned, or cut away in this chain
@@ -181,7 +181,7 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
         described.append({
             "id": run_id, "name": info.name or "", "state": info.state,
             "parent": node.parent_run, "parentStep": node.parent_step,
-            "offset": node.global_offset, "firstStep": info.first_step or 0,
+            "offset": node.global_offset, "firstStep": lineage.first_local_step(node),
             "lastStep": info.last_step, "kept": kept,
             "checkpoints": [c.step for c in info.checkpoints], "color": colors[run_id],
             "url": url if url and url.startswith(("https://", "http://")) else None,

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
-from .lineage import Segment, Tree
+from .lineage import Segment, Tree, first_local_step
 from .report_data import run_colors  # noqa: F401  (one colour rule for both reports)
 
 matplotlib.rcParams["text.parse_math"] = False  # run names and metrics are text, never TeX
@@ -67,7 +67,7 @@ def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> byt
     font = 8 if n <= 40 else 6
     every = max(1, math.ceil(n / 160))  # thin labels so 200 runs stay legible
     nodes = [tree.nodes[run_id] for run_id in order]
-    firsts = [node.info.first_step or 0 for node in nodes]  # a fork's, a framework's: not 0
+    firsts = [first_local_step(node) for node in nodes]  # a fork's, a framework's: not 0
     starts = np.array([node.global_offset + first for node, first in zip(nodes, firsts)], float)
     widths = np.array([0 if node.info.last_step is None else node.info.last_step + 1 - first
                        for node, first in zip(nodes, firsts)], float)

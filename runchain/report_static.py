@@ -59,7 +59,7 @@ def _runs_table(source: Source, order: Sequence[str], colors: Mapping[str, str])
     rows = []
     for run_id in order:
         node = tree.nodes[run_id]
-        first, last = node.info.first_step or 0, node.info.last_step
+        first, last = lineage.first_local_step(node), node.info.last_step
         glob = _range(node.global_offset + first,
                       None if last is None else node.global_offset + last)
         cells = [f'<span class="swatch" style="background:{colors[run_id]}"></span>'

@@ -3,7 +3,8 @@
 Each run in a chain keeps its rows with local step ``<= last_step`` (inclusive; the leaf
 keeps all), and every kept row moves to ``global_step = global_offset + local step``. A
 run's local step is its ``_step``, or the value of the step metric it declares
-(``axis_steps``).
+(``axis_steps``); on a declared axis, rows a restart of the counter replaced are left
+out (``superseded``).
 
 Both readers turn logged rows into columns with the rules here: ``as_number`` for a
 value, ``rows_to_columns`` for a run's rows, ``is_metric`` for a key.
@@ -103,6 +104,23 @@ def axis_steps(columns: Columns, step_metric: str = LOCAL_STEP) -> np.ndarray:
     return np.floor(values[last]).astype(np.int64)
 
 
+def superseded(steps: np.ndarray) -> np.ndarray:
+    """Which rows of a run a later restart of its counter replaced (bool per row). Where a
+    declared axis goes down (a resume in place W&B continued, a second training in one
+    run), the rows after it replace the earlier rows from that step on, as a rewind does.
+
+    Example:
+        >>> superseded(np.array([5, 10, 15, 10, 15, 20])).tolist()
+        [False, True, True, False, False, False]
+    """
+    later = np.full(steps.size, np.iinfo(np.int64).max)  # at row i: a drop's step at row i + 1
+    drops = np.flatnonzero(steps[1:] < steps[:-1])
+    if not drops.size:
+        return np.zeros(steps.size, bool)
+    later[drops] = steps[drops + 1]
+    return steps >= np.minimum.accumulate(later[::-1])[::-1]
+
+
 def _thin(n: int, k: int) -> np.ndarray:
     """At most ``k`` indices of ``range(n)``, evenly spread, always keeping both ends."""
     if n <= k:
@@ -138,7 +156,8 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
     for seg in segments:  # pass 1: only the axis, so a lazy mapping loads one column per run
         steps = axis_steps(histories[seg.run_id], seg.step_metric)
-        rows = np.arange(steps.size) if seg.last_step is None else np.flatnonzero(steps <= seg.last_step)
+        keep = np.ones(steps.size, bool) if seg.step_metric == LOCAL_STEP else ~superseded(steps)
+        rows = np.flatnonzero(keep if seg.last_step is None else keep & (steps <= seg.last_step))
         kept.append(rows)
     if samples is not None:
         total = sum(rows.size for rows in kept) or 1

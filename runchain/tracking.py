@@ -48,7 +48,8 @@ def start(run: Any, checkpoint: Checkpoint | None = None, step_metric: str | Non
             crumbs = breadcrumbs_for(run.id, step_metric=step_metric)
         elif checkpoint.run_id == run.id:
             # Resumed in place: same run, same axis; not an edge.
-            crumbs = Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) or breadcrumbs_for(run.id)
+            crumbs = (Breadcrumbs.from_config(run.config.get(CONFIG_KEY))
+                      or breadcrumbs_for(run.id, step_metric=step_metric))
         else:
             ref = _edge_ref(run, checkpoint)
             if checkpoint.online:

@@ -207,7 +207,7 @@ def test_the_wandb_reader_reads_the_plain_trainer_runs_the_same(plain, monkeypat
     for source in (remote, local):
         node = source.tree.nodes[plain.q]
         assert (node.parent_run, node.parent_step, node.global_offset) == (plain.p, 20, 0)
-        assert node.info.step_metric == STEP_METRIC
+        assert (node.info.step_metric, node.info.first_step) == (STEP_METRIC, 25)
     assert [c.step for c in remote.tree.nodes[plain.p].info.checkpoints] == [10, 20, 30, 40]
     ours, theirs = (s.history(plain.q, keys=[LOSS]) for s in (local, remote))
     assert ours["global_step"].tolist() == theirs["global_step"].tolist()
@@ -247,6 +247,7 @@ def test_the_wandb_reader_reads_the_callback_runs_on_the_trainer_axis_too(runs, 
         assert (theirs.parent_run, theirs.parent_step, theirs.global_offset) == (
             ours.parent_run, ours.parent_step, ours.global_offset)
         assert (theirs.info.step_metric, theirs.info.last_step) == (STEP_METRIC, 40)
+        assert theirs.info.first_step == ours.info.first_step  # 5 and 25: one short scan
         assert [c.step for c in theirs.info.checkpoints] == [c.step for c in ours.info.checkpoints]
     ours, theirs = (s.history(runs.b, keys=[LOSS]) for s in (local, remote))
     assert ours["global_step"].tolist() == theirs["global_step"].tolist()

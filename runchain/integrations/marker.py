@@ -108,8 +108,9 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
 
     - No marker: a root (``runchain.start(run)``), or, when the framework did resume
       (``where`` names the checkpoint), a root with a warning.
-    - A marker of version 1 (its step a ``_step``): a root with a warning, as its steps are
-      on another axis than this run's.
+    - A marker of version 1 (its step a ``_step``): a new run is a root, with a warning, as
+      its steps are on another axis than this run's; a resume in place raises
+      ``CheckpointError``.
     - The marker names this run: a resume in place, no edge; the breadcrumbs stay
       (offline ones are restored from the marker), and so do the rows up to the checkpoint.
     - Another run: that run's checkpoint is loaded (offline, from the parent's run files)
@@ -122,7 +123,14 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
     framework rows do not carry: wandb's step sync would put them all at 0). A resume in
     place that keeps its breadcrumbs declares it here.
     """
-    if marker is not None and marker.get("runchain_marker") != MARKER_VERSION:
+    old = marker is not None and marker.get("runchain_marker") != MARKER_VERSION
+    if old and marker["run"] == run.id:
+        raise runchain.CheckpointError(
+            f"{where}: its runchain marker is of version {marker.get('runchain_marker')}, from "
+            f"an older runchain whose steps counted rows, so run {run.id} cannot go on from it "
+            f"in place on the framework's steps; resume it in a new run (without "
+            f"WANDB_RUN_ID / WandbLogger(id=...)), which starts a new tree")
+    if old:
         warnings.warn(f"{where}: its runchain marker is of version "
                       f"{marker.get('runchain_marker')}, from an older runchain whose steps "
                       f"counted rows; run {run.id} starts a new tree", stacklevel=3)

@@ -25,7 +25,7 @@ from ..contract import (CHAIN_VIEW_KEY, CHECKPOINT_TYPE, LOCAL_STEP, MODEL_TYPE,
 from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..source import Source
-from ..stitch import axis_steps, metric_keys
+from ..stitch import axis_steps, metric_keys, superseded
 from .cache_folder import prune
 from .run_cache import (CacheWarning, DamagedEntry, cache_dir, entry_path, file_key, from_meta,
                         load_meta, open_grid, store, to_meta)
@@ -231,6 +231,11 @@ def _run_info(key: str, run_id: str, local: LocalRun, segments: list[RunFile],
     checkpoints = tuple(CheckpointInfo(step, c.label, c.version, _checkpoint_timeline(c, step, axes))
                         for step, c in sorted(newest.items()))
     used = tuple((run, step) for run, step, _ in _used(local, segments, producers))
+    notes += [f"it used {name}, which runchain cannot place (a model artifact with no step in "
+              f"an alias checkpoint_global_step_N or its file name step=N, or a version of a "
+              f"collection several runs logged); it is no edge"
+              for seg in segments for kind, name in seg.used
+              if kind == MODEL_TYPE and (None, name) not in producers]
     first, last = span or (first_step(segments, axes), last_step(segments, axes))
     return RunInfo(id=key, project=segments[0].project, name=segments[-1].name,
                    state=run_state(segments[-1], Path(segments[-1].path)),
@@ -247,13 +252,48 @@ def _step_metric(key: str, local: LocalRun, segments: list[RunFile], producers: 
     """The run's axis: the one it declares (``LocalRun.step_metric``), else the axis of the
     checkpoint it used when it logged that metric too (a framework run resumed from a
     ``model`` artifact goes on with the framework's step), else ``_step``."""
-    if local.step_metric != LOCAL_STEP:
+    if local.breadcrumbs is not None or local.step_metric != LOCAL_STEP:
         return local.step_metric
     used = [metric for run, _, metric in _used(local, segments, producers)
             if run != key and metric != LOCAL_STEP]
     if used and any(used[-1] in files.columns(p) for p in paths):
         return used[-1]
     return LOCAL_STEP
+
+
+def _shared_collections(runs: Mapping[str, LocalRun]) -> dict[str, list[str]]:
+    """Artifact names whose checkpoints several runs logged (HF's ``model-<run name>``)."""
+    loggers: dict[str, list[str]] = {}
+    for key, local in runs.items():
+        for name in dict.fromkeys(c.name for c in local.valid_checkpoints):
+            loggers.setdefault(name, []).append(key)
+    return {name: keys for name, keys in loggers.items() if len(keys) > 1}
+
+
+def _axis_span(history: RunHistory, metric: str,
+               notes: list[str]) -> tuple[str, tuple[int | None, int | None] | None]:
+    """A run on a declared axis: (its axis, its (first, last) step on it). A run that logged
+    no value of the metric is read on ``_step``; a counter that goes back is read as a
+    restart (``stitch.superseded``); each with a note."""
+    values = np.asarray(history[metric], np.float64) if metric in history else np.empty(0)
+    rows = len(history[LOCAL_STEP])
+    if not rows:
+        return metric, (None, None)
+    if not np.isfinite(values).any() or (rows > 1 and np.nanmax(np.abs(values)) == 0):
+        notes.append(f"its breadcrumbs or checkpoints put its steps on {metric}, but it "
+                     f"logged no value of {metric} other than 0 (wandb's step sync writes 0 "
+                     f"into rows logged before any); read on _step")
+        return LOCAL_STEP, None
+    steps = axis_steps(history, metric)
+    replaced = superseded(steps)
+    if replaced.any():
+        j = int(np.flatnonzero(steps[1:] < steps[:-1])[0]) + 1
+        notes.append(f"its {metric} goes back from {steps[j - 1]} to {steps[j]} (at its row "
+                     f"{j}): read as a restart at {steps[j]}, its later rows replacing the "
+                     f"earlier ones from there on (resumed in place without RunchainCallback, "
+                     f"or trained twice in one run?)")
+    kept = steps[~replaced]
+    return metric, (int(kept.min()), int(kept.max()))
 
 
 def _keyed(folders: Mapping[str, list[Path]], runs: Mapping[Path, RunFile]) -> dict[str, list[Path]]:
@@ -331,9 +371,19 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
     # wrote it: find its producer and step (an alias names the newest version carrying it),
     # in the user's own project first.
     producers: dict[tuple[str | None, str], tuple[str, int, str]] = {}
-    for key, local in merged.items():
+    shared = _shared_collections(merged)
+    notes: dict[str, list[str]] = {key: list(axes[key][1]) for key in folders}
+    for name, keys in shared.items():
+        for key in keys:
+            notes[key].append(
+                f"artifact {name} is logged by runs {', '.join(keys)} (the Trainer names it "
+                f"after run_name); W&B numbers its versions across them, so a use of "
+                f"{name}:vN is not linked here; an alias names the newest run's")
+    started = {key: files.runs[folders[key][0]].start_time or 0.0 for key in merged}
+    for key, local in sorted(merged.items(), key=lambda item: started[item[0]]):  # newest wins
         for c in local.valid_checkpoints:
-            for label in (c.version, *c.aliases):
+            versions = () if c.name in shared else (c.version,)
+            for label in (*versions, *c.aliases):
                 shift = axes[key][0][c.segment].shift if c.step_metric == LOCAL_STEP else 0
                 found = (key, c.step + shift, c.step_metric)
                 producers[local.project, f"{c.name}:{label}"] = found
@@ -350,14 +400,14 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
 
     metrics = {key: _step_metric(key, local, [files.runs[p] for p in folders[key]], producers,
                                  files, folders[key]) for key, local in merged.items()}
-    spans = {}
+    spans: dict[str, tuple[int | None, int | None]] = {}
     for key, metric in metrics.items():
-        if metric == LOCAL_STEP:
-            continue
-        steps = axis_steps(fetch([Segment(key, None, 0)], [metric])[key], metric)  # now cached
-        spans[key] = (int(steps.min()), int(steps.max())) if steps.size else (None, None)
+        if metric != LOCAL_STEP:  # its history decoded now, and cached for the chains
+            metrics[key], spans[key] = _axis_span(fetch([Segment(key, None, 0)], [metric])[key],
+                                                  metric, notes[key])
     infos = [_resolve(_run_info(key, ids[key], merged[key], [files.runs[p] for p in folders[key]],
-                                *axes[key], producers, metrics[key], spans.get(key)), set(folders))
+                                axes[key][0], notes[key], producers, metrics[key], spans.get(key)),
+                      set(folders))
              for key in sorted(folders)]
 
     def metric_names(run_ids: Sequence[str]) -> list[str]:

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..contract import (CONFIG_KEY, LOCAL_STEP, SUMMARY_CHECKPOINTS, Breadcrumbs, is_chain_view,
+from ..contract import (CONFIG_KEY, INT64_MAX, LOCAL_STEP, MODEL_TYPE, SUMMARY_CHECKPOINTS,
+                        Breadcrumbs, is_chain_view,
                         checkpoint_label, fork_point, framework_checkpoint, is_step,
                         read_breadcrumbs, step_alias, step_metric_of, user_config)
 from ..errors import CheckpointError, ProjectNotFoundError
@@ -83,6 +84,10 @@ def _used(run: Any, where: str, problems: list[str],
     used = []
     for artifact in run.used_artifacts():
         found = _step_or_note(artifact, where, problems, memo)
+        if found is None and artifact.type == MODEL_TYPE:
+            problems.append(f"it used {artifact.name}, a model artifact with no step in an alias "
+                            f"(checkpoint_global_step_N) or its file name (step=N): runchain "
+                            f"cannot place it, so it is no edge")
         if found is None:  # not a checkpoint
             continue
         producer = artifact.logged_by()
@@ -169,10 +174,11 @@ def _fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
 
 def _axis(crumbs: Breadcrumbs | None, logged: Sequence[tuple[CheckpointInfo, str]] | None,
           used: Sequence[tuple[str, int, str]], summary: Mapping[str, Any]) -> str:
-    """The run's axis, by the folder reader's rule: its breadcrumbs' step metric, else its
-    checkpoints', else the axis of the checkpoint it used when it logged that metric too."""
-    if crumbs is not None and crumbs.step_metric is not None:
-        return crumbs.step_metric
+    """The run's axis, by the folder reader's rule: its breadcrumbs' (``_step`` unless they
+    name a step metric), else its checkpoints', else the axis of the checkpoint it used when
+    it logged that metric too."""
+    if crumbs is not None:
+        return step_metric_of(crumbs.step_metric)
     axes = [axis for _, axis in logged or () if axis != LOCAL_STEP]
     if axes:
         return axes[-1]
@@ -180,13 +186,26 @@ def _axis(crumbs: Breadcrumbs | None, logged: Sequence[tuple[CheckpointInfo, str
     return axes[-1] if axes and axes[-1] in summary else LOCAL_STEP
 
 
-def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
-    """A listed public ``Run`` as the tree needs it; ``walked`` holds the artifact walks."""
+def _axis_of(run: Any, walked: Mapping[str, tuple]) -> str:
+    """``_axis`` of a listed run, from its config, summary and artifact walk."""
+    used, logged, _ = walked.get(run.id, ((), None, []))
+    return _axis(read_breadcrumbs(run.config)[0], logged, used, run.summary_metrics)
+
+
+def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
+              first: int | None) -> RunInfo:
+    """A listed public ``Run`` as the tree needs it; ``walked`` holds the artifact walks,
+    ``axis`` is ``_axis_of`` it, ``first`` its first step on a declared axis."""
     summary = run.summary_metrics  # a plain dict (run.summary wraps nested ones)
     steps = _summary_checkpoints(summary)
     used, logged, walk_problems = walked.get(run.id, ((), None, []))
     crumbs, problems = read_breadcrumbs(run.config)
-    axis = _axis(crumbs, logged, used, summary)
+    if (axis != LOCAL_STEP and summary.get(axis, 0) == 0 and isinstance(summary.get(LOCAL_STEP), int)
+            and summary[LOCAL_STEP] > 0):  # the folder reader's rule, from the last values
+        problems += (f"its breadcrumbs or checkpoints put its steps on {axis}, but it logged "
+                     f"no value of {axis} other than 0 (wandb's step sync writes 0 into rows "
+                     f"logged before any); read on _step",)
+        axis = LOCAL_STEP
     checkpoints = tuple(c for c, on in logged if on == axis) if steps is None else tuple(
         CheckpointInfo(s, step_alias(s), None) for s in steps)
     last = summary.get(axis)  # on a declared axis: its last value, a float in the summary
@@ -199,9 +218,18 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple]) -> RunInfo:
                    last_step=last if is_step(last) else None, checkpoints=checkpoints,
                    used=tuple((producer, step) for producer, step, _ in used),
                    breadcrumbs=crumbs, entity=entity, step_metric=axis,
+                   first_step=first if axis != LOCAL_STEP else None,
                    problems=(*problems, *walk_problems),
                    fork=fork_point(run.id, branch.get("run_id"), branch.get("step")),
                    config=user_config(run.config))
+
+
+def _first_step(run: Any, axis: str) -> int | None:
+    """The first value of ``axis`` that ``run`` logged, from one short scan."""
+    for row in run.scan_history(keys=[axis], min_step=0, page_size=1):
+        value = as_number(row.get(axis))
+        return int(value) if 0 <= value <= INT64_MAX else None  # NaN fails too
+    return None
 
 
 def _project_path(project: str) -> str:
@@ -262,7 +290,14 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
             walks.append((run.id, _walk, (run, no_crumbs, no_list, where, memo)))
     with wandb_requests(where):
         walked = dict(threads(walks, workers, "walking artifacts"))
-    infos = [_run_info(run, entity, walked) for run in listed]
+    # a run on a declared axis: its first step is the first row's value (one short scan;
+    # on _step the listing has no first row either, and the tree takes 0)
+    axes = {run.id: _axis_of(run, walked) for run in listed}
+    scans = [(run.id, _first_step, (run, axes[run.id])) for run in listed
+             if axes[run.id] != LOCAL_STEP and axes[run.id] in run.summary_metrics]
+    with wandb_requests(where):
+        firsts = dict(threads(scans, workers, "reading first steps"))
+    infos = [_run_info(run, entity, walked, axes[run.id], firsts.get(run.id)) for run in listed]
     summaries = {run.id: run.summary_metrics for run in listed}
 
     def metric_names(run_ids: Sequence[str]) -> list[str]:

@@ -93,10 +93,11 @@ class LocalRun:
 
     @property
     def step_metric(self) -> str:
-        """The axis the run declares: its breadcrumbs' step metric, else its checkpoints'."""
+        """The axis the run declares: its breadcrumbs' (``_step`` unless they name a step
+        metric), else, without breadcrumbs, its checkpoints'."""
         crumbs = self.breadcrumbs
-        if crumbs is not None and crumbs.step_metric is not None:
-            return crumbs.step_metric
+        if crumbs is not None:
+            return step_metric_of(crumbs.step_metric)
         axes = [c.step_metric for c in self.valid_checkpoints if c.step_metric != LOCAL_STEP]
         return axes[-1] if axes else LOCAL_STEP
 
@@ -177,14 +178,18 @@ def pick_checkpoint(run: LocalRun, ref: CheckpointRef) -> LocalCheckpoint:
     else:
         matches = [c for c in named if ref.alias in (c.version, *c.aliases)]
     if not matches and ref.alias.startswith("step-"):
-        matches = [c for c in run.valid_checkpoints if step_alias(c.step) == ref.alias]
+        matches = [c for c in run.valid_checkpoints
+                   if step_alias(c.step) == ref.alias and c.type == CHECKPOINT_TYPE]
     if not matches:
-        newest = {c.step: c for c in run.valid_checkpoints}
+        newest = {c.step: c for c in run.valid_checkpoints if c.type == CHECKPOINT_TYPE}
         labels = [c.label if c.label == step_alias(s) else f"{c.version} (step {s})"
                   for s, c in sorted(newest.items())]
         listing = (f"it has {', '.join(labels)}" if labels else
                    f"it logged no checkpoint (no artifact of type {CHECKPOINT_TYPE!r} holding "
                    f"{CHECKPOINT_FILE} with a step)")
+        if any(c.type == MODEL_TYPE for c in run.valid_checkpoints):
+            listing += (f"; its {MODEL_TYPE!r} artifacts are W&B's framework checkpoints, which "
+                        f"the framework itself resumes from (resume_from_checkpoint=, ckpt_path=)")
         raise CheckpointNotFoundError(
             f"checkpoint reference {ref} not found: run {run.run_id} has no checkpoint with alias "
             f"or version {ref.alias!r}; {listing} (read from {', '.join(map(str, run.files))})")
