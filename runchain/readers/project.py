@@ -10,6 +10,7 @@ What runchain asks W&B for (``docs/chains.md``, "Reading from W&B"):
 - Only for a run without breadcrumbs (plain wandb code keeping to the contract): the
   checkpoints it used, ``run.used_artifacts()``, and ``artifact.logged_by()`` for each.
 - Only for a run whose summary has no checkpoint list: ``run.logged_artifacts()``.
+- Only for a run on a declared step axis: one short ``scan_history`` for its first step.
 - For one chain's history: ``run.scan_history`` for each run of the chain, cut at the
   step the next run started from. ``scan_history(keys=...)`` returns only the rows that
   hold *every* key asked for, so runchain scans each metric separately, with ``_step``.
