@@ -156,8 +156,11 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
     for seg in segments:  # pass 1: only the axis, so a lazy mapping loads one column per run
         steps = axis_steps(histories[seg.run_id], seg.step_metric)
-        keep = np.ones(steps.size, bool) if seg.step_metric == LOCAL_STEP else ~superseded(steps)
-        rows = np.flatnonzero(keep if seg.last_step is None else keep & (steps <= seg.last_step))
+        keep = None if seg.last_step is None else steps <= seg.last_step
+        if seg.step_metric != LOCAL_STEP:  # _step runs: the readers resolved their timelines
+            fresh = ~superseded(steps)
+            keep = fresh if keep is None else keep & fresh
+        rows = np.arange(steps.size) if keep is None else np.flatnonzero(keep)
         kept.append(rows)
     if samples is not None:
         total = sum(rows.size for rows in kept) or 1

@@ -50,6 +50,13 @@ def example(name: str, *args: object, env: dict[str, str] | None = None,
                 if line.startswith("run "))
 
 
+def enter(made: types.SimpleNamespace, monkeypatch) -> None:
+    """Step into the environment a module fixture made its runs in: its variables, its folder."""
+    for k, v in made.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(made.base)
+
+
 def marker(path: Path) -> dict:
     return json.loads(path.read_text())
 

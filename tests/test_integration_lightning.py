@@ -17,7 +17,7 @@ import pytest
 
 import runchain
 from conftest import isolate
-from framework_runs import artifacts, check_chain, example, marker, raw_history, tree
+from framework_runs import artifacts, check_chain, enter, example, marker, raw_history, tree
 from runchain.integrations.lightning import RunchainCallback
 
 LOSS, STEP_METRIC = "train/loss", "trainer/global_step"
@@ -45,9 +45,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture
 def env(runs, monkeypatch):
-    for k, v in runs.env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.chdir(runs.base)
+    enter(runs, monkeypatch)
 
 
 def test_marker_beside_the_checkpoint_names_the_run_the_step_and_the_artifact(runs, env):
@@ -181,12 +179,11 @@ def plain(tmp_path_factory):
         version = next(i for i, a in enumerate(models)
                        if a.metadata["original_filename"] == "epoch=1-step=20.ckpt")
         append_use_artifact(run_files(wdir, q)[-1], f"model-{p}:v{version}", "model")
-        yield types.SimpleNamespace(dir=wdir, p=p, q=q, env=dict(os.environ))
+        yield types.SimpleNamespace(dir=wdir, base=base, p=p, q=q, env=dict(os.environ))
 
 
 def test_a_plain_lightning_run_that_used_a_model_checkpoint_is_its_child_one_step_before(plain, monkeypatch):
-    for k, v in plain.env.items():
-        monkeypatch.setenv(k, v)
+    enter(plain, monkeypatch)
     runs_by_id = tree(plain.dir)
     p, q = runs_by_id[plain.p], runs_by_id[plain.q]
     assert (p["step_metric"], q["step_metric"]) == (STEP_METRIC, STEP_METRIC)
@@ -202,8 +199,7 @@ def test_the_wandb_reader_reads_the_plain_lightning_runs_the_same(plain, monkeyp
     from runchain.readers.project import open_project
     from wandb_standin import StandinApi, project_from_dir
 
-    for k, v in plain.env.items():
-        monkeypatch.setenv(k, v)
+    enter(plain, monkeypatch)
     remote = open_project("ent/runchain-lightning", api=StandinApi(project_from_dir(plain.dir)))
     node = remote.tree.nodes[plain.q]
     assert (node.parent_run, node.parent_step, node.global_offset) == (plain.p, 19, 0)

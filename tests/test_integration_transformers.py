@@ -16,7 +16,7 @@ import pytest
 import runchain
 from conftest import isolate
 from conftest import cli
-from framework_runs import artifacts, check_chain, example, marker, raw_history, tree
+from framework_runs import artifacts, check_chain, enter, example, marker, raw_history, tree
 from runchain.integrations.transformers import RunchainCallback
 
 LOSS, STEP_METRIC = "train/loss", "train/global_step"
@@ -42,9 +42,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture
 def env(runs, monkeypatch):
-    for k, v in runs.env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.chdir(runs.base)
+    enter(runs, monkeypatch)
 
 
 def test_marker_names_the_run_the_step_and_the_checkpoint_artifact(runs, env):
@@ -181,8 +179,7 @@ def plain(tmp_path_factory):
 
 
 def test_a_plain_trainer_run_that_used_a_model_checkpoint_is_its_child_on_the_trainer_axis(plain, monkeypatch):
-    for k, v in plain.env.items():
-        monkeypatch.setenv(k, v)
+    enter(plain, monkeypatch)
     assert not (plain.base / "out-p" / "checkpoint-20" / "runchain.json").exists()  # no callback
     runs_by_id = tree(plain.dir)
     p, q = runs_by_id[plain.p], runs_by_id[plain.q]
@@ -200,8 +197,7 @@ def test_the_wandb_reader_reads_the_plain_trainer_runs_the_same(plain, monkeypat
     from runchain.readers.project import open_project
     from wandb_standin import StandinApi, project_from_dir
 
-    for k, v in plain.env.items():
-        monkeypatch.setenv(k, v)
+    enter(plain, monkeypatch)
     remote = open_project("ent/runchain-hf", api=StandinApi(project_from_dir(plain.dir)))
     local = runchain.open_source(plain.dir)
     for source in (remote, local):

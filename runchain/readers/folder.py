@@ -219,8 +219,10 @@ def _checkpoint_timeline(c: LocalCheckpoint, step: int, axes: list[FileAxis]) ->
 
 def _run_info(key: str, run_id: str, local: LocalRun, segments: list[RunFile],
               axes: list[FileAxis], notes: list[str], producers: Producers,
-              step_metric: str, span: tuple[int | None, int | None] | None) -> RunInfo:
-    """``span``: the run's (first, last) step on its declared axis; None on ``_step``."""
+              used: list[tuple[str, int, str]], step_metric: str,
+              span: tuple[int | None, int | None] | None) -> RunInfo:
+    """``used``: ``_used`` of the run; ``span``: its (first, last) step on its declared axis,
+    None on ``_step``."""
     on_step = step_metric == LOCAL_STEP  # a restarted _step is shifted; a declared axis is not
     # one per step: a step saved again (resumed in place) has its alias on the newest
     newest = {c.step + (axes[c.segment].shift if on_step else 0): c
@@ -230,7 +232,6 @@ def _run_info(key: str, run_id: str, local: LocalRun, segments: list[RunFile],
                        for c in local.valid_checkpoints if c.step_metric != step_metric)]
     checkpoints = tuple(CheckpointInfo(step, c.label, c.version, _checkpoint_timeline(c, step, axes))
                         for step, c in sorted(newest.items()))
-    used = tuple((run, step) for run, step, _ in _used(local, segments, producers))
     notes += [f"it used {name}, which runchain cannot place (a model artifact with no step in "
               f"an alias checkpoint_global_step_N or its file name step=N, or a version of a "
               f"collection several runs logged); it is no edge"
@@ -240,24 +241,24 @@ def _run_info(key: str, run_id: str, local: LocalRun, segments: list[RunFile],
     return RunInfo(id=key, project=segments[0].project, name=segments[-1].name,
                    state=run_state(segments[-1], Path(segments[-1].path)),
                    last_step=last, first_step=first, step_metric=step_metric,
-                   checkpoints=checkpoints, used=used, breadcrumbs=local.breadcrumbs,
+                   checkpoints=checkpoints, used=tuple((run, step) for run, step, _ in used),
+                   breadcrumbs=local.breadcrumbs,
                    entity=local.entity,
                    problems=(*read_breadcrumbs(local.config)[1], *local.problems, *notes),
                    fork=fork_point(run_id, *(segments[0].branch_point or (None, None))),
                    config=user_config(local.config))
 
 
-def _step_metric(key: str, local: LocalRun, segments: list[RunFile], producers: Producers,
-                 files: RunFiles, paths: Sequence[Path]) -> str:
+def _step_metric(key: str, local: LocalRun, used: list[tuple[str, int, str]], files: RunFiles,
+                 paths: Sequence[Path]) -> str:
     """The run's axis: the one it declares (``LocalRun.step_metric``), else the axis of the
     checkpoint it used when it logged that metric too (a framework run resumed from a
     ``model`` artifact goes on with the framework's step), else ``_step``."""
     if local.breadcrumbs is not None or local.step_metric != LOCAL_STEP:
         return local.step_metric
-    used = [metric for run, _, metric in _used(local, segments, producers)
-            if run != key and metric != LOCAL_STEP]
-    if used and any(used[-1] in files.columns(p) for p in paths):
-        return used[-1]
+    axes = [metric for run, _, metric in used if run != key and metric != LOCAL_STEP]
+    if axes and any(axes[-1] in files.columns(p) for p in paths):
+        return axes[-1]
     return LOCAL_STEP
 
 
@@ -398,15 +399,18 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
         return _Histories({run_id: ([files.opener(p) for p in paths], run_axes)
                            for run_id, (paths, run_axes) in parts.items()})
 
-    metrics = {key: _step_metric(key, local, [files.runs[p] for p in folders[key]], producers,
-                                 files, folders[key]) for key, local in merged.items()}
+    used = {key: _used(local, [files.runs[p] for p in folders[key]], producers)
+            for key, local in merged.items()}
+    metrics = {key: _step_metric(key, local, used[key], files, folders[key])
+               for key, local in merged.items()}
     spans: dict[str, tuple[int | None, int | None]] = {}
     for key, metric in metrics.items():
         if metric != LOCAL_STEP:  # its history decoded now, and cached for the chains
             metrics[key], spans[key] = _axis_span(fetch([Segment(key, None, 0)], [metric])[key],
                                                   metric, notes[key])
     infos = [_resolve(_run_info(key, ids[key], merged[key], [files.runs[p] for p in folders[key]],
-                                axes[key][0], notes[key], producers, metrics[key], spans.get(key)),
+                                axes[key][0], notes[key], producers, used[key], metrics[key],
+                                spans.get(key)),
                       set(folders))
              for key in sorted(folders)]
 
