@@ -10,8 +10,9 @@ a *global* step is its place on the chain, ``global_offset + local step``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from .errors import CheckpointError, ReferenceSyntaxError
 
@@ -27,12 +28,11 @@ MODEL_TYPE = "model"  # what W&B's HF and Lightning integrations log their check
 HF_STEP_METRIC = "train/global_step"  # the step metric WandbCallback declares
 LIGHTNING_STEP_METRIC = "trainer/global_step"  # the step metric WandbLogger declares
 INT64_MAX = 2**63 - 1  # steps are int64 in every array runchain builds
+STEP_LIMIT = 2.0**63  # a logged float below this is a step (as_step); int64 holds its floor
 
 _ID = r"[A-Za-z0-9_.\-]+"
 _NAME_RE = re.compile(rf"^run-(?P<run_id>{_ID})-checkpoint$")
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_HF_ALIAS_RE = re.compile(r"^checkpoint_global_step_(?P<step>[0-9]{1,18})$")
-_LIGHTNING_FILE_RE = re.compile(r"(?:^|[^A-Za-z0-9_])step=(?P<step>[0-9]{1,18})(?:[^0-9]|$)")
 
 
 def checkpoint_label(step: int, aliases: Any, version: str) -> str:
@@ -56,40 +56,20 @@ def is_step(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
 
 
-def logged_checkpoint_step(type: str, metadata: Any, read_state: Callable[[], Any]) -> int | None:
-    """The one rule for which logged artifacts are checkpoints, and at which local step.
-
-    An artifact is a checkpoint when its type is ``checkpoint`` and it holds a
-    ``checkpoint.json`` with a valid ``"step"``, whatever its name, aliases or metadata (the
-    original example's runs have ``{"run_step": N}`` and ``latest`` only). runchain's own
-    also carry the step in their metadata, which is taken first: it costs no read.
-
-    Args:
-        type, metadata: the artifact's.
-        read_state: returns the validated ``checkpoint.json`` (``None`` when the artifact has
-            none); called only when the metadata holds no step.
-
-    Raises:
-        CheckpointError: an artifact of type ``checkpoint`` whose step cannot be known (no
-            ``checkpoint.json``, or one ``read_state`` finds broken).
+def as_step(value: Any) -> int | None:
+    """The one rule for a logged number as a step: a step is itself; a finite float from 0 up
+    to (not including) 2**63 is its floor, as W&B's charts place a fractional step; anything
+    else (negative, NaN, infinite, beyond int64, a boolean, a string) is None.
 
     Example:
-        >>> logged_checkpoint_step("checkpoint", {"step": 39}, dict)
-        39
-        >>> logged_checkpoint_step("checkpoint", {"run_step": 9}, lambda: {"step": 9, "model": 1})
-        9
+        >>> [as_step(v) for v in (39, 15.0, 2.5, -1, float("nan"), True, 2.0**63, "5")]
+        [39, 15, 2, None, None, None, None, None]
     """
-    if type != CHECKPOINT_TYPE:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    step = metadata.get("step") if isinstance(metadata, Mapping) else None
-    if is_step(step):
-        return step
-    state = read_state()  # validated by the reader (``checkpoint_step``)
-    if state is None:
-        raise CheckpointError(f"it has type {CHECKPOINT_TYPE!r} but holds no {CHECKPOINT_FILE}, "
-                              f"and its metadata no step; the contract needs {CHECKPOINT_FILE} "
-                              f"with the local step")
-    return state["step"]
+    if isinstance(value, int):
+        return value if is_step(value) else None
+    return math.floor(value) if 0 <= value < STEP_LIMIT else None  # NaN fails both
 
 
 def fork_point(run_id: str, branch_run: Any, branch_step: Any) -> tuple[str, int] | None:
@@ -104,11 +84,8 @@ def fork_point(run_id: str, branch_run: Any, branch_step: Any) -> tuple[str, int
     """
     if not isinstance(branch_run, str) or not branch_run or branch_run == run_id:
         return None
-    if isinstance(branch_step, bool) or not isinstance(branch_step, (int, float)):
-        return None
-    if not 0 <= branch_step <= INT64_MAX:  # NaN fails too
-        return None
-    return branch_run, int(branch_step)
+    step = as_step(branch_step)
+    return None if step is None else (branch_run, step)
 
 
 def step_metric_of(value: Any) -> str:
@@ -134,38 +111,6 @@ def continues_axis(parent_metric: str, child_metric: str) -> bool:
         (True, False)
     """
     return parent_metric == child_metric != LOCAL_STEP
-
-
-def framework_checkpoint(type: str, aliases: Any, metadata: Any) -> tuple[int, str] | None:
-    """The one rule for a W&B framework integration's checkpoint: an artifact of type
-    ``model`` (``model-<run id>``) whose step is in an alias or a file name. Returns (the
-    last step of the run's axis trained into it, inclusive; that axis), or None.
-
-    - Hugging Face ``WandbCallback`` (``WANDB_LOG_MODEL=checkpoint``): the alias
-      ``checkpoint_global_step_N`` on ``train/global_step``; the Trainer logs step N's row
-      before it saves, so N is kept.
-    - Lightning ``WandbLogger(log_model=...)``: ``step=N`` in the metadata's
-      ``original_filename`` on ``trainer/global_step``. Lightning logs the batch that makes
-      step N at ``trainer/global_step`` N - 1, so the checkpoint holds rows up to N - 1
-      (``step=0`` holds none: no cut).
-
-    Example:
-        >>> framework_checkpoint("model", ["checkpoint_global_step_20", "latest"], {})
-        (20, 'train/global_step')
-        >>> framework_checkpoint("model", ["latest"], {"original_filename": "epoch=0-step=20.ckpt"})
-        (19, 'trainer/global_step')
-    """
-    if type != MODEL_TYPE:
-        return None
-    for alias in aliases if isinstance(aliases, (list, tuple)) else ():
-        match = _HF_ALIAS_RE.match(alias) if isinstance(alias, str) else None
-        if match:
-            return int(match["step"]), HF_STEP_METRIC
-    filename = metadata.get("original_filename") if isinstance(metadata, Mapping) else None
-    match = _LIGHTNING_FILE_RE.search(filename) if isinstance(filename, str) else None
-    if match and int(match["step"]) > 0:
-        return int(match["step"]) - 1, LIGHTNING_STEP_METRIC
-    return None
 
 
 def user_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .contract import LOCAL_STEP, STEP_METRIC
+from .contract import LOCAL_STEP, STEP_LIMIT, STEP_METRIC
 from .errors import MetricError
 from .lineage import Segment
 
@@ -83,7 +83,8 @@ def metric_keys(histories: Iterable[Columns]) -> list[str]:
 def axis_steps(columns: Columns, step_metric: str = LOCAL_STEP) -> np.ndarray:
     """A run's local step, row by row (int64): its ``_step``, or on a declared axis the
     step metric's value. A row without one takes the value before it, as W&B's step sync
-    plots it; rows before the first value take the first; no value at all is step 0.
+    plots it; rows before the first value take the first; no value at all is step 0. A
+    value is a step as ``contract.as_step`` says (its floor, from 0 up to 2**63), row by row.
 
     Example:
         >>> cols = {"_step": np.arange(4), "train/global_step": np.array([np.nan, 5, np.nan, 10])}
@@ -96,7 +97,7 @@ def axis_steps(columns: Columns, step_metric: str = LOCAL_STEP) -> np.ndarray:
     if step_metric not in columns:
         return np.zeros(n, np.int64)
     values = np.asarray(columns[step_metric], dtype=np.float64)
-    ok = np.isfinite(values) & (values >= 0) & (values <= 2.0**62)
+    ok = np.isfinite(values) & (values >= 0) & (values < STEP_LIMIT)  # contract.as_step's bounds
     if not ok.any():
         return np.zeros(n, np.int64)
     last = np.maximum.accumulate(np.where(ok, np.arange(n), -1))

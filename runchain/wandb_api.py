@@ -3,7 +3,8 @@ and what a logged artifact says about itself.
 
 Everything that reads from W&B (``load_checkpoint`` online, the project reader,
 ``runchain sync``) opens the API here, wraps its requests in ``wandb_requests`` and asks
-an artifact for its checkpoint step here. ``tests/test_wandb_contract.py`` checks every
+an artifact for its checkpoint step here (``classify_artifact``).
+``tests/test_wandb_contract.py`` checks every
 wandb name used against the installed wandb; the stand-ins in ``tests/wandb_standin.py``
 carry the same names. W&B is unreachable from CI, so none of this has run against it.
 """
@@ -25,8 +26,9 @@ except ImportError:  # a wandb without that module raises its own errors.Error s
     WandbApiFailedError = wandb.errors.Error
 
 from .artifact_files import read_checkpoint_json
-from .contract import CHECKPOINT_FILE, logged_checkpoint_step
-from .errors import CheckpointError, CredentialsError, RunchainError, SourceError
+from .classify import Classified, classify
+from .contract import CHECKPOINT_FILE
+from .errors import CredentialsError, RunchainError, SourceError
 from .mode import DEFAULT_BASE_URL, LOGIN_HINT, credential_source
 
 # What a failed request to W&B raises: wandb's own errors (CommError, AuthenticationError),
@@ -125,18 +127,10 @@ def checkpoint_state(artifact: Any, where: str, memo: Memo | None = None) -> dic
     return memo.get((artifact.name, artifact.version), fetch)  # unique within a project
 
 
-def checkpoint_step(artifact: Any, where: str, memo: Memo | None = None) -> int | None:
-    """The local step of a logged artifact if it is a checkpoint, else None, by the contract's
-    rule (``contract.logged_checkpoint_step``): its metadata's ``step``, else its
-    ``checkpoint.json``'s.
-
-    Raises:
-        CheckpointError: an artifact of type ``checkpoint`` whose step cannot be known; the
-            message names it.
-    """
+def classify_artifact(artifact: Any, where: str, memo: Memo | None = None) -> Classified:
+    """``classify.classify`` of a logged artifact: its ``checkpoint.json`` is fetched only
+    when its metadata holds no step, once per artifact with a ``memo``. ``where`` (the
+    project) and the artifact's name are what a broken one's reason names."""
     path = f"{where}/{artifact.name}"
-    try:
-        return logged_checkpoint_step(artifact.type, artifact.metadata,
-                                      lambda: checkpoint_state(artifact, path, memo))
-    except CheckpointError as e:
-        raise CheckpointError(f"checkpoint {path}: {e}") from None
+    return classify(artifact.type, artifact.aliases, artifact.metadata,
+                    lambda: checkpoint_state(artifact, path, memo))

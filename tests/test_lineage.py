@@ -308,7 +308,7 @@ def test_breadcrumbs_with_a_step_metric_that_is_not_a_name_are_malformed():
 
 
 def test_framework_checkpoints_are_read_from_aliases_and_file_names_and_nothing_else():
-    from runchain.contract import framework_checkpoint
+    from runchain.classify import framework_checkpoint
 
     assert framework_checkpoint("model", ["checkpoint_global_step_7", "epoch_0.31"], None) == (7, HF)
     assert framework_checkpoint("model", [], {"original_filename": "step=5.ckpt"}) == (4, "trainer/global_step")

@@ -24,16 +24,16 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..contract import (CONFIG_KEY, INT64_MAX, LOCAL_STEP, MODEL_TYPE, SUMMARY_CHECKPOINTS,
-                        Breadcrumbs, is_chain_view,
-                        checkpoint_label, fork_point, framework_checkpoint, is_step,
-                        read_breadcrumbs, step_alias, step_metric_of, user_config)
-from ..errors import CheckpointError, ProjectNotFoundError
+from ..classify import left_out, run_axis, unlogged_axis_note, unplaceable_note
+from ..contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE, SUMMARY_CHECKPOINTS,
+                        Breadcrumbs, as_step, checkpoint_label, fork_point, is_chain_view,
+                        is_step, read_breadcrumbs, step_alias, user_config)
+from ..errors import ProjectNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads
 from ..source import Fetch, Source
 from ..stitch import Columns, as_number, is_metric, rows_to_columns
-from ..wandb_api import Memo, checkpoint_step, open_api, wandb_requests
+from ..wandb_api import Memo, classify_artifact, open_api, wandb_requests
 
 PER_PAGE = 500  # runs per listing request
 PAGE_SIZE = 10_000  # history steps per scan_history request
@@ -62,20 +62,13 @@ def _metric_keys(summary: Mapping[str, Any]) -> list[str]:
 
 def _step_or_note(artifact: Any, where: str, problems: list[str],
                   memo: Memo) -> tuple[int, str] | None:
-    """(step, its axis) of a checkpoint: a framework integration's ``model`` artifact
-    (``contract.framework_checkpoint``), else ``wandb_api.checkpoint_step`` on the axis its
-    metadata names; None for any other artifact. A checkpoint whose step cannot be known is
-    left out and named in ``problems``; ``memo`` keeps each ``checkpoint.json`` fetched once."""
-    framework = framework_checkpoint(artifact.type, artifact.aliases, artifact.metadata)
-    if framework is not None:
-        return framework
-    try:
-        step = checkpoint_step(artifact, where, memo)
-    except CheckpointError as e:
-        problems.append(f"{e}; left out")
-        return None
-    metadata = artifact.metadata if isinstance(artifact.metadata, dict) else {}
-    return None if step is None else (step, step_metric_of(metadata.get("step_metric")))
+    """(step, its axis) of a checkpoint (``classify``), None for any other artifact. A
+    checkpoint whose step cannot be known is left out and named in ``problems``; ``memo``
+    keeps each ``checkpoint.json`` fetched once."""
+    found = classify_artifact(artifact, where, memo)
+    if found.broken:
+        problems.append(left_out(f"{where}/{artifact.name}", found.reason))
+    return None if found.step is None else (found.step, found.step_metric)
 
 
 def _used(run: Any, where: str, problems: list[str],
@@ -86,9 +79,7 @@ def _used(run: Any, where: str, problems: list[str],
     for artifact in run.used_artifacts():
         found = _step_or_note(artifact, where, problems, memo)
         if found is None and artifact.type == MODEL_TYPE:
-            problems.append(f"it used {artifact.name}, a model artifact with no step in an alias "
-                            f"(checkpoint_global_step_N) or its file name (step=N): runchain "
-                            f"cannot place it, so it is no edge")
+            problems.append(unplaceable_note(artifact.name))
         if found is None:  # not a checkpoint
             continue
         producer = artifact.logged_by()
@@ -99,18 +90,19 @@ def _used(run: Any, where: str, problems: list[str],
 
 def _logged(run: Any, where: str, problems: list[str],
             memo: Memo) -> tuple[tuple[CheckpointInfo, str], ...]:
-    """The checkpoints ``run`` logged, each with its axis, one per (axis, step): the newest
-    version of a step winning, a ``checkpoint`` over a ``model``, each named by its step
-    alias where it has one."""
+    """The checkpoints ``run`` logged, each with its axis, in logging order, a ``checkpoint``
+    after a ``model``; one per (axis, step): the newest version of a step winning, a
+    ``checkpoint`` over a ``model``, each named by its step alias where it has one."""
     found: dict[tuple[str, int], tuple[CheckpointInfo, str]] = {}
-    for artifact in sorted(run.logged_artifacts(), key=lambda a: a.type == "checkpoint"):
+    for artifact in sorted(run.logged_artifacts(), key=lambda a: a.type == CHECKPOINT_TYPE):
         step_axis = _step_or_note(artifact, where, problems, memo)
         if step_axis is not None:
             step, axis = step_axis
+            found.pop((axis, step), None)  # the newest goes last, as it was logged
             found[axis, step] = (CheckpointInfo(
                 step, checkpoint_label(step, artifact.aliases, artifact.version),
                 artifact.version), axis)
-    return tuple(found[k] for k in sorted(found, key=lambda k: k[1]))
+    return tuple(found.values())
 
 
 def _walk(run: Any, used: bool, logged: bool, where: str,
@@ -173,24 +165,13 @@ def _fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
     return fetch
 
 
-def _axis(crumbs: Breadcrumbs | None, logged: Sequence[tuple[CheckpointInfo, str]] | None,
-          used: Sequence[tuple[str, int, str]], summary: Mapping[str, Any]) -> str:
-    """The run's axis, by the folder reader's rule: its breadcrumbs' (``_step`` unless they
-    name a step metric), else its checkpoints', else the axis of the checkpoint it used when
-    it logged that metric too."""
-    if crumbs is not None:
-        return step_metric_of(crumbs.step_metric)
-    axes = [axis for _, axis in logged or () if axis != LOCAL_STEP]
-    if axes:
-        return axes[-1]
-    axes = [axis for _, _, axis in used if axis != LOCAL_STEP]
-    return axes[-1] if axes and axes[-1] in summary else LOCAL_STEP
-
-
 def _axis_of(run: Any, walked: Mapping[str, tuple]) -> str:
-    """``_axis`` of a listed run, from its config, summary and artifact walk."""
+    """A listed run's axis (``classify.run_axis``), from its config, summary and artifact
+    walk: whether it logged a metric is whether its summary holds it."""
     used, logged, _ = walked.get(run.id, ((), None, []))
-    return _axis(read_breadcrumbs(run.config)[0], logged, used, run.summary_metrics)
+    return run_axis(read_breadcrumbs(run.config)[0], [axis for _, axis in logged or ()],
+                    [axis for producer, _, axis in used if producer != run.id],
+                    lambda metric: metric in run.summary_metrics)
 
 
 def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
@@ -203,20 +184,17 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
     crumbs, problems = read_breadcrumbs(run.config)
     if (axis != LOCAL_STEP and summary.get(axis, 0) == 0 and isinstance(summary.get(LOCAL_STEP), int)
             and summary[LOCAL_STEP] > 0):  # the folder reader's rule, from the last values
-        problems += (f"its breadcrumbs or checkpoints put its steps on {axis}, but it logged "
-                     f"no value of {axis} other than 0 (wandb's step sync writes 0 into rows "
-                     f"logged before any); read on _step",)
+        problems += (unlogged_axis_note(axis),)
         axis = LOCAL_STEP
-    checkpoints = tuple(c for c, on in logged if on == axis) if steps is None else tuple(
+    checkpoints = tuple(sorted((c for c, on in logged if on == axis), key=lambda c: c.step)
+                        ) if steps is None else tuple(
         CheckpointInfo(s, step_alias(s), None) for s in steps)
-    last = summary.get(axis)  # on a declared axis: its last value, a float in the summary
-    if axis != LOCAL_STEP and isinstance(last, float) and last.is_integer():
-        last = int(last)
+    last = as_step(summary.get(axis))  # on a declared axis: its last value, a float there
     # a fork's branch point is only in the raw config (wandb keeps _wandb out of run.config)
     branch = (run.rawconfig.get("_wandb") or {}).get("branch_point") or {}
     return RunInfo(id=run.id, project=run.project, name=run.name,
                    state=STATES.get(run.state, "crashed"),
-                   last_step=last if is_step(last) else None, checkpoints=checkpoints,
+                   last_step=last, checkpoints=checkpoints,
                    used=tuple((producer, step) for producer, step, _ in used),
                    breadcrumbs=crumbs, entity=entity, step_metric=axis,
                    first_step=first if axis != LOCAL_STEP else None,
@@ -228,8 +206,7 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
 def _first_step(run: Any, axis: str) -> int | None:
     """The first value of ``axis`` that ``run`` logged, from one short scan."""
     for row in run.scan_history(keys=[axis], min_step=0, page_size=1):
-        value = as_number(row.get(axis))
-        return int(value) if 0 <= value <= INT64_MAX else None  # NaN fails too
+        return as_step(row.get(axis))
     return None
 
 

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..contract import LOCAL_STEP
+from ..contract import LOCAL_STEP, as_step
 from .runfile import RunFile
 
 
@@ -44,8 +44,9 @@ def file_axes(run_id: str, files: Sequence[RunFile]) -> tuple[list[FileAxis], li
     for k, file in enumerate(files):
         rewind = file.branch_point if file.branch_point and file.branch_point[0] == run_id else None
         end = last_step(files[:k], axes)
-        if rewind is not None and math.isfinite(rewind[1]) and rewind[1] >= 0:
-            axis = FileAxis(0, math.floor(rewind[1]) + 1)
+        rewound_to = None if rewind is None else as_step(rewind[1])
+        if rewound_to is not None:
+            axis = FileAxis(0, rewound_to + 1)
         elif k > 0 and file.first_step == 0 and end is not None:
             axis = FileAxis(end + 1, math.inf)
             notes.append(f"its file {file.path} restarts _step at 0 (resumed in place offline, "
