@@ -2,10 +2,18 @@
 
 Runs resume or fork from each other's checkpoints; runchain records the edges
 and puts every run on one global step axis. See ``docs/contract.md``.
+
+A training script pays for what it calls: ``start``, ``log`` and ``save_checkpoint`` load
+no reader, cache or renderer. ``load_checkpoint``, ``checkpoint_steps``, ``open_source``
+and ``default_wandb_dir`` read run files, so their modules load when first named.
 """
 
-from .checkpoints import Checkpoint, checkpoint_steps, load_checkpoint, save_checkpoint
-from .contract import Breadcrumbs, CheckpointRef, artifact_name, parse_ref, step_alias
+import importlib
+from typing import Any
+
+from .checkpoints import Checkpoint, save_checkpoint
+from .contract import (CONFIG_KEY, Breadcrumbs, CheckpointRef, artifact_name, is_step,
+                       parse_ref, step_alias)
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError, ModeError,
                      MetricError, ProjectNotFoundError, ReferenceSyntaxError, RunchainError, RunFileError,
                      RunNotFoundError, SourceError, SyncError)
@@ -13,16 +21,19 @@ from .lineage import (CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tre
                       kept_last_step, leaves)
 from .mode import resolve_mode
 from .parallel import ParentFirstError, parent_first
-from .readers import default_wandb_dir, open_source
 from .source import Source
 from .stitch import stitch
-from .tracking import log, start
+from .tracking import last_logged_step, log, start
 from .version import __version__  # noqa: F401 (the package version)
 
+# name -> the module that defines it, imported on first use (PEP 562)
+_READERS = {"load_checkpoint": ".readers.resolve", "checkpoint_steps": ".readers.resolve",
+            "open_source": ".readers", "default_wandb_dir": ".readers"}
+
 __all__ = [
-    "Breadcrumbs", "Checkpoint", "CheckpointRef", "artifact_name", "checkpoint_steps",
-    "load_checkpoint", "log", "parse_ref", "resolve_mode", "save_checkpoint", "start",
-    "step_alias",
+    "Breadcrumbs", "CONFIG_KEY", "Checkpoint", "CheckpointRef", "artifact_name",
+    "checkpoint_steps", "is_step", "last_logged_step", "load_checkpoint", "log", "parse_ref",
+    "resolve_mode", "save_checkpoint", "start", "step_alias",
     "CheckpointInfo", "RunInfo", "RunNode", "Segment", "Source", "Tree", "build_tree", "chain",
     "chains", "default_wandb_dir", "kept_last_step", "leaves", "open_source", "stitch",
     "ParentFirstError", "parent_first",
@@ -30,3 +41,15 @@ __all__ = [
     "MetricError", "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
     "RunNotFoundError", "SourceError", "SyncError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _READERS:
+        value = getattr(importlib.import_module(_READERS[name], __name__), name)
+        globals()[name] = value  # once: later lookups find it here
+        return value
+    raise AttributeError(f"module 'runchain' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_READERS})

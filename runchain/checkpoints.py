@@ -1,17 +1,14 @@
-"""Save checkpoints (the output edge) and load them back from a reference.
+"""Save checkpoints (the output edge), and ``Checkpoint``: one resolved, with its files.
 
 ``save_checkpoint`` logs artifact ``run-<id>-checkpoint`` with aliases
 ``step-<step>`` and ``latest``, metadata ``{"step": step}`` and ``checkpoint.json``.
+``runchain.resolve.load_checkpoint`` gives a ``Checkpoint`` back from a reference.
 
-``load_checkpoint`` resolves a reference *before* ``wandb.init``, so a bad
-reference fails before a run exists. Online it asks W&B (``wandb.Api``);
-offline it reads the parent's local run files, because wandb refuses
-``use_artifact`` offline. ``tracking.start`` then records the input edge.
+The run side: this module loads no reader, cache or renderer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import filecmp
@@ -24,16 +21,12 @@ from urllib.parse import urlsplit
 
 import wandb
 
-from .artifact_files import local_path, read_checkpoint_json
+from .artifact_files import local_path
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
-                       Breadcrumbs, CheckpointRef, artifact_name, checkpoint_label, is_step,
-                       parse_ref, step_alias)
-from .errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
-from .readers.run_folders import default_wandb_dir, pick_checkpoint, read_local_run
-from .wandb_api import checkpoint_state, checkpoint_step, entity_of, open_api, wandb_requests
-
-
-LAST_LOGGED: dict[str, int] = {}  # run id -> the last step runchain.log logged in this process
+                       Breadcrumbs, CheckpointRef, artifact_name, is_step, step_alias)
+from .errors import CheckpointError
+from .tracking import last_logged_step
+from .wandb_api import wandb_requests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,154 +99,6 @@ class Checkpoint:
         return folder
 
 
-def _check_metadata(metadata: dict[str, Any], step: int, where: str) -> None:
-    meta_step = metadata.get("step")
-    if meta_step is not None and meta_step != step:
-        raise CheckpointError(f"checkpoint {where}: metadata step {meta_step!r} disagrees with "
-                              f"{CHECKPOINT_FILE} step {step}")
-
-
-def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
-    try:
-        run = read_local_run(ref.run_id, wandb_dir)
-    except RunNotFoundError as e:
-        raise RunNotFoundError(f"checkpoint reference {ref}: {e}") from None
-    if ref.project and run.project and ref.project != run.project:
-        raise CheckpointNotFoundError(
-            f"checkpoint reference {ref} names project {ref.project!r}, but the local run "
-            f"{ref.run_id} is in project {run.project!r}; fix the project in the reference")
-    found = pick_checkpoint(run, ref)
-    if CHECKPOINT_FILE not in found.files:
-        raise CheckpointError(
-            f"checkpoint {ref} has no {CHECKPOINT_FILE} (it holds {sorted(found.files)[:8]}); "
-            f"every checkpoint needs one with the local step")
-    state = read_checkpoint_json(found.files[CHECKPOINT_FILE], str(ref))
-    step = state["step"]
-    _check_metadata(found.metadata, step, str(ref))
-    # pinned to a label the checkpoint really has: step-<s> for runchain's own, else vN
-    pinned = dataclasses.replace(ref, alias=found.label, entity=None,
-                                 project=ref.project or run.project)
-    return Checkpoint(pinned, ref.run_id, step, found.version, state, dict(found.files),
-                      run.breadcrumbs)
-
-
-def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
-                 api: Any) -> Checkpoint:
-    api = api or open_api(f"resolving checkpoint {ref} on W&B")
-    entity = entity_of(api, ref.entity or entity, ref)
-    project = ref.project or project
-    if not project:
-        raise CheckpointNotFoundError(f"checkpoint reference {ref} names no project; pass "
-                                      f"--project or use entity/project/{ref.short}")
-    path = f"{entity}/{project}/{ref.short}"
-    try:
-        artifact = api.artifact(path)
-    except (ValueError, wandb.errors.CommError) as e:
-        artifact = _by_step(api, ref, entity, project) if ref.alias.startswith("step-") else None
-        if artifact is None:
-            raise CheckpointNotFoundError(f"checkpoint {path} not found on W&B ({e}); check the "
-                                          f"run id and alias in the W&B UI, Artifacts tab") from None
-    if artifact.type != CHECKPOINT_TYPE:
-        raise CheckpointError(f"artifact {path} has type {artifact.type!r}, expected "
-                              f"{CHECKPOINT_TYPE!r}")
-    with wandb_requests(path):
-        state = checkpoint_state(artifact, path)
-    if state is None:
-        raise CheckpointError(f"checkpoint {path} has no {CHECKPOINT_FILE}; the contract needs "
-                              f"one, holding the step")
-    step = state["step"]
-    _check_metadata(artifact.metadata or {}, step, path)
-    producer = artifact.logged_by()
-    crumbs = Breadcrumbs.from_config(producer.config.get("runchain")) if producer else None
-    # pinned to a label the checkpoint really has: step-<s> for runchain's own, else vN
-    pinned = CheckpointRef(ref.run_id, checkpoint_label(step, artifact.aliases, artifact.version),
-                           entity, project)
-    files = {name: getattr(e, "ref", None) or name for name, e in artifact.manifest.entries.items()}
-    return Checkpoint(pinned, ref.run_id, step, artifact.version, state, files, crumbs,
-                      online=True, artifact=artifact)
-
-
-def _by_step(api: Any, ref: CheckpointRef, entity: str, project: str) -> Any:
-    """The newest checkpoint ``ref.run_id`` logged at the step ``ref``'s ``step-<s>`` names,
-    for runs that did not alias their checkpoints by step (not written by runchain)."""
-    path = f"{entity}/{project}/{ref.run_id}"
-    found = None
-    with wandb_requests(path):
-        try:
-            logged = list(api.run(path).logged_artifacts())
-        except (ValueError, wandb.errors.CommError):
-            return None
-        for artifact in logged:
-            with contextlib.suppress(CheckpointError):  # a broken one is not the one asked for
-                if step_alias(checkpoint_step(artifact, path)) == ref.alias:
-                    found = artifact
-    return found
-
-
-def load_checkpoint(ref: str | CheckpointRef, *, mode: str, project: str | None = None,
-                    entity: str | None = None, wandb_dir: str | os.PathLike | None = None,
-                    api: Any = None) -> Checkpoint:
-    """Resolve a checkpoint reference and read its ``checkpoint.json``. Call before ``wandb.init``.
-
-    Args:
-        ref: any form ``parse_ref`` accepts, e.g. ``"1a2b3c4d@39"``.
-        mode: ``"online"`` (ask W&B) or ``"offline"`` (read local run files).
-        project, entity: defaults for references that do not name them (online).
-        wandb_dir: the local ``wandb/`` folder (offline); default ``$WANDB_DIR/wandb`` or ``./wandb``.
-        api: a ``wandb.Api`` to use (online); default a new one.
-
-    Example:
-        >>> ckpt = load_checkpoint("1a2b3c4d@39", mode="offline")  # doctest: +SKIP
-        >>> ckpt.step, ckpt.state["model"]
-
-    Raises:
-        ReferenceSyntaxError, RunNotFoundError, CheckpointNotFoundError, CheckpointError,
-        CredentialsError: each names the reference and where runchain looked.
-    """
-    if not isinstance(ref, CheckpointRef):
-        ref = parse_ref(ref)
-    if mode == "online":
-        return _load_remote(ref, project, entity, api)
-    return _load_local(ref, wandb_dir or default_wandb_dir())
-
-
-def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None = None,
-                     entity: str | None = None, wandb_dir: str | os.PathLike | None = None,
-                     api: Any = None) -> list[int]:
-    """Local steps of every checkpoint run ``run_id`` saved, ascending.
-
-    Read from local run files; online, a run with none here is looked up on W&B.
-
-    Example:
-        >>> checkpoint_steps("1a2b3c4d")  # doctest: +SKIP
-        [49, 99, 149, 199]
-    """
-    try:
-        run = read_local_run(run_id, wandb_dir or default_wandb_dir())
-        steps = [c.step for c in run.valid_checkpoints]
-    except RunNotFoundError:
-        if mode != "online":
-            raise
-        if not project:
-            raise RunNotFoundError(f"looking up run {run_id} on W&B needs a project; pass one")
-        api = api or open_api(f"looking up run {run_id} on W&B")
-        path = f"{entity_of(api, entity, run_id)}/{project}/{run_id}"
-        try:
-            remote = api.run(path)
-            steps = []
-            with wandb_requests(path):
-                for artifact in remote.logged_artifacts():
-                    with contextlib.suppress(CheckpointError):  # its step cannot be known
-                        steps.append(checkpoint_step(artifact, path))
-        except (ValueError, wandb.errors.CommError) as e:
-            raise RunNotFoundError(f"run {path} not found on W&B ({e})") from None
-    steps = sorted({s for s in steps if s is not None})
-    if not steps:
-        raise CheckpointNotFoundError(f"run {run_id} saved no checkpoints (no artifact of type "
-                                      f"{CHECKPOINT_TYPE!r} holding {CHECKPOINT_FILE} with a step)")
-    return steps
-
-
 def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
                     files: Iterable[str | os.PathLike] = (),
                     references: Iterable[str] = (), step_metric: str | None = None,
@@ -319,7 +164,7 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(f"cannot build checkpoint at step {step}: {e}") from e
-    logged = LAST_LOGGED.get(run.id)  # not run.step: that waits for wandb's whole backlog
+    logged = last_logged_step(run)  # not run.step: that waits for wandb's whole backlog
     if logged is not None and step > logged and step_metric is None:
         raise CheckpointError(
             f"checkpoint step {step} is past the last step run {run.id} logged ({logged}): "

@@ -7,11 +7,30 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
-from .checkpoints import LAST_LOGGED, Checkpoint
 from .contract import CHECKPOINT_TYPE, CONFIG_KEY, STEP_METRIC, Breadcrumbs, breadcrumbs_for
 from .errors import RunchainError
+
+if TYPE_CHECKING:
+    from .checkpoints import Checkpoint
+
+# run -> the local step of the last row runchain.log logged to it in this process. Kept per
+# run object (a run resumed in place is a new object, with a new count), and dropped with it.
+_last_logged: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def last_logged_step(run: Any) -> int | None:
+    """The local step of the last row ``runchain.log`` logged to ``run`` in this process,
+    None before its first. ``save_checkpoint`` checks its step against it.
+
+    Example:
+        >>> runchain.log(run, {"loss": 0.5}, step=39)  # doctest: +SKIP
+        >>> runchain.last_logged_step(run)  # doctest: +SKIP
+        39
+    """
+    return _last_logged.get(run)
 
 
 def _edge_ref(run: Any, checkpoint: Checkpoint) -> str:
@@ -92,7 +111,7 @@ def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
         raise RunchainError(f"run {run.id} has no runchain breadcrumbs; call "
                             f"runchain.start(run, checkpoint) right after wandb.init") from None
     run_id = run.id
-    if run_id not in LAST_LOGGED:  # this run's first row
+    if run not in _last_logged:  # this run's first row
         parent = crumbs.get("parent_run")
         if step != 0 and parent not in (None, run_id):
             warnings.warn(
@@ -101,4 +120,4 @@ def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
                 f"{parent}@{crumbs.get('parent_step')}), so its chain gets a gap of {step} steps; "
                 f"count from 0, e.g. step - (checkpoint.step + 1)", stacklevel=2)
     run.log({**metrics, STEP_METRIC: offset + step}, step=step)
-    LAST_LOGGED[run_id] = step  # save_checkpoint's guard against a training counter
+    _last_logged[run] = step  # save_checkpoint's guard against a training counter

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import runchain
-from runchain.contract import is_step
 
 MARKER_VERSION = 2  # 2: "step" on the framework's axis (1: the run's _step)
-CONFIG_KEY = "runchain"  # run.config key of the breadcrumbs (docs/contract.md, section 5)
+CONFIG_KEY = runchain.CONFIG_KEY  # run.config key of the breadcrumbs (docs/contract.md, section 5)
 
 
 def run_wandb_dir(run: Any) -> str:
@@ -59,9 +58,10 @@ def read_marker(path: str | os.PathLike) -> dict[str, Any] | None:
         raise runchain.CheckpointError(f"runchain marker {path} cannot be read ({e}); delete it "
                                        f"to resume this checkpoint as a new root") from None
     if not isinstance(marker, dict) or not isinstance(marker.get("run"), str) \
-            or not isinstance(marker.get("step"), int):
+            or not runchain.is_step(marker.get("step")):
         raise runchain.CheckpointError(f"runchain marker {path} holds {marker!r}, expected an "
-                                       f'object with "run" and "step"; delete it to resume as a root')
+                                       f'object with "run" and "step" (a non-negative integer); '
+                                       f"delete it to resume as a root")
     return marker
 
 
@@ -148,7 +148,7 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
         else:
             runchain.start(run, None, step_metric)
         row = marker.get("row_step")
-        if is_step(row) and run.step <= row:
+        if runchain.is_step(row) and run.step <= row:
             # wandb restarted the counter (offline it cannot know the run's last step). The
             # next row goes right after the checkpoint's, so the rows up to it are kept and
             # the readers take the rows after it as rewound; this adds no row.

@@ -1,8 +1,9 @@
 """Find runs and their checkpoints in a local ``wandb/`` directory (offline or synced runs).
 
-Offline, wandb refuses ``use_artifact``, so a resuming run resolves its parent's
-checkpoint from the parent's run files instead: the artifact records name the
-artifact, its aliases, its metadata and a manifest of staged files or references.
+The artifact records of a run file name each artifact, its aliases, its metadata and a
+manifest of staged files or references; ``merge_segments`` keeps those that are
+checkpoints (``classify``), or that a reference could name. Offline, wandb refuses
+``use_artifact``, so ``resolve`` resolves a reference from them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..artifact_files import read_checkpoint_json
-from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LATEST, LOCAL_STEP,
-                        MODEL_TYPE, Breadcrumbs, CheckpointRef, artifact_name, checkpoint_label,
-                        framework_checkpoint, logged_checkpoint_step, step_alias,
-                        step_metric_of)
-from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
+from ..classify import classify, left_out
+from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE,
+                        Breadcrumbs, artifact_name, checkpoint_label)
+from ..errors import RunNotFoundError
 from .runfile import RunFile, read_run_file
 
 _FOLDER_RE = re.compile(r"^(?:offline-)?run-(?P<stamp>\d{8}_\d{6})-(?P<id>.+?)(?:-(?P<n>\d+))?$")
@@ -61,7 +61,7 @@ class LocalCheckpoint:
     aliases: list[str]
     metadata: dict[str, Any]
     files: dict[str, str]  # path in the artifact -> staged local path or reference URI
-    step: int | None = None  # its local step if it is a checkpoint (contract.logged_checkpoint_step)
+    step: int | None = None  # its local step if it is a checkpoint (classify.classify)
     segment: int = 0  # which of the run's files logged it, oldest first
     step_metric: str = LOCAL_STEP  # the axis ``step`` is on (a framework's global step)
 
@@ -85,21 +85,11 @@ class LocalRun:
 
     @property
     def valid_checkpoints(self) -> list[LocalCheckpoint]:
-        """The checkpoints that count (``contract.logged_checkpoint_step``, and a framework
-        integration's ``model`` artifacts, ``contract.framework_checkpoint``), in logging
+        """The checkpoints that count (``classify.classify``: of type ``checkpoint``, and a
+        framework integration's ``model`` artifacts), in logging
         order; at one step, a ``checkpoint`` comes after (and so wins over) a ``model``."""
         found = [c for c in self.checkpoints if c.step is not None]
         return sorted(found, key=lambda c: c.type == CHECKPOINT_TYPE)
-
-    @property
-    def step_metric(self) -> str:
-        """The axis the run declares: its breadcrumbs' (``_step`` unless they name a step
-        metric), else, without breadcrumbs, its checkpoints'."""
-        crumbs = self.breadcrumbs
-        if crumbs is not None:
-            return step_metric_of(crumbs.step_metric)
-        axes = [c.step_metric for c in self.valid_checkpoints if c.step_metric != LOCAL_STEP]
-        return axes[-1] if axes else LOCAL_STEP
 
     @property
     def breadcrumbs(self) -> Breadcrumbs | None:
@@ -134,68 +124,20 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
     for i, seg in enumerate(segments):
         config.update(seg.config)
         for a in seg.artifacts:
-            framework = framework_checkpoint(a.type, a.aliases, a.metadata)
             if a.type not in (CHECKPOINT_TYPE, MODEL_TYPE) and a.name != artifact_name(run_id):
                 continue  # neither a checkpoint nor what a reference to one could name
             if (a.name, a.digest) not in versions:
                 versions[a.name, a.digest] = f"v{counts.get(a.name, 0)}"
                 counts[a.name] = counts.get(a.name, 0) + 1
-            found = LocalCheckpoint(a.name, a.type, versions[a.name, a.digest], a.aliases,
-                                    a.metadata, a.files, segment=i)
-            where = f"{a.name}:{found.version} of run {run_id}"
-            if a.type == MODEL_TYPE:  # a model without a step in its name is no checkpoint
-                found.step, found.step_metric = framework or (None, LOCAL_STEP)
-                checkpoints.append(found)
-                continue
-            found.step_metric = step_metric_of(
-                a.metadata.get("step_metric") if isinstance(a.metadata, dict) else None)
-            try:
-                found.step = logged_checkpoint_step(a.type, a.metadata, lambda: (
-                    read_checkpoint_json(a.files[CHECKPOINT_FILE], where)
-                    if CHECKPOINT_FILE in a.files else None))
-            except CheckpointError as e:
-                problems.append(f"checkpoint {where} is left out: {e}")
-            checkpoints.append(found)
+            version = versions[a.name, a.digest]
+            where = f"{a.name}:{version} of run {run_id}"
+            found = classify(a.type, a.aliases, a.metadata, lambda: (
+                read_checkpoint_json(a.files[CHECKPOINT_FILE], where)
+                if CHECKPOINT_FILE in a.files else None))
+            if found.broken:
+                problems.append(left_out(where, found.reason))
+            checkpoints.append(LocalCheckpoint(a.name, a.type, version, a.aliases, a.metadata,
+                                               a.files, found.step, i, found.step_metric))
     entity = next((s.entity for s in segments if s.entity), None)
     return LocalRun(run_id, segments[0].project, entity, config, checkpoints, files,
                     incomplete=not all(s.complete for s in segments), problems=problems)
-
-
-def pick_checkpoint(run: LocalRun, ref: CheckpointRef) -> LocalCheckpoint:
-    """The checkpoint of ``run`` that ``ref``'s alias or version points at now.
-
-    An alias moves to the newest version that carries it, as on W&B. ``step-<s>`` (what
-    ``<run_id>@<s>`` means) also finds a checkpoint saved at step ``s`` without that alias,
-    as runs not written by runchain have: the newest one.
-
-    Raises:
-        CheckpointNotFoundError: no checkpoint matches; the message lists what exists.
-        CheckpointError: the match is not of type ``checkpoint``.
-    """
-    named = [c for c in run.checkpoints if c.name == ref.name]
-    if ref.alias == LATEST:  # W&B moves "latest" to the newest version, listed or not
-        matches = named
-    else:
-        matches = [c for c in named if ref.alias in (c.version, *c.aliases)]
-    if not matches and ref.alias.startswith("step-"):
-        matches = [c for c in run.valid_checkpoints
-                   if step_alias(c.step) == ref.alias and c.type == CHECKPOINT_TYPE]
-    if not matches:
-        newest = {c.step: c for c in run.valid_checkpoints if c.type == CHECKPOINT_TYPE}
-        labels = [c.label if c.label == step_alias(s) else f"{c.version} (step {s})"
-                  for s, c in sorted(newest.items())]
-        listing = (f"it has {', '.join(labels)}" if labels else
-                   f"it logged no checkpoint (no artifact of type {CHECKPOINT_TYPE!r} holding "
-                   f"{CHECKPOINT_FILE} with a step)")
-        if any(c.type == MODEL_TYPE for c in run.valid_checkpoints):
-            listing += (f"; its {MODEL_TYPE!r} artifacts are W&B's framework checkpoints, which "
-                        f"the framework itself resumes from (resume_from_checkpoint=, ckpt_path=)")
-        raise CheckpointNotFoundError(
-            f"checkpoint reference {ref} not found: run {run.run_id} has no checkpoint with alias "
-            f"or version {ref.alias!r}; {listing} (read from {', '.join(map(str, run.files))})")
-    found = matches[-1]
-    if found.type != CHECKPOINT_TYPE:
-        raise CheckpointError(
-            f"artifact {found.name}:{ref.alias} has type {found.type!r}, expected "
-            f"{CHECKPOINT_TYPE!r}; log checkpoints with wandb.Artifact(..., type='checkpoint')")
-    return found
