@@ -73,7 +73,7 @@ def make_tree(folder: Path, runs: int, steps: int, metrics: int, seed: int = 0) 
 
 
 def read_embedded(source, metrics) -> float:
-    """The reads the interactive report makes (see ``report_data.read_pieces``), alone."""
+    """The reads the interactive report makes (see ``report.data.read_pieces``), alone."""
     tree = source.tree
     ends = lineage.leaves(tree) + [r for r, node in tree.nodes.items() if node.children and
                                    node.info.last_step is not None and node.info.last_step >

@@ -3,7 +3,6 @@ runchain's named errors into messages and non-zero exit codes."""
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import warnings
@@ -12,14 +11,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from . import views
 from .atomic import atomic_open
 from .errors import RunchainError
-from .contract import LOCAL_STEP, parse_ref
-from .lineage import RunNode, Tree, config_diff, first_local_step, kept_last_step
-from .lineage import leaves as lineage_leaves
+from .contract import parse_ref
 from .readers import open_source
 from .source import Source
-from .stitch import STITCHED
 from .version import __version__
 
 
@@ -66,29 +63,6 @@ def source_options(command):
                         help="wandb/ folder to read [default: $WANDB_DIR/wandb, else ./wandb]")(command)
 
 
-def _range(first: int, last: int | None) -> str:
-    return "no rows" if last is None else f"{first}-{last}"
-
-
-def _short(value: object) -> str:
-    """A config value for one line of the tree."""
-    text = json.dumps(value, default=str) if not isinstance(value, str) else value
-    return text if len(text) <= 24 else text[:23] + "\u2026"
-
-
-def _run_json(tree: Tree, node: RunNode) -> dict:
-    info = node.info
-    return {"id": info.id, "project": info.project, "name": info.name, "state": info.state,
-            "parent_run": node.parent_run, "parent_step": node.parent_step, "fork": node.fork,
-            "global_offset": node.global_offset, "first_step": info.first_step,
-            "last_step": info.last_step, "step_metric": info.step_metric,
-            "depth": node.depth, "children": list(node.children), "leaf": not node.children,
-            "config": dict(info.config), "config_differs": config_diff(tree, info.id),
-            "checkpoints": [{"step": c.step, "alias": c.alias, "version": c.version,
-                             "abandoned": c.timeline is not None}
-                            for c in info.checkpoints]}
-
-
 @main.command()
 @source_options
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of runs")
@@ -102,31 +76,12 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
         runchain tree --json | jq '.[] | select(.depth == 0)'
     """
     source = _open(dir, project, only_project)
-    nodes = list(source.tree.nodes.values())  # depth-first from the roots
-    projects = {node.info.project for node in nodes}
     if as_json:
-        click.echo(json.dumps([_run_json(source.tree, n) for n in nodes], indent=2, default=str))
+        click.echo(json.dumps([views.run_json(source.tree, n) for n in source.tree.nodes.values()],
+                              indent=2, default=str))
         return
-    for node in nodes:
-        info = node.info
-        first, last = first_local_step(node), info.last_step
-        origin = (f"{'forked ' if node.fork else ''}from {node.parent_run}@{node.parent_step}"
-                  if node.parent_run else "root")
-        ckpts = ",".join(str(c.step) for c in info.checkpoints if c.timeline is None) or "-"
-        abandoned = [str(c.step) for c in info.checkpoints if c.timeline is not None]
-        if abandoned:  # saved in a timeline a rewind or resume in place replaced
-            ckpts += f"  abandoned {','.join(abandoned)}"
-        glob = _range(node.global_offset + first,
-                      None if last is None else node.global_offset + last)
-        name = f" {info.name!r}" if info.name else ""
-        if len(projects) > 1:  # a folder of several projects: say whose each run is
-            name += f"  project {info.project}"
-        leaf = "  leaf" if not node.children else ""
-        differs = "".join(f"  {k}={_short(v)}" for k, v in config_diff(source.tree, info.id).items())
-        axis = "" if info.step_metric == LOCAL_STEP else f" ({info.step_metric})"
-        click.echo(f"{'  ' * node.depth}{info.id}{name}  {info.state}  {origin}  "
-                   f"steps{axis} {_range(first, last)}  global {glob}  checkpoints {ckpts}{leaf}"
-                   f"{differs}")
+    for line in views.tree_lines(source.tree):
+        click.echo(line)
 
 
 @main.command()
@@ -161,27 +116,15 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
                    if csv_path else None)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
-    rows = []
-    for seg in segments:
-        last = kept_last_step(source.tree, seg)
-        first = first_local_step(source.tree.nodes[seg.run_id])
-        rows.append({"run_id": seg.run_id, "step_metric": seg.step_metric,
-                     "first_step": first, "last_step": last,
-                     "global_first": seg.global_offset + first,
-                     "global_last": None if last is None else seg.global_offset + last})
+    rows = views.chain_rows(source.tree, segments)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif csv_path != "-":
-        click.echo(f"chain {' -> '.join(s.run_id for s in segments)}: {len(segments)} "
-                   f"run{'s' if len(segments) > 1 else ''}")
-        for row in rows:
-            click.echo(f"  {row['run_id']}  keeps steps {_range(row['first_step'], row['last_step'])}  "
-                       f"global {_range(row['global_first'], row['global_last'])}")
+        for line in views.chain_lines(segments, rows):
+            click.echo(line)
     if columns is not None:
-        for key in (k for k in columns if k not in STITCHED):  # say where a metric is missing
-            lacking = [s.run_id for s in segments if np.isnan(
-                columns[key][columns["run_id"] == s.run_id]).all()]
-            if lacking and metrics:
+        if metrics:  # say where a metric asked for is missing
+            for key, lacking in views.empty_metrics(columns, segments).items():
                 click.echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
                            f"which did not log it", err=True)
         _write_csv(columns, csv_path)
@@ -189,13 +132,8 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
 
 def _list_leaves(source: Source) -> None:
     """Every leaf with its depth and global range: the chains there are to show."""
-    tree = source.tree
-    for leaf in lineage_leaves(tree):
-        node = tree.nodes[leaf]
-        first, last = first_local_step(node), node.info.last_step
-        glob = _range(node.global_offset + first, None if last is None else node.global_offset + last)
-        click.echo(f"{leaf}  depth {node.depth}  global {glob}"
-                   + (f"  {node.info.name!r}" if node.info.name else ""))
+    for line in views.leaf_lines(source.tree):
+        click.echo(line)
     click.echo("show one with: runchain chain <leaf>  (or <run>@<step> for a chain ending "
                "at a checkpoint)", err=True)
 
@@ -263,40 +201,18 @@ def publish(leaf: str, dir: str | None, project: str | None, only_project: str |
 
 
 def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
-    """The stitched columns as CSV, to stdout or, whole or not at all, to ``path``.
-
-    Rows become Python objects 8,192 at a time (numbers as Python gives them: ints as ints,
-    floats by repr; NaN as an empty field), so a long chain streams to the file instead of
-    living in memory as lists.
-    """
-    keys = list(STITCHED) + [k for k in columns if k not in STITCHED]
-
-    def rows():
-        for start in range(0, len(columns["global_step"]), 8192):
-            values = []
-            for k in keys:
-                part = columns[k][start:start + 8192]
-                cells = part.tolist()
-                if part.dtype.kind == "f":
-                    for i in np.flatnonzero(np.isnan(part)).tolist():
-                        cells[i] = ""
-                values.append(cells)
-            yield from zip(*values)
-
+    """The stitched columns as CSV (``views.write_csv``), to stdout or, whole or not at all,
+    to ``path``."""
     if path == "-":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(keys)
-        writer.writerows(rows())
+        views.write_csv(columns, sys.stdout)
         return
     try:
         with atomic_open(path, "w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(keys)
-            writer.writerows(rows())
+            rows = views.write_csv(columns, out)
     except OSError as e:
         raise click.ClickException(f"cannot write the CSV to {path}: {e.strerror}; pass --csv "
                                    f"a path in an existing, writable folder (or - for stdout)")
-    click.echo(f"wrote {len(columns['global_step'])} rows to {Path(path)}", err=True)
+    click.echo(f"wrote {rows} rows to {Path(path)}", err=True)
 
 
 @main.group()

@@ -21,10 +21,10 @@ from tqdm import tqdm
 
 from .contract import CHAIN_VIEW_KEY, STEP_METRIC
 from .errors import RunchainError
-from .lineage import first_local_step, kept_last_step
 from .mode import resolve_mode
 from .source import Source
 from .stitch import STITCHED
+from .views import global_span
 
 JOB_TYPE = "chain-view"
 SEGMENT_COLUMNS = ["run_id", "name", "state", "kept_first_step", "kept_last_step",
@@ -36,9 +36,9 @@ def segment_rows(source: Source, leaf: str) -> list[list[Any]]:
     rows = []
     for seg in source.chain(leaf):
         info = source.tree.nodes[seg.run_id].info
-        first, last = first_local_step(source.tree.nodes[seg.run_id]), kept_last_step(source.tree, seg)
-        rows.append([seg.run_id, info.name or "", info.state, first, last,
-                     seg.global_offset + first, None if last is None else seg.global_offset + last])
+        span = global_span(source.tree, seg.run_id, seg)
+        rows.append([seg.run_id, info.name or "", info.state, span.first, span.last,
+                     span.global_first, span.global_last])
     return rows
 
 

@@ -215,7 +215,7 @@ def test_the_report_draws_each_run_from_its_first_framework_step(runs, env):
     not at its offset 0 (where they would cover A's)."""
     import base64
 
-    from runchain.report_data import payload
+    from runchain.report.data import payload
 
     source = runchain.open_source(runs.dir)
     described = {r["id"]: r for r in payload(source, [LOSS], [LOSS], [runs.b], "test")["runs"]}

@@ -15,7 +15,8 @@ import runchain
 from conftest import cli, isolate, plain_run, script
 from runchain.readers.runfile import read_run_file, record_kind, scan_records
 from runchain.report import build_report, write_report
-from runchain.report_data import PALETTE, pieces_of, shown_where, thin
+from runchain.report.data import pieces_of, shown_where, thin
+from runchain.report.palette import PALETTE
 
 XSS = "<img src=x onerror=alert(1)>"
 BAD_METRIC = "<b>m</b>&'\""
@@ -91,7 +92,7 @@ def test_every_user_string_is_escaped(demo, tmp_path):
 
 
 def test_script_json_escapes_what_could_end_the_element():
-    from runchain.report_data import script_json
+    from runchain.report.data import script_json
     value = {"name": "</script><!--\u2028\u2029&"}
     text = script_json(value)
     assert not re.search("[<>&\u2028\u2029]", text) and json.loads(text) == value
@@ -200,7 +201,7 @@ COLORS = {"a": "#0000ff", "b": "#ff0000"}
 
 
 def test_chains_drawn_together_share_a_scale_that_fits_them_all():
-    from runchain.report_figures import chain_scale
+    from runchain.report.figures import chain_scale
     short, long = _chain(5.0, 7.0, n=20), _chain(-3.0, 2.0, n=50)
     long["m"][7] = np.nan  # a row that did not log m
     (x0, x1), ((m0, m1), (g0, g1)) = chain_scale([short, long], ["m", "gone"])
@@ -230,7 +231,7 @@ def _region(ax, height: int) -> tuple[slice, slice]:
 
 
 def test_chain_picture_draws_each_run_where_its_data_is():
-    from runchain.report_figures import ChainCanvas, chain_scale
+    from runchain.report.figures import ChainCanvas, chain_scale
     flat = _chain(5.0, 5.0)
     scale = chain_scale([flat, _chain(0.0, 10.0)], ["m", "gone"])
     canvas = ChainCanvas(["m", "gone"])
@@ -261,7 +262,7 @@ def test_chain_picture_draws_each_run_where_its_data_is():
 
 def test_chain_picture_keeps_nothing_from_the_chain_before():
     """The canvas is reused and blitted; each picture equals one drawn on a fresh canvas."""
-    from runchain.report_figures import ChainCanvas, chain_scale
+    from runchain.report.figures import ChainCanvas, chain_scale
     flat, ramp = _chain(5.0, 5.0), _chain(0.0, 10.0)
     scale = chain_scale([flat, ramp], ["m", "gone"])
     other = chain_scale([_chain(100.0, 300.0)], ["m", "gone"])
@@ -273,7 +274,7 @@ def test_chain_picture_keeps_nothing_from_the_chain_before():
 
 
 def test_fan_draws_the_shared_run_then_each_branch_in_its_run_colour():
-    from runchain.report_figures import fan
+    from runchain.report.figures import fan
     to_b, to_c = _chain(0.0, 1.0), _chain(0.0, 1.0)
     to_c["run_id"] = np.where(to_c["run_id"] == "b", "c", to_c["run_id"])
     to_c["m"][10:] = 0.0  # c parts from b after the shared run a
@@ -298,12 +299,12 @@ def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
 
 
 def test_cold_runs_are_decoded_in_a_pool_then_pictures_drawn_in_one(demo, tmp_path, monkeypatch):
-    import runchain.readers.folder
+    import runchain.readers.run_files
     import runchain.parallel
-    import runchain.report_static
+    import runchain.report.static
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cold"))
-    monkeypatch.setattr(runchain.readers.folder, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(runchain.report_static, "MIN_PARALLEL", 1)
+    monkeypatch.setattr(runchain.readers.run_files, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(runchain.report.static, "MIN_PARALLEL", 1)
     monkeypatch.setattr(runchain.parallel, "workers", lambda: 2)
     pools, each = [], runchain.parallel.each
 
@@ -321,7 +322,8 @@ def _ink_at_right_edge(png: bytes) -> bool:
 
 def test_long_run_names_and_ids_fit_in_the_pictures(demo):
     import dataclasses
-    from runchain.report_figures import fan, run_colors, tree_map
+    from runchain.report.figures import fan, tree_map
+    from runchain.report.palette import run_colors
     tree = runchain.open_source(demo["dir"]).tree
     def with_name(node):  # as W&B names runs
         return dataclasses.replace(node, info=dataclasses.replace(node.info, name="bright-sun-1042"))

@@ -1,9 +1,9 @@
 """``runchain report``: one self-contained HTML file to explore a tree of runs and its chains.
 
-The page is interactive (``report_page``: uPlot charts with hover, shared zoom, log-y,
+The page is interactive (``page``: uPlot charts with hover, shared zoom, log-y,
 smoothing, a metric picker over every metric, a clickable tree map and branches), its
-data embedded once per run segment (``report_data``). ``static=True`` writes the report
-of matplotlib pictures instead (``report_static``), for printing and the README.
+data embedded once per run segment (``data``). ``static=True`` writes the report
+of matplotlib pictures instead (``static``, drawn by ``figures``; colours from ``palette``), for printing and the README.
 Either way the file loads nothing from the network and every run's string is escaped.
 """
 
@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from . import lineage
-from .atomic import atomic_open
-from .source import Source
+from .. import lineage
+from ..atomic import atomic_open
+from ..source import Source
 
 DEFAULT_SHOWN = 4  # charts the page opens with, the first metrics by name
 
@@ -47,9 +47,9 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
         source.check_metrics(metrics)
     shown = list(dict.fromkeys(metrics)) if metrics else default_metrics(source, leaves[0])
     if static:
-        from .report_static import build_static  # matplotlib loads only for pictures
+        from .static import build_static  # matplotlib loads only for pictures
         return build_static(source, shown, leaves)
-    from .report_page import build_page
+    from .page import build_page
     every = source.metrics()
     return build_page(source, every + [m for m in shown if m not in every], shown, leaves)
 

@@ -31,23 +31,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import lineage
-from .source import Source
+from .. import lineage
+from ..source import Source
+from .palette import run_colors
 
 POINT_BUDGET = 240_000  # points in the whole file, every run and metric (about 4 MB)
 MIN_RUN_POINTS = 64  # per run and metric however many runs there are: 31 buckets' min and max
 MIN_PIECE_POINTS = 4  # a piece's first and last rows, and one bucket's min and max
-# tab20's strong colours then its light ones, so neighbouring runs differ
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
-           "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"]
-
-
-def run_colors(order: Sequence[str]) -> dict[str, str]:
-    """One colour per run, in tree order, so neighbouring lanes differ."""
-    return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(order)}
-
-
 def shown_where(where: str) -> str:
     """The folder or project a report names: never an absolute path.
 
@@ -167,7 +157,7 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
 
 def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
             leaves: Sequence[str], version: str) -> dict[str, Any]:
-    """Everything the page draws, as one JSON-able dict (see ``report_page.js``)."""
+    """Everything the page draws, as one JSON-able dict (see ``page.js``)."""
     tree = source.tree
     order = list(tree.nodes)
     colors = run_colors(order)

@@ -19,8 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
-from .lineage import Segment, Tree, first_local_step
-from .report_data import run_colors  # noqa: F401  (one colour rule for both reports)
+from ..lineage import Segment, Tree, first_local_step
 
 matplotlib.rcParams["text.parse_math"] = False  # run names and metrics are text, never TeX
 DPI = 80

@@ -1,4 +1,4 @@
-// runchain report: the page's script. Data: the JSON in #runchain-data (see report_data.py).
+// runchain report: the page's script. Data: the JSON in #runchain-data (see report/data.py).
 // Every string from a run reaches the DOM through textContent or setAttribute, never as HTML.
 "use strict";
 (() => {

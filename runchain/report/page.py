@@ -1,6 +1,6 @@
 """The interactive report page: one HTML file with uPlot, the page's script and the data inline.
 
-The data is JSON inside ``<script type="application/json">`` (``report_data.script_json``
+The data is JSON inside ``<script type="application/json">`` (``data.script_json``
 escapes ``<``, ``>``, ``&``, U+2028/2029); the page's script puts every string into the
 DOM with ``textContent``. A Content-Security-Policy allows no network at all: only the
 inline script and style, and ``data:`` images.
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from importlib import resources
 
-from .version import __version__
-from .report_data import payload, script_json
-from .source import Source
+from ..source import Source
+from ..version import __version__
+from .data import payload, script_json
 
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
        "img-src data:")
 
 
 def _asset(name: str) -> str:
-    text = resources.files("runchain").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("runchain").joinpath(name).read_text(encoding="utf-8")  # e.g. report/page.js
     for end in ("</script", "</style", "<!--"):  # inlined: must not end its element early
         if end in text.lower():
             raise ValueError(f"{name} contains {end!r}, which would end the inline element")
@@ -45,10 +45,10 @@ def build_page(source: Source, metrics: list[str], shown: list[str], leaves: lis
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             "<meta name=viewport content='width=device-width, initial-scale=1'>"
             "<title>runchain report</title>"
-            f"<style>{uplot_css}\n{_asset('report_page.css')}</style></head><body>"
+            f"<style>{uplot_css}\n{_asset('report/page.css')}</style></head><body>"
             "<noscript><p>This report draws its charts with JavaScript, which is off. "
             "<code>runchain report --static</code> writes the same report as pictures.</p>"
             "</noscript>"
             f'<script type="application/json" id="runchain-data">{data}</script>'
-            f"<script>{uplot_js}</script><script>{_asset('report_page.js')}</script>"
+            f"<script>{uplot_js}</script><script>{_asset('report/page.js')}</script>"
             "</body></html>")

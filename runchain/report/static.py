@@ -14,11 +14,13 @@ from typing import Mapping, Sequence
 
 from tqdm import tqdm
 
-from . import lineage, parallel
-from .version import __version__
-from .report_data import run_colors, shown_where
-from .report_figures import chain_scale, chain_view, fan, tree_map
-from .source import Source
+from .. import lineage, parallel
+from ..source import Source
+from ..version import __version__
+from ..views import global_span, step_range
+from .data import shown_where
+from .figures import chain_scale, chain_view, fan, tree_map
+from .palette import run_colors
 
 SAMPLES = 1000  # rows per drawn chain (about 2 per pixel of a plot); each segment keeps its ends
 MIN_PARALLEL = 8  # pictures worth a process pool
@@ -48,10 +50,6 @@ def _order(tree: lineage.Tree) -> list[str]:
     return list(tree.nodes)  # build_tree keeps nodes in depth-first order from the roots
 
 
-def _range(first: int, last: int | None) -> str:
-    return "no rows" if last is None else f"{first}\u2013{last}"
-
-
 def _runs_table(source: Source, order: Sequence[str], colors: Mapping[str, str]) -> str:
     tree = source.tree
     head = ["run", "name", "parent", "cut step", "local steps", "global steps", "state",
@@ -59,14 +57,13 @@ def _runs_table(source: Source, order: Sequence[str], colors: Mapping[str, str])
     rows = []
     for run_id in order:
         node = tree.nodes[run_id]
-        first, last = lineage.first_local_step(node), node.info.last_step
-        glob = _range(node.global_offset + first,
-                      None if last is None else node.global_offset + last)
+        span = global_span(tree, run_id)
         cells = [f'<span class="swatch" style="background:{colors[run_id]}"></span>'
                  f"<code>{_e(run_id)}</code>",
                  _e(node.info.name or ""), f"<code>{_e(node.parent_run or '')}</code>",
                  _e("" if node.parent_step is None else node.parent_step),
-                 _e(_range(first, last)), _e(glob), _e(node.info.state),
+                 _e(step_range(span.first, span.last, "\u2013")),
+                 _e(step_range(span.global_first, span.global_last, "\u2013")), _e(node.info.state),
                  _e(", ".join(str(c.step) for c in node.info.checkpoints))]
         if source.urls:
             url = source.urls.get(run_id)
