@@ -48,7 +48,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
 import runchain.parallel
-from runchain.readers import folder as local_tree
+from runchain.readers import run_files as local_tree
 from runchain.stitch import rows_to_columns
 from runchain.readers.run_folders import run_folders
 from runchain.readers.runfile import scan_records

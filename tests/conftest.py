@@ -92,15 +92,38 @@ def run_file(wandb_dir: Path, run_id: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    """A small real offline tree: root (40 steps, checkpoints at 9, 19, 29, 39) and a child from root@19.
-
-    Returns a dict with ``dir`` (the wandb folder), ``root`` and ``child`` run ids.
-    """
+@pytest.fixture(scope="session")
+def demo_tree(tmp_path_factory):
+    """Built once per session (per xdist worker): see ``tree``. Read it, never write to it;
+    a test that adds runs copies it first."""
     with pytest.MonkeyPatch.context() as mp:
         wdir = isolate(mp, tmp_path_factory.mktemp("tree"))
         root = do_run("--n_steps", 40, "--n_checkpoint_steps", 10, "--n_metrics", 5, "--seed", 3)
         child = do_run("--n_steps", 15, "--n_checkpoint_steps", 10, "--checkpoint_artifact",
                        f"{root}@19", "--lr", "0.05")
-        yield {"dir": wdir, "root": root, "child": child, "env": dict(os.environ)}
+        made = {"dir": wdir, "root": root, "child": child, "env": dict(os.environ),
+                "cwd": os.getcwd()}
+    return made  # the environment is the caller's again; ``tree`` steps back into it
+
+
+@pytest.fixture
+def tree(demo_tree, monkeypatch, tmp_path_factory):
+    """A small real offline tree: root (40 steps, checkpoints at 9, 19, 29, 39) and a child from root@19.
+
+    Each test runs inside the isolated environment the tree was made in (its W&B folders, its
+    working directory), with a cache folder of its own. Returns a dict with ``dir`` (the
+    wandb folder), ``root`` and ``child`` run ids, and ``env``.
+    """
+    step_into(demo_tree, monkeypatch)
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path_factory.mktemp("tree_cache")))
+    return {**demo_tree, "env": dict(os.environ)}
+
+
+def step_into(made: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step into the environment a longer-lived fixture made its runs in (``made["env"]``,
+    ``made["cwd"]``), for one test."""
+    for name in set(os.environ) - set(made["env"]):
+        monkeypatch.delenv(name)
+    for name, value in made["env"].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(made["cwd"])

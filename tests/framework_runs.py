@@ -15,10 +15,7 @@ import numpy as np
 import runchain
 from conftest import ROOT, cli
 
-try:  # the readers are moving into runchain/readers/
-    from runchain.readers.runfile import read_run_file
-except ImportError:
-    from runchain.runfile import read_run_file
+from runchain.readers.runfile import read_run_file
 
 
 # Runs examples/<name> with RunchainCallback replaced by the framework's empty callback:

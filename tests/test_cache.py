@@ -13,7 +13,7 @@ import pytest
 
 import runchain
 from conftest import cli, plain_run, run_file
-from runchain.readers import folder as local_tree
+from runchain.readers import run_files as local_tree
 from runchain.readers.run_cache import entry_path
 
 
@@ -38,11 +38,11 @@ def _equal(a, b):
 
 
 @pytest.fixture(scope="module")
-def truth(tree):
+def truth(demo_tree):
     """What the run files say, read with the cache off."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RUNCHAIN_CACHE_DIR", "")
-        histories, last, _ = _read_all(tree["dir"])
+        histories, last, _ = _read_all(demo_tree["dir"])
     return histories, last
 
 

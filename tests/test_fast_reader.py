@@ -15,7 +15,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 import runchain
 from conftest import do_run, plain_run, run_file
 import runchain.parallel
-from runchain.readers import folder as local_tree, history_columns
+from runchain.readers import run_files as local_tree, history_columns
 from runchain.readers.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
 
 

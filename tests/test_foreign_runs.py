@@ -4,6 +4,7 @@ what cannot be known is said in a note, never drawn as a wrong chain."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -298,13 +299,15 @@ def test_a_child_going_on_with_its_parents_counter_is_warned_and_noted(tree, tmp
             "    runchain.log(run, {'loss': 0.5}, step=step)\n"
             "run.finish()\n"
             "print(run.id)\n")
-    env = {**tree["env"], "WANDB_DIR": str(tree["dir"].parent)}
+    folder = tmp_path / "wandb_dir" / "wandb"  # a copy: the demo tree is shared, read-only
+    shutil.copytree(tree["dir"], folder)
+    env = {**tree["env"], "WANDB_DIR": str(folder.parent)}
     proc = subprocess.run([sys.executable, "-c", code, f"{tree['root']}@19"], env=env,
-                          cwd=tree["dir"].parent, capture_output=True, text=True, check=True)
+                          cwd=folder.parent, capture_output=True, text=True, check=True)
     child = proc.stdout.split()[-1]
     assert proc.stderr.count("logs its first row at local step 20, not 0") == 1
     assert "gap of 20 steps" in proc.stderr
-    out = cli("tree", "--dir", tree["dir"])
+    out = cli("tree", "--dir", folder)
     assert f"run {child}: its first row is at local step 20, not 0" in out.stderr
     line = next(line for line in out.stdout.splitlines() if child in line)
     assert "steps 20-24  global 40-44" in line

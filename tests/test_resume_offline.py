@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 import runchain
-from conftest import do_run, run_file, script
+from conftest import do_run, isolate, run_file, script, step_into
 
 
 @pytest.mark.parametrize("form, step", [
@@ -100,11 +100,20 @@ BAD_RUN = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def bad_run(tree, tmp_path_factory):
-    path = tmp_path_factory.mktemp("bad") / "bad_run.py"
-    path.write_text(BAD_RUN)
-    script(str(path))
-    return tree
+def bad_runs(tmp_path_factory):
+    """Run badrun01 and its broken checkpoints, in a folder of their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        wdir = isolate(mp, tmp_path_factory.mktemp("bad"))
+        path = wdir.parent.parent / "bad_run.py"
+        path.write_text(BAD_RUN)
+        script(str(path))
+        return {"dir": wdir, "env": dict(os.environ), "cwd": os.getcwd()}
+
+
+@pytest.fixture
+def bad_run(bad_runs, monkeypatch):
+    step_into(bad_runs, monkeypatch)
+    return bad_runs
 
 
 @pytest.mark.parametrize("alias, needles", [
