@@ -16,9 +16,11 @@ from .errors import RunchainError
 if TYPE_CHECKING:
     from .checkpoints import Checkpoint
 
-# run -> the local step of the last row runchain.log logged to it in this process. Kept per
-# run object (a run resumed in place is a new object, with a new count), and dropped with it.
-_last_logged: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+# id(run) -> the local step of the last row runchain.log logged to that run in this process.
+# Kept per run object (a run resumed in place is a new object, with a new count); an entry
+# goes when its run is collected (weakref.finalize), so an id is never reused stale. A plain
+# dict of ints: log() pays one lookup per row.
+_last_logged: dict[int, int] = {}
 
 
 def last_logged_step(run: Any) -> int | None:
@@ -30,7 +32,7 @@ def last_logged_step(run: Any) -> int | None:
         >>> runchain.last_logged_step(run)  # doctest: +SKIP
         39
     """
-    return _last_logged.get(run)
+    return _last_logged.get(id(run))
 
 
 def _edge_ref(run: Any, checkpoint: Checkpoint) -> str:
@@ -110,8 +112,12 @@ def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
     except KeyError:
         raise RunchainError(f"run {run.id} has no runchain breadcrumbs; call "
                             f"runchain.start(run, checkpoint) right after wandb.init") from None
-    run_id = run.id
-    if run not in _last_logged:  # this run's first row
+    run_id, key = run.id, id(run)
+    if key not in _last_logged:  # this run's first row
+        try:
+            weakref.finalize(run, _last_logged.pop, key, None)
+        except TypeError:  # a run object that takes no weak reference: its entry stays
+            pass
         parent = crumbs.get("parent_run")
         if step != 0 and parent not in (None, run_id):
             warnings.warn(
@@ -120,4 +126,4 @@ def log(run: Any, metrics: dict[str, Any], *, step: int) -> None:
                 f"{parent}@{crumbs.get('parent_step')}), so its chain gets a gap of {step} steps; "
                 f"count from 0, e.g. step - (checkpoint.step + 1)", stacklevel=2)
     run.log({**metrics, STEP_METRIC: offset + step}, step=step)
-    _last_logged[run] = step  # save_checkpoint's guard against a training counter
+    _last_logged[key] = step  # save_checkpoint's guard against a training counter

@@ -127,3 +127,42 @@ def step_into(made: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in made["env"].items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(made["cwd"])
+
+
+# Runs in a fresh process: a process pool forks only where no other thread runs
+# (``parallel.can_fork``), and a test process may hold a thread an earlier test started
+# (wandb's, once any test built a wandb.Artifact). The pool is forced on (two workers, any
+# size of work) and ``parallel.each`` is watched: each call's function, jobs, whether it
+# asked for a pool, and whether a pool could fork then. argv: the code to run, which leaves
+# what to send back in ``result``; the file to pickle the calls and the result to.
+POOLED = r"""
+import pickle, sys
+import runchain, runchain.parallel
+from runchain.readers import run_files
+from runchain.report import static
+run_files.PARALLEL_BYTES = 0
+static.MIN_PARALLEL = 1
+runchain.parallel.workers = lambda: 2
+calls, each = [], runchain.parallel.each
+def spy(func, jobs, desc, parallel):
+    calls.append((func.__name__, desc, len(jobs), parallel, runchain.parallel.can_fork()))
+    return each(func, jobs, desc, parallel)
+runchain.parallel.each = spy
+result = None
+exec(sys.argv[1])
+with open(sys.argv[2], "wb") as out:
+    pickle.dump((calls, result), out)
+"""
+
+
+def pooled(code: str) -> tuple[list[tuple], object]:
+    """Run ``code`` in a fresh process with runchain's process pool forced on (``POOLED``);
+    returns the calls to ``parallel.each`` and the ``result`` the code left."""
+    import pickle
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "pooled.pickle"
+        proc = subprocess.run([sys.executable, "-c", POOLED, code, str(out)],
+                              capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return pickle.loads(out.read_bytes())

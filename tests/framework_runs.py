@@ -3,10 +3,13 @@ history, and the checks every framework's chain must pass."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import select
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -30,20 +33,96 @@ _FRAMEWORKS = {"hf_trainer.py": ("transformers", "TrainerCallback"),
                "lightning_trainer.py": ("lightning", "Callback")}
 
 
+# A process that imports torch and the framework once, then forks one child per example run
+# (a request per line on stdin: argv, env, cwd, where stdout and stderr go; the exit code
+# back on stdout). Each child is a real, separate process running the script as __main__ in
+# its own environment and folder, and importing runchain and wandb itself, as
+# ``python script.py`` would; it only skips the 6 s of importing torch and the framework.
+_ZYGOTE = r"""
+import json, os, runpy, sys, traceback
+import torch
+for name in sys.argv[1:]:
+    __import__(name)
+for line in sys.stdin:
+    job = json.loads(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(job["cwd"])
+            os.environ.clear()
+            os.environ.update(job["env"])
+            for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
+                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+            sys.argv = job["argv"]
+            try:
+                if job["code"] is None:
+                    runpy.run_path(sys.argv[0], run_name="__main__")
+                else:
+                    exec(compile(job["code"], "<string>", "exec"), {"__name__": "__main__"})
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status), flush=True)
+"""
+_PRELOAD = {"hf_trainer.py": ["transformers", "accelerate"],
+            "lightning_trainer.py": ["lightning.pytorch"]}
+_zygotes: dict[str, subprocess.Popen] = {}
+
+
+def _zygote(name: str) -> subprocess.Popen:
+    if name not in _zygotes or _zygotes[name].poll() is not None:
+        _zygotes[name] = subprocess.Popen([sys.executable, "-c", _ZYGOTE, *_PRELOAD[name]],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          text=True)
+    return _zygotes[name]
+
+
+@atexit.register
+def _stop_zygotes() -> None:
+    for proc in _zygotes.values():
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
 def example(name: str, *args: object, env: dict[str, str] | None = None,
             plain: bool = False) -> str:
-    """Run ``examples/<name>`` in a real subprocess; returns the id of the run it made.
-    ``plain``: without ``RunchainCallback``, as plain framework code logs to W&B."""
-    script = [str(ROOT / "examples" / name)]
+    """Run ``examples/<name>`` in its own process, forked from a process that imported the
+    framework (``_ZYGOTE``); returns the id of the run it made. ``plain``: without
+    ``RunchainCallback``, as plain framework code logs to W&B."""
+    argv, code = [str(ROOT / "examples" / name), *map(str, args)], None
     if plain:
         module, base = _FRAMEWORKS[name]
-        script = ["-c", _PLAIN.format(module=module, base=base), *script]
-    proc = subprocess.run([sys.executable, *script, *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=900)
-    if proc.returncode != 0:
-        raise AssertionError(f"{name} {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return next(line.split()[1].rstrip(":") for line in proc.stdout.splitlines()
+        argv, code = ["-c", *argv], _PLAIN.format(module=module, base=base)
+    zygote = _zygote(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        zygote.stdin.write(json.dumps({"argv": argv, "code": code, "cwd": os.getcwd(),
+                                       "env": {**os.environ, **(env or {})},
+                                       "stdout": str(out), "stderr": str(err)}) + "\n")
+        zygote.stdin.flush()
+        ready, _, _ = select.select([zygote.stdout], [], [], 900)
+        if not ready:
+            zygote.kill()
+            raise AssertionError(f"{name} {args} did not finish in 900 s")
+        line = zygote.stdout.readline()
+        if not line:
+            raise AssertionError(f"{name} {args}: the process running the examples died "
+                                 f"(exit code {zygote.wait()})")
+        returncode = int(line)
+        stdout, stderr = out.read_text(), err.read_text()
+    if returncode != 0:
+        raise AssertionError(f"{name} {args} exited {returncode}:\n{stdout}\n{stderr}")
+    return next(line.split()[1].rstrip(":") for line in stdout.splitlines()
                 if line.startswith("run "))
 
 

@@ -134,6 +134,12 @@ def test_the_import_graph_sees_relative_and_function_level_imports():
     assert "runchain.checkpoints" not in edges["runchain.tracking"]  # for annotations only
 
 
+def test_no_module_is_over_400_lines():
+    long = {name: n for name, path in modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, f"split these modules: {long}"
+
+
 def test_integrations_use_the_public_api_alone():
     """The callbacks are built as a user's script would be: ``import runchain`` and the names
     in ``runchain.__all__``, never a module inside the package."""

@@ -23,6 +23,9 @@ from runchain.readers import history_columns, runfile
 from runchain.readers.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
 from runchain.stitch import STITCHED
 
+
+pytestmark = pytest.mark.slow  # see the README's Development section
+
 HEADER = b":W&B\xe1\xbe\x00"
 
 

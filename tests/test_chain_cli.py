@@ -12,6 +12,9 @@ import runchain
 from conftest import cli, do_run, isolate
 
 
+pytestmark = pytest.mark.slow  # see the README's Development section
+
+
 @pytest.fixture(scope="module")
 def chained(tmp_path_factory):
     """whole: 120 steps; first (40 steps) -> rest (80 from first@39) -> fork (20 from rest@29)."""

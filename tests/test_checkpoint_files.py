@@ -12,6 +12,9 @@ import pytest
 
 import runchain
 
+
+pytestmark = pytest.mark.slow  # see the README's Development section
+
 SAVER = r'''
 import sys, numpy as np, wandb, runchain
 out = sys.argv[1]

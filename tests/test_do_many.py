@@ -7,6 +7,9 @@ from runchain.readers.run_folders import run_folders
 from runchain.readers.runfile import read_run_file
 
 
+pytestmark = pytest.mark.slow  # see the README's Development section
+
+
 def _canonical_tree(wandb_dir):
     """The tree as nested tuples, independent of run ids: (from step, lr, metrics, children)."""
     runs = {}

@@ -1,7 +1,11 @@
 """Exact resume: a resumed run reproduces, bit for bit, what its parent logged after the cut."""
 
+import pytest
+
 from conftest import do_run, rows, run_file
 from runchain.readers.runfile import read_run_file
+
+pytestmark = pytest.mark.slow  # see the README's Development section
 
 
 def _rows(wandb_dir, run_id):

@@ -13,10 +13,13 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import do_run, plain_run, run_file
+from conftest import do_run, plain_run, pooled, run_file
 import runchain.parallel
 from runchain.readers import run_files as local_tree, history_columns
 from runchain.readers.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
+
+
+pytestmark = pytest.mark.slow  # see the README's Development section
 
 
 def _history_records(path):
@@ -162,20 +165,17 @@ def test_decoding_in_a_process_pool_gives_what_one_process_gives(tree, tmp_path,
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "serial"))
     _, serial = _history_of_every_run(tree["dir"])
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "pool"))
-    monkeypatch.setattr(local_tree, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(runchain.parallel, "workers", lambda: 2)
-    pools, each = [], runchain.parallel.each
-
-    def spy(func, jobs, desc, parallel):
-        pools.append((func.__name__, len(jobs), parallel))
-        return each(func, jobs, desc, parallel)
-    monkeypatch.setattr(runchain.parallel, "each", spy)
-    _, pooled = _history_of_every_run(tree["dir"])
-    assert pools == [("_lineage", 2, True), ("_history", 2, True)]  # both stages in the pool
-    assert runchain.parallel.can_fork()  # so the pool really forked (no stray threads here)
-    assert pooled.keys() == serial.keys()
+    calls, pooled_histories = pooled(
+        "import numpy as np\n"
+        f"src = runchain.open_source({str(tree['dir'])!r})\n"
+        "histories = src.fetch([runchain.Segment(i.id, None, 0) for i in src.runs], None)\n"
+        "result = {i.id: {k: np.array(v) for k, v in histories[i.id].items()} for i in src.runs}\n")
+    # both stages in the pool, and it really forked
+    assert calls == [("_lineage", "reading run files", 2, True, True),
+                     ("_history", "decoding histories", 2, True, True)]
+    assert pooled_histories.keys() == serial.keys()
     for run_id in serial:
-        _equal(pooled[run_id], serial[run_id])
+        _equal(pooled_histories[run_id], serial[run_id])
 
 
 # -- a run resumed in place: one run, several folders ---------------------------------

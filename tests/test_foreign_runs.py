@@ -14,6 +14,9 @@ import pytest
 import runchain
 from conftest import cli, do_run, script
 
+
+pytestmark = pytest.mark.slow  # see the README's Development section
+
 BAD_BREADCRUMBS = {  # run name -> the field that is wrong, and its value
     "list-parent": ("parent_run", ["x"]),
     "dict-parent": ("parent_run", {"id": "x"}),

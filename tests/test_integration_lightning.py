@@ -20,6 +20,9 @@ from conftest import isolate
 from framework_runs import artifacts, check_chain, enter, example, marker, raw_history, tree
 from runchain.integrations.lightning import RunchainCallback
 
+
+pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see the README's Development section
+
 LOSS, STEP_METRIC = "train/loss", "trainer/global_step"
 A20 = "ckpt-a/epoch=1-step=20.ckpt"
 

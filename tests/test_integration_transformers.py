@@ -19,6 +19,9 @@ from conftest import cli
 from framework_runs import artifacts, check_chain, enter, example, marker, raw_history, tree
 from runchain.integrations.transformers import RunchainCallback
 
+
+pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see the README's Development section
+
 LOSS, STEP_METRIC = "train/loss", "train/global_step"
 
 

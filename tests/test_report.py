@@ -12,11 +12,14 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import cli, isolate, plain_run, script
+from conftest import cli, isolate, plain_run, pooled, script
 from runchain.readers.runfile import read_run_file, record_kind, scan_records
 from runchain.report import build_report, write_report
 from runchain.report.data import pieces_of, shown_where, thin
 from runchain.report.palette import PALETTE
+
+
+pytestmark = pytest.mark.slow  # see the README's Development section
 
 XSS = "<img src=x onerror=alert(1)>"
 BAD_METRIC = "<b>m</b>&'\""
@@ -299,21 +302,11 @@ def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
 
 
 def test_cold_runs_are_decoded_in_a_pool_then_pictures_drawn_in_one(demo, tmp_path, monkeypatch):
-    import runchain.readers.run_files
-    import runchain.parallel
-    import runchain.report.static
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cold"))
-    monkeypatch.setattr(runchain.readers.run_files, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(runchain.report.static, "MIN_PARALLEL", 1)
-    monkeypatch.setattr(runchain.parallel, "workers", lambda: 2)
-    pools, each = [], runchain.parallel.each
-
-    def spy(func, jobs, desc, parallel):  # can the pool fork at the moment it is asked for?
-        pools.append((desc, parallel and runchain.parallel.can_fork()))
-        return each(func, jobs, desc, parallel)
-    monkeypatch.setattr(runchain.parallel, "each", spy)
-    build_report(runchain.open_source(demo["dir"]), static=True)
-    assert ("decoding histories", True) in pools and pools[-1] == ("drawing", True)
+    calls, _ = pooled("from runchain.report import build_report\n"
+                      f"build_report(runchain.open_source({str(demo['dir'])!r}), static=True)\n")
+    asked = [(desc, parallel and forks) for _, desc, _, parallel, forks in calls]
+    assert ("decoding histories", True) in asked and asked[-1] == ("drawing", True)
 
 
 def _ink_at_right_edge(png: bytes) -> bool:

@@ -17,6 +17,9 @@ import runchain
 from conftest import do_run, isolate, plain_run
 from runchain.report import write_report
 
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # see the README's Development section
+
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -10,6 +10,9 @@ import runchain
 from conftest import do_run, isolate, run_file, script, step_into
 
 
+pytestmark = pytest.mark.slow  # see the README's Development section
+
+
 @pytest.mark.parametrize("form, step", [
     ("{root}@19", 19),
     ("{root}", 39),  # latest

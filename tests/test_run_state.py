@@ -9,8 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import runchain
 from runchain.readers.run_state import STALE_AFTER
+
+pytestmark = pytest.mark.slow  # see the README's Development section
 
 WRITER = r'''
 import sys, wandb, runchain

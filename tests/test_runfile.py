@@ -13,6 +13,9 @@ from conftest import cli, do_run, isolate, run_file
 from runchain.readers.runfile import IncompleteRunWarning, read_run_file, scan_records
 
 
+pytestmark = pytest.mark.slow  # see the README's Development section
+
+
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory):
     """A real run file of several 32 KiB blocks, so records cross block boundaries."""

@@ -91,3 +91,31 @@ def test_a_checkpoint_step_past_what_the_run_logged_names_the_mix_up(run):
     with pytest.raises(runchain.CheckpointError, match=r"step 20 is past the last step .* logged \(5\)"
                                                        r".* not a training counter"):
         runchain.save_checkpoint(run, {}, step=20)
+
+
+def test_the_last_logged_step_is_kept_per_run_object_and_goes_with_it(wandb_dir):
+    """``last_logged_step`` is what ``save_checkpoint`` checks: per run object, so a run of
+    the same id made again in this process (resumed in place) starts with none."""
+    import gc
+
+    first = _init(wandb_dir)
+    runchain.start(first)
+    assert runchain.last_logged_step(first) is None
+    for step in range(3):
+        runchain.log(first, {"loss": 1.0}, step=step)
+    assert runchain.last_logged_step(first) == 2
+    run_id = first.id
+    first.finish()
+    again = wandb.init(project="runchain-demo", mode="offline", dir=wandb_dir.parent,
+                       id=run_id, resume="allow")
+    runchain.start(again)
+    assert again.id == run_id and runchain.last_logged_step(again) is None
+    runchain.log(again, {"loss": 0.5}, step=0)
+    assert runchain.last_logged_step(again) == 0
+    assert runchain.last_logged_step(first) == 2  # still its own
+    key = id(first)
+    assert key in runchain.tracking._last_logged
+    del first
+    gc.collect()
+    assert key not in runchain.tracking._last_logged  # collected, its entry gone with it
+    again.finish()

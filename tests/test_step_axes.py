@@ -11,6 +11,9 @@ import pytest
 import runchain
 from foreign import _python, append_use_artifact, run_files
 
+
+pytestmark = pytest.mark.slow  # see the README's Development section
+
 HF = "train/global_step"
 
 # One run as a plan says: rows, then W&B artifacts, then runchain checkpoints.
@@ -161,3 +164,22 @@ def test_a_resume_in_place_from_an_old_marker_is_refused_naming_the_fix():
     with pytest.warns(UserWarning, match="marker is of version 1"):
         markers.attach(OnlineRun("other001", "p"), old, HF, "ckpt-3")
     assert np.isscalar(run.step)
+
+
+def test_checkpoint_steps_agree_offline_and_online_on_every_kind_of_artifact(wandb_dir):
+    """One rule (``classify``) for both: a runchain checkpoint, a plain ``checkpoint`` with
+    only checkpoint.json, W&B's HF ``model`` checkpoint; not a model without a step, nor a
+    dataset."""
+    from wandb_standin import StandinApi, project_from_dir
+
+    run = make(wandb_dir, start=HF, rows=hf_rows(range(0, 40, 5)),
+               artifacts=[{"name": "model-x", "type": "model",
+                           "aliases": ["checkpoint_global_step_25"]},
+                          {"name": "model-x", "type": "model", "aliases": ["best"]},
+                          {"name": "data", "type": "dataset"}],
+               checkpoints=[{"step": 30, "step_metric": HF}])
+    offline = runchain.checkpoint_steps(run, wandb_dir=wandb_dir)
+    api = StandinApi(project_from_dir(wandb_dir))
+    online = runchain.checkpoint_steps(run, mode="online", project="axes", entity="ent",
+                                       api=api, wandb_dir=wandb_dir.parent / "elsewhere")
+    assert offline == online == [25, 30]

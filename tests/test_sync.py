@@ -35,6 +35,9 @@ from runchain.readers.run_folders import run_folders
 from conftest import do_run, isolate, plain_run, script
 from wandb_standin import RunData, StandinApi, StandinArtifact, uploaded_runs
 
+
+pytestmark = pytest.mark.slow  # see the README's Development section
+
 FAKE_KEY = "x" * 40  # credentials are only checked for presence; the stand-in takes no key
 
 

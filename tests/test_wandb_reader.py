@@ -26,6 +26,8 @@ from conftest import isolate, plain_run, script
 from wandb_standin import (RunData, StandinApi, deep_chain, project_from_dir, with_logged_rows,
                            without_runchain)
 
+pytestmark = pytest.mark.slow  # see the README's Development section
+
 PROJECT = "ent/runchain-demo"  # do_many.py's default project, under the stand-in's entity
 
 

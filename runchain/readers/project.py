@@ -186,9 +186,10 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
             and summary[LOCAL_STEP] > 0):  # the folder reader's rule, from the last values
         problems += (unlogged_axis_note(axis),)
         axis = LOCAL_STEP
-    checkpoints = tuple(sorted((c for c, on in logged if on == axis), key=lambda c: c.step)
-                        ) if steps is None else tuple(
-        CheckpointInfo(s, step_alias(s), None) for s in steps)
+    if steps is None:  # from the artifact walk, in step order
+        checkpoints = tuple(sorted((c for c, on in logged if on == axis), key=lambda c: c.step))
+    else:  # from the summary's list
+        checkpoints = tuple(CheckpointInfo(s, step_alias(s), None) for s in steps)
     last = as_step(summary.get(axis))  # on a declared axis: its last value, a float there
     # a fork's branch point is only in the raw config (wandb keeps _wandb out of run.config)
     branch = (run.rawconfig.get("_wandb") or {}).get("branch_point") or {}

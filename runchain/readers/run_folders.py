@@ -86,8 +86,8 @@ class LocalRun:
     @property
     def valid_checkpoints(self) -> list[LocalCheckpoint]:
         """The checkpoints that count (``classify.classify``: of type ``checkpoint``, and a
-        framework integration's ``model`` artifacts), in logging
-        order; at one step, a ``checkpoint`` comes after (and so wins over) a ``model``."""
+        framework integration's ``model`` artifacts), in logging order; at one step, a
+        ``checkpoint`` comes after (and so wins over) a ``model``."""
         found = [c for c in self.checkpoints if c.step is not None]
         return sorted(found, key=lambda c: c.type == CHECKPOINT_TYPE)
 
