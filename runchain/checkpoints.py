@@ -2,7 +2,7 @@
 
 ``save_checkpoint`` logs artifact ``run-<id>-checkpoint`` with aliases
 ``step-<step>`` and ``latest``, metadata ``{"step": step}`` and ``checkpoint.json``.
-``runchain.resolve.load_checkpoint`` gives a ``Checkpoint`` back from a reference.
+``load_checkpoint`` (``runchain.readers.resolve``) gives a ``Checkpoint`` back from a reference.
 
 The run side: this module loads no reader, cache or renderer.
 """
