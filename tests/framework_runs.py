@@ -54,6 +54,7 @@ for line in sys.stdin:
             os.chdir(job["cwd"])
             os.environ.clear()
             os.environ.update(job["env"])
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the requests are the zygote's
             for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
                 os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
             sys.argv = job["argv"]
