@@ -2,9 +2,10 @@
 
 The page is interactive (``page``: uPlot charts with hover, shared zoom, log-y,
 smoothing, a metric picker over every metric, a clickable tree map and branches), its
-data embedded once per run segment (``data``). ``static=True`` writes the report
-of matplotlib pictures instead (``static``, drawn by ``figures``; colours from ``palette``), for printing and the README.
-Either way the file loads nothing from the network and every run's string is escaped.
+data embedded once per run segment (``data``). ``static=True`` writes the report of
+matplotlib pictures instead (``static``, drawn by ``figures``), for printing and the
+README. Both colour runs alike (``palette``). Either way the file loads nothing from the
+network and every run's string is escaped.
 """
 
 from __future__ import annotations
