@@ -29,7 +29,7 @@ from .contract import CHECKPOINT_TYPE, artifact_name
 from .errors import SyncError
 from .parallel import ParentFirstError, parent_first, threads
 from .readers import default_wandb_dir
-from .sync_plan import (OFFLINE_PREFIX, STATE_FILE, Edge, PlannedRun, is_synced,  # noqa: F401
+from .sync_plan import (OFFLINE_PREFIX, STATE_FILE, PlannedRun, is_synced,  # noqa: F401
                         load_state, plan, save_state)  # the plan's names, as runchain.sync's too
 from .wandb_api import entity_of, open_api, wandb_requests
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import runchain
-from conftest import ROOT, cli
+from conftest import ROOT, cli, step_into
 
 from runchain.readers.runfile import read_run_file
 
@@ -128,10 +128,9 @@ def example(name: str, *args: object, env: dict[str, str] | None = None,
 
 
 def enter(made: types.SimpleNamespace, monkeypatch) -> None:
-    """Step into the environment a module fixture made its runs in: its variables, its folder."""
-    for k, v in made.env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.chdir(made.base)
+    """Step into the environment a module fixture made its runs in: its variables, its folder
+    (``conftest.step_into``)."""
+    step_into({"env": made.env, "cwd": made.base}, monkeypatch)
 
 
 def marker(path: Path) -> dict:

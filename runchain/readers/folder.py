@@ -135,10 +135,9 @@ def _shared_collections(runs: Sequence[FolderRun]) -> dict[str, list[str]]:
     return {name: keys for name, keys in loggers.items() if len(keys) > 1}
 
 
-def timelines(runs: Sequence[FolderRun]) -> list[FolderRun]:
+def timelines(runs: Sequence[FolderRun], shared: Mapping[str, list[str]]) -> list[FolderRun]:
     """Each run with its files' axes, and the notes on its restarted counters and on the
-    checkpoint collections it shares with other runs."""
-    shared = _shared_collections(runs)
+    checkpoint collections it shares with other runs (``shared``: ``_shared_collections``)."""
     out = []
     for folder_run in runs:
         axes, notes = file_axes(folder_run.run_id, list(folder_run.segments))
@@ -153,13 +152,13 @@ def timelines(runs: Sequence[FolderRun]) -> list[FolderRun]:
 
 # -- 4. edges -------------------------------------------------------------------------------
 
-def producers(runs: Sequence[FolderRun]) -> dict[tuple[str | None, str], Used]:
+def producers(runs: Sequence[FolderRun],
+              shared: Mapping[str, list[str]]) -> dict[tuple[str | None, str], Used]:
     """What a used checkpoint's name points at. A use is named ``"<name>:v<N>"`` or
     ``"<name>:<alias>"``, as the code using it wrote it; an alias names the newest version
     carrying it (the newest run wins), in the user's own project first (``(project, name)``,
     else ``(None, name)``). The labels are the resolver's (``resolve.labels``): a collection
-    several runs logged is found by alias only."""
-    shared = _shared_collections(runs)
+    several runs logged (``shared``) is found by alias only."""
     found: dict[tuple[str | None, str], Used] = {}
     for folder_run in sorted(runs, key=lambda r: r.segments[0].start_time or 0.0):
         for c in folder_run.local.valid_checkpoints:
@@ -171,10 +170,10 @@ def producers(runs: Sequence[FolderRun]) -> dict[tuple[str | None, str], Used]:
     return found
 
 
-def edges(runs: Sequence[FolderRun]) -> list[FolderRun]:
+def edges(runs: Sequence[FolderRun], shared: Mapping[str, list[str]]) -> list[FolderRun]:
     """Each run with the checkpoints it used (its ``use_artifact`` records) that a run of the
     folder logged, and a note for a used model artifact no run's checkpoint is."""
-    made = producers(runs)
+    made = producers(runs, shared)
     out = []
     for folder_run in runs:
         names = [name for seg in folder_run.segments for kind, name in seg.used
@@ -298,7 +297,8 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
     found = discover(root)
     files = RunFiles([p for paths in found.values() for p in paths])
     runs, views = merge(found, files.runs, Path(root), only_project)
-    runs = step_axes(edges(timelines(runs)), files)
+    shared = _shared_collections(runs)
+    runs = step_axes(edges(timelines(runs, shared), shared), files)
     keys = {r.key for r in runs}
     infos = [run_info(r, keys) for r in sorted(runs, key=lambda r: r.key)]
     folders = {r.key: list(r.paths) for r in runs}
