@@ -3,12 +3,16 @@ counts on: one rule each, called by both readers (a local folder, a W&B project)
 ``checkpoint_steps``. Pure: an artifact's ``checkpoint.json`` is read only through the
 ``read_state`` its caller passes.
 
-- **A checkpoint** (``classify``) is an artifact of type ``checkpoint`` whose metadata or
-  ``checkpoint.json`` holds its local step (``logged_checkpoint_step``), on the axis its
-  metadata names (``step_metric``, else ``_step``); or a W&B framework integration's
-  ``model`` artifact whose step is in an alias or a file name (``framework_checkpoint``).
-- **A run's axis** (``run_axis``): its breadcrumbs'; else its checkpoints'; else the axis of
-  the checkpoint it used from another run, when it logged that metric too; else ``_step``.
+- **A checkpoint** (``classify``) is an artifact of any type whose ``checkpoint.json``
+  holds its local step, or of type ``checkpoint`` whose metadata does
+  (``logged_checkpoint_step``), on the axis its metadata names (``step_metric``, else
+  ``_step``); or a W&B framework integration's ``model`` artifact whose step is in an alias
+  or a file name (``framework_checkpoint``).
+- **A run's axis** (``run_axis``): its breadcrumbs'; else its checkpoints'; else the step
+  metric it declared with ``define_metric`` (for ``*``, else for most metrics), when it
+  logged it; else the axis of the checkpoint it used from another run, when it logged that
+  metric too; else ``_step``. A checkpoint of a run without breadcrumbs whose metadata names
+  no axis is on the run's declared axis.
 - **A declared axis never logged** (``unlogged_axis_note``): the run is read on ``_step``.
 """
 
@@ -38,19 +42,22 @@ class Classified:
     broken: bool = False  # of type ``checkpoint`` but its step cannot be known: a problem to say
 
 
-def classify(type: str, aliases: Any, metadata: Any,
-             read_state: Callable[[], Any]) -> Classified:
+def classify(type: str, aliases: Any, metadata: Any, read_state: Callable[[], Any],
+             run_axis: str = LOCAL_STEP) -> Classified:
     """The one rule for which logged artifact is a checkpoint, at which step, on which axis.
 
     Args:
         type, aliases, metadata: the artifact's.
         read_state: returns its validated ``checkpoint.json`` (None when it has none), or
             raises ``CheckpointError``; called only when the metadata holds no step.
+        run_axis: the axis of a step whose metadata names none: the step metric the
+            logging run declared with ``define_metric`` (``runfile.declared_axis``) when
+            it has no breadcrumbs, else ``_step``.
 
     Example:
         >>> classify("checkpoint", ["step-39"], {"step": 39}, dict)
         Classified(step=39, step_metric='_step', reason='', broken=False)
-        >>> classify("model", ["latest"], {}, dict).reason
+        >>> classify("model", ["latest"], {}, lambda: None).reason
         'a model artifact with no step in an alias checkpoint_global_step_N or its file name step=N'
         >>> classify("checkpoint", [], {}, lambda: None).broken
         True
@@ -58,15 +65,15 @@ def classify(type: str, aliases: Any, metadata: Any,
     framework = framework_checkpoint(type, aliases, metadata)
     if framework is not None:
         return Classified(*framework)
-    if type == MODEL_TYPE:
-        return Classified(None, reason=UNPLACEABLE)
-    metric = step_metric_of(metadata.get("step_metric") if isinstance(metadata, Mapping) else None)
+    named = metadata.get("step_metric") if isinstance(metadata, Mapping) else None
+    metric = step_metric_of(named if isinstance(named, str) and named else run_axis)
     try:
         step = logged_checkpoint_step(type, metadata, read_state)
     except CheckpointError as e:
         return Classified(None, metric, str(e), broken=True)
     if step is None:
-        return Classified(None, metric, f"its type is {type!r}, not {CHECKPOINT_TYPE!r}")
+        return Classified(None, metric, UNPLACEABLE if type == MODEL_TYPE else
+                          f"its type is {type!r} and it holds no {CHECKPOINT_FILE}")
     return Classified(step, metric)
 
 
@@ -82,17 +89,21 @@ def unplaceable_note(name: str) -> str:
 
 
 def logged_checkpoint_step(type: str, metadata: Any, read_state: Callable[[], Any]) -> int | None:
-    """An artifact of type ``checkpoint``'s local step: its metadata's ``step``, else its
-    ``checkpoint.json``'s; None for any other type.
+    """A logged artifact's local step as a checkpoint: for type ``checkpoint``, its
+    metadata's ``step``, else its ``checkpoint.json``'s; for any other type (``model``, as
+    ``run.log_model`` writes, or a team's own), its ``checkpoint.json``'s; None when an
+    artifact of another type holds no ``checkpoint.json``.
 
-    An artifact is a checkpoint when its type is ``checkpoint`` and it holds a
-    ``checkpoint.json`` with a valid ``"step"``, whatever its name, aliases or metadata (the
-    original example's runs have ``{"run_step": N}`` and ``latest`` only). runchain's own
-    also carry the step in their metadata, which is taken first: it costs no read.
+    An artifact is a checkpoint when it holds a ``checkpoint.json`` with a valid ``"step"``,
+    whatever its type, name, aliases or metadata (the original example's runs have
+    ``{"run_step": N}`` and ``latest`` only; ``log_model`` writes type ``model``): the file
+    is the contract. runchain's own also carry the step in their metadata, which is taken
+    first for type ``checkpoint``: it costs no read.
 
     Raises:
         CheckpointError: an artifact of type ``checkpoint`` whose step cannot be known (no
-            ``checkpoint.json``, or one ``read_state`` finds broken).
+            ``checkpoint.json``), or any artifact whose ``checkpoint.json`` ``read_state``
+            finds broken.
 
     Example:
         >>> logged_checkpoint_step("checkpoint", {"step": 39}, dict)
@@ -100,12 +111,12 @@ def logged_checkpoint_step(type: str, metadata: Any, read_state: Callable[[], An
         >>> logged_checkpoint_step("checkpoint", {"run_step": 9}, lambda: {"step": 9, "model": 1})
         9
     """
-    if type != CHECKPOINT_TYPE:
-        return None
     step = metadata.get("step") if isinstance(metadata, Mapping) else None
-    if is_step(step):
+    if type == CHECKPOINT_TYPE and is_step(step):
         return step
     state = read_state()  # validated by the reader (``contract.checkpoint_step``)
+    if state is None and type != CHECKPOINT_TYPE:
+        return None
     if state is None:
         raise CheckpointError(f"it has type {CHECKPOINT_TYPE!r} but holds no {CHECKPOINT_FILE}, "
                               f"and its metadata no step; the contract needs {CHECKPOINT_FILE} "
@@ -146,7 +157,8 @@ def framework_checkpoint(type: str, aliases: Any, metadata: Any) -> tuple[int, s
 
 
 def run_axis(crumbs: Breadcrumbs | None, checkpoint_axes: Sequence[str],
-             used_axes: Sequence[str], logs: Callable[[str], bool]) -> str:
+             used_axes: Sequence[str], logs: Callable[[str], bool],
+             declared: str | None = None) -> str:
     """The one rule for the axis a run's steps count on.
 
     Args:
@@ -154,13 +166,18 @@ def run_axis(crumbs: Breadcrumbs | None, checkpoint_axes: Sequence[str],
         checkpoint_axes: the axes of the checkpoints it logged, in logging order, a
             ``checkpoint`` after a ``model`` (``classify``).
         used_axes: the axes of the checkpoints it used from other runs.
-        logs: whether the run logged a metric (asked only of a used checkpoint's axis).
+        logs: whether the run logged a metric (asked of a used checkpoint's axis and of
+            ``declared``).
+        declared: the step metric the run declared with ``define_metric``
+            (``runfile.declared_axis``; online, its config's ``_wandb.m``).
 
     Returns:
         Its breadcrumbs' axis (``_step`` unless they name a step metric); else, without
-        breadcrumbs, the last declared axis of its checkpoints; else the last declared axis
-        of a checkpoint it used, when it logged that metric too (a framework run resumed
-        from a ``model`` artifact goes on with the framework's step); else ``_step``.
+        breadcrumbs, the last declared axis of its checkpoints; else the step metric it
+        declared with ``define_metric``, when it logged it (W&B's charts use that axis);
+        else the last declared axis of a checkpoint it used, when it logged that metric too
+        (a framework run resumed from a ``model`` artifact goes on with the framework's
+        step); else ``_step``.
 
     Example:
         >>> run_axis(None, [], ["train/global_step"], lambda metric: True)
@@ -170,11 +187,13 @@ def run_axis(crumbs: Breadcrumbs | None, checkpoint_axes: Sequence[str],
     """
     if crumbs is not None:
         return step_metric_of(crumbs.step_metric)
-    declared = [axis for axis in checkpoint_axes if axis != LOCAL_STEP]
-    if declared:
-        return declared[-1]
-    declared = [axis for axis in used_axes if axis != LOCAL_STEP]
-    return declared[-1] if declared and logs(declared[-1]) else LOCAL_STEP
+    saved = [axis for axis in checkpoint_axes if axis != LOCAL_STEP]
+    if saved:
+        return saved[-1]
+    if declared and declared != LOCAL_STEP and logs(declared):
+        return declared
+    used = [axis for axis in used_axes if axis != LOCAL_STEP]
+    return used[-1] if used and logs(used[-1]) else LOCAL_STEP
 
 
 def unlogged_axis_note(metric: str) -> str:

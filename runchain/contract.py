@@ -88,6 +88,22 @@ def fork_point(run_id: str, branch_run: Any, branch_step: Any) -> tuple[str, int
     return None if step is None else (branch_run, step)
 
 
+def config_branch_point(config: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """The branch point wandb 0.19 and older record for ``fork_from`` / ``resume_from``:
+    only in the run's config, as ``_wandb.branch_point = {"run_id": R, "step": S}`` (newer
+    SDKs write the run record's own ``branch_point``). Returns (R, S) as recorded, or None.
+
+    Example:
+        >>> config_branch_point({"_wandb": {"branch_point": {"run_id": "a", "step": 15}}})
+        ('a', 15)
+    """
+    wandb_keys = config.get("_wandb")
+    branch = wandb_keys.get("branch_point") if isinstance(wandb_keys, Mapping) else None
+    if not isinstance(branch, Mapping) or not isinstance(branch.get("run_id"), str):
+        return None
+    return branch["run_id"], branch.get("step")
+
+
 def step_metric_of(value: Any) -> str:
     """The axis a run's steps, or a checkpoint's step, are on: ``value`` when it names a
     step metric (a non-empty string, as breadcrumbs or checkpoint metadata record it),

@@ -30,7 +30,11 @@ Rules (see ``docs/chains.md``):
   step the next run started from (inclusive); the last run keeps all its rows.
 - A checkpoint a rewind or resume in place abandoned (``CheckpointInfo.timeline``) cuts
   its run in that timeline (``Segment.timeline``), so its children get the rows it was
-  saved after, not the rows that replaced them.
+  saved after, not the rows that replaced them. A fork, or a cut at a step no checkpoint
+  was saved at, takes the timeline that was the parent's newest when the child began
+  (``RunInfo.timelines``): every edge keeps the rows it branched from.
+- A plain child (no breadcrumbs) on ``_step`` whose first row is right after its cut went
+  on with its parent's counter: it keeps its parent's ``global_offset``, like a fork.
 
 Example:
     >>> a = RunInfo("a", None, None, "finished", last_step=99)
@@ -49,6 +53,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .contract import LOCAL_STEP, Breadcrumbs, continues_axis
 from .errors import CycleError, RunNotFoundError
+from .parents import branched_timeline, continues_counter, odd_steps, parent_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +84,12 @@ class RunInfo:
     first_step: int | None = None  # first local step logged, where the reader knows it
     config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # as the user set it
     step_metric: str = LOCAL_STEP  # the run's axis: what its local steps count
+    started: float | None = None  # when its first file began (seconds since the epoch)
+    # per file of a run in several (resumed in place, rewound), oldest first: when it began,
+    # and the step from which its rows replace the earlier files' (inf: none); see
+    # ``readers.timelines``. A child that began while file k was the newest branched from
+    # timeline k.
+    timelines: tuple[tuple[float | None, float], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +102,10 @@ class RunNode:
     children: tuple[str, ...]  # child run ids, ordered by (parent_step, global_offset, id)
     fork: bool = False  # a W&B fork: its local steps continue its parent's axis
     continues: bool = False  # its local steps go on from its parent's (a fork, or the same
-    # declared step metric), so it has its parent's global_offset
+    # declared step metric, or a first step right after the cut), so it has its parent's
+    # global_offset
+    parent_timeline: int | None = None  # the parent's timeline it branched from, where a
+    # later rewind or resume in place of the parent replaced the rows up to its cut
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,81 +124,6 @@ class Segment:
     global_offset: int  # global step of local step 0
     timeline: int | None = None  # which of the run's timelines (CheckpointInfo.timeline)
     step_metric: str = LOCAL_STEP  # the run's axis (RunInfo.step_metric): the column cut on
-
-
-def _parent_of(info: RunInfo, notes: list[str]) -> tuple[str | None, int | None, bool]:
-    """The (parent run, local checkpoint step, whether it is a fork) ``info`` claims, whether
-    or not the parent is in the source."""
-    used = [(run, step) for run, step in info.used if run != info.id]  # own checkpoint: resumed in place
-    crumbs = info.breadcrumbs
-    if crumbs is not None and crumbs.parent_run == info.id:
-        crumbs = None  # breadcrumbs naming the run itself are no edge; fall back to `used`
-    producers = list(dict.fromkeys(run for run, _ in used))
-    if crumbs is not None:
-        parent, step = crumbs.parent_run, crumbs.parent_step
-        if parent is None:
-            if producers:
-                notes.append(f"run {info.id}: breadcrumbs name no parent, but it used checkpoints of "
-                             f"{', '.join(producers)}; kept as a root, as its breadcrumbs say")
-            return None, None, False
-        if step is None:  # malformed breadcrumbs: take the step from the checkpoint it used
-            step = next((s for run, s in reversed(used) if run == parent), None)
-        how = "named in its breadcrumbs"
-    elif info.fork is not None and info.fork[0] != info.id:
-        (parent, step), how = info.fork, "the run it forked from"
-    elif used:
-        parent, step = used[-1]
-        how = "the latest used"
-    else:
-        return None, None, False
-    candidates = list(dict.fromkeys(producers + [parent]))
-    if len(candidates) > 1:
-        notes.append(f"run {info.id}: used checkpoints of several runs ({', '.join(candidates)}); "
-                     f"parent is {parent}, {how}")
-    return parent, step, how == "the run it forked from"
-
-
-def _odd_steps(infos: Mapping[str, RunInfo], parents: Mapping[str, str],
-               steps: Mapping[str, int], forks: set[str], continuing: set[str]) -> list[str]:
-    """Notes on steps that leave a chain with a gap or an overlap: a cut past the parent's
-    rows, a checkpoint past its run's rows, a child whose first row is not at local step 0
-    (a fork's: not right after the cut; a continuing axis's: not after the cut)."""
-    notes = []
-    for run_id, info in infos.items():
-        late = [c.step for c in info.checkpoints
-                if info.last_step is not None and c.step > info.last_step]
-        if late:
-            notes.append(f"run {run_id}: checkpoint step(s) {', '.join(map(str, late))} past its "
-                         f"last logged step {info.last_step}; a checkpoint's step is the run's "
-                         f"local step when it saved (often a training counter was passed instead)")
-        parent = parents.get(run_id)
-        if parent is None:
-            continue
-        last = infos[parent].last_step
-        if last is not None and steps[run_id] > last:
-            notes.append(f"run {run_id}: starts from {parent}@{steps[run_id]}, past {parent}'s "
-                         f"last logged step {last}; its chain has no rows between")
-        if run_id in forks and infos[parent].step_metric != LOCAL_STEP:
-            notes.append(f"run {run_id}: forked from {parent} at its _step {steps[run_id]}, but "
-                         f"{parent}'s steps are its {infos[parent].step_metric}; the chain cuts "
-                         f"{parent} at {infos[parent].step_metric} {steps[run_id]}, which may "
-                         f"not be where the fork began")
-        if run_id in continuing and run_id not in forks:
-            if info.first_step is not None and info.first_step <= steps[run_id]:
-                notes.append(f"run {run_id}: its first row is at {info.step_metric} "
-                             f"{info.first_step}, not after {parent}@{steps[run_id]}, so its "
-                             f"chain shows rows of both runs at the same steps (did it start "
-                             f"from another checkpoint than the one it names?)")
-            continue
-        if run_id not in forks and info.step_metric != LOCAL_STEP:
-            continue  # a declared axis, not its parent's: its first row is wherever it counts from
-        expected = steps[run_id] + 1 if run_id in forks else 0
-        if info.first_step is not None and info.first_step != expected:
-            notes.append(f"run {run_id}: its first row is at local step {info.first_step}, not "
-                         f"{expected}, so its chain has a gap of {info.first_step - expected} "
-                         f"steps; a child counts its local steps from 0 (it went on with "
-                         f"its parent's counter?)")
-    return notes
 
 
 def _check_acyclic(parents: dict[str, str]) -> None:
@@ -230,7 +169,7 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
     offsets: dict[str, int] = {}  # global offsets, roots first
     for run_id in sorted(infos):
         info = infos[run_id]
-        parent, step, fork = _parent_of(info, notes)
+        parent, step, fork = parent_of(info, notes)
         if parent is None:
             continue
         if parent in infos and step is not None:
@@ -245,8 +184,12 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
                      f" (global offset {offsets[run_id]})")
     _check_acyclic(parents)
     continuing = forks | {run_id for run_id, parent in parents.items()
-                          if continues_axis(infos[parent].step_metric, infos[run_id].step_metric)}
-    notes += _odd_steps(infos, parents, steps, forks, continuing)
+                          if continues_axis(infos[parent].step_metric, infos[run_id].step_metric)
+                          or continues_counter(infos[parent], infos[run_id], steps[run_id])}
+    branched = {run_id: branched_timeline(infos[parent], infos[run_id], steps[run_id],
+                                           run_id in forks)
+                for run_id, parent in parents.items()}
+    notes += odd_steps(infos, parents, steps, forks, continuing, branched)
 
     children: dict[str, list[str]] = collections.defaultdict(list)
     for child, parent in parents.items():
@@ -271,7 +214,8 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         nodes[run_id] = RunNode(info=infos[run_id], parent_run=parents.get(run_id),
                                 parent_step=steps.get(run_id), global_offset=offsets[run_id],
                                 depth=depths[run_id], children=tuple(children.get(run_id, ())),
-                                fork=run_id in forks, continues=run_id in continuing)
+                                fork=run_id in forks, continues=run_id in continuing,
+                                parent_timeline=branched.get(run_id))
     return Tree(nodes=nodes, roots=tuple(roots), notes=tuple(notes))
 
 
@@ -335,10 +279,10 @@ def chain(tree: Tree, leaf: str, last_step: int | None = None) -> list[Segment]:
                         step_metric=node.info.step_metric)]
     while node.parent_run is not None:
         cut = node.parent_step  # inclusive: the checkpoint holds the state after this step
+        timeline = node.parent_timeline
         node = tree.nodes[node.parent_run]
-        saved = [c for c in node.info.checkpoints if c.step == cut]
-        segments.append(Segment(node.info.id, cut, node.global_offset,
-                                saved[-1].timeline if saved else None, node.info.step_metric))
+        segments.append(Segment(node.info.id, cut, node.global_offset, timeline,
+                                node.info.step_metric))
     return segments[::-1]
 
 

@@ -26,7 +26,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "runchain"
 LAYERS = {
     "runchain.errors": 0, "runchain.version": 0, "runchain.contract": 0, "runchain.classify": 0,
     "runchain.mode": 0, "runchain.atomic": 0,
-    "runchain.lineage": 1, "runchain.stitch": 1, "runchain.source": 1, "runchain.parallel": 1,
+    "runchain.lineage": 1, "runchain.parents": 1, "runchain.stitch": 1, "runchain.source": 1,
+    "runchain.parallel": 1,
     "runchain.artifact_files": 1, "runchain.wandb_api": 1,
     "runchain.checkpoints": 2, "runchain.tracking": 2,
     "runchain.readers": 3, "runchain.readers.folder": 3, "runchain.readers.run_folders": 3,
@@ -43,8 +44,8 @@ LAYERS = {
     "runchain.integrations": 6, "runchain.integrations.marker": 6,
     "runchain.integrations.transformers": 6, "runchain.integrations.lightning": 6,
 }
-CORE = ("runchain.contract", "runchain.classify", "runchain.lineage", "runchain.stitch",
-        "runchain.source")
+CORE = ("runchain.contract", "runchain.classify", "runchain.lineage", "runchain.parents",
+        "runchain.stitch", "runchain.source")
 
 
 def module_name(path: Path) -> str:

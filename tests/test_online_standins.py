@@ -501,9 +501,11 @@ def logged(step: Any, type: str = "checkpoint", name: str = f"run-{PARENT}-check
 
 def test_checkpoint_steps_online_falls_back_to_logged_artifacts_sorted(tmp_path):
     """Any artifact of type checkpoint counts, whatever its name: its metadata step, else its
-    checkpoint.json's; one whose step cannot be known is left out."""
+    checkpoint.json's; one whose step cannot be known is left out. An artifact of another
+    type counts by its checkpoint.json alone (run.log_model's type model)."""
     remote = FakePublicRun([logged(99), logged(49), logged(149), logged(49),
-                            logged(10, type="model"),  # not a checkpoint
+                            logged(10, type="model"),  # its checkpoint.json says 39
+                            logged(3, type="dataset", checkpoint_json=None),  # not a checkpoint
                             logged(None, checkpoint_json='{"step": 5, "model": 1}'),
                             logged(True, checkpoint_json='{"step": 6}'),  # bad metadata step
                             logged("7", checkpoint_json=None),  # no step anywhere: left out
@@ -513,7 +515,7 @@ def test_checkpoint_steps_online_falls_back_to_logged_artifacts_sorted(tmp_path)
     steps = runchain.checkpoint_steps(PARENT, mode="online", project="proj", api=api,
                                       wandb_dir=tmp_path)
 
-    assert steps == [5, 6, 7, 49, 99, 149]
+    assert steps == [5, 6, 7, 39, 49, 99, 149]
     assert api.run_calls == [f"me/proj/{PARENT}"]
 
 
@@ -534,7 +536,8 @@ def test_checkpoint_steps_online_unknown_run_raises_run_not_found(tmp_path):
 
 
 def test_checkpoint_steps_online_run_without_checkpoints_raises_not_found(tmp_path):
-    api = FakeApi(runs={f"me/proj/{PARENT}": FakePublicRun([logged(5, type="dataset")])})
+    api = FakeApi(runs={f"me/proj/{PARENT}": FakePublicRun([logged(5, type="dataset",
+                                                                   checkpoint_json=None)])})
 
     with pytest.raises(runchain.CheckpointNotFoundError, match=PARENT):
         runchain.checkpoint_steps(PARENT, mode="online", project="proj", api=api,

@@ -220,6 +220,10 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("artifact.manifest.contents.local_path", False, "string"),
     ("exit", False, "message"),
     ("exit.exit_code", False, "int"),
+    ("metric", False, "message"),  # run.define_metric(name or glob, step_metric=)
+    ("metric.name", False, "string"),
+    ("metric.glob_name", False, "string"),
+    ("metric.step_metric", False, "string"),
     ("summary", False, "message"),
     ("summary.update", True, "message"),
     ("summary.update.key", False, "string"),
@@ -233,7 +237,8 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("use_artifact.name", False, "string"),
 ]
 # record_type kinds runfile.py matches on (it reads the oneof's tag, then compares names)
-RECORD_KINDS = ("history", "summary", "run", "config", "artifact", "use_artifact", "exit")
+RECORD_KINDS = ("history", "summary", "run", "config", "artifact", "use_artifact", "exit",
+                "metric")
 MESSAGE_METHODS = ("ParseFromString", "HasField")
 
 

@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..classify import run_axis, unlogged_axis_note, unplaceable_note
-from ..contract import (CHAIN_VIEW_KEY, CHECKPOINT_TYPE, LOCAL_STEP, MODEL_TYPE, fork_point,
+from ..contract import (CHAIN_VIEW_KEY, LOCAL_STEP, MODEL_TYPE, fork_point,
                         is_chain_view, is_step, read_breadcrumbs, user_config)
 from ..errors import RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
@@ -176,8 +176,7 @@ def edges(runs: Sequence[FolderRun], shared: Mapping[str, list[str]]) -> list[Fo
     made = producers(runs, shared)
     out = []
     for folder_run in runs:
-        names = [name for seg in folder_run.segments for kind, name in seg.used
-                 if kind in (CHECKPOINT_TYPE, MODEL_TYPE)]
+        names = [name for seg in folder_run.segments for _, name in seg.used]  # any type
         project = folder_run.local.project
         used = tuple(made.get((project, name)) or made[None, name]
                      for name in names if (None, name) in made)
@@ -222,8 +221,10 @@ def step_axes(runs: Sequence[FolderRun], files: RunFiles) -> list[FolderRun]:
         def logs(metric: str, paths: Sequence[Path] = folder_run.paths) -> bool:
             return any(metric in files.columns(p) for p in paths)
         local = folder_run.local
+        declared = [seg.declared_axis for seg in folder_run.segments if seg.declared_axis]
         metric = run_axis(local.breadcrumbs, [c.step_metric for c in local.valid_checkpoints],
-                          [axis for key, _, axis in folder_run.used if key != folder_run.key], logs)
+                          [axis for key, _, axis in folder_run.used if key != folder_run.key], logs,
+                          declared[-1] if declared else None)
         span, notes = None, []
         if metric != LOCAL_STEP:
             key = folder_run.key
@@ -278,7 +279,9 @@ def run_info(run: FolderRun, keys: set[str]) -> RunInfo:
                    problems=(*read_breadcrumbs(local.config)[1], *local.problems, *run.notes,
                              *off_axis, *run.unplaced),
                    fork=None if fork is None else (parent(fork[0]), fork[1]),
-                   config=user_config(local.config))
+                   config=user_config(local.config), started=segments[0].start_time,
+                   timelines=tuple((seg.start_time, axis.start) for seg, axis in zip(segments, axes))
+                   if on_step and len(segments) > 1 else ())
 
 
 def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Source:

@@ -58,7 +58,7 @@ import numpy as np
 from ..atomic import atomic_write, fsync_folder
 from .runfile import ArtifactRecord, RunFile
 
-FORMAT = 5  # bump when the entry layout or the decoding changes
+FORMAT = 6  # bump when the entry layout or the decoding changes
 _MAGIC = b"runchain-cache"
 
 

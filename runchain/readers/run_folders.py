@@ -121,10 +121,15 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
     problems: list[str] = []
     versions: dict[tuple[str, str], str] = {}  # W&B keeps one version per name and content
     counts: dict[str, int] = {}
-    for i, seg in enumerate(segments):
+    for seg in segments:
         config.update(seg.config)
+    # a plain run's checkpoints count on the axis it declared with define_metric
+    declared = [seg.declared_axis for seg in segments if seg.declared_axis]
+    axis = declared[-1] if declared and CONFIG_KEY not in config else LOCAL_STEP
+    for i, seg in enumerate(segments):
         for a in seg.artifacts:
-            if a.type not in (CHECKPOINT_TYPE, MODEL_TYPE) and a.name != artifact_name(run_id):
+            if (a.type not in (CHECKPOINT_TYPE, MODEL_TYPE) and CHECKPOINT_FILE not in a.files
+                    and a.name != artifact_name(run_id)):
                 continue  # neither a checkpoint nor what a reference to one could name
             if (a.name, a.digest) not in versions:
                 versions[a.name, a.digest] = f"v{counts.get(a.name, 0)}"
@@ -133,7 +138,7 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
             where = f"{a.name}:{version} of run {run_id}"
             found = classify(a.type, a.aliases, a.metadata, lambda: (
                 read_checkpoint_json(a.files[CHECKPOINT_FILE], where)
-                if CHECKPOINT_FILE in a.files else None))
+                if CHECKPOINT_FILE in a.files else None), axis)
             if found.broken:
                 problems.append(left_out(where, found.reason))
             checkpoints.append(LocalCheckpoint(a.name, a.type, version, a.aliases, a.metadata,

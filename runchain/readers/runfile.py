@@ -12,6 +12,7 @@ marked incomplete and an ``IncompleteRunWarning`` is issued, never a traceback.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import json
@@ -24,6 +25,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 from wandb.proto import wandb_internal_pb2 as pb
 
+from ..contract import config_branch_point
 from ..errors import RunFileError
 from .history_columns import STEP, decode_history, item_key
 
@@ -169,6 +171,8 @@ class RunFile:
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)  # only if asked for
     exit_code: int | None = None  # None: no exit record (crashed or still running)
     branch_point: tuple[str, float] | None = None  # fork_from / resume_from: (run, _step value)
+    # the step metric the run declared with define_metric: for "*", else for most metrics
+    declared_axis: str | None = None
     host: str | None = None  # the machine that wrote it
     torn: str | None = None  # why reading stopped early, or None
 
@@ -202,7 +206,7 @@ def _artifact(a: Any) -> ArtifactRecord:
 
 
 _KINDS = {f.number: f.name for f in pb.Record.DESCRIPTOR.oneofs_by_name["record_type"].fields}
-_WANTED = {"run", "config", "artifact", "use_artifact", "exit"}
+_WANTED = {"run", "config", "artifact", "use_artifact", "exit", "metric"}
 
 
 def record_kind(raw: bytes) -> str | None:
@@ -283,6 +287,7 @@ def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFi
     scan = RecordScan()
     run = RunFile(path=path)
     broke = False
+    declared: dict[str, str] = {}  # metric name or glob -> the step metric it was given
     wanted = _WANTED | {"summary"} if summary else _WANTED
 
     def history_records() -> Iterator[bytes]:
@@ -305,6 +310,10 @@ def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFi
             except Exception:  # protobuf's DecodeError; a CRC-valid record that does not parse
                 broke = True
                 return
+            if kind == "metric":  # define_metric(name or glob, step_metric=...)
+                if record.metric.step_metric:
+                    declared[record.metric.glob_name or record.metric.name] = record.metric.step_metric
+                continue
             _apply_record(run, kind, record)
 
     records = history_records()
@@ -320,7 +329,24 @@ def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFi
             pass
     run.torn = "undecodable record" if broke else scan.reason or (
         "undecodable record" if failed else None)
+    if run.branch_point is None:  # wandb 0.19 and older record it in the config only
+        run.branch_point = config_branch_point(run.config)
+    run.declared_axis = declared_axis(declared)
     return run
+
+
+def declared_axis(declared: dict[str, str]) -> str | None:
+    """The step metric a run declared (``define_metric``) for ``*``, else the one it gave
+    the most metrics (ties: the first declared); None if it declared none.
+
+    Example:
+        >>> declared_axis({"loss": "step", "acc": "epoch", "lr": "epoch"}), declared_axis({})
+        ('epoch', None)
+    """
+    if "*" in declared:
+        return declared["*"]
+    counts = collections.Counter(declared.values())
+    return max(counts, key=counts.__getitem__) if counts else None
 
 
 def _ends(records: Iterator[bytes]) -> list[bytes]:

@@ -7,6 +7,9 @@ place. Its rows and checkpoints form *timelines* (``docs/chains.md``, "Timelines
   point names the run itself) continues from step ``s``: from ``s + 1`` on, its rows
   replace the earlier files' rows. So does **runchain's own resume in place**
   (``do_run.py --run_id R --resume-from R@s``), whose first row is ``s + 1``.
+- **wandb 0.19 and older** record a fork's or rewind's branch point ``s`` in the run's
+  config only, and offline the new file's ``_step`` starts at 0: its steps are shifted by
+  ``s + 1``, where W&B (and newer SDKs) number them.
 - **A restarted counter**: offline, wandb has no server to say where the run stopped, so a
   plain ``wandb.init(id=R, resume="allow")`` starts ``_step`` at 0 again. A later file
   whose first row is 0, with no branch point, replaces nothing: its rows are placed after
@@ -42,11 +45,15 @@ def file_axes(run_id: str, files: Sequence[RunFile]) -> tuple[list[FileAxis], li
     axes: list[FileAxis] = []
     notes: list[str] = []
     for k, file in enumerate(files):
-        rewind = file.branch_point if file.branch_point and file.branch_point[0] == run_id else None
+        branch = as_step(file.branch_point[1]) if file.branch_point else None
+        # wandb <= 0.19, offline: the branch point is in the config and _step restarts at 0
+        shift = branch + 1 if branch is not None and file.first_step == 0 else 0
+        rewound_to = branch if file.branch_point and file.branch_point[0] == run_id else None
         end = last_step(files[:k], axes)
-        rewound_to = None if rewind is None else as_step(rewind[1])
         if rewound_to is not None:
-            axis = FileAxis(0, rewound_to + 1)
+            axis = FileAxis(shift, rewound_to + 1)
+        elif k == 0 and shift:  # a fork by an old SDK: its steps go on from the branch point
+            axis = FileAxis(shift, math.inf)
         elif k > 0 and file.first_step == 0 and end is not None:
             axis = FileAxis(end + 1, math.inf)
             notes.append(f"its file {file.path} restarts _step at 0 (resumed in place offline, "
