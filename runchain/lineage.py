@@ -52,7 +52,7 @@ import difflib
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .contract import LOCAL_STEP, Breadcrumbs, continues_axis
-from .errors import CycleError, RunNotFoundError
+from .errors import CheckpointNotFoundError, CycleError, RunNotFoundError
 from .parents import branched_timeline, continues_counter, odd_steps, parent_of
 
 
@@ -124,6 +124,7 @@ class Segment:
     global_offset: int  # global step of local step 0
     timeline: int | None = None  # which of the run's timelines (CheckpointInfo.timeline)
     step_metric: str = LOCAL_STEP  # the run's axis (RunInfo.step_metric): the column cut on
+    runchain: bool = False  # it has breadcrumbs: the global_step it logged is runchain's own
 
 
 def _check_acyclic(parents: dict[str, str]) -> None:
@@ -247,12 +248,19 @@ def find_run(tree: Tree, run_id: str) -> RunNode:
         39
 
     Raises:
-        RunNotFoundError: no such run; the message lists close matches.
+        RunNotFoundError: no such run; the message lists close matches, or, for an id in
+            several projects, the projects and how to pick one.
     """
     node = tree.nodes.get(run_id)
     if node is not None:
         return node
     ids = sorted(tree.nodes)
+    twins = [i for i in ids if i.endswith(f"/{run_id}")] if run_id and "/" not in run_id else []
+    if len(twins) > 1:  # keyed project/id: one id in several projects
+        projects = [i.rpartition("/")[0] for i in twins]
+        raise RunNotFoundError(
+            f"run id {run_id!r} is in {len(twins)} projects ({', '.join(projects)}); name one "
+            f"as {twins[0]}, or read one project (--only-project {projects[0]})")
     close = [i for i in ids if i.startswith(run_id)] if run_id else []
     close += [i for i in difflib.get_close_matches(run_id, ids, n=5, cutoff=0.5) if i not in close]
     hint = (f"close matches: {', '.join(close[:5])}" if close else
@@ -273,16 +281,23 @@ def chain(tree: Tree, leaf: str, last_step: int | None = None) -> list[Segment]:
 
     Raises:
         RunNotFoundError: ``leaf`` is not in the tree.
+        CheckpointNotFoundError: ``last_step`` is past the leaf's last logged step.
     """
     node = find_run(tree, leaf)
+    last = node.info.last_step
+    if last_step is not None and last is not None and last_step > last:
+        raise CheckpointNotFoundError(
+            f"{leaf}@{last_step} is past run {leaf}'s last logged step {last} (on its "
+            f"{node.info.step_metric}); cut it at a step up to {last}")
     segments = [Segment(node.info.id, last_step, node.global_offset,
-                        step_metric=node.info.step_metric)]
+                        step_metric=node.info.step_metric,
+                        runchain=node.info.breadcrumbs is not None)]
     while node.parent_run is not None:
         cut = node.parent_step  # inclusive: the checkpoint holds the state after this step
         timeline = node.parent_timeline
         node = tree.nodes[node.parent_run]
         segments.append(Segment(node.info.id, cut, node.global_offset, timeline,
-                                node.info.step_metric))
+                                node.info.step_metric, node.info.breadcrumbs is not None))
     return segments[::-1]
 
 

@@ -23,7 +23,7 @@ from .contract import CHAIN_VIEW_KEY, STEP_METRIC
 from .errors import RunchainError
 from .mode import resolve_mode
 from .source import Source
-from .stitch import STITCHED
+from .stitch import metric_columns, stitched_names
 from .views import global_span
 
 JOB_TYPE = "chain-view"
@@ -64,7 +64,8 @@ def publish(source: Source, leaf: str, mode: str = "auto", project: str | None =
     columns = source.history(leaf, keys=keys)
     mode = resolve_mode(mode)
     root = segments[0].run_id
-    metrics = [k for k in columns if k not in STITCHED]
+    names = stitched_names(columns)  # runchain/<name> where a run logged one of them
+    metrics = metric_columns(columns)
     config = {CHAIN_VIEW_KEY: {"leaf": leaf, "root": root, "source": source.where,
                                  "runs": [s.run_id for s in segments],
                                  "cuts": [s.last_step for s in segments]}}
@@ -76,17 +77,18 @@ def publish(source: Source, leaf: str, mode: str = "auto", project: str | None =
     except wandb.errors.Error as e:
         raise RunchainError(f"cannot start the chain-view run for {leaf}: {e}") from e
     try:
-        run.define_metric(STEP_METRIC)
-        run.define_metric("*", step_metric=STEP_METRIC)
-        global_steps = columns["global_step"].tolist()
+        run.define_metric(names[STEP_METRIC])
+        run.define_metric("*", step_metric=names[STEP_METRIC])
+        global_steps = columns[names["global_step"]].tolist()
         values = {k: columns[k].tolist() for k in metrics}
-        run_ids, steps = columns["run_id"].tolist(), columns["step"].tolist()
+        run_ids, steps = columns[names["run_id"]].tolist(), columns[names["step"]].tolist()
         table = wandb.Table(columns=SEGMENT_COLUMNS, data=segment_rows(source, leaf))
         for i, global_step in enumerate(tqdm(global_steps, desc=f"publishing chain-{leaf}",
                                              unit="row", file=sys.stderr, disable=None,
                                              leave=False)):
             row = {k: v[i] for k, v in values.items() if not math.isnan(v[i])}
-            row.update({STEP_METRIC: global_step, "run_id": run_ids[i], "step": steps[i]})
+            row.update({names[STEP_METRIC]: global_step, names["run_id"]: run_ids[i],
+                        names["step"]: steps[i]})
             if i == len(global_steps) - 1:
                 row["segments"] = table  # on the last row, so no row lacks global_step
             run.log(row, step=global_step)

@@ -24,17 +24,46 @@ from .lineage import Segment
 Columns = Mapping[str, np.ndarray]  # "_step" (int) plus one float array per metric
 
 
-STITCHED = (STEP_METRIC, "run_id", "step")  # the columns stitch adds; no metric may take them
+STITCHED = (STEP_METRIC, "run_id", "step")  # the columns stitch adds
+OWN_PREFIX = "runchain/"  # a stitched column's name where a run logged a key of that name
+
+
+def stitched_names(columns: Columns) -> dict[str, str]:
+    """What each stitched column (``global_step``, ``run_id``, ``step``) is called in
+    ``columns``: its own name, or ``runchain/<name>`` where a run of the chain logged a key
+    of that name, which keeps it (``stitch``).
+
+    Example:
+        >>> stitched_names({"runchain/global_step": 0, "global_step": 0, "run_id": 0, "step": 0})
+        {'global_step': 'runchain/global_step', 'run_id': 'run_id', 'step': 'step'}
+    """
+    return {name: OWN_PREFIX + name if OWN_PREFIX + name in columns else name for name in STITCHED}
+
+
+def metric_columns(columns: Columns) -> list[str]:
+    """The metric columns of a stitched history: all but the stitched ones."""
+    stitched = set(stitched_names(columns).values())
+    return [k for k in columns if k not in stitched]
 
 
 INTERNAL = (LOCAL_STEP, "_runtime", "_timestamp")  # the history keys wandb adds to every row
 
 
 def is_metric(key: str) -> bool:
-    """Whether a history key is a metric: not one wandb adds itself (``_step``, ``_runtime``,
-    ``_timestamp``; a user's ``_x`` is a metric), and not a name ``stitch`` gives its own
-    columns (a metric logged as ``step`` or ``run_id`` is left out)."""
+    """Whether a history key is listed as a metric: not one wandb adds itself (``_step``,
+    ``_runtime``, ``_timestamp``; a user's ``_x`` is a metric), and not a name ``stitch``
+    gives its own columns (a run's own ``global_step``, ``step`` or ``run_id`` is still
+    kept in its chain's history, under its name: ``stitch``)."""
     return key not in INTERNAL and key not in STITCHED
+
+
+def _logged_stitched(segments: Sequence[Segment], histories: Mapping[str, Columns]) -> list[str]:
+    """The stitched columns' names that a run of the chain logged itself: ``step`` and
+    ``run_id`` from any run, ``global_step`` from a run that is not runchain's own (whose
+    ``global_step`` is the one ``stitch`` computes, ``Segment.runchain``)."""
+    return [name for name in STITCHED
+            if any(name in histories[s.run_id] for s in segments
+                   if not (name == STEP_METRIC and s.runchain))]
 
 
 def as_number(value: Any) -> float:
@@ -143,17 +172,23 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
 
     Returns:
         ``global_step`` (int64), ``run_id`` (str), ``step`` (int64, local, on the run's
-        axis) and one float64
-        array per metric, NaN where a run did not log it.
+        axis) and one float64 array per metric, NaN where a run did not log it. A column
+        runchain adds never replaces one a run logged: where a run logged ``step`` or
+        ``run_id``, or a plain run its own ``global_step``, those values keep their name and
+        runchain's column is ``runchain/<name>`` (``stitched_names``).
 
     Example:
         >>> cols = stitch(chain(tree, "leaf"), histories, keys=["loss/00"])  # doctest: +SKIP
     """
-    taken = [k for k in keys or () if k in STITCHED]
+    logged = _logged_stitched(segments, histories)
+    taken = [k for k in keys or () if k in STITCHED and k not in logged]
     if taken:
         raise MetricError(f"metric {taken[0]!r} has the name of a column the stitched history "
-                          f"always has ({', '.join(STITCHED)}); ask for the other metrics")
-    keys = list(keys) if keys is not None else metric_keys(histories[s.run_id] for s in segments)
+                          f"always has ({', '.join(STITCHED)}), and no run of the chain logged "
+                          f"it; ask for the other metrics")
+    keys = list(keys) if keys is not None else (
+        logged + metric_keys(histories[s.run_id] for s in segments))
+    names = {name: OWN_PREFIX + name if name in keys else name for name in STITCHED}
     kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
     for seg in segments:  # pass 1: only the axis, so a lazy mapping loads one column per run
         steps = axis_steps(histories[seg.run_id], seg.step_metric)
@@ -167,22 +202,23 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
         total = sum(rows.size for rows in kept) or 1
         kept = [rows[_thin(rows.size, max(2, samples * rows.size // total))] for rows in kept]
     n = sum(rows.size for rows in kept)
-    out = {"global_step": np.empty(n, np.int64), "step": np.empty(n, np.int64),
-           "run_id": np.empty(n, dtype=f"<U{max((len(s.run_id) for s in segments), default=1)}")}
+    width = max((len(s.run_id) for s in segments), default=1)
+    out = {names[STEP_METRIC]: np.empty(n, np.int64), names["step"]: np.empty(n, np.int64),
+           names["run_id"]: np.empty(n, dtype=f"<U{width}")}
     out.update({k: np.full(n, np.nan) for k in keys})
     start = 0
     for seg, rows in zip(segments, kept):  # pass 2: one run's columns at a time
         columns = histories[seg.run_id]
         end = start + rows.size
         steps = axis_steps(columns, seg.step_metric)[rows]
-        out["step"][start:end] = steps
-        out["global_step"][start:end] = seg.global_offset + steps
-        out["run_id"][start:end] = seg.run_id
+        out[names["step"]][start:end] = steps
+        out[names[STEP_METRIC]][start:end] = seg.global_offset + steps
+        out[names["run_id"]][start:end] = seg.run_id
         for k in keys:
             if k in columns:
                 out[k][start:end] = np.asarray(columns[k], dtype=np.float64)[rows]
         start = end
-    order = np.argsort(out["global_step"], kind="stable")  # already sorted unless a run's axis was
+    order = np.argsort(out[names[STEP_METRIC]], kind="stable")  # already sorted unless a run's axis was
     if not np.array_equal(order, np.arange(n)):
         out = {k: v[order] for k, v in out.items()}
     return out

@@ -16,7 +16,7 @@ import numpy as np
 
 from .contract import LOCAL_STEP
 from .lineage import RunNode, Segment, Tree, config_diff, first_local_step, kept_last_step, leaves
-from .stitch import STITCHED
+from .stitch import metric_columns, stitched_names
 
 CSV_BATCH = 8192  # rows turned into Python objects at a time
 
@@ -130,9 +130,9 @@ def chain_lines(segments: Sequence[Segment], rows: Sequence[Mapping[str, Any]]) 
 def empty_metrics(columns: Mapping[str, np.ndarray], segments: Sequence[Segment]) -> dict[str, list[str]]:
     """Metric -> the runs of the chain that did not log it (where any did not)."""
     lacking = {}
-    for key in (k for k in columns if k not in STITCHED):
-        runs = [s.run_id for s in segments
-                if np.isnan(columns[key][columns["run_id"] == s.run_id]).all()]
+    run_ids = columns[stitched_names(columns)["run_id"]]
+    for key in metric_columns(columns):
+        runs = [s.run_id for s in segments if np.isnan(columns[key][run_ids == s.run_id]).all()]
         if runs:
             lacking[key] = runs
     return lacking
@@ -145,10 +145,12 @@ def write_csv(columns: Mapping[str, np.ndarray], out: IO[str]) -> int:
     ints, floats by repr; NaN as an empty field), so a long chain streams instead of living
     in memory as lists.
     """
-    keys = list(STITCHED) + [k for k in columns if k not in STITCHED]
+    names = stitched_names(columns)
+    keys = list(names.values()) + metric_columns(columns)
+    n = len(columns[names["global_step"]])
 
     def rows() -> Iterator[tuple]:
-        for start in range(0, len(columns["global_step"]), CSV_BATCH):
+        for start in range(0, n, CSV_BATCH):
             values = []
             for k in keys:
                 part = columns[k][start:start + CSV_BATCH]
@@ -162,4 +164,4 @@ def write_csv(columns: Mapping[str, np.ndarray], out: IO[str]) -> int:
     writer = csv.writer(out)
     writer.writerow(keys)
     writer.writerows(rows())
-    return len(columns["global_step"])
+    return n

@@ -177,7 +177,7 @@ def test_missing_parent_makes_a_root_with_breadcrumbs_offset_and_a_note():
     assert tree.nodes["d"].global_offset == 1234 + 19 + 1
     (note,) = tree.notes
     assert "run c" in note and "gone" in note and "not in the source" in note
-    assert chain(tree, "d") == [Segment("c", 19, 1234), Segment("d", None, 1254)]
+    assert chain(tree, "d") == [Segment("c", 19, 1234, runchain=True), Segment("d", None, 1254)]
 
 
 def test_missing_parent_of_a_plain_run_starts_at_offset_zero():
@@ -226,21 +226,32 @@ def test_root_breadcrumbs_win_over_used_checkpoints_with_note():
     assert "run x" in note and "p" in note
 
 
-def test_stitch_keeps_its_own_columns_from_metrics_named_like_them():
+def test_stitch_never_replaces_a_column_a_run_logged():
+    """A run's own step (or a plain run's global_step) keeps its name and values;
+    runchain's column of that name becomes runchain/<name>. A runchain run's global_step
+    is runchain's own, so nothing is renamed for it."""
     import numpy as np
     from runchain.errors import MetricError
-    from runchain.stitch import stitch
+    from runchain.stitch import metric_columns, stitch, stitched_names
     segments = [Segment("a", 1, 0), Segment("b", None, 2)]
     histories = {"a": {"_step": np.arange(3), "loss": np.array([3.0, 2.0, 1.0]),
                        "step": np.array([1000.0, 1001.0, 1002.0])},
                  "b": {"_step": np.arange(2), "loss": np.array([0.5, 0.25])}}
     out = stitch(segments, histories)
-    assert set(out) == {"global_step", "run_id", "step", "loss"}
-    assert out["step"].tolist() == [0, 1, 0, 1] and out["step"].dtype == np.int64
+    assert list(out) == ["global_step", "runchain/step", "run_id", "step", "loss"]
+    assert out["runchain/step"].tolist() == [0, 1, 0, 1] and out["runchain/step"].dtype == np.int64
+    np.testing.assert_array_equal(out["step"], [1000.0, 1001.0, np.nan, np.nan])
     assert out["loss"].tolist() == [3.0, 2.0, 0.5, 0.25]
-    for taken in ("step", "run_id", "global_step"):
+    assert stitched_names(out)["step"] == "runchain/step" and metric_columns(out) == ["step", "loss"]
+    only = stitch(segments, histories, keys=["loss"])  # not asked for: no clash, plain names
+    assert list(only) == ["global_step", "step", "run_id", "loss"]
+    for taken in ("run_id", "global_step"):  # names no run logged
         with pytest.raises(MetricError, match=taken):
             stitch(segments, histories, keys=["loss", taken])
+    own = {"a": {**histories["a"], "global_step": np.array([0.0, 1.0, 2.0])}, "b": histories["b"]}
+    crumbs = [Segment("a", 1, 0, runchain=True), Segment("b", None, 2, runchain=True)]
+    assert "runchain/global_step" not in stitch(crumbs, own)
+    assert stitch(segments, own)["global_step"][:2].tolist() == [0.0, 1.0]  # a plain run's
 
 
 # -- step axes: a framework's global step goes on across a resume -------------------------

@@ -103,13 +103,15 @@ def merge(folders: Mapping[str, list[Path]], runs: Mapping[Path, RunFile], root:
     Raises:
         RunNotFoundError: no run of ``only_project``; the message lists the projects.
     """
-    keyed = _keyed(folders, runs)
-    if only_project is not None:
-        projects = sorted({str(runs[ps[0]].project) for ps in keyed.values()})
-        keyed = {k: ps for k, ps in keyed.items() if runs[ps[0]].project == only_project}
-        if not keyed:
+    if only_project is not None:  # before keying: an id of that project is its bare id
+        projects = sorted({str(runs[p].project) for ps in folders.values() for p in ps})
+        folders = {run_id: [p for p in ps if runs[p].project in (only_project, None)]
+                   for run_id, ps in folders.items()
+                   if any(runs[p].project == only_project for p in ps)}
+        if not folders:
             raise RunNotFoundError(f"no runs of project {only_project!r} under "
                                    f"{root.resolve()}; it holds {', '.join(projects)}")
+    keyed = _keyed(folders, runs)
     merged, views = [], {}
     for key, paths in keyed.items():
         run_id = runs[paths[0]].run_id or key.rpartition("/")[2]

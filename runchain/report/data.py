@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from .. import lineage
 from ..source import Source
+from ..stitch import stitched_names
 from .palette import run_colors
 
 POINT_BUDGET = 240_000  # points in the whole file, every run and metric (about 4 MB)
@@ -142,7 +143,8 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
             if not pieces.missing(end):
                 continue  # an inner run whose pieces the chains through it already gave
             columns = source.history(end, keys=metrics)
-            run_ids, steps = columns["run_id"], columns["step"]
+            names = stitched_names(columns)
+            run_ids, steps = columns[names["run_id"]], columns[names["step"]]
             edges = np.flatnonzero(run_ids[1:] != run_ids[:-1]) + 1
             starts, stops = [0, *edges.tolist()], [*edges.tolist(), run_ids.size]
             rows = {str(run_ids[a]): slice(a, b) for a, b in zip(starts, stops) if b > a}
