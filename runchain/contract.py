@@ -9,6 +9,7 @@ a *global* step is its place on the chain, ``global_offset + local step``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import re
@@ -102,6 +103,46 @@ def config_branch_point(config: Mapping[str, Any]) -> tuple[str, Any] | None:
     if not isinstance(branch, Mapping) or not isinstance(branch.get("run_id"), str):
         return None
     return branch["run_id"], branch.get("step")
+
+
+def declared_axis(declared: dict[str, str]) -> str | None:
+    """The step metric a run declared (``define_metric``) for ``*``, else the one it gave
+    the most metrics (ties: the first declared); None if it declared none.
+
+    Example:
+        >>> declared_axis({"loss": "step", "acc": "epoch", "lr": "epoch"}), declared_axis({})
+        ('epoch', None)
+    """
+    if "*" in declared:
+        return declared["*"]
+    counts = collections.Counter(declared.values())
+    return max(counts, key=counts.__getitem__) if counts else None
+
+
+def config_declared_axis(config: Mapping[str, Any]) -> str | None:
+    """The step metric a run declared with ``define_metric``, as W&B keeps it online: its
+    raw config's ``_wandb.m``, the metric definitions wandb's sender uploads, each a
+    ``MetricRecord`` as a dict keyed by field number (``"1"`` name, ``"4"`` step_metric,
+    ``"5"`` step_metric_index, 1-based into the list). A glob (``*``) is sent expanded, one
+    entry per metric logged. Read from the SDK's sender code; not checked against W&B.
+
+    Example:
+        >>> config_declared_axis({"_wandb": {"m": [{"1": "gs"}, {"1": "loss", "5": 1}]}})
+        'gs'
+    """
+    wandb_keys = config.get("_wandb")
+    entries = wandb_keys.get("m") if isinstance(wandb_keys, Mapping) else None
+    if not isinstance(entries, list):
+        return None
+    entries = [e if isinstance(e, Mapping) else {} for e in entries]
+    declared = {}
+    for defined in entries:
+        name, step, index = defined.get("1") or defined.get("2"), defined.get("4"), defined.get("5")
+        if not step and type(index) is int and 1 <= index <= len(entries):
+            step = entries[index - 1].get("1")
+        if isinstance(name, str) and isinstance(step, str) and step:
+            declared[name] = step
+    return declared_axis(declared)
 
 
 def step_metric_of(value: Any) -> str:

@@ -27,7 +27,7 @@ except ImportError:  # a wandb without that module raises its own errors.Error s
 
 from .artifact_files import read_checkpoint_json
 from .classify import Classified, classify
-from .contract import CHECKPOINT_FILE
+from .contract import CHECKPOINT_FILE, LOCAL_STEP
 from .errors import CredentialsError, RunchainError, SourceError
 from .mode import DEFAULT_BASE_URL, LOGIN_HINT, credential_source
 
@@ -127,10 +127,11 @@ def checkpoint_state(artifact: Any, where: str, memo: Memo | None = None) -> dic
     return memo.get((artifact.name, artifact.version), fetch)  # unique within a project
 
 
-def classify_artifact(artifact: Any, where: str, memo: Memo | None = None) -> Classified:
+def classify_artifact(artifact: Any, where: str, memo: Memo | None = None,
+                      run_axis: str = LOCAL_STEP) -> Classified:
     """``classify.classify`` of a logged artifact: its ``checkpoint.json`` is fetched only
     when its metadata holds no step, once per artifact with a ``memo``. ``where`` (the
     project) and the artifact's name are what a broken one's reason names."""
     path = f"{where}/{artifact.name}"
     return classify(artifact.type, artifact.aliases, artifact.metadata,
-                    lambda: checkpoint_state(artifact, path, memo))
+                    lambda: checkpoint_state(artifact, path, memo), run_axis)

@@ -401,11 +401,14 @@ def runs_from_files(paths: list[Path], entity: str, project: str | None = None) 
         history[STEP] = history[STEP].astype(np.int64)
         if history[STEP].size:
             summary.setdefault(STEP, int(history[STEP].max()))  # W&B's summary always has it
+        axis = next((f.declared_axis for f in reversed(files) if f.declared_axis), None)
+        if axis is not None:  # define_metric as the sender uploads it: a glob expanded per key
+            keys = [k for k in history if not k.startswith("_") and k != axis]
+            config.setdefault("_wandb", {})["m"] = [{"1": axis}] + [{"1": k, "5": 1} for k in keys]
         last = files[-1]
         runs.append(RunData(run_id, project or files[0].project, entity, last.name,
                             _state(last.exit_code, last.torn), config, summary, history, logged,
-                            use_records=[name for f in files for kind, name in f.used
-                                         if kind in ("checkpoint", "model")]))
+                            use_records=[name for f in files for _, name in f.used]))
     return runs
 
 

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from ..classify import left_out, run_axis, unlogged_axis_note, unplaceable_note
 from ..contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE, SUMMARY_CHECKPOINTS,
                         Breadcrumbs, as_step, checkpoint_label, fork_point, is_chain_view,
-                        is_step, read_breadcrumbs, step_alias, user_config)
+                        config_branch_point, config_declared_axis, is_step, read_breadcrumbs,
+                        step_alias, user_config)
 from ..errors import ProjectNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads
@@ -60,12 +61,12 @@ def _metric_keys(summary: Mapping[str, Any]) -> list[str]:
             and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-def _step_or_note(artifact: Any, where: str, problems: list[str],
-                  memo: Memo) -> tuple[int, str] | None:
-    """(step, its axis) of a checkpoint (``classify``), None for any other artifact. A
-    checkpoint whose step cannot be known is left out and named in ``problems``; ``memo``
-    keeps each ``checkpoint.json`` fetched once."""
-    found = classify_artifact(artifact, where, memo)
+def _step_or_note(artifact: Any, where: str, problems: list[str], memo: Memo,
+                  axis: str = LOCAL_STEP) -> tuple[int, str] | None:
+    """(step, its axis) of a checkpoint (``classify``; ``axis`` where its metadata names
+    none), None for any other artifact. A checkpoint whose step cannot be known is left out
+    and named in ``problems``; ``memo`` keeps each ``checkpoint.json`` fetched once."""
+    found = classify_artifact(artifact, where, memo, axis)
     if found.broken:
         problems.append(left_out(f"{where}/{artifact.name}", found.reason))
     return None if found.step is None else (found.step, found.step_metric)
@@ -94,8 +95,9 @@ def _logged(run: Any, where: str, problems: list[str],
     after a ``model``; one per (axis, step): the newest version of a step winning, a
     ``checkpoint`` over a ``model``, each named by its step alias where it has one."""
     found: dict[tuple[str, int], tuple[CheckpointInfo, str]] = {}
+    axis = _declared(run) or LOCAL_STEP  # a plain run's checkpoints count on its declared axis
     for artifact in sorted(run.logged_artifacts(), key=lambda a: a.type == CHECKPOINT_TYPE):
-        step_axis = _step_or_note(artifact, where, problems, memo)
+        step_axis = _step_or_note(artifact, where, problems, memo, axis)
         if step_axis is not None:
             step, axis = step_axis
             found.pop((axis, step), None)  # the newest goes last, as it was logged
@@ -165,13 +167,19 @@ def _fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
     return fetch
 
 
+def _declared(run: Any) -> str | None:
+    """The step metric a run without breadcrumbs declared with ``define_metric``, from its
+    raw config (``contract.config_declared_axis``); None for a runchain run."""
+    return None if CONFIG_KEY in run.config else config_declared_axis(run.rawconfig)
+
+
 def _axis_of(run: Any, walked: Mapping[str, tuple]) -> str:
     """A listed run's axis (``classify.run_axis``), from its config, summary and artifact
     walk: whether it logged a metric is whether its summary holds it."""
     used, logged, _ = walked.get(run.id, ((), None, []))
     return run_axis(read_breadcrumbs(run.config)[0], [axis for _, axis in logged or ()],
                     [axis for producer, _, axis in used if producer != run.id],
-                    lambda metric: metric in run.summary_metrics)
+                    lambda metric: metric in run.summary_metrics, _declared(run))
 
 
 def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
@@ -192,16 +200,22 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
         checkpoints = tuple(CheckpointInfo(s, step_alias(s), None) for s in steps)
     last = as_step(summary.get(axis))  # on a declared axis: its last value, a float there
     # a fork's branch point is only in the raw config (wandb keeps _wandb out of run.config)
-    branch = (run.rawconfig.get("_wandb") or {}).get("branch_point") or {}
+    branch = config_branch_point(run.rawconfig) or (None, None)
     return RunInfo(id=run.id, project=run.project, name=run.name,
                    state=STATES.get(run.state, "crashed"),
                    last_step=last, checkpoints=checkpoints,
                    used=tuple((producer, step) for producer, step, _ in used),
                    breadcrumbs=crumbs, entity=entity, step_metric=axis,
-                   first_step=first if axis != LOCAL_STEP else None,
+                   first_step=first,
                    problems=(*problems, *walk_problems),
-                   fork=fork_point(run.id, branch.get("run_id"), branch.get("step")),
+                   fork=fork_point(run.id, *branch),
                    config=user_config(run.config))
+
+
+def _plain_child(run: Any, walked: Mapping[str, tuple]) -> bool:
+    """Whether ``run`` has no breadcrumbs and used a checkpoint of another run."""
+    used = walked.get(run.id, ((), None, []))[0]
+    return CONFIG_KEY not in run.config and any(producer != run.id for producer, _, _ in used)
 
 
 def _first_step(run: Any, axis: str) -> int | None:
@@ -269,11 +283,13 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
             walks.append((run.id, _walk, (run, no_crumbs, no_list, where, memo)))
     with wandb_requests(where):
         walked = dict(threads(walks, workers, "walking artifacts"))
-    # a run on a declared axis: its first step is the first row's value (one short scan;
-    # on _step the listing has no first row either, and the tree takes 0)
+    # a run on a declared axis: its first step is the first row's value (one short scan);
+    # so is a plain child's on _step, which may go on with its parent's counter. Elsewhere
+    # the listing has no first row, and the tree takes 0
     axes = {run.id: _axis_of(run, walked) for run in listed}
     scans = [(run.id, _first_step, (run, axes[run.id])) for run in listed
-             if axes[run.id] != LOCAL_STEP and axes[run.id] in run.summary_metrics]
+             if (axes[run.id] != LOCAL_STEP and axes[run.id] in run.summary_metrics)
+             or (axes[run.id] == LOCAL_STEP and _plain_child(run, walked))]
     with wandb_requests(where):
         firsts = dict(threads(scans, workers, "reading first steps"))
     infos = [_run_info(run, entity, walked, axes[run.id], firsts.get(run.id)) for run in listed]

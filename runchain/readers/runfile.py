@@ -12,7 +12,6 @@ marked incomplete and an ``IncompleteRunWarning`` is issued, never a traceback.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import io
 import json
@@ -25,7 +24,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 from wandb.proto import wandb_internal_pb2 as pb
 
-from ..contract import config_branch_point
+from ..contract import config_branch_point, declared_axis
 from ..errors import RunFileError
 from .history_columns import STEP, decode_history, item_key
 
@@ -334,19 +333,6 @@ def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFi
     run.declared_axis = declared_axis(declared)
     return run
 
-
-def declared_axis(declared: dict[str, str]) -> str | None:
-    """The step metric a run declared (``define_metric``) for ``*``, else the one it gave
-    the most metrics (ties: the first declared); None if it declared none.
-
-    Example:
-        >>> declared_axis({"loss": "step", "acc": "epoch", "lr": "epoch"}), declared_axis({})
-        ('epoch', None)
-    """
-    if "*" in declared:
-        return declared["*"]
-    counts = collections.Counter(declared.values())
-    return max(counts, key=counts.__getitem__) if counts else None
 
 
 def _ends(records: Iterator[bytes]) -> list[bytes]:
