@@ -358,13 +358,16 @@ def test_one_id_in_two_projects_is_two_runs(twins):
 
 def test_only_project_limits_a_folder_to_one_project(twins):
     source = runchain.open_source(twins["dir"], only_project="projB")
-    assert set(source.tree.nodes) == {"projB/twinid01"}
+    assert set(source.tree.nodes) == {"twinid01"}  # one project: the bare id is the key
+    assert source.tree.nodes["twinid01"].info.last_step == 11
     out = cli("tree", "--dir", twins["dir"], "--only-project", "projA").stdout
-    assert "projA/twinid01" in out and "projB" not in out
+    assert out.startswith("twinid01  ") and "steps 0-19" in out and "projB" not in out
+    out = cli("chain", "twinid01", "--dir", twins["dir"], "--only-project", "projB").stdout
+    assert "keeps steps 0-11" in out
     proc = cli("tree", "--dir", twins["dir"], "--only-project", "nosuch", check=False)
     assert proc.returncode == 1 and "holds projA, projB" in proc.stderr
     plan = cli("sync", "--dir", twins["dir"], "--dry-run", "--only-project", "projB").stdout
-    assert "upload projB/twinid01" in plan and "projA" not in plan
+    assert "upload twinid01  project projB" in plan and "projA" not in plan
 
 
 def test_the_w_and_b_reader_reads_the_original_examples_runs_alike(original):

@@ -143,6 +143,8 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("run.config", PublicRun, "config", "property"),
     ("run.summary_metrics", PublicRun, "summary_metrics", "property"),  # a plain dict
     ("run.rawconfig", PublicRun, "rawconfig", "property"),  # config with _wandb (branch_point)
+    # a listed field, reached through wandb's Attrs.__getattr__ (its own test below)
+    ("getattr(*, 'historyLineCount')", PublicRun, "historyLineCount", "listed"),
     ("runs.entity", PublicRuns, "entity", "instance"),
     ("runs.project", PublicRuns, "project", "instance"),
     ("wandb.errors.Error", wandb.errors, "Error", "module"),
@@ -176,7 +178,8 @@ for _message, _table in (("Record", "oneofs_by_name"), ("Record", "fields_by_nam
               if row not in ATTRS]
 
 # Uses whose value runchain treats as a plain dict (it calls .get or .items on them).
-DICT_VALUED = ("artifact.manifest.entries", "producer.config", "run.rawconfig")
+DICT_VALUED = ("artifact.manifest.entries", "producer.config", "run.rawconfig",
+               "run.summary_metrics")
 
 # Record fields runfile.py reads, as paths from Record: (path, repeated, type).
 RECORD_FIELDS: list[tuple[str, bool, str]] = [
@@ -281,6 +284,8 @@ def test_wandb_has_the_attribute_runchain_reads(use, owner, name, kind):
         assert name in owner.model_fields, f"{use}: {owner!r} has no field {name!r}"
     elif kind == "descriptor":
         assert hasattr(owner, name), f"{use}: {owner!r} has no {name!r}"
+    elif kind == "listed":  # a field of the listing's GraphQL fragment, read via __getattr__
+        assert name in wandb.apis.public.runs.RUN_FRAGMENT and hasattr(owner, "__getattr__")
     elif kind == "instance":  # set on the instance when it is built, e.g. Run.summary
         assert f"self.{name} = " in inspect.getsource(owner), (
             f"{use}: {owner!r} never sets self.{name}")
@@ -334,6 +339,17 @@ def test_wandb_runs_listing_carries_config_and_summary_only_when_not_lazy():
     for field in ("config", "summaryMetrics"):
         assert field in runs.RUN_FRAGMENT  # lazy=False: in every page of the listing
         assert field not in runs.LIGHTWEIGHT_RUN_FRAGMENT  # lazy=True: one request per run
+
+
+def test_wandb_runs_listing_carries_the_history_line_count():
+    """A plain child's rows start at 0 when its line count is its last ``_step`` + 1, so the
+    W&B reader reads ``run.historyLineCount`` (an attribute from the listed fields)."""
+    runs = wandb.apis.public.runs
+    assert "historyLineCount" in runs.RUN_FRAGMENT
+    assert "historyLineCount" in runs.LIGHTWEIGHT_RUN_FRAGMENT
+    run = PublicRun.__new__(PublicRun)
+    run._attrs = {"historyLineCount": 7}
+    assert getattr(run, "historyLineCount", None) == 7
 
 
 def test_wandb_last_history_step_is_a_request_per_run():

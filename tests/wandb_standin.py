@@ -150,6 +150,10 @@ class StandinRun:
         return self._load().summary
 
     @property
+    def historyLineCount(self) -> int:  # noqa: N802 (wandb's name; listed, lazy or not)
+        return int(self._data.history[STEP].size)
+
+    @property
     def lastHistoryStep(self) -> int:  # noqa: N802 (wandb's name)
         self._api.request("lastHistoryStep")
         steps = self._data.history[STEP]
@@ -422,6 +426,7 @@ def without_runchain(runs: list[RunData], metadata_steps: bool = True) -> list[R
     for d in runs:
         d.config.pop("runchain", None)
         d.summary.pop("runchain", None)
+        d.config.get("_wandb", {}).pop("m", None)  # runchain's define_metric of global_step
         for a in d.logged:
             if not metadata_steps:  # one deepcopy: a run's used checkpoint is its parent's
                 a.metadata.pop("step", None)

@@ -218,6 +218,15 @@ def _plain_child(run: Any, walked: Mapping[str, tuple]) -> bool:
     return CONFIG_KEY not in run.config and any(producer != run.id for producer, _, _ in used)
 
 
+def _starts_at_zero(run: Any) -> bool:
+    """Whether ``run``'s ``_step`` rows are exactly 0..last, known from the listing: steps
+    only grow, so N rows whose last step is N - 1 are those (``historyLineCount`` is in
+    every listed page, as the contract test checks)."""
+    lines = getattr(run, "historyLineCount", None)  # a listed field, as wandb names it
+    last = run.summary_metrics.get(LOCAL_STEP)
+    return isinstance(lines, int) and isinstance(last, int) and lines == last + 1
+
+
 def _first_step(run: Any, axis: str) -> int | None:
     """The first value of ``axis`` that ``run`` logged, from one short scan."""
     for row in run.scan_history(keys=[axis], min_step=0, page_size=1):
@@ -284,12 +293,13 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     with wandb_requests(where):
         walked = dict(threads(walks, workers, "walking artifacts"))
     # a run on a declared axis: its first step is the first row's value (one short scan);
-    # so is a plain child's on _step, which may go on with its parent's counter. Elsewhere
-    # the listing has no first row, and the tree takes 0
+    # so is a plain child's on _step, which may go on with its parent's counter, unless the
+    # listing shows its rows start at 0. Elsewhere the tree takes 0
     axes = {run.id: _axis_of(run, walked) for run in listed}
     scans = [(run.id, _first_step, (run, axes[run.id])) for run in listed
              if (axes[run.id] != LOCAL_STEP and axes[run.id] in run.summary_metrics)
-             or (axes[run.id] == LOCAL_STEP and _plain_child(run, walked))]
+             or (axes[run.id] == LOCAL_STEP and _plain_child(run, walked)
+                 and not _starts_at_zero(run))]
     with wandb_requests(where):
         firsts = dict(threads(scans, workers, "reading first steps"))
     infos = [_run_info(run, entity, walked, axes[run.id], firsts.get(run.id)) for run in listed]
