@@ -5,6 +5,8 @@
   adds ``latest``), metadata ``{"run_step": N}``, ``checkpoint.json`` ``{"step", "model"}``,
   logged with ``art.save()``, implicit steps.
 - ``plain``: any ``wandb.init(**kwargs)``, e.g. W&B's own ``fork_from`` and ``resume_from``.
+- ``scripted``: a plain script with its own step axis (``define_metric``), explicit steps,
+  and checkpoints of any artifact type, ``log_model`` among them.
 
 Offline wandb refuses ``use_artifact`` (``TypeError: Cannot use artifact when in offline
 mode.``), so ``append_use_artifact`` appends the record online wandb writes for it,
@@ -61,6 +63,39 @@ kwargs, n, base = json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 run = wandb.init(**kwargs)
 for i in range(n):
     run.log({"loss": base + i})
+run.finish()
+print(json.dumps({"id": run.id}))
+'''
+
+_SCRIPTED = r'''
+import json, os, sys, tempfile, wandb
+spec = json.loads(sys.argv[1])
+run = wandb.init(project=spec["project"], name=spec.get("name"))
+axis = spec.get("axis")
+if axis:  # W&B's own way to put every metric on a step of the user's
+    run.define_metric(axis)
+    run.define_metric("*", step_metric=axis)
+saves = {s["at"]: s for s in spec.get("saves", [])}
+for i in range(spec["n"]):
+    row = {"loss": spec.get("base", 0.0) + i}
+    if axis:
+        row[axis] = spec["axis0"] + spec["every"] * i
+    if "first" in spec:
+        run.log(row, step=spec["first"] + i)
+    else:
+        run.log(row)
+    if i in saves:
+        s = saves[i]
+        step = row[axis] if axis else spec.get("first", 0) + i
+        path = os.path.join(tempfile.mkdtemp(), "checkpoint.json")
+        with open(path, "w") as f:
+            json.dump({"step": step}, f)
+        if s["type"] == "log_model":
+            run.log_model(path, name=s["name"], aliases=[f"step-{step}"])
+        else:
+            art = wandb.Artifact(s["name"], type=s["type"])
+            art.add_file(path)
+            run.log_artifact(art, aliases=[f"step-{step}"])
 run.finish()
 print(json.dumps({"id": run.id}))
 '''
@@ -123,3 +158,12 @@ def append_use_artifact(path: Path, name: str, type: str = "checkpoint") -> None
     size = path.stat().st_size
     with open(path, "ab") as f:
         f.write(_chunks(record.SerializeToString(), size))
+
+
+def scripted(wandb_dir: Path, project: str, n: int, **spec: object) -> str:
+    """A plain script's run: ``n`` rows of ``loss = base + i``, at implicit steps or from
+    step ``first``; with ``axis``, ``define_metric("*", step_metric=axis)`` and the axis
+    logged as ``axis0 + every * i``; ``saves``: ``[{"at": i, "type", "name"}]`` artifacts
+    holding ``checkpoint.json`` with the row's step on the run's axis, type ``"log_model"``
+    for ``run.log_model``. Each has the alias ``step-<step>``."""
+    return _python(_SCRIPTED, wandb_dir, json.dumps(dict(spec, project=project, n=n)))["id"]

@@ -354,6 +354,7 @@ def test_one_id_in_two_projects_is_two_runs(twins):
     assert "project projA" in out and "project projB" in out
     proc = cli("chain", "twinid01", "--dir", twins["dir"], check=False)
     assert proc.returncode == 1 and "projA/twinid01" in proc.stderr  # close matches
+    assert "projB" in proc.stderr and "--only-project" in proc.stderr  # and how to pick one
 
 
 def test_only_project_limits_a_folder_to_one_project(twins):

@@ -296,12 +296,13 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     # so is a plain child's on _step, which may go on with its parent's counter, unless the
     # listing shows its rows start at 0. Elsewhere the tree takes 0
     axes = {run.id: _axis_of(run, walked) for run in listed}
+    children = {run.id for run in listed if axes[run.id] == LOCAL_STEP and _plain_child(run, walked)}
+    firsts = {run.id: 0 for run in listed if run.id in children and _starts_at_zero(run)}
     scans = [(run.id, _first_step, (run, axes[run.id])) for run in listed
              if (axes[run.id] != LOCAL_STEP and axes[run.id] in run.summary_metrics)
-             or (axes[run.id] == LOCAL_STEP and _plain_child(run, walked)
-                 and not _starts_at_zero(run))]
+             or (run.id in children and run.id not in firsts)]
     with wandb_requests(where):
-        firsts = dict(threads(scans, workers, "reading first steps"))
+        firsts.update(threads(scans, workers, "reading first steps"))
     infos = [_run_info(run, entity, walked, axes[run.id], firsts.get(run.id)) for run in listed]
     summaries = {run.id: run.summary_metrics for run in listed}
 
