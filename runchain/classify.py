@@ -26,6 +26,10 @@ from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, HF_STEP_METRIC, LIGHTNI
                        LOCAL_STEP, MODEL_TYPE, Breadcrumbs, is_step, step_metric_of)
 from .errors import CheckpointError
 
+# artifact types wandb makes itself (run.log_code, launch jobs, logged tables, the parquet
+# history): never a checkpoint, so no reader asks them for checkpoint.json
+WANDB_OWN_TYPES = frozenset({"code", "job", "run_table", "wandb-history"})
+
 _HF_ALIAS_RE = re.compile(r"^checkpoint_global_step_(?P<step>[0-9]{1,18})$")
 _LIGHTNING_FILE_RE = re.compile(r"(?:^|[^A-Za-z0-9_])step=(?P<step>[0-9]{1,18})(?:[^0-9]|$)")
 UNPLACEABLE = ("a model artifact with no step in an alias checkpoint_global_step_N or its file "
@@ -65,6 +69,8 @@ def classify(type: str, aliases: Any, metadata: Any, read_state: Callable[[], An
     framework = framework_checkpoint(type, aliases, metadata)
     if framework is not None:
         return Classified(*framework)
+    if type in WANDB_OWN_TYPES:
+        return Classified(None, reason=f"its type {type!r} is one wandb makes itself")
     named = metadata.get("step_metric") if isinstance(metadata, Mapping) else None
     metric = step_metric_of(named if isinstance(named, str) and named else run_axis)
     try:

@@ -328,3 +328,19 @@ def test_framework_checkpoints_are_read_from_aliases_and_file_names_and_nothing_
     assert framework_checkpoint("model", [], {"original_filename": "mystep=5.ckpt"}) is None
     assert framework_checkpoint("checkpoint", ["checkpoint_global_step_7"], {}) is None
     assert framework_checkpoint("model", "checkpoint_global_step_7", []) is None  # not a list
+
+
+def test_any_artifact_holding_checkpoint_json_is_a_checkpoint_but_wandbs_own_are_not_asked():
+    from runchain.classify import classify
+    asked = []
+
+    def state(step):
+        return lambda: asked.append(step) or (None if step is None else {"step": step})
+    assert classify("model", ["v0"], {}, state(19)).step == 19  # run.log_model's type
+    found = classify("dataset", [], {}, state(29), run_axis="global_step")
+    assert (found.step, found.step_metric) == (29, "global_step")  # on a declared axis
+    plain = classify("dataset", [], {}, state(None))
+    assert (plain.step, plain.broken) == (None, False)  # no checkpoint, and nothing to say
+    for own in ("code", "job", "run_table", "wandb-history"):
+        assert classify(own, [], {}, state(7)).step is None
+    assert asked == [19, 29, None]
