@@ -184,6 +184,7 @@ def test_runchains_column_never_replaces_the_global_step_a_run_logged(declared_a
     cols = source.history(c)
     assert set(cols) == {"runchain/global_step", "run_id", "step", "global_step", "loss"}
     np.testing.assert_array_equal(cols["global_step"], cols["runchain/global_step"])
+    assert list(source.dataframe(c).columns) == list(cols)  # the pandas extra: same names
     csv = cli("chain", c, "--dir", declared_axis["dir"], "--csv", "-").stdout.splitlines()
     assert csv[0] == "runchain/global_step,run_id,step,global_step,loss"
     assert len(csv) == 1 + 71 and csv[-1].startswith(f"1700,{c},1700,1700")
