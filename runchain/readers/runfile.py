@@ -334,7 +334,6 @@ def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFi
     return run
 
 
-
 def _ends(records: Iterator[bytes]) -> list[bytes]:
     """The first and the last of ``records`` (the same one twice if there is one)."""
     first = last = None
