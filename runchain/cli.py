@@ -87,7 +87,9 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
 @main.command()
 @click.argument("run_id", required=False)
 @source_options
-@click.option("--metric", "metrics", multiple=True, help="metric to include (repeatable) [default: all]")
+@click.option("--metric", "metrics", multiple=True,
+              help="metric to include, a name or a glob such as 'loss/*' (repeatable) "
+              "[default: all]")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="write the stitched history to this CSV file ('-' for stdout)")
 @click.option("--json", "as_json", is_flag=True, help="print the segments as JSON")
@@ -112,6 +114,7 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
         if "@" in run_id:  # <id>@<step>, the form checkpoint references use
             run_id, at = run_id.partition("@")[0], int(parse_ref(run_id).alias[len("step-"):])
         segments = source.chain(run_id, at)
+        metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
         columns = (source.history(run_id, keys=metrics or None, last_step=at)
                    if csv_path else None)
     except RunchainError as e:
@@ -143,8 +146,9 @@ def _list_leaves(source: Source) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="runchain-report.html",
               show_default=True, help="HTML file to write")
 @click.option("--metric", "metrics", multiple=True,
-              help="metric to chart first (repeatable; the page's picker offers every metric) "
-              "[default: the first four, by name, that the first chain logged]")
+              help="metric to chart first, a name or a glob such as 'loss/*' (repeatable; "
+              "the page's picker offers every metric) [default: the first four, by name, "
+              "that the first chain logged]")
 @click.option("--leaf", "leaves", multiple=True, help="draw the chain to this run (repeatable) "
               "[default: every leaf]")
 @click.option("--static", is_flag=True, help="pictures (PNG) instead of interactive charts, "
@@ -156,12 +160,13 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
     \b
     Example:
         runchain report -o report.html
-        runchain report --leaf 1a2b3c4d --metric loss/00
+        runchain report --leaf 1a2b3c4d --metric 'loss/*'
         runchain report --static -o report-print.html
     """
     from .report import write_report  # matplotlib loads only for --static
     source = _open(dir, project, only_project)
     try:
+        metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
         path = write_report(source, output, metrics or None, leaves or None, static=static)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
@@ -178,7 +183,8 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
               show_default=True, help="where the chain-view run goes, as for training runs")
 @click.option("--to-project", default=None, metavar="PROJECT",
               help="W&B project of the chain-view run [default: the leaf's project]")
-@click.option("--metric", "metrics", multiple=True, help="metric to log (repeatable) [default: all]")
+@click.option("--metric", "metrics", multiple=True,
+              help="metric to log, a name or a glob such as 'loss/*' (repeatable) [default: all]")
 @click.option("-v", "--verbose", is_flag=True, help="show wandb's own banner and run summary")
 def publish(leaf: str, dir: str | None, project: str | None, only_project: str | None,
             mode: str, to_project: str | None, metrics: tuple[str, ...], verbose: bool) -> None:
@@ -192,6 +198,7 @@ def publish(leaf: str, dir: str | None, project: str | None, only_project: str |
     from .publish import publish as publish_chain
     source = _open(dir, project, only_project)
     try:
+        metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
         run = publish_chain(source, leaf, mode=mode, project=to_project, keys=metrics or None,
                             verbose=verbose)
     except RunchainError as e:

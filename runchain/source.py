@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import fnmatch
 import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -106,6 +107,33 @@ class Source:
                              f"{self.chain(root)[0].run_id}")
         return pd.concat([pd.DataFrame(self.history(leaf, keys, samples)).assign(leaf=leaf)
                           for leaf in leaves], ignore_index=True)
+
+    def match_metrics(self, patterns: Sequence[str], leaf: str | None = None) -> list[str]:
+        """The metrics ``patterns`` name, in their order, each once: a name as it is, a glob
+        (``loss/*``, ``*acc*``, ``fnmatch`` rules, case-sensitive) as the metrics it matches,
+        sorted by name.
+
+        Raises:
+            MetricError: a name no run (of the chain to ``leaf``) logged, or a glob that
+                matches none of their metrics.
+
+        Example:
+            >>> source.match_metrics(["loss/*", "accuracy/01"])  # doctest: +SKIP
+            ['loss/00', 'loss/03', 'accuracy/01']
+        """
+        every, out = self.metrics(leaf), []
+        for pattern in patterns:
+            if not any(c in pattern for c in "*?["):
+                self.check_metrics([pattern], leaf)
+                out.append(pattern)
+                continue
+            matched = sorted(m for m in every if fnmatch.fnmatchcase(m, pattern))
+            if not matched:
+                where = f"the chain to {leaf}" if leaf is not None else "the source"
+                raise MetricError(f"no metric of {where} matches {pattern!r}; it has "
+                                  f"{len(every)} metrics, e.g. {', '.join(every[:5])}")
+            out += matched
+        return list(dict.fromkeys(out))
 
     def check_metrics(self, keys: Sequence[str], leaf: str | None = None) -> None:
         """Raise ``MetricError`` for a key no run (of the chain to ``leaf``) logged, with

@@ -422,3 +422,33 @@ def test_the_runs_table_says_what_tells_each_run_from_its_parent_and_siblings(de
     src = runchain.open_source(demo["dir"])
     for r in forks:
         assert json.loads(r["differs"]["lr"]) == src.tree.nodes[r["id"]].info.config["lr"]
+
+
+def test_the_first_chain_is_the_deepest_and_metric_globs_pick_the_charts(demo, tmp_path):
+    tree = runchain.open_source(demo["dir"]).tree
+    data = _data(demo["html"])
+    depths = [tree.nodes[leaf].depth for leaf in data["leaves"]]
+    assert depths == sorted(depths, reverse=True) and depths[0] == max(
+        node.depth for node in tree.nodes.values())
+    assert sorted(data["leaves"]) == sorted(runchain.leaves(tree))
+
+    out = tmp_path / "loss.html"
+    cli("report", "--dir", demo["dir"], "-o", out, "--metric", "loss/*", "--metric", "accuracy/01")
+    shown = _data(out.read_text(encoding="utf-8"))["shown"]
+    losses = sorted(m for m in data["metrics"] if m.startswith("loss/"))
+    assert losses and shown == losses + ["accuracy/01"]
+    proc = cli("report", "--dir", demo["dir"], "-o", tmp_path / "none.html", "--metric", "los/*",
+               check=False)
+    assert proc.returncode == 1 and "no metric of the source matches 'los/*'" in proc.stderr
+    assert not (tmp_path / "none.html").exists()
+
+
+def test_chain_and_publish_take_metric_globs(demo, tmp_path):
+    leaf = runchain.leaves(runchain.open_source(demo["dir"]).tree)[0]
+    header = cli("chain", leaf, "--dir", demo["dir"], "--metric", "loss/*", "--csv", "-"
+                 ).stdout.splitlines()[0].split(",")
+    assert header[:3] == ["global_step", "run_id", "step"]
+    assert header[3:] and all(k.startswith("loss/") for k in header[3:])
+    proc = cli("publish", leaf, "--dir", demo["dir"], "--mode", "offline", "--metric", "x*",
+               check=False)
+    assert proc.returncode == 1 and "matches 'x*'" in proc.stderr

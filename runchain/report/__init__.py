@@ -26,6 +26,14 @@ def default_metrics(source: Source, leaf: str, n: int = DEFAULT_SHOWN) -> list[s
     return source.metrics(leaf)[:n]
 
 
+def deepest_first(tree: lineage.Tree) -> list[str]:
+    """Every leaf, the deepest first (the longest chain is the one to look at first); ties
+    go to the newest run (``RunInfo.started``, where the reader knows it), then tree order."""
+    leaves = lineage.leaves(tree)
+    newest = sorted(leaves, key=lambda r: -(tree.nodes[r].info.started or float("-inf")))
+    return sorted(newest, key=lambda r: -tree.nodes[r].depth)
+
+
 def build_report(source: Source, metrics: Sequence[str] | None = None,
                  leaves: Sequence[str] | None = None, static: bool = False) -> str:
     """The report as an HTML string.
@@ -34,14 +42,15 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
         source: from ``open_source``.
         metrics: metrics to chart first (the page's picker offers every metric); default
             the first four by name that the first chain logged.
-        leaves: chains to offer first, by their last run (any run); default every leaf.
+        leaves: chains to offer first, by their last run (any run); default every leaf,
+            the deepest first (``deepest_first``).
         static: pictures instead of the interactive page.
 
     Raises:
         RunNotFoundError: a run in ``leaves`` is not in the source.
     """
     tree = source.tree
-    leaves = list(dict.fromkeys(leaves)) if leaves else lineage.leaves(tree)
+    leaves = list(dict.fromkeys(leaves)) if leaves else deepest_first(tree)
     for leaf in leaves:
         lineage.find_run(tree, leaf)
     if metrics:
