@@ -37,6 +37,16 @@ def _uplot() -> tuple[str, str]:
     return notice + _asset(base + "uPlot.iife.min.js"), _asset(base + "uPlot.min.css")
 
 
+SCRIPTS = ("page.js", "page_tree.js", "page_charts.js", "page_branches.js", "page_runs.js")
+
+
+def _script() -> str:
+    """The page's scripts, in order, inside one strict function: one scope, no globals but
+    ``window.runchain``."""
+    parts = "\n".join(_asset("report/" + name) for name in SCRIPTS)
+    return f'"use strict";\n(() => {{\n{parts}\n}})();'
+
+
 def build_page(source: Source, metrics: list[str], shown: list[str], leaves: list[str]) -> str:
     """The interactive report for ``source`` (see ``report.build_report``)."""
     data = script_json(payload(source, metrics, shown, leaves, __version__))
@@ -50,5 +60,5 @@ def build_page(source: Source, metrics: list[str], shown: list[str], leaves: lis
             "<code>runchain report --static</code> writes the same report as pictures.</p>"
             "</noscript>"
             f'<script type="application/json" id="runchain-data">{data}</script>'
-            f"<script>{uplot_js}</script><script>{_asset('report/page.js')}</script>"
+            f"<script>{uplot_js}</script><script>{_script()}</script>"
             "</body></html>")

@@ -1,0 +1,132 @@
+// runchain report: the chain's charts.
+// One of the page's scripts: report/page.py joins them in order inside one function, so
+// they share its names. Every string from a run reaches the DOM through textContent or
+// setAttribute, never as HTML.
+// -- chain charts --------------------------------------------------------------------------
+let syncing = false;
+function shareZoom(u, key) {
+  if (key !== "x" || syncing) return;
+  syncing = true;
+  state.x = [u.scales.x.min, u.scales.x.max];
+  for (const c of api.charts) if (c && c !== u) c.setScale("x", {min: state.x[0], max: state.x[1]});
+  if (api.branches && api.branches !== u) api.branches.setScale("x", {min: state.x[0], max: state.x[1]});
+  syncing = false;
+}
+function resetZoom() {
+  state.x = null;
+  const [lo, hi] = extent(chainOf(state.leaf));
+  syncing = true;
+  for (const c of api.charts) if (c) c.setScale("x", {min: lo, max: hi});
+  syncing = false;
+  if (api.branches) api.branches.setScale("x", api.branches.full);
+}
+function stroke(segs, alpha) {  // one line, each run's stretch in its colour
+  return u => {
+    const {left, width} = u.bbox, ctx = u.ctx;
+    if (!(width > 0)) return runs[segs[0].run].color;
+    const g = ctx.createLinearGradient(left, 0, left + width, 0);
+    const at = v => Math.min(1, Math.max(0, (u.valToPos(v, "x", true) - left) / width));
+    segs.forEach((s, k) => {  // each run's colour from the cut before it to its own cut
+      const r = runs[s.run], prev = segs[k - 1], c = r.color + alpha;
+      g.addColorStop(at(prev ? runs[prev.run].offset + prev.cut + 0.5 : -Infinity), c);
+      g.addColorStop(at(s.cut != null ? r.offset + s.cut + 0.5 : Infinity), c);
+    });
+    return g;
+  };
+}
+function chartSize(box) {
+  const W = Math.max(280, grid.clientWidth), cols = W >= 900 ? 2 : 1;
+  return {width: Math.floor(W / cols) - 18, height: 220};
+}
+function makeChart(metric, index) {
+  const d = chainData(state.leaf, metric), segs = d.segs;
+  const raw = d.y.map(v => state.log && v <= 0 ? null : v), f = state.log ? 1 : factor(raw);
+  const drawnRaw = raw.map(v => v == null ? null : v / f);
+  const smooth = ema(raw, state.smooth).map(v => v == null ? null : v / f);
+  const tipBox = el("div", {class: "chart-tip"});
+  const pick = el("input", {list: "rc-metrics", class: "metric-pick", value: metric, "aria-label": "metric",
+    onchange: e => setMetric(index, e.target.value)});
+  const body = el("div", {class: "plot"});
+  const card = el("div", {class: "card"}, el("div", {class: "card-head"}, pick,
+    el("button", {type: "button", class: "remove", title: "remove this chart",
+      onclick: () => { state.metrics.splice(index, 1); renderCharts(); }}, "\u00d7")), body, tipBox);
+  grid.append(card);
+  if (!d.x.length) { body.append(el("p", {class: "meta empty"}, "not logged in this chain")); return null; }
+  const [lo, hi] = state.x ?? extent(segs);
+  const u = new uPlot({
+    ...chartSize(), legend: {show: false},
+    scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
+             y: {distr: state.log ? 3 : 1, range: yRange}},
+    axes: [{size: 30}, {size: 60, values: (u, vs) => vs.map(v => short(v * f))}],
+    series: [{}, {label: "raw", stroke: stroke(segs, state.smooth > 0 ? "40" : ""), width: 1, spanGaps: true},
+             {label: "smoothed", stroke: stroke(segs, ""), width: 1.5, spanGaps: true, show: state.smooth > 0}],
+    cursor: {sync: {key: "rc-chain"}, drag: {x: true, y: false}, points: {show: false},
+             bind: {dblclick: () => () => { resetZoom(); return null; }}},
+    hooks: {
+      setScale: [shareZoom],
+      draw: [u => {
+        const ctx = u.ctx, {top, height} = u.bbox;
+        ctx.save(); ctx.setLineDash([5, 4]); ctx.strokeStyle = "#555"; ctx.lineWidth = 1;
+        for (const s of segs.slice(0, -1)) {  // right after each cut
+          const x = Math.round(u.valToPos(runs[s.run].offset + s.cut + 1, "x", true)) + 0.5;
+          if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+          ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+        }
+        ctx.restore();
+        markReady();
+      }],
+      setCursor: [u => {
+        const i = u.cursor.idx;
+        if (i == null || u.cursor.left < 0) { tipBox.style.display = "none"; return; }
+        const r = runs[d.run[i]];
+        tipBox.textContent = [`${metric}`, `run ${label(d.run[i])}`,
+          `local step ${d.x[i] - r.offset}`, `global step ${d.x[i]}`, `value ${num(d.y[i])}`]
+          .concat(state.smooth > 0 ? [`smoothed ${num(smooth[i] == null ? null : smooth[i] * f)}`] : []).join("\n");
+        tipBox.style.display = "block";
+        const x = u.cursor.left + u.bbox.left / devicePixelRatio + body.offsetLeft;
+        const y = u.cursor.top + u.bbox.top / devicePixelRatio + body.offsetTop;
+        tipBox.style.left = (x > u.width / 2 ? x - tipBox.offsetWidth - 14 : x + 14) + "px";
+        tipBox.style.top = (y > u.height / 2 ? y - tipBox.offsetHeight - 14 : y + 14) + "px";
+      }],
+    },
+  }, [d.x, drawnRaw, smooth], body);
+  u.metric = metric; u.factor = f; u.chainRuns = d.run;
+  return u;
+}
+function renderCharts() {
+  for (const c of api.charts) if (c) c.destroy();
+  grid.replaceChildren();
+  api.charts = state.metrics.map(makeChart);  // null where the chain did not log the metric
+  renderLegend();
+}
+function renderLegend() {
+  const segs = chainOf(state.leaf);
+  pathLine.textContent = segs.map(s => runs[s.run].id + (s.cut != null ? "@" + s.cut : "")).join(" \u2192 ");
+  legend.replaceChildren(...segs.map(s => {
+    const r = runs[s.run], last = s.cut ?? r.lastStep;
+    return el("span", {class: "item", title: `run ${r.id}: local steps ${r.firstStep}\u2013${num(last)}`},
+      el("span", {class: "swatch", style: `background:${r.color}`}), label(s.run),
+      r.state !== "finished" ? el("em", null, " " + r.state) : null);
+  }));
+}
+function select(id) {
+  if (!byId.has(id)) return;
+  state.leaf = id;
+  state.x = null;
+  if (![...chainPick.options].some(o => o.value === id)) chainPick.append(el("option", {value: id}, label(byId.get(id))));
+  chainPick.value = id;
+  renderTree(); renderCharts();
+  const root = runs[chainOf(id)[0].run].id;
+  if (state.root !== root) {  // after the charts: the first chart is what the page waits for
+    state.root = root; rootPick.value = root;
+    if (api.readyAt == null) setTimeout(renderBranches, 0); else renderBranches();
+  }
+}
+function setMetric(i, metric) {
+  if (!D.metrics.includes(metric)) return false;
+  state.metrics[i] = metric; renderCharts();
+  return true;
+}
+function setSmoothing(w) { state.smooth = w; smoothIn.value = w; smoothOut.textContent = w.toFixed(2); renderCharts(); }
+function setLog(on) { state.log = on; logBox.checked = on; renderCharts(); }
+

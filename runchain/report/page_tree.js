@@ -1,0 +1,115 @@
+// runchain report: the page's skeleton and the tree map.
+// One of the page's scripts: report/page.py joins them in order inside one function, so
+// they share its names. Every string from a run reaches the DOM through textContent or
+// setAttribute, never as HTML.
+// -- page skeleton -------------------------------------------------------------------------
+const nChains = D.allLeaves.length;
+document.title = "runchain report: " + D.where;
+const header = el("header", null, el("h1", null, "runchain report"),
+  el("p", {class: "meta"}, `${runs.length} runs, ${D.roots.length} root(s), ${nChains} chain(s), ` +
+    `${D.metrics.length} metric(s), read from `, el("code", null, D.where), `; runchain ${D.version}`),
+  D.notes.length ? el("ul", {class: "meta"}, ...D.notes.map(n => el("li", null, n))) : null,
+  el("nav", null, ...["tree", "chains", "branches", "runs"].map(s => el("a", {href: "#" + s}, s))));
+const metricList = el("datalist", {id: "rc-metrics"}, ...D.metrics.map(m => el("option", {value: m})));
+const treeBox = el("div", {class: "treemap"});
+const chainPick = el("select", {class: "chain-pick", onchange: e => select(e.target.value)});
+const logBox = el("input", {type: "checkbox", class: "logy", onchange: e => setLog(e.target.checked)});
+const smoothOut = el("output", null, "0");
+const smoothIn = el("input", {type: "range", min: 0, max: 0.99, step: 0.01, value: 0, class: "smooth",
+  oninput: e => setSmoothing(+e.target.value)});
+const addIn = el("input", {list: "rc-metrics", placeholder: "search metrics\u2026", class: "add-metric",
+  onchange: e => { if (D.metrics.includes(e.target.value)) { state.metrics.push(e.target.value); e.target.value = ""; renderCharts(); } }});
+const pathLine = el("p", {class: "meta chain-path"}), legend = el("div", {class: "legend"});
+const grid = el("div", {class: "grid"});
+const rootPick = el("select", {class: "root-pick", onchange: e => { state.root = e.target.value; renderBranches(); }},
+  ...D.roots.map(r => el("option", {value: r}, label(byId.get(r)))));
+const branchIn = el("input", {list: "rc-metrics", class: "branch-metric", value: state.branchMetric ?? "",
+  onchange: e => { if (D.metrics.includes(e.target.value)) { state.branchMetric = e.target.value; renderBranches(); } }});
+const branchBox = el("div", {class: "chart branches"}), branchLegend = el("div", {class: "legend"});
+document.body.append(header, metricList,
+  el("h2", {id: "tree"}, "Tree of runs on the global step axis"),
+  el("p", {class: "hint"}, "Each bar is a run from its first to its last global step; ticks are " +
+    "checkpoints; the faint part is what no chain keeps; \u2715 marks a crashed or failed run, " +
+    "\u25b6 a running one. Hover for details; click a run to chart the chain that ends there."),
+  treeBox,
+  el("h2", {id: "chains"}, "Chain"),
+  el("div", {class: "toolbar"}, el("label", null, "chain to ", chainPick),
+    el("label", null, logBox, " log y"),
+    el("label", null, "smoothing ", smoothIn, " ", smoothOut),
+    el("label", null, "add chart ", addIn),
+    el("button", {type: "button", onclick: () => resetZoom()}, "reset zoom")),
+  el("p", {class: "hint"}, "Drag across a chart to zoom every chart; double-click to reset. " +
+    "Dashed lines are resume points; each run keeps its colour."),
+  pathLine, legend, grid,
+  el("h2", {id: "branches"}, "Branches"),
+  el("p", {class: "hint"}, "Every chain from a root, overlaid and coloured by its leaf; dots mark " +
+    "fork points, where a run started from another's checkpoint."),
+  el("div", {class: "toolbar"}, el("label", null, "root ", rootPick), el("label", null, "metric ", branchIn)),
+  branchBox, branchLegend,
+  el("h2", {id: "runs"}, "Runs"), runsTable());
+if (!D.metrics.length) grid.append(el("p", {class: "meta"}, "No metrics logged."));
+
+// -- tree map ------------------------------------------------------------------------------
+function renderTree() {
+  const n = runs.length, lane = n <= 40 ? 18 : n <= 100 ? 9 : 6, labels = lane >= 9;
+  const W = Math.max(300, treeBox.clientWidth), room = labels ? Math.min(260, W * 0.3) : 12;
+  const maxG = Math.max(1, ...runs.map(r => r.offset + (r.lastStep ?? 0) + 1));
+  const X = g => 6 + g / maxG * (W - room - 12), H = n * lane + 24;
+  const chain = new Map(chainOf(state.leaf).map(s => [s.run, s.cut]));
+  const root = svg("svg", {width: W, height: H, class: "tree-svg"});
+  const axis = svg("g", {class: "axis"});
+  for (let k = 0; k <= 5; k++) {
+    const g = Math.round(maxG * k / 5), t = svg("text", {x: X(g), y: H - 4, "text-anchor": k ? (k === 5 ? "end" : "middle") : "start"});
+    t.textContent = String(g);
+    axis.append(svg("line", {x1: X(g), x2: X(g), y1: 0, y2: H - 16}), t);
+  }
+  root.append(axis);
+  runs.forEach((r, i) => {
+    const y = i * lane, h = lane * 0.7, inChain = chain.has(i), g = svg("g", {"data-run": r.id});
+    const start = r.offset + r.firstStep, end = r.offset + (r.lastStep ?? r.firstStep) + 1;
+    const kept = inChain && chain.get(i) != null ? chain.get(i) : r.kept;
+    g.append(svg("rect", {x: X(start), y: y + (lane - h) / 2, width: Math.max(1, X(end) - X(start)), height: h,
+      fill: r.color, opacity: 0.25}));
+    if (r.lastStep != null) g.append(svg("rect", {x: X(start), y: y + (lane - h) / 2,
+      width: Math.max(1, X(r.offset + (inChain && chain.get(i) == null ? r.lastStep : kept) + 1) - X(start)),
+      height: h, fill: r.color, opacity: inChain ? 1 : 0.55, class: inChain ? "in-chain" : ""}));
+    for (const c of r.checkpoints) g.append(svg("line", {x1: X(r.offset + c + 0.5), x2: X(r.offset + c + 0.5),
+      y1: y + 1, y2: y + lane - 1, class: "tick"}));
+    if (r.parent != null && byId.has(r.parent)) {
+      const p = byId.get(r.parent), cx = X(runs[p].offset + r.parentStep + 0.5);
+      g.append(svg("path", {d: `M${cx},${p * lane + lane / 2}V${y + lane / 2}H${X(start)}`,
+        stroke: r.color, fill: "none", class: "link"}));
+    }
+    const mark = {crashed: "\u2715", failed: "\u2715", running: "\u25b6"}[r.state];
+    if (mark || labels) {
+      const t = svg("text", {x: X(end) + 3, y: y + lane / 2, "dominant-baseline": "central",
+        class: mark ? "state-" + r.state : ""});
+      t.textContent = (mark ? mark + " " : "") + (labels ? label(i) : "");
+      g.append(t);
+    }
+    root.append(g);
+  });
+  root.addEventListener("mousemove", e => {
+    const i = Math.floor((e.clientY - root.getBoundingClientRect().top) / lane);
+    if (i < 0 || i >= n) return hideTip();
+    const r = runs[i], lines = [`run ${r.id}`, `name: ${r.name || "\u2013"}`, `state: ${r.state}`,
+      r.parent != null ? `started from ${r.parent} at its step ${r.parentStep}` : "root",
+      r.lastStep == null ? "no rows logged" : `local steps ${r.firstStep}\u2013${r.lastStep}, global ${r.offset + r.firstStep}\u2013${r.offset + r.lastStep}`,
+      `checkpoints at ${r.checkpoints.join(", ") || "\u2013"}`];
+    if (r.kept != null && r.kept !== r.lastStep) lines.push(`chains to leaves keep steps ${r.firstStep}\u2013${r.kept}`);
+    for (const [k, v] of Object.entries(differing(i))) lines.push(`${k} = ${v}`);
+    showTip(lines, e.clientX, e.clientY);
+  });
+  root.addEventListener("mouseleave", hideTip);
+  root.addEventListener("click", e => {
+    const i = Math.floor((e.clientY - root.getBoundingClientRect().top) / lane);
+    if (i >= 0 && i < n) select(runs[i].id);
+  });
+  treeBox.replaceChildren(root);
+}
+function differing(i) {  // config keys whose value is not the same in every run
+  const out = {}, cfg = runs[i].config;
+  for (const k of Object.keys(cfg)) if (runs.some(r => r.config[k] !== cfg[k])) out[k] = cfg[k];
+  return out;
+}
+
