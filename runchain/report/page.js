@@ -30,6 +30,11 @@ function svg(tag, attrs) {
   return e;
 }
 const num = v => v == null ? "\u2013" : String(v);  // shortest text that reads back the same double
+function niceStep(rough) {  // the round step (1, 2 or 5 times a power of ten) nearest above rough
+  const p = Math.pow(10, Math.floor(Math.log10(Math.max(rough, 1e-9))));
+  return [1, 2, 5, 10].map(m => m * p).find(s => s >= rough) ?? 10 * p;
+}
+const steps = v => Math.round(v).toLocaleString("en-US");  // a step with thousands separators
 const short = v => Math.abs(v) >= 1e5 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : String(+v.toPrecision(4));
 function decode(b64, T) {
   const s = atob(b64), b = new Uint8Array(s.length);

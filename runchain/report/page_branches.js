@@ -3,25 +3,55 @@
 // they share its names. Every string from a run reaches the DOM through textContent or
 // setAttribute, never as HTML.
 // -- branches ------------------------------------------------------------------------------
+// 20 colours that read apart on white; past 20 chains every chain is grey but the chosen
+// one, and hovering a line brings it forward (uPlot's focus) and names its leaf.
+const CHAIN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+  "#17becf", "#bcbd22", "#7f7f7f", "#000075", "#800000", "#469990", "#f032e6", "#9a6324",
+  "#808000", "#42d4f4", "#911eb4", "#3cb44b", "#ff6f61"];
+const SHARED = "#444";
+function branchSeries(leaves, metric) {
+  // Each chain's own rows (kept by no other chain of the root) as its series; rows several
+  // chains keep, one series per run, drawn once in SHARED.
+  const chains = leaves.map(l => chainData(l, metric));
+  const keeps = chains.map(c => new Map(c.segs.map(s => [s.run, s.cut])));
+  const kept = (ri, step) => keeps.reduce((n, m) => n + (m.has(ri) && (m.get(ri) == null || step <= m.get(ri)) ? 1 : 0), 0);
+  const own = chains.map(() => [[], []]), shared = new Map(), done = new Set();  // shared: run -> [[x], [y]]
+  chains.forEach((c, k) => {
+    for (let i = 0; i < c.x.length; i++) {
+      const ri = c.run[i], key = ri + ":" + c.x[i];
+      if (kept(ri, c.x[i] - runs[ri].offset) < 2) { own[k][0].push(c.x[i]); own[k][1].push(c.y[i]); continue; }
+      if (done.has(key)) continue;  // drawn once
+      done.add(key);
+      if (!shared.has(ri)) shared.set(ri, [[], []]);
+      shared.get(ri)[0].push(c.x[i]); shared.get(ri)[1].push(c.y[i]);
+    }
+  });
+  return {chains, own, shared};
+}
 function renderBranches() {
   if (api.branches) { api.branches.destroy(); api.branches = null; }
   branchBox.replaceChildren(); branchLegend.replaceChildren();
   const metric = state.branchMetric, root = state.root ?? D.roots[0];
   if (metric == null || root == null) return;
   const leaves = D.allLeaves.filter(l => runs[chainOf(l)[0].run].id === root);
-  const colors = leaves.map((l, k) => ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-    "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"][k % 10]);
-  const chains = leaves.map(l => chainData(l, metric));
-  const tables = chains.map(c => [c.x, c.y]).filter(t => t[0].length);
-  const drawn = leaves.filter((l, k) => chains[k].x.length), colorOf = leaves.map((l, k) => colors[k]).filter((c, k) => chains[k].x.length);
-  branchLegend.append(...drawn.map((l, k) => el("span", {class: "item", onclick: () => select(l)},
-    el("span", {class: "swatch", style: `background:${colorOf[k]}`}), label(byId.get(l)))));
-  if (!tables.length) { branchBox.append(el("p", {class: "meta empty"}, `${metric} not logged from this root`)); return; }
-  const data = uPlot.join(tables);
-  let f = 1, lo = Infinity, hi = -Infinity;
+  const many = leaves.length > CHAIN_COLORS.length;
+  const colorOf = leaves.map((l, k) => many ? (l === state.leaf ? "#d62728" : "#bbb") : CHAIN_COLORS[k]);
+  const {chains, own, shared} = branchSeries(leaves, metric);
+  const lines = [...[...shared].map(([ri, t]) => ({t, color: SHARED, what: `rows shared by chains: run ${label(ri)}`})),
+    ...leaves.map((l, k) => ({t: own[k], color: colorOf[k], leaf: l, what: `chain to ${label(byId.get(l))}`}))]
+    .filter(s => s.t[0].length);
+  const drawn = leaves.filter((l, k) => chains[k].x.length);
+  branchLegend.append(el("span", {class: "meta"}, many ? `${leaves.length} chains: the chosen one in red; ` +
+      "hover a line to bring it forward. " : "Colour: each chain, named by its leaf (in the charts above, a run). ",
+    "Dark grey: rows several chains share."),
+    ...(many ? [] : drawn.map(l => { const k = leaves.indexOf(l);
+      return el("span", {class: "item", onclick: () => select(l)},
+        el("span", {class: "swatch", style: `background:${colorOf[k]}`}), label(byId.get(l))); })));
+  if (!lines.length) { branchBox.append(el("p", {class: "meta empty"}, `${metric} not logged from this root`)); return; }
+  const data = uPlot.join(lines.map(s => [s.t[0], ema(s.t[1], state.smooth)]));
+  let f = 1;
   for (const s of data.slice(1)) f = Math.max(f, factor(s));
-  for (const x of data[0]) { if (x < lo) lo = x; if (x > hi) hi = x; }
-  hi = Math.max(hi, lo + 1);
+  const [lo, hi] = rootExtent(root);  // the whole root, whichever chain is charted above
   const forks = [];  // [global step, value] where a child started from a run of this root
   for (const c of chains) c.segs.slice(0, -1).forEach(s => {  // the parent's row at each cut
     const at = runs[s.run].offset + s.cut, k = c.x.lastIndexOf(at);
@@ -31,9 +61,12 @@ function renderBranches() {
   const u = new uPlot({
     width: Math.max(280, branchBox.clientWidth) - 4, height: 320, legend: {show: false},
     scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]}, y: {range: yRange}},
-    axes: [{size: 30}, {size: 60, values: (u, vs) => vs.map(v => short(v * f))}],
-    series: [{}, ...drawn.map((l, k) => ({label: l, stroke: colorOf[k], width: 1.2, spanGaps: true}))],
-    cursor: {drag: {x: true, y: false}, points: {show: false},
+    axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
+           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f))}],
+    series: [{}, ...lines.map(s => ({label: s.what, stroke: s.color, spanGaps: true,
+      width: s.leaf != null && s.leaf === state.leaf ? 2 : 1.2}))],
+    focus: {alpha: 0.25},
+    cursor: {drag: {x: true, y: false}, points: {show: false}, focus: {prox: 24},
              bind: {dblclick: () => () => { u.setScale("x", u.full); return null; }}},
     hooks: {
       draw: [u => {
@@ -46,7 +79,7 @@ function renderBranches() {
       setCursor: [u => {
         const i = u.cursor.idx;
         if (i == null || u.cursor.left < 0) { btip.style.display = "none"; return; }
-        let best = -1, dist = Infinity;  // the chain drawn nearest the cursor names its leaf
+        let best = -1, dist = Infinity;  // the line drawn nearest the cursor names its chain
         for (let s = 1; s < u.data.length; s++) {
           const v = u.data[s][i];
           if (v == null) continue;
@@ -54,15 +87,25 @@ function renderBranches() {
           if (dy < dist) { dist = dy; best = s; }
         }
         if (best < 0) { btip.style.display = "none"; return; }
-        btip.textContent = [`chain to ${label(byId.get(drawn[best - 1]))}`, `global step ${u.data[0][i]}`,
+        btip.textContent = [lines[best - 1].what, `global step ${steps(u.data[0][i])}`,
           `${metric} ${num(u.data[best][i] * f)}`].join("\n");
         btip.style.display = "block";
-        btip.style.left = (u.cursor.left + 70) + "px";
+        btip.style.left = (u.cursor.left + 80) + "px";
       }],
     },
   }, data.map((s, k) => k ? s.map(v => v == null ? null : v / f) : s), branchBox);
   branchBox.append(btip);
-  u.full = {min: lo, max: hi}; u.leaves = drawn;
+  u.full = {min: lo, max: hi}; u.leaves = drawn; u.lines = lines.map(s => s.leaf ?? null);
   api.branches = u;
 }
-
+function rootExtent(root) {  // first to last global step of every run under root
+  const seen = [byId.get(root)];
+  for (let k = 0; k < seen.length; k++) seen.push(...kids[seen[k]]);
+  let lo = Infinity, hi = -Infinity;
+  for (const i of seen) {
+    const r = runs[i];
+    lo = Math.min(lo, r.offset + r.firstStep);
+    hi = Math.max(hi, r.offset + (r.lastStep ?? r.firstStep));
+  }
+  return [lo, Math.max(hi, lo + 1)];
+}

@@ -3,14 +3,13 @@
 // they share its names. Every string from a run reaches the DOM through textContent or
 // setAttribute, never as HTML.
 // -- chain charts --------------------------------------------------------------------------
-let syncing = false;
+let syncing = false, hovered = null;  // hovered: the chart under the mouse
 function shareZoom(u, key) {
   if (key !== "x" || syncing) return;
   syncing = true;
   state.x = [u.scales.x.min, u.scales.x.max];
   for (const c of api.charts) if (c && c !== u) c.setScale("x", {min: state.x[0], max: state.x[1]});
-  if (api.branches && api.branches !== u) api.branches.setScale("x", {min: state.x[0], max: state.x[1]});
-  syncing = false;
+  syncing = false;  // not the branches: they always span their whole root
 }
 function resetZoom() {
   state.x = null;
@@ -18,7 +17,6 @@ function resetZoom() {
   syncing = true;
   for (const c of api.charts) if (c) c.setScale("x", {min: lo, max: hi});
   syncing = false;
-  if (api.branches) api.branches.setScale("x", api.branches.full);
 }
 function stroke(segs, alpha) {  // one line, each run's stretch in its colour
   return u => {
@@ -47,17 +45,23 @@ function makeChart(metric, index) {
   const pick = el("input", {list: "rc-metrics", class: "metric-pick", value: metric, "aria-label": "metric",
     onchange: e => setMetric(index, e.target.value)});
   const body = el("div", {class: "plot"});
+  let u = null;  // the chart, once drawn
+  const save = (what, title, make) => el("button", {type: "button", class: "save " + what, title,
+    onclick: () => { if (u) make(u); }}, what.toUpperCase());
   const card = el("div", {class: "card"}, el("div", {class: "card-head"}, pick,
+    save("png", "save this chart as a PNG picture", savePng),
+    save("csv", "save the rows this chart draws as CSV", v => saveCsv(v, d, smooth, f)),
     el("button", {type: "button", class: "remove", title: "remove this chart",
       onclick: () => { state.metrics.splice(index, 1); renderCharts(); }}, "\u00d7")), body, tipBox);
   grid.append(card);
   if (!d.x.length) { body.append(el("p", {class: "meta empty"}, "not logged in this chain")); return null; }
   const [lo, hi] = state.x ?? extent(segs);
-  const u = new uPlot({
+  u = new uPlot({
     ...chartSize(), legend: {show: false},
     scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
              y: {distr: state.log ? 3 : 1, range: yRange}},
-    axes: [{size: 30}, {size: 60, values: (u, vs) => vs.map(v => short(v * f))}],
+    axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
+           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f))}],
     series: [{}, {label: "raw", stroke: stroke(segs, state.smooth > 0 ? "40" : ""), width: 1, spanGaps: true},
              {label: "smoothed", stroke: stroke(segs, ""), width: 1.5, spanGaps: true, show: state.smooth > 0}],
     cursor: {sync: {key: "rc-chain"}, drag: {x: true, y: false}, points: {show: false},
@@ -76,8 +80,8 @@ function makeChart(metric, index) {
         markReady();
       }],
       setCursor: [u => {
-        const i = u.cursor.idx;
-        if (i == null || u.cursor.left < 0) { tipBox.style.display = "none"; return; }
+        const i = u.cursor.idx;  // the card on the chart under the mouse; the others: the line
+        if (i == null || u.cursor.left < 0 || u !== hovered) { tipBox.style.display = "none"; return; }
         const r = runs[d.run[i]];
         tipBox.textContent = [`${metric}`, `run ${label(d.run[i])}`,
           `local step ${d.x[i] - r.offset}`, `global step ${d.x[i]}`, `value ${num(d.y[i])}`]
@@ -90,8 +94,38 @@ function makeChart(metric, index) {
       }],
     },
   }, [d.x, drawnRaw, smooth], body);
+  u.over.addEventListener("mouseenter", () => { hovered = u; });
+  u.over.addEventListener("mouseleave", () => { if (hovered === u) hovered = null; });
   u.metric = metric; u.factor = f; u.chainRuns = d.run;
   return u;
+}
+function fileName(metric, ext) {  // e.g. loss_00-chain-3a522nzt.png
+  return `${metric}-chain-${state.leaf}`.replace(/[^A-Za-z0-9._-]+/g, "_") + "." + ext;
+}
+function download(blob, name) {  // a blob: URL with the download attribute; nothing leaves the page
+  const a = el("a", {href: URL.createObjectURL(blob), download: name});
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+function savePng(u) {  // the chart as drawn, under its title and chain, on white
+  const c = u.ctx.canvas, pad = Math.round(26 * devicePixelRatio), out = document.createElement("canvas");
+  out.width = c.width; out.height = c.height + pad;
+  const ctx = out.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, out.width, out.height);
+  ctx.fillStyle = "#222"; ctx.font = `600 ${Math.round(13 * devicePixelRatio)}px system-ui, sans-serif`;
+  ctx.fillText(`${u.metric} \u2014 chain to ${label(byId.get(state.leaf))}`, 8 * devicePixelRatio, 18 * devicePixelRatio);
+  ctx.drawImage(c, 0, pad);
+  out.toBlob(b => download(b, fileName(u.metric, "png")), "image/png");
+}
+function saveCsv(u, d, smooth, f) {  // the rows drawn (thinned as drawn), values exactly as embedded
+  const quote = v => /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+  const lines = [["global_step", "run_id", "step", u.metric].concat(state.smooth > 0 ? ["smoothed"] : []).map(quote).join(",")];
+  for (let i = 0; i < d.x.length; i++) {
+    const r = runs[d.run[i]], row = [String(d.x[i]), quote(r.id), String(d.x[i] - r.offset), String(d.y[i])];
+    if (state.smooth > 0) row.push(smooth[i] == null ? "" : num(smooth[i] * f));
+    lines.push(row.join(","));
+  }
+  download(new Blob([lines.join("\n") + "\n"], {type: "text/csv"}), fileName(u.metric, "csv"));
 }
 function renderCharts() {
   for (const c of api.charts) if (c) c.destroy();
@@ -117,16 +151,17 @@ function select(id) {
   chainPick.value = id;
   renderTree(); renderCharts();
   const root = runs[chainOf(id)[0].run].id;
-  if (state.root !== root) {  // after the charts: the first chart is what the page waits for
-    state.root = root; rootPick.value = root;
-    if (api.readyAt == null) setTimeout(renderBranches, 0); else renderBranches();
-  }
+  state.root = root; rootPick.value = root;  // its chain is drawn wider there
+  if (api.readyAt == null) setTimeout(renderBranches, 0); else renderBranches();  // after the charts
 }
 function setMetric(i, metric) {
   if (!D.metrics.includes(metric)) return false;
   state.metrics[i] = metric; renderCharts();
   return true;
 }
-function setSmoothing(w) { state.smooth = w; smoothIn.value = w; smoothOut.textContent = w.toFixed(2); renderCharts(); }
+function setSmoothing(w) {
+  state.smooth = w; smoothIn.value = w; smoothOut.textContent = w.toFixed(2);
+  renderCharts(); renderBranches();
+}
 function setLog(on) { state.log = on; logBox.checked = on; renderCharts(); }
 

@@ -54,15 +54,19 @@ function renderTree() {
   const n = runs.length, lane = n <= 40 ? 18 : n <= 100 ? 9 : 6, labels = lane >= 9;
   const W = Math.max(300, treeBox.clientWidth), room = labels ? Math.min(260, W * 0.3) : 12;
   const maxG = Math.max(1, ...runs.map(r => r.offset + (r.lastStep ?? 0) + 1));
-  const X = g => 6 + g / maxG * (W - room - 12), H = n * lane + 24;
+  const X = g => 6 + g / maxG * (W - room - 12), H = n * lane + 38;
   const chain = new Map(chainOf(state.leaf).map(s => [s.run, s.cut]));
   const root = svg("svg", {width: W, height: H, class: "tree-svg"});
   const axis = svg("g", {class: "axis"});
-  for (let k = 0; k <= 5; k++) {
-    const g = Math.round(maxG * k / 5), t = svg("text", {x: X(g), y: H - 4, "text-anchor": k ? (k === 5 ? "end" : "middle") : "start"});
-    t.textContent = String(g);
-    axis.append(svg("line", {x1: X(g), x2: X(g), y1: 0, y2: H - 16}), t);
+  const every = niceStep(maxG / 5);  // round ticks: 1, 2 or 5 times a power of ten
+  for (let g = 0; g <= maxG; g += every) {
+    const t = svg("text", {x: X(g), y: H - 18, "text-anchor": g ? "middle" : "start"});
+    t.textContent = steps(g);
+    axis.append(svg("line", {x1: X(g), x2: X(g), y1: 0, y2: H - 30}), t);
   }
+  const name = svg("text", {x: X(maxG / 2), y: H - 3, "text-anchor": "middle", class: "axis-label"});
+  name.textContent = "global step";
+  axis.append(name);
   root.append(axis);
   runs.forEach((r, i) => {
     const y = i * lane, h = lane * 0.7, inChain = chain.has(i), g = svg("g", {"data-run": r.id});
