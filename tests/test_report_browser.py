@@ -220,7 +220,7 @@ def test_the_page_requests_nothing_but_itself(opened, site):
 def test_a_hostile_run_name_stays_text(opened, site):
     assert opened.dialogs == []
     assert opened.js("document.querySelectorAll('img').length") == 0
-    assert HOSTILE in opened.page.locator("#runs ~ .table-wrap table").inner_text()
+    assert HOSTILE in opened.page.locator("#runs ~ .runs table").inner_text()
     opened.js("id => runchain.select(id)", site["hostile"])
     assert opened.dialogs == [] and opened.js("document.querySelectorAll('img').length") == 0
     assert HOSTILE in opened.page.locator(".legend").first.inner_text()

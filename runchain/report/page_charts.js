@@ -131,7 +131,7 @@ function renderCharts() {
   for (const c of api.charts) if (c) c.destroy();
   grid.replaceChildren();
   api.charts = state.metrics.map(makeChart);  // null where the chain did not log the metric
-  renderLegend();
+  renderLegend(); renderRuns();  // the table's metric columns follow the charts
 }
 function renderLegend() {
   const segs = chainOf(state.leaf);

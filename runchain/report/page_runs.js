@@ -3,25 +3,94 @@
 // they share its names. Every string from a run reaches the DOM through textContent or
 // setAttribute, never as HTML.
 // -- runs table ----------------------------------------------------------------------------
-function runsTable() {
-  const head = ["run", "name", "parent", "cut step", "local steps", "global steps", "state", "checkpoints",
-                "differs"];
-  const anyUrl = runs.some(r => r.url);
-  if (anyUrl) head.push("W&B");
-  const rows = runs.map((r, i) => {
-    const span = r.lastStep == null ? "no rows" : `${r.firstStep}\u2013${r.lastStep}`;
-    const glob = r.lastStep == null ? "no rows" : `${r.offset + r.firstStep}\u2013${r.offset + r.lastStep}`;
-    const cells = [el("td", null, el("span", {class: "swatch", style: `background:${r.color}`}), el("code", null, r.id)),
-      el("td", null, r.name), el("td", null, el("code", null, r.parent ?? "")), el("td", null, num(r.parentStep ?? null)),
-      el("td", null, span), el("td", null, glob), el("td", {class: "state-" + r.state}, r.state),
-      el("td", null, r.checkpoints.join(", ")),
-      el("td", null, Object.entries(r.differs).map(([k, v]) => `${k}=${v}`).join(" "))];
-    if (anyUrl) cells.push(el("td", null, r.url ? el("a", {href: r.url}, "open") : ""));
-    return el("tr", {onclick: () => select(r.id)}, ...cells);
+// A row per run and a row per chain (to each leaf), sortable by any column (click its
+// header), filtered by the text box; per charted metric its last, min and max (exact: the
+// embedded rows keep each bucket's extremes and the ends); the config keys that differ
+// between runs, each a column the checkboxes switch on and off.
+const configKeys = [...new Set(runs.flatMap(r => Object.keys(r.config)))].sort()
+  .filter(k => runs.some(r => r.config[k] !== runs[0].config[k]));
+const table = {sort: null, desc: false, filter: "", keys: new Set(configKeys.slice(0, 6))};
+const runsBox = el("div", {class: "table-wrap"});
+const filterIn = el("input", {type: "search", class: "runs-filter", placeholder: "filter rows\u2026",
+  oninput: e => { table.filter = e.target.value; renderRuns(); }});
+const keyPicks = el("span", {class: "config-keys"}, ...configKeys.map(k => el("label", null,
+  el("input", {type: "checkbox", value: k, checked: table.keys.has(k) ? "" : null,
+    onchange: e => { e.target.checked ? table.keys.add(k) : table.keys.delete(k); renderRuns(); }}), " " + k)));
+runsHolder.append(el("div", {class: "toolbar"}, el("label", null, "filter ", filterIn),
+  configKeys.length ? el("span", null, "config: ", keyPicks) : null), runsBox);
+function runStats(ri, metric) {  // [last, min, max] of a run's logged values, or null
+  const mi = D.metrics.indexOf(metric);
+  let last = null, at = -Infinity, lo = Infinity, hi = -Infinity;
+  runs[ri].pieces.forEach((_, pi) => {
+    const p = mi < 0 ? null : piece(ri, pi, mi);
+    if (!p) return;
+    for (let k = 0; k < p[0].length; k++) {
+      const v = p[1][k];
+      if (p[0][k] > at) { at = p[0][k]; last = v; }
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
   });
-  return el("div", {class: "table-wrap"},  // a narrow window scrolls the table, not the page
-    el("table", null, el("thead", null, el("tr", null, ...head.map(h => el("th", null, h)))),
-      el("tbody", null, ...rows)));
+  return last == null ? null : [last, lo, hi];
+}
+function chainStats(leaf, metric) {
+  const y = chainData(leaf, metric).y;
+  if (!y.length) return null;
+  let lo = Infinity, hi = -Infinity;
+  for (const v of y) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  return [y[y.length - 1], lo, hi];
+}
+function tableColumns() {  // [name, cell(row) -> [sort value, text or node]]
+  const cols = [
+    ["run", r => [r.id, el("span", null, r.swatch, el("code", null, r.id))]],
+    ["name", r => [r.name, r.name]],
+    ["parent", r => [r.parent ?? "", el("code", null, r.parent ?? "")]],
+    ["cut step", r => [r.parentStep, num(r.parentStep ?? null)]],
+    ["local steps", r => [r.first, r.local]], ["global steps", r => [r.gfirst, r.global]],
+    ["state", r => [r.state, r.state]], ["checkpoints", r => [r.nck, r.checkpoints]]];
+  for (const m of state.metrics) ["last", "min", "max"].forEach((what, k) =>
+    cols.push([`${m} ${what}`, r => { const st = r.stats(m); return [st ? st[k] : null, st ? short(st[k]) : ""]; }]));
+  const asSort = v => v === "" || isNaN(Number(v)) ? v : Number(v);  // config values are JSON text
+  for (const key of configKeys) if (table.keys.has(key)) cols.push([key, r => [asSort(r.config[key] ?? ""), r.config[key] ?? ""]]);
+  if (runs.some(r => r.url)) cols.push(["W&B", r => [r.url ?? "", r.url ? el("a", {href: r.url}, "open") : ""]]);
+  return cols;
+}
+function tableRows() {
+  const span = (r, o) => r.lastStep == null ? "no rows" : `${steps(o + r.firstStep)}\u2013${steps(o + r.lastStep)}`;
+  const rows = runs.map((r, i) => ({id: r.id, select: r.id, name: r.name, parent: r.parent, parentStep: r.parentStep,
+    first: r.firstStep, local: span(r, 0), gfirst: r.offset + r.firstStep, global: span(r, r.offset),
+    state: r.state, nck: r.checkpoints.length, checkpoints: r.checkpoints.join(", "), config: r.config, url: r.url,
+    swatch: el("span", {class: "swatch", style: `background:${r.color}`}), stats: m => runStats(i, m), cls: ""}));
+  for (const leaf of D.allLeaves) {
+    const segs = chainOf(leaf), [lo, hi] = extent(segs);
+    rows.push({id: "chain to " + leaf, select: leaf, name: `${segs.length} runs`, parent: null, parentStep: null,
+      first: null, local: "", gfirst: lo, global: `${steps(lo)}\u2013${steps(hi)}`, state: "chain", nck: null,
+      checkpoints: "", config: {}, url: null, swatch: el("span", {class: "swatch chain-swatch"}),
+      stats: m => chainStats(leaf, m), cls: "chain-row"});
+  }
+  return rows;
+}
+function renderRuns() {
+  const cols = tableColumns(), needle = table.filter.trim().toLowerCase();
+  let rows = tableRows().map(r => ({r, cells: cols.map(([, cell]) => cell(r))}));
+  if (needle) rows = rows.filter(({cells}) => cells.some(([, shown]) =>
+    (shown instanceof Node ? shown.textContent : String(shown)).toLowerCase().includes(needle)));
+  const at = cols.findIndex(([name]) => name === table.sort);
+  if (at >= 0) {
+    const key = row => row.cells[at][0], dir = table.desc ? -1 : 1;
+    rows.sort((a, b) => {  // empty cells last either way; numbers as numbers
+      const x = key(a), y = key(b);
+      if (x == null || x === "") return y == null || y === "" ? 0 : 1;
+      if (y == null || y === "") return -1;
+      return (typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y))) * dir;
+    });
+  }
+  const head = cols.map(([name]) => el("th", {"aria-sort": name === table.sort ? (table.desc ? "descending" : "ascending") : null,
+    title: "sort by " + name, onclick: () => { table.desc = table.sort === name && !table.desc; table.sort = name; renderRuns(); }},
+    name, name === table.sort ? (table.desc ? " \u25bc" : " \u25b2") : ""));
+  runsBox.replaceChildren(el("table", null, el("thead", null, el("tr", null, ...head)),
+    el("tbody", null, ...rows.map(({r, cells}) => el("tr", {class: r.cls, "data-row": r.id, onclick: () => select(r.select)},
+      ...cells.map(([, shown], k) => el("td", {class: k === 6 ? "state-" + r.state : null}, shown)))))));
 }
 
 // -- start ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ const rootPick = el("select", {class: "root-pick", onchange: e => { state.root =
   ...D.roots.map(r => el("option", {value: r}, label(byId.get(r)))));
 const branchIn = el("input", {list: "rc-metrics", class: "branch-metric", value: state.branchMetric ?? "",
   onchange: e => { if (D.metrics.includes(e.target.value)) { state.branchMetric = e.target.value; renderBranches(); } }});
+const runsHolder = el("div", {class: "runs"});  // page_runs.js fills it
 const branchBox = el("div", {class: "chart branches"}), branchLegend = el("div", {class: "legend"});
 document.body.append(header, metricList,
   el("h2", {id: "tree"}, "Tree of runs on the global step axis"),
@@ -46,7 +47,7 @@ document.body.append(header, metricList,
     "fork points, where a run started from another's checkpoint."),
   el("div", {class: "toolbar"}, el("label", null, "root ", rootPick), el("label", null, "metric ", branchIn)),
   branchBox, branchLegend,
-  el("h2", {id: "runs"}, "Runs"), runsTable());
+  el("h2", {id: "runs"}, "Runs"), runsHolder);
 if (!D.metrics.length) grid.append(el("p", {class: "meta"}, "No metrics logged."));
 
 // -- tree map ------------------------------------------------------------------------------
