@@ -9,6 +9,7 @@ import io
 import math
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,13 +70,13 @@ def browser():
 class Opened:
     """A page with the report loaded, and everything it asked for or complained about."""
 
-    def __init__(self, browser, path, width=1280):
+    def __init__(self, browser, path, width=1280, hash=""):
         self.requests, self.dialogs, self.errors = [], [], []
         self.page = browser.new_page(viewport={"width": width, "height": 900})
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.url = path.as_uri()
+        self.url = path.as_uri() + hash
         self.page.goto(self.url)
         self.page.wait_for_selector("html[data-ready]", state="attached")  # no eval: CSP
 
@@ -252,3 +253,120 @@ def test_screenshots_at_two_widths_are_not_blank(browser, site, tmp_path):
         assert ink.mean() > 0.02 and pixels.std() > 0.05
         colored = (pixels.max(axis=2) - pixels.min(axis=2)) > 0.3  # the runs' colours drawn
         assert colored.mean() > 0.003
+
+
+# -- the dashboard: first chain, branches, hover, export, the view in the URL, the runs table
+
+def _span(tree, root):
+    """First and last global step of every run under ``root``."""
+    under, lo, hi = [root], math.inf, -math.inf
+    for run_id in under:
+        node = tree.nodes[run_id]
+        under += node.children
+        first = runchain.lineage.first_local_step(node)
+        lo = min(lo, node.global_offset + first)
+        hi = max(hi, node.global_offset + (node.info.last_step if node.info.last_step is not None else first))
+    return [lo, hi]
+
+
+def test_the_first_chain_is_the_deepest_and_branches_span_the_whole_root(opened, site):
+    tree = site["source"].tree
+    assert opened.js("runchain.state.leaf") == site["grand"]  # depth 2, the others 0
+    opened.js("(r) => runchain.select(r)", site["root"])  # a shorter chain: the root alone
+    assert opened.js("runchain.charts[0].scales.x.max") == tree.nodes[site["root"]].info.last_step
+    branches = opened.js("[runchain.branches.scales.x.min, runchain.branches.scales.x.max]")
+    assert branches == _span(tree, site["root"]) == [0, 49]  # the grandchild's end, not 39
+    opened.page.mouse.move(*opened.chart_point(0, 10))  # zooming the charts leaves it alone
+    opened.page.mouse.down()
+    opened.page.mouse.move(*opened.chart_point(0, 30), steps=5)
+    opened.page.mouse.up()
+    assert opened.js("runchain.charts[0].scales.x.max") < 31
+    assert opened.js("[runchain.branches.scales.x.min, runchain.branches.scales.x.max]") == [0, 49]
+
+
+def test_hover_shows_one_card_on_the_chart_under_the_mouse(opened, site):
+    _use_chain(opened, site, site["grand"])
+    assert opened.js("runchain.charts.length") >= 2
+    opened.hover(1, 25)
+    shown = opened.js("[...document.querySelectorAll('.grid .chart-tip')]"
+                      ".map(t => getComputedStyle(t).display)")
+    assert shown == ["none", "block"] + ["none"] * (len(shown) - 2)
+    assert opened.js("runchain.charts[0].cursor.left") > 0  # the others show the cursor line
+
+
+def test_each_chart_saves_a_png_and_the_rows_it_draws_as_csv(opened, site, tmp_path):
+    _use_chain(opened, site, site["child"])
+    with opened.page.expect_download() as png:
+        opened.page.locator(".card .save.png").first.click()
+    path = tmp_path / png.value.suggested_filename
+    png.value.save_as(path)
+    metric = opened.js("runchain.charts[0].metric")
+    assert path.name.endswith(f"-chain-{site['child']}.png") and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 5000  # a picture, not an empty canvas
+    with opened.page.expect_download() as csv_file:
+        opened.page.locator(".card .save.csv").first.click()
+    lines = Path(csv_file.value.path()).read_text().splitlines()
+    assert lines[0] == f"global_step,run_id,step,{metric}"
+    steps, run_ids, local, values = _rows(site, site["child"], metric)  # small runs: kept whole
+    rows = [line.split(",") for line in lines[1:]]
+    assert [(int(g), r, int(s), float(v)) for g, r, s, v in rows] == list(  # bit for bit
+        zip(steps.tolist(), run_ids.tolist(), local.tolist(), values.tolist()))
+
+
+def test_the_url_keeps_the_view_and_opening_it_restores_it(opened, browser, site):
+    _use_chain(opened, site, site["child"])
+    opened.js("() => { runchain.setSmoothing(0.5); runchain.setLog(true); }")
+    opened.page.mouse.move(*opened.chart_point(0, 12))
+    opened.page.mouse.down()
+    opened.page.mouse.move(*opened.chart_point(0, 30), steps=5)
+    opened.page.mouse.up()
+    view = opened.js("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, "
+                     "runchain.state.log, runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")
+    url = opened.page.url
+    assert "#view?" in url and f"chain={site['child']}" in url
+    again = Opened(browser, site["report"], hash=url[url.index("#"):])
+    try:
+        restored = again.js("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, "
+                            "runchain.state.log, runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")
+        assert restored[:4] == view[:4]
+        assert np.ravel(restored[4]) == pytest.approx(np.ravel(view[4]), rel=1e-9)
+        assert again.js("document.querySelector('.logy').checked") and again.errors == []
+        again.page.click("nav a >> text=runs")  # the section links scroll; the view stays
+        assert again.page.url == url
+    finally:
+        again.page.close()
+
+
+def _table(opened):
+    return opened.js("[...document.querySelectorAll('.runs tbody tr')].map(tr => tr.dataset.row)")
+
+
+def test_the_runs_table_sorts_filters_and_shows_each_runs_and_chains_values(opened, site):
+    _use_chain(opened, site, site["grand"])
+    metric = opened.js("runchain.state.metrics[0]")
+    tree = site["source"].tree
+    chains = [f"chain to {leaf}" for leaf in runchain.leaves(tree)]
+    assert sorted(_table(opened)) == sorted(list(tree.nodes) + chains)
+    opened.page.locator(".runs th", has_text="global steps").click()
+    starts = {r: n.global_offset + runchain.lineage.first_local_step(n) for r, n in tree.nodes.items()}
+    runs_in_order = [r for r in _table(opened) if r in starts]
+    assert [starts[r] for r in runs_in_order] == sorted(starts.values())
+    opened.page.locator(".runs th", has_text="global steps").click()  # again: descending
+    runs_in_order = [r for r in _table(opened) if r in starts]
+    assert [starts[r] for r in runs_in_order] == sorted(starts.values(), reverse=True)
+    opened.page.fill(".runs-filter", "chain to")
+    assert sorted(_table(opened)) == sorted(chains)
+    opened.page.fill(".runs-filter", "")
+    headers = opened.js("[...document.querySelectorAll('.runs th')].map(th => th.textContent)")
+    col = headers.index(f"{metric} last")
+    last = opened.js("([row, col]) => document.querySelector(`.runs tr[data-row='${row}']`)"
+                     ".children[col].textContent", [f"chain to {site['grand']}", col])
+    values = site["source"].history(site["grand"], keys=[metric])[metric]
+    assert float(last) == pytest.approx(values[np.isfinite(values)][-1], rel=1e-3)
+    own = site["source"].history(site["root"], keys=[metric])[metric]  # the root's own rows
+    got = opened.js("([row, col]) => [...document.querySelector(`.runs tr[data-row='${row}']`)"
+                    ".children].slice(col, col + 3).map(td => +td.textContent)", [site["root"], col])
+    finite = own[np.isfinite(own)]
+    assert got == pytest.approx([finite[-1], finite.min(), finite.max()], rel=1e-3)
+    opened.page.locator(f".runs tr[data-row='{site['child']}']").click()  # a row charts its chain
+    assert opened.js("runchain.state.leaf") == site["child"]

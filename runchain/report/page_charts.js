@@ -5,11 +5,12 @@
 // -- chain charts --------------------------------------------------------------------------
 let syncing = false, hovered = null;  // hovered: the chart under the mouse
 function shareZoom(u, key) {
-  if (key !== "x" || syncing) return;
+  if (key !== "x" || syncing || !api.charts.includes(u)) return;  // not a chart already replaced
   syncing = true;
   state.x = [u.scales.x.min, u.scales.x.max];
   for (const c of api.charts) if (c && c !== u) c.setScale("x", {min: state.x[0], max: state.x[1]});
   syncing = false;  // not the branches: they always span their whole root
+  saveView();
 }
 function resetZoom() {
   state.x = null;
@@ -17,6 +18,7 @@ function resetZoom() {
   syncing = true;
   for (const c of api.charts) if (c) c.setScale("x", {min: lo, max: hi});
   syncing = false;
+  state.x = null; saveView();
 }
 function stroke(segs, alpha) {  // one line, each run's stretch in its colour
   return u => {
@@ -131,7 +133,7 @@ function renderCharts() {
   for (const c of api.charts) if (c) c.destroy();
   grid.replaceChildren();
   api.charts = state.metrics.map(makeChart);  // null where the chain did not log the metric
-  renderLegend(); renderRuns();  // the table's metric columns follow the charts
+  renderLegend(); renderRuns(); saveView();  // the table's metric columns follow the charts
 }
 function renderLegend() {
   const segs = chainOf(state.leaf);
@@ -143,10 +145,10 @@ function renderLegend() {
       r.state !== "finished" ? el("em", null, " " + r.state) : null);
   }));
 }
-function select(id) {
+function select(id, x = null) {  // x: the step range to zoom to (default the whole chain)
   if (!byId.has(id)) return;
   state.leaf = id;
-  state.x = null;
+  state.x = x;
   if (![...chainPick.options].some(o => o.value === id)) chainPick.append(el("option", {value: id}, label(byId.get(id))));
   chainPick.value = id;
   renderTree(); renderCharts();

@@ -100,10 +100,40 @@ function markReady() {  // the first chart is drawn; data-ready lets a test wait
   document.documentElement.dataset.ready = "1";
 }
 
+// The URL's hash keeps the view: #view?chain=<leaf>&m=<metric>&m=...&smooth=0.6&log=1&x=lo,hi
+// (URLSearchParams), rewritten as it changes; opening the file with it restores that view.
+let restoring = false;
+function readView() {
+  if (!location.hash.startsWith("#view?")) return null;
+  const q = new URLSearchParams(location.hash.slice(6)), x = (q.get("x") || "").split(",").map(Number);
+  return {chain: q.get("chain"), metrics: q.getAll("m").filter(m => D.metrics.includes(m)),
+          smooth: Math.min(0.99, Math.max(0, +q.get("smooth") || 0)), log: q.get("log") === "1",
+          x: x.length === 2 && x.every(Number.isFinite) && x[0] < x[1] ? x : null};
+}
+function saveView() {
+  if (restoring || state.leaf == null) return;
+  const q = new URLSearchParams({chain: state.leaf});
+  for (const m of state.metrics) q.append("m", m);
+  if (state.smooth) q.set("smooth", state.smooth);
+  if (state.log) q.set("log", "1");
+  if (state.x) q.set("x", state.x.map(v => +v.toPrecision(10)).join(","));
+  history.replaceState(null, "", "#view?" + q);
+}
+function applyView(view) {
+  restoring = true;
+  if (view && byId.has(view.chain)) state.leaf = view.chain;
+  if (view && view.metrics.length) state.metrics = view.metrics;
+  if (view) { state.smooth = view.smooth; smoothIn.value = view.smooth; smoothOut.textContent = view.smooth.toFixed(2);
+              state.log = view.log; logBox.checked = view.log; }
+  if (state.leaf != null) select(state.leaf, view && view.x);
+  restoring = false;
+  saveView();
+}
+addEventListener("hashchange", () => { const view = readView(); if (view) applyView(view); });
+
 chainPick.append(...D.leaves.map(l => el("option", {value: l}, label(byId.get(l)))));
-if (state.leaf != null) select(state.leaf);
-else markReady();
-if (!api.charts.some(c => c)) markReady();
+applyView(readView());
+if (state.leaf == null || !api.charts.some(c => c)) markReady();
 let resizing = null;
 addEventListener("resize", () => {
   clearTimeout(resizing);

@@ -9,7 +9,8 @@ const header = el("header", null, el("h1", null, "runchain report"),
   el("p", {class: "meta"}, `${runs.length} runs, ${D.roots.length} root(s), ${nChains} chain(s), ` +
     `${D.metrics.length} metric(s), read from `, el("code", null, D.where), `; runchain ${D.version}`),
   D.notes.length ? el("ul", {class: "meta"}, ...D.notes.map(n => el("li", null, n))) : null,
-  el("nav", null, ...["tree", "chains", "branches", "runs"].map(s => el("a", {href: "#" + s}, s))));
+  el("nav", null, ...["tree", "chains", "branches", "runs"].map(s => el("a", {href: "#" + s,  // the hash keeps the view
+    onclick: e => { e.preventDefault(); document.getElementById(s).scrollIntoView(); }}, s))));
 const metricList = el("datalist", {id: "rc-metrics"}, ...D.metrics.map(m => el("option", {value: m})));
 const treeBox = el("div", {class: "treemap"});
 const chainPick = el("select", {class: "chain-pick", onchange: e => select(e.target.value)});
