@@ -60,7 +60,7 @@ function renderTree() {
   const chain = new Map(chainOf(state.leaf).map(s => [s.run, s.cut]));
   const root = svg("svg", {width: W, height: H, class: "tree-svg"});
   const axis = svg("g", {class: "axis"});
-  const every = niceStep(maxG / 5);  // round ticks: 1, 2 or 5 times a power of ten
+  const every = niceStep(maxG / 8);  // round ticks: 1, 2 or 5 times a power of ten
   for (let g = 0; g <= maxG; g += every) {
     const t = svg("text", {x: X(g), y: H - 18, "text-anchor": g ? "middle" : "start"});
     t.textContent = steps(g);
