@@ -367,7 +367,9 @@ def _link_used(runs: list[RunData]) -> None:
 
 def project_from_dir(wandb_dir: Path, entity: str = "ent") -> list[RunData]:
     """Every run under a real local ``wandb/`` folder, as W&B would hold it once synced."""
-    runs = runs_from_files(sorted(Path(wandb_dir).glob("*run-*/run-*.wandb")), entity)
+    paths = Path(wandb_dir).glob("*run-*/run-*.wandb")  # in start order, to the fraction of a
+    # second (folder names tell only the second): the newest version of a shared alias wins
+    runs = runs_from_files(sorted(paths, key=lambda p: (read_run_file(p).start_time or 0, p)), entity)
     _link_used(runs)
     return runs
 
