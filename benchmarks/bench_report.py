@@ -48,6 +48,7 @@ SWEEP = """() => {
   const u = runchain.charts.find(c => c), r = u.over.getBoundingClientRect();
   const tip = u.root.closest('.card').querySelector('.chart-tip');
   let text = 0;
+  u.over.dispatchEvent(new MouseEvent('mouseenter'));  // as a real mouse does: the card is this chart's
   const t0 = performance.now();
   for (let i = 0; i < 100; i++) {
     const x = r.left + 2 + (r.width - 4) * i / 99, y = r.top + r.height / 2;

@@ -3,7 +3,7 @@
 // they share its names. Every string from a run reaches the DOM through textContent or
 // setAttribute, never as HTML.
 // -- chain charts --------------------------------------------------------------------------
-let syncing = false, hovered = null;  // hovered: the chart under the mouse
+let syncing = false, hovered = null, runsLater = null;  // hovered: the chart under the mouse
 function shareZoom(u, key) {
   if (key !== "x" || syncing || !api.charts.includes(u)) return;  // not a chart already replaced
   syncing = true;
@@ -133,7 +133,8 @@ function renderCharts() {
   for (const c of api.charts) if (c) c.destroy();
   grid.replaceChildren();
   api.charts = state.metrics.map(makeChart);  // null where the chain did not log the metric
-  renderLegend(); renderRuns(); saveView();  // the table's metric columns follow the charts
+  renderLegend(); saveView();
+  clearTimeout(runsLater); runsLater = setTimeout(renderRuns, 0);  // its metric columns follow, after the charts
 }
 function renderLegend() {
   const segs = chainOf(state.leaf);
