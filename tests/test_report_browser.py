@@ -358,6 +358,9 @@ def test_the_runs_table_sorts_filters_and_shows_each_runs_and_chains_values(open
     assert sorted(_table(opened)) == sorted(chains)
     opened.page.fill(".runs-filter", "")
     headers = opened.js("[...document.querySelectorAll('.runs th')].map(th => th.textContent)")
+    differs = opened.js("([row, col]) => document.querySelector(`.runs tr[data-row='${row}']`)"
+                        ".children[col].textContent", [site["child"], headers.index("differs")])
+    assert "lr=0.05" in differs  # what tells the child from its parent (--lr 0.05)
     col = headers.index(f"{metric} last")
     last = opened.js("([row, col]) => document.querySelector(`.runs tr[data-row='${row}']`)"
                      ".children[col].textContent", [f"chain to {site['grand']}", col])

@@ -47,7 +47,8 @@ function tableColumns() {  // [name, cell(row) -> [sort value, text or node]]
     ["parent", r => [r.parent ?? "", el("code", null, r.parent ?? "")]],
     ["cut step", r => [r.parentStep, num(r.parentStep ?? null)]],
     ["local steps", r => [r.first, r.local]], ["global steps", r => [r.gfirst, r.global]],
-    ["state", r => [r.state, r.state]], ["checkpoints", r => [r.nck, r.checkpoints]]];
+    ["state", r => [r.state, r.state]], ["checkpoints", r => [r.nck, r.checkpoints]],
+    ["differs", r => [r.differs, r.differs]]];  // from its parent and siblings (report/data.py)
   for (const m of state.metrics) ["last", "min", "max"].forEach((what, k) =>
     cols.push([`${m} ${what}`, r => { const st = r.stats(m); return [st ? st[k] : null, st ? short(st[k]) : ""]; }]));
   const asSort = v => v === "" || isNaN(Number(v)) ? v : Number(v);  // config values are JSON text
@@ -55,18 +56,23 @@ function tableColumns() {  // [name, cell(row) -> [sort value, text or node]]
   if (runs.some(r => r.url)) cols.push(["W&B", r => [r.url ?? "", r.url ? el("a", {href: r.url}, "open") : ""]]);
   return cols;
 }
+function once(f) {  // f, computed once per argument
+  const seen = new Map();
+  return x => { if (!seen.has(x)) seen.set(x, f(x)); return seen.get(x); };
+}
 function tableRows() {
   const span = (r, o) => r.lastStep == null ? "no rows" : `${steps(o + r.firstStep)}\u2013${steps(o + r.lastStep)}`;
   const rows = runs.map((r, i) => ({id: r.id, select: r.id, name: r.name, parent: r.parent, parentStep: r.parentStep,
     first: r.firstStep, local: span(r, 0), gfirst: r.offset + r.firstStep, global: span(r, r.offset),
     state: r.state, nck: r.checkpoints.length, checkpoints: r.checkpoints.join(", "), config: r.config, url: r.url,
-    swatch: el("span", {class: "swatch", style: `background:${r.color}`}), stats: m => runStats(i, m), cls: ""}));
+    differs: Object.entries(r.differs).map(([k, v]) => `${k}=${v}`).join(" "),
+    swatch: el("span", {class: "swatch", style: `background:${r.color}`}), stats: once(m => runStats(i, m)), cls: ""}));
   for (const leaf of D.allLeaves) {
     const segs = chainOf(leaf), [lo, hi] = extent(segs);
     rows.push({id: "chain to " + leaf, select: leaf, name: `${segs.length} runs`, parent: null, parentStep: null,
       first: null, local: "", gfirst: lo, global: `${steps(lo)}\u2013${steps(hi)}`, state: "chain", nck: null,
-      checkpoints: "", config: {}, url: null, swatch: el("span", {class: "swatch chain-swatch"}),
-      stats: m => chainStats(leaf, m), cls: "chain-row"});
+      checkpoints: "", differs: "", config: {}, url: null, swatch: el("span", {class: "swatch chain-swatch"}),
+      stats: once(m => chainStats(leaf, m)), cls: "chain-row"});
   }
   return rows;
 }
@@ -90,7 +96,7 @@ function renderRuns() {
     name, name === table.sort ? (table.desc ? " \u25bc" : " \u25b2") : ""));
   runsBox.replaceChildren(el("table", null, el("thead", null, el("tr", null, ...head)),
     el("tbody", null, ...rows.map(({r, cells}) => el("tr", {class: r.cls, "data-row": r.id, onclick: () => select(r.select)},
-      ...cells.map(([, shown], k) => el("td", {class: k === 6 ? "state-" + r.state : null}, shown)))))));
+      ...cells.map(([, shown], k) => el("td", {class: cols[k][0] === "state" ? "state-" + r.state : null}, shown)))))));
 }
 
 // -- start ---------------------------------------------------------------------------------
