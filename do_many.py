@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 import runchain
-from fake_model import metric_names
 
 DO_RUN = Path(__file__).resolve().parent / "do_run.py"
 
@@ -117,9 +116,8 @@ def main():
     sys.stdout.flush()
     subprocess.run([sys.executable, "-m", "runchain", "tree", "--dir", str(wandb_dir)], check=False)
     if not args.no_report:
-        metrics = [arg for name in metric_names(args.n_metrics)[:4] for arg in ("--metric", name)]
         subprocess.run([sys.executable, "-m", "runchain", "report", "--dir", str(wandb_dir),
-                        "-o", args.report, *metrics], check=False)
+                        "-o", args.report], check=False)
 
 
 if __name__ == "__main__":

@@ -147,8 +147,8 @@ def _list_leaves(source: Source) -> None:
               show_default=True, help="HTML file to write")
 @click.option("--metric", "metrics", multiple=True,
               help="metric to chart first, a name or a glob such as 'loss/*' (repeatable; "
-              "the page's picker offers every metric) [default: the first four, by name, "
-              "that the first chain logged]")
+              "the page's picker offers every metric) [default: every metric, in sections by "
+              "group; --static: the first four by name]")
 @click.option("--leaf", "leaves", multiple=True, help="draw the chain to this run (repeatable) "
               "[default: every leaf]")
 @click.option("--static", is_flag=True, help="pictures (PNG) instead of interactive charts, "

@@ -91,8 +91,10 @@ class Opened:
         }""", [i, x, y])
 
     def hover(self, i, x):
+        self.js("(i) => runchain.charts[i].over.scrollIntoView({block: 'center'})", i)
         self.page.mouse.move(*self.chart_point(i, x))
-        return self.page.locator(".chart-tip").nth(i).inner_text()
+        return self.js("(i) => runchain.charts[i].root.closest('.card').querySelector('.chart-tip')"
+                       ".innerText", i)  # chart i's own card, wherever its section puts it
 
     def series(self, i, k):
         return self.js("([i, k]) => runchain.charts[i].data[k]", [i, k])
@@ -373,3 +375,40 @@ def test_the_runs_table_sorts_filters_and_shows_each_runs_and_chains_values(open
     assert got == pytest.approx([finite[-1], finite.min(), finite.max()], rel=1e-3)
     opened.page.locator(f".runs tr[data-row='{site['child']}']").click()  # a row charts its chain
     assert opened.js("runchain.state.leaf") == site["child"]
+
+
+def _cards(opened):
+    """(section, metrics of its cards) in page order."""
+    return opened.js("[...document.querySelectorAll('.metric-section')].map(s => [s.dataset.group, "
+                     "[...s.querySelectorAll('.metric-pick')].map(i => i.value)])")
+
+
+def test_the_default_view_charts_every_metric_in_a_section_per_group(opened, site):
+    every = site["source"].metrics()
+    assert opened.js("runchain.state.metrics") == every
+    groups = {}
+    for m in every:
+        groups.setdefault(m.split("/")[0] if "/" in m else "", []).append(m)
+    want = [[g, ms] for g, ms in groups.items() if g] + [["", groups[""]]]  # ungrouped last
+    assert _cards(opened) == want
+    opened.js("window.scrollTo(0, document.body.scrollHeight)")  # the rest are drawn when near
+    opened.page.wait_for_timeout(300)
+    logged = site["source"].metrics(site["grand"])
+    drawn = opened.js("runchain.charts.filter(c => c).map(c => c.metric)")
+    assert sorted(drawn) == sorted(logged)
+    opened.page.locator(".section-head", has_text="loss").click()  # collapsed: no charts
+    assert opened.js("document.querySelector('.metric-section[data-group=loss] .section-head')"
+                     ".getAttribute('aria-expanded')") == "false"
+    assert dict((g, ms) for g, ms in _cards(opened))["loss"] == []
+
+
+def test_search_charts_by_regex_or_glob_and_add_charts_by_glob(opened, site):
+    opened.page.fill(".chart-search", "loss/*")  # a glob: whole names
+    assert _cards(opened) == [["loss", ["loss/00"]]]
+    opened.page.fill(".chart-search", "OSC|acc")  # else a regex, in any case
+    assert _cards(opened) == [["accuracy", ["accuracy/01"]], ["oscillation", ["oscillation/02"]]]
+    opened.page.fill(".chart-search", "")
+    opened.js("runchain.show(['flat'])")
+    opened.page.fill(".add-metric", "*/0?")
+    opened.page.press(".add-metric", "Enter")
+    assert opened.js("runchain.state.metrics") == ["flat", "accuracy/01", "loss/00", "oscillation/02"]

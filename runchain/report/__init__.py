@@ -18,7 +18,7 @@ from .. import lineage
 from ..atomic import atomic_open
 from ..source import Source
 
-DEFAULT_SHOWN = 4  # charts the page opens with, the first metrics by name
+DEFAULT_SHOWN = 4  # metrics the static report draws, the first by name
 
 
 def default_metrics(source: Source, leaf: str, n: int = DEFAULT_SHOWN) -> list[str]:
@@ -41,7 +41,8 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     Args:
         source: from ``open_source``.
         metrics: metrics to chart first (the page's picker offers every metric); default
-            the first four by name that the first chain logged.
+            every metric, in sections by group (the static report: the first four by name
+            that the first chain logged).
         leaves: chains to offer first, by their last run (any run); default every leaf,
             the deepest first (``deepest_first``).
         static: pictures instead of the interactive page.
@@ -55,12 +56,13 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
         lineage.find_run(tree, leaf)
     if metrics:
         source.check_metrics(metrics)
-    shown = list(dict.fromkeys(metrics)) if metrics else default_metrics(source, leaves[0])
-    if static:
+    if static:  # pictures: a few metrics, or each chain's page would hold every one
         from .static import build_static  # matplotlib loads only for pictures
+        shown = list(dict.fromkeys(metrics)) if metrics else default_metrics(source, leaves[0])
         return build_static(source, shown, leaves)
     from .page import build_page
-    every = source.metrics()
+    every = source.metrics()  # the page charts them all by default, drawn as they come into view
+    shown = list(dict.fromkeys(metrics)) if metrics else every
     return build_page(source, every + [m for m in shown if m not in every], shown, leaves)
 
 

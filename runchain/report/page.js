@@ -8,7 +8,7 @@ const kids = runs.map(() => []);
 runs.forEach((r, i) => { if (r.parent != null && byId.has(r.parent)) kids[byId.get(r.parent)].push(i); });
 const state = {
   leaf: D.leaves[0] ?? D.allLeaves[0] ?? (runs[0] && runs[0].id),
-  metrics: D.shown.slice(), log: false, smooth: 0, x: null,
+  metrics: D.shown.slice(), log: false, smooth: 0, x: null, search: "", collapsed: new Set(),
   root: null, branchMetric: D.shown[0] ?? D.metrics[0] ?? null,
 };
 const api = window.runchain = {data: D, state, charts: [], branches: null, readyAt: null, select, setSmoothing,

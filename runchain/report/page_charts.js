@@ -38,7 +38,7 @@ function chartSize(box) {
   const W = Math.max(280, grid.clientWidth), cols = W >= 900 ? 2 : 1;
   return {width: Math.floor(W / cols) - 18, height: 220};
 }
-function makeChart(metric, index) {
+function makeCard(metric, index, box) {  // the card now; its chart by card.draw(), when seen
   const d = chainData(state.leaf, metric), segs = d.segs;
   const raw = d.y.map(v => state.log && v <= 0 ? null : v), f = state.log ? 1 : factor(raw);
   const drawnRaw = raw.map(v => v == null ? null : v / f);
@@ -55,10 +55,14 @@ function makeChart(metric, index) {
     save("csv", "save the rows this chart draws as CSV", v => saveCsv(v, d, smooth, f)),
     el("button", {type: "button", class: "remove", title: "remove this chart",
       onclick: () => { state.metrics.splice(index, 1); renderCharts(); }}, "\u00d7")), body, tipBox);
-  grid.append(card);
-  if (!d.x.length) { body.append(el("p", {class: "meta empty"}, "not logged in this chain")); return null; }
+  card.style.width = chartSize().width + 10 + "px";  // its size before its chart is drawn
+  box.append(card);
+  card.draw = () => { if (d.x.length) api.charts[index] = u = draw(); };
+  if (!d.x.length) body.append(el("p", {class: "meta empty"}, "not logged in this chain"));
+  return card;
+  function draw() {
   const [lo, hi] = state.x ?? extent(segs);
-  u = new uPlot({
+  const u = new uPlot({
     ...chartSize(), legend: {show: false},
     scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
              y: {distr: state.log ? 3 : 1, range: yRange}},
@@ -100,6 +104,7 @@ function makeChart(metric, index) {
   u.over.addEventListener("mouseleave", () => { if (hovered === u) hovered = null; });
   u.metric = metric; u.factor = f; u.chainRuns = d.run;
   return u;
+  }
 }
 function fileName(metric, ext) {  // e.g. loss_00-chain-3a522nzt.png
   return `${metric}-chain-${state.leaf}`.replace(/[^A-Za-z0-9._-]+/g, "_") + "." + ext;
@@ -129,10 +134,50 @@ function saveCsv(u, d, smooth, f) {  // the rows drawn (thinned as drawn), value
   }
   download(new Blob([lines.join("\n") + "\n"], {type: "text/csv"}), fileName(u.metric, "csv"));
 }
+// Sections like a W&B workspace: one per metric group (the name before its first "/"),
+// collapsible; the first EAGER charts are drawn at once, the others as they scroll near.
+const EAGER = 4;
+let nearby = null;
+const groupOf = m => m.indexOf("/") > 0 ? m.slice(0, m.indexOf("/")) : "";
+function matcher(pattern) {  // a glob (loss/*, *acc?) matches whole names; else a regex, any case
+  const p = pattern.trim();
+  if (!p) return () => true;
+  if (/[*?]/.test(p) && !/[\\^$+|()[\]{}]|\.\*/.test(p)) {
+    const re = new RegExp("^" + p.replace(/[.]/g, "\\.").replace(/\*/g, ".*").replace(/\?/g, ".") + "$");
+    return m => re.test(m);
+  }
+  try { const re = new RegExp(p, "i"); return m => re.test(m); }
+  catch (e) { return m => m.toLowerCase().includes(p.toLowerCase()); }
+}
 function renderCharts() {
   for (const c of api.charts) if (c) c.destroy();
+  if (nearby) nearby.disconnect();
   grid.replaceChildren();
-  api.charts = state.metrics.map(makeChart);  // null where the chain did not log the metric
+  api.charts = state.metrics.map(() => null);  // null until drawn, or where the chain did not log it
+  const match = matcher(state.search), sections = new Map();
+  state.metrics.forEach((m, i) => {
+    if (!match(m)) return;
+    if (!sections.has(groupOf(m))) sections.set(groupOf(m), []);
+    sections.get(groupOf(m)).push(i);
+  });
+  if (sections.has("")) { const rest = sections.get(""); sections.delete(""); sections.set("", rest); }  // last
+  nearby = new IntersectionObserver(seen => { for (const e of seen) if (e.isIntersecting) {
+    nearby.unobserve(e.target); e.target.draw(); } }, {rootMargin: "400px 0px"});
+  let eager = EAGER;
+  for (const [group, shown] of sections) {
+    const open = !state.collapsed.has(group), body = el("div", {class: "grid-body"});
+    grid.append(el("section", {class: "metric-section", "data-group": group},
+      el("button", {type: "button", class: "section-head", "aria-expanded": String(open),
+        onclick: () => { state.collapsed[open ? "add" : "delete"](group); renderCharts(); }},
+        `${open ? "\u25be" : "\u25b8"} ${group || "other metrics"}`, el("span", {class: "count"}, ` ${shown.length}`)),
+      body));
+    if (!open) continue;
+    for (const i of shown) {
+      const card = makeCard(state.metrics[i], i, body);
+      if (eager-- > 0) card.draw(); else nearby.observe(card);
+    }
+  }
+  if (!sections.size && state.metrics.length) grid.append(el("p", {class: "meta"}, `no chart matches ${state.search}`));
   renderLegend(); saveView();
   clearTimeout(runsLater); runsLater = setTimeout(renderRuns, 0);  // its metric columns follow, after the charts
 }

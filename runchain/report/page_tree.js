@@ -18,8 +18,14 @@ const logBox = el("input", {type: "checkbox", class: "logy", onchange: e => setL
 const smoothOut = el("output", null, "0");
 const smoothIn = el("input", {type: "range", min: 0, max: 0.99, step: 0.01, value: 0, class: "smooth",
   oninput: e => setSmoothing(+e.target.value)});
-const addIn = el("input", {list: "rc-metrics", placeholder: "search metrics\u2026", class: "add-metric",
-  onchange: e => { if (D.metrics.includes(e.target.value)) { state.metrics.push(e.target.value); e.target.value = ""; renderCharts(); } }});
+const addIn = el("input", {list: "rc-metrics", placeholder: "a metric, or loss/*\u2026", class: "add-metric",
+  onchange: e => {  // a name, or a glob: every metric it matches that is not charted yet
+    const match = /[*?]/.test(e.target.value) ? matcher(e.target.value) : m => m === e.target.value;
+    const more = D.metrics.filter(m => match(m) && !state.metrics.includes(m));
+    if (more.length) { state.metrics.push(...more); e.target.value = ""; renderCharts(); }
+  }});
+const searchIn = el("input", {type: "search", class: "chart-search", placeholder: "regex or glob\u2026",
+  oninput: e => { state.search = e.target.value; renderCharts(); }});
 const pathLine = el("p", {class: "meta chain-path"}), legend = el("div", {class: "legend"});
 const grid = el("div", {class: "grid"});
 const rootPick = el("select", {class: "root-pick", onchange: e => { state.root = e.target.value; renderBranches(); }},
@@ -38,6 +44,7 @@ document.body.append(header, metricList,
   el("div", {class: "toolbar"}, el("label", null, "chain to ", chainPick),
     el("label", null, logBox, " log y"),
     el("label", null, "smoothing ", smoothIn, " ", smoothOut),
+    el("label", null, "search charts ", searchIn),
     el("label", null, "add chart ", addIn),
     el("button", {type: "button", onclick: () => resetZoom()}, "reset zoom")),
   el("p", {class: "hint"}, "Drag across a chart to zoom every chart; double-click to reset. " +
