@@ -412,3 +412,33 @@ def test_search_charts_by_regex_or_glob_and_add_charts_by_glob(opened, site):
     opened.page.fill(".add-metric", "*/0?")
     opened.page.press(".add-metric", "Enter")
     assert opened.js("runchain.state.metrics") == ["flat", "accuracy/01", "loss/00", "oscillation/02"]
+
+
+def test_compare_overlays_chains_each_in_its_colour_drawing_shared_rows_once(opened, site):
+    grand, child, root = site["grand"], site["child"], site["root"]
+    opened.js("([leaf, m]) => { runchain.select(leaf); runchain.show([m]); }", [grand, "loss/00"])
+    opened.page.select_option(".compare-pick", site["hostile"])  # the picker offers leaves
+    assert opened.js("runchain.state.compare") == [site["hostile"]]
+    opened.js("(c) => runchain.compare([c])", child)  # any run's chain: root@19 -> child, whole
+    assert opened.js("runchain.state.compare") == [child] and f"vs={child}" in opened.page.url
+    lines = opened.js("runchain.charts[0].lines")
+    assert [line.split(" (")[0] for line in lines] == [
+        f"shared: run {root}", f"shared: run {child}", f"chain to {grand}", f"chain to {child}"]
+    drawn = opened.js("(() => { const u = runchain.charts[0]; return u.data.slice(1).map(s => "
+                      "u.data[0].map((x, i) => [x, s[i]]).filter(p => p[1] != null)); })()")
+    points = {line: {(x, y) for x, y in pts} for line, pts in zip(lines, drawn)}
+    g_steps, g_runs, _, g_values = _rows(site, grand, "loss/00")  # grand's chain keeps the
+    c_steps, c_runs, c_local, c_values = _rows(site, child, "loss/00")  # child to its step 9
+    shared = {(x, y) for x, r, y in zip(g_steps.tolist(), g_runs.tolist(), g_values.tolist()) if r != grand}
+    assert set().union(*(points[line] for line in lines[:2])) == shared  # once, in dark grey
+    assert points[lines[2]] == {(x, y) for x, r, y in zip(g_steps.tolist(), g_runs.tolist(),
+                                                          g_values.tolist()) if r == grand}
+    assert points[lines[3]] == {(x, y) for x, r, s, y in zip(c_steps.tolist(), c_runs.tolist(),
+                                                             c_local.tolist(), c_values.tolist())
+                                if r == child and s > 9}
+    colors = opened.js("runchain.charts[0].series.slice(1).map(s => s._stroke ?? s.stroke)")
+    assert colors[0] == colors[1] != colors[2] != colors[3]  # chains differ; shared rows alike
+    text = opened.hover(0, 40)  # past the cut at the child's step 9 (global 29): two chains
+    assert text.splitlines()[1].startswith("chain to ")
+    opened.page.locator(".chips .remove").click()
+    assert opened.js("runchain.state.compare") == [] and opened.js("runchain.charts[0].lines") is None

@@ -8,11 +8,11 @@ const kids = runs.map(() => []);
 runs.forEach((r, i) => { if (r.parent != null && byId.has(r.parent)) kids[byId.get(r.parent)].push(i); });
 const state = {
   leaf: D.leaves[0] ?? D.allLeaves[0] ?? (runs[0] && runs[0].id),
-  metrics: D.shown.slice(), log: false, smooth: 0, x: null, search: "", collapsed: new Set(),
+  metrics: D.shown.slice(), log: false, smooth: 0, x: null, search: "", collapsed: new Set(), compare: [],
   root: null, branchMetric: D.shown[0] ?? D.metrics[0] ?? null,
 };
 const api = window.runchain = {data: D, state, charts: [], branches: null, readyAt: null, select, setSmoothing,
-  setLog, setMetric, resetZoom, chainData, show: ms => { state.metrics = ms.slice(); renderCharts(); }};
+  setLog, setMetric, resetZoom, chainData, compare: ids => compare(ids), show: ms => { state.metrics = ms.slice(); renderCharts(); }};
 
 // -- helpers -------------------------------------------------------------------------------
 function el(tag, attrs, ...children) {
@@ -119,4 +119,29 @@ function yRange(u, min, max) {
   const pad = (max / 2 - min / 2) * 0.1;
   return [min - pad, max + pad];
 }
-
+// -- several chains on one chart (branches, compare) ---------------------------------------
+// 20 colours that read apart on white; past 20 chains the branches chart draws every chain
+// grey but the chosen one, and hovering a line brings it forward (uPlot's focus).
+const CHAIN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+  "#17becf", "#bcbd22", "#7f7f7f", "#000075", "#800000", "#469990", "#f032e6", "#9a6324",
+  "#808000", "#42d4f4", "#911eb4", "#3cb44b", "#ff6f61"];
+const SHARED = "#444";
+function overlaySeries(leaves, metric) {
+  // Each chain's own rows (kept by no other chain of the root) as its series; rows several
+  // chains keep, one series per run, drawn once in SHARED.
+  const chains = leaves.map(l => chainData(l, metric));
+  const keeps = chains.map(c => new Map(c.segs.map(s => [s.run, s.cut])));
+  const kept = (ri, step) => keeps.reduce((n, m) => n + (m.has(ri) && (m.get(ri) == null || step <= m.get(ri)) ? 1 : 0), 0);
+  const own = chains.map(() => [[], []]), shared = new Map(), done = new Set();  // shared: run -> [[x], [y]]
+  chains.forEach((c, k) => {
+    for (let i = 0; i < c.x.length; i++) {
+      const ri = c.run[i], key = ri + ":" + c.x[i];
+      if (kept(ri, c.x[i] - runs[ri].offset) < 2) { own[k][0].push(c.x[i]); own[k][1].push(c.y[i]); continue; }
+      if (done.has(key)) continue;  // drawn once
+      done.add(key);
+      if (!shared.has(ri)) shared.set(ri, [[], []]);
+      shared.get(ri)[0].push(c.x[i]); shared.get(ri)[1].push(c.y[i]);
+    }
+  });
+  return {chains, own, shared};
+}

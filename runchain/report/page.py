@@ -37,7 +37,8 @@ def _uplot() -> tuple[str, str]:
     return notice + _asset(base + "uPlot.iife.min.js"), _asset(base + "uPlot.min.css")
 
 
-SCRIPTS = ("page.js", "page_tree.js", "page_charts.js", "page_branches.js", "page_runs.js")
+SCRIPTS = ("page.js", "page_tree.js", "page_charts.js", "page_compare.js", "page_branches.js",
+           "page_runs.js")
 
 
 def _script() -> str:

@@ -3,31 +3,6 @@
 // they share its names. Every string from a run reaches the DOM through textContent or
 // setAttribute, never as HTML.
 // -- branches ------------------------------------------------------------------------------
-// 20 colours that read apart on white; past 20 chains every chain is grey but the chosen
-// one, and hovering a line brings it forward (uPlot's focus) and names its leaf.
-const CHAIN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-  "#17becf", "#bcbd22", "#7f7f7f", "#000075", "#800000", "#469990", "#f032e6", "#9a6324",
-  "#808000", "#42d4f4", "#911eb4", "#3cb44b", "#ff6f61"];
-const SHARED = "#444";
-function branchSeries(leaves, metric) {
-  // Each chain's own rows (kept by no other chain of the root) as its series; rows several
-  // chains keep, one series per run, drawn once in SHARED.
-  const chains = leaves.map(l => chainData(l, metric));
-  const keeps = chains.map(c => new Map(c.segs.map(s => [s.run, s.cut])));
-  const kept = (ri, step) => keeps.reduce((n, m) => n + (m.has(ri) && (m.get(ri) == null || step <= m.get(ri)) ? 1 : 0), 0);
-  const own = chains.map(() => [[], []]), shared = new Map(), done = new Set();  // shared: run -> [[x], [y]]
-  chains.forEach((c, k) => {
-    for (let i = 0; i < c.x.length; i++) {
-      const ri = c.run[i], key = ri + ":" + c.x[i];
-      if (kept(ri, c.x[i] - runs[ri].offset) < 2) { own[k][0].push(c.x[i]); own[k][1].push(c.y[i]); continue; }
-      if (done.has(key)) continue;  // drawn once
-      done.add(key);
-      if (!shared.has(ri)) shared.set(ri, [[], []]);
-      shared.get(ri)[0].push(c.x[i]); shared.get(ri)[1].push(c.y[i]);
-    }
-  });
-  return {chains, own, shared};
-}
 function renderBranches() {
   if (api.branches) { api.branches.destroy(); api.branches = null; }
   branchBox.replaceChildren(); branchLegend.replaceChildren();
@@ -36,7 +11,7 @@ function renderBranches() {
   const leaves = D.allLeaves.filter(l => runs[chainOf(l)[0].run].id === root);
   const many = leaves.length > CHAIN_COLORS.length;
   const colorOf = leaves.map((l, k) => many ? (l === state.leaf ? "#d62728" : "#bbb") : CHAIN_COLORS[k]);
-  const {chains, own, shared} = branchSeries(leaves, metric);
+  const {chains, own, shared} = overlaySeries(leaves, metric);
   const lines = [...[...shared].map(([ri, t]) => ({t, color: SHARED, what: `rows shared by chains: run ${label(ri)}`})),
     ...leaves.map((l, k) => ({t: own[k], color: colorOf[k], leaf: l, what: `chain to ${label(byId.get(l))}`}))]
     .filter(s => s.t[0].length);

@@ -14,7 +14,8 @@ function shareZoom(u, key) {
 }
 function resetZoom() {
   state.x = null;
-  const [lo, hi] = extent(chainOf(state.leaf));
+  const spans = [state.leaf, ...state.compare].map(l => extent(chainOf(l)));
+  const lo = Math.min(...spans.map(s => s[0])), hi = Math.max(...spans.map(s => s[1]));
   syncing = true;
   for (const c of api.charts) if (c) c.setScale("x", {min: lo, max: hi});
   syncing = false;
@@ -57,6 +58,12 @@ function makeCard(metric, index, box) {  // the card now; its chart by card.draw
       onclick: () => { state.metrics.splice(index, 1); renderCharts(); }}, "\u00d7")), body, tipBox);
   card.style.width = chartSize().width + 10 + "px";  // its size before its chart is drawn
   box.append(card);
+  if (state.compare.length) {  // page_compare.js: every compared chain on this chart
+    card.draw = () => { if (!compareData(metric).empty) api.charts[index] = u = drawCompare(metric, body, tipBox); };
+    card.querySelector(".save.csv").onclick = () => compareCsv(metric);
+    if (compareData(metric).empty) body.append(el("p", {class: "meta empty"}, "not logged in these chains"));
+    return card;
+  }
   card.draw = () => { if (d.x.length) api.charts[index] = u = draw(); };
   if (!d.x.length) body.append(el("p", {class: "meta empty"}, "not logged in this chain"));
   return card;
@@ -100,11 +107,14 @@ function makeCard(metric, index, box) {  // the card now; its chart by card.draw
       }],
     },
   }, [d.x, drawnRaw, smooth], body);
-  u.over.addEventListener("mouseenter", () => { hovered = u; });
-  u.over.addEventListener("mouseleave", () => { if (hovered === u) hovered = null; });
+  trackHover(u);
   u.metric = metric; u.factor = f; u.chainRuns = d.run;
   return u;
   }
+}
+function trackHover(u) {  // its hover card shows only while the mouse is over it
+  u.over.addEventListener("mouseenter", () => { hovered = u; });
+  u.over.addEventListener("mouseleave", () => { if (hovered === u) hovered = null; });
 }
 function fileName(metric, ext) {  // e.g. loss_00-chain-3a522nzt.png
   return `${metric}-chain-${state.leaf}`.replace(/[^A-Za-z0-9._-]+/g, "_") + "." + ext;
@@ -120,7 +130,8 @@ function savePng(u) {  // the chart as drawn, under its title and chain, on whit
   const ctx = out.getContext("2d");
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, out.width, out.height);
   ctx.fillStyle = "#222"; ctx.font = `600 ${Math.round(13 * devicePixelRatio)}px system-ui, sans-serif`;
-  ctx.fillText(`${u.metric} \u2014 chain to ${label(byId.get(state.leaf))}`, 8 * devicePixelRatio, 18 * devicePixelRatio);
+  const what = [state.leaf, ...state.compare].map(l => label(byId.get(l))).join(", ");
+  ctx.fillText(`${u.metric} \u2014 chain${state.compare.length ? "s" : ""} to ${what}`, 8 * devicePixelRatio, 18 * devicePixelRatio);
   ctx.drawImage(c, 0, pad);
   out.toBlob(b => download(b, fileName(u.metric, "png")), "image/png");
 }
@@ -183,6 +194,13 @@ function renderCharts() {
 }
 function renderLegend() {
   const segs = chainOf(state.leaf);
+  if (state.compare.length) {  // colour is a chain here, as in the branches chart
+    pathLine.textContent = `comparing ${state.compare.length + 1} chains; dark grey: the rows they share`;
+    legend.replaceChildren(...[state.leaf, ...state.compare].map((l, k) => el("span", {class: "item"},
+      el("span", {class: "swatch", style: `background:${CHAIN_COLORS[k % CHAIN_COLORS.length]}`}),
+      "chain to " + label(byId.get(l)))));
+    return;
+  }
   pathLine.textContent = segs.map(s => runs[s.run].id + (s.cut != null ? "@" + s.cut : "")).join(" \u2192 ");
   legend.replaceChildren(...segs.map(s => {
     const r = runs[s.run], last = s.cut ?? r.lastStep;
@@ -195,6 +213,8 @@ function select(id, x = null) {  // x: the step range to zoom to (default the wh
   if (!byId.has(id)) return;
   state.leaf = id;
   state.x = x;
+  state.compare = state.compare.filter(c => c !== id);
+  renderCompare();
   if (![...chainPick.options].some(o => o.value === id)) chainPick.append(el("option", {value: id}, label(byId.get(id))));
   chainPick.value = id;
   renderTree(); renderCharts();

@@ -106,19 +106,21 @@ function markReady() {  // the first chart is drawn; data-ready lets a test wait
   document.documentElement.dataset.ready = "1";
 }
 
-// The URL's hash keeps the view: #view?chain=<leaf>&m=<metric>&m=...&smooth=0.6&log=1&x=lo,hi
+// The URL's hash keeps the view: #view?chain=<leaf>&vs=<leaf>&m=<metric>&m=...&smooth=0.6&log=1&x=lo,hi
 // (URLSearchParams), rewritten as it changes; opening the file with it restores that view.
 let restoring = false;
 function readView() {
   if (!location.hash.startsWith("#view?")) return null;
   const q = new URLSearchParams(location.hash.slice(6)), x = (q.get("x") || "").split(",").map(Number);
-  return {chain: q.get("chain"), metrics: q.getAll("m").filter(m => D.metrics.includes(m)),
+  return {chain: q.get("chain"), compare: q.getAll("vs").filter(l => byId.has(l)),
+          metrics: q.getAll("m").filter(m => D.metrics.includes(m)),
           smooth: Math.min(0.99, Math.max(0, +q.get("smooth") || 0)), log: q.get("log") === "1",
           x: x.length === 2 && x.every(Number.isFinite) && x[0] < x[1] ? x : null};
 }
 function saveView() {
   if (restoring || state.leaf == null) return;
   const q = new URLSearchParams({chain: state.leaf});
+  for (const l of state.compare) q.append("vs", l);
   for (const m of state.metrics) q.append("m", m);
   if (state.smooth) q.set("smooth", state.smooth);
   if (state.log) q.set("log", "1");
@@ -129,6 +131,7 @@ function applyView(view) {
   restoring = true;
   if (view && byId.has(view.chain)) state.leaf = view.chain;
   if (view && view.metrics.length) state.metrics = view.metrics;
+  if (view) state.compare = view.compare;
   if (view) { state.smooth = view.smooth; smoothIn.value = view.smooth; smoothOut.textContent = view.smooth.toFixed(2);
               state.log = view.log; logBox.checked = view.log; }
   if (state.leaf != null) select(state.leaf, view && view.x);

@@ -14,6 +14,9 @@ const header = el("header", null, el("h1", null, "runchain report"),
 const metricList = el("datalist", {id: "rc-metrics"}, ...D.metrics.map(m => el("option", {value: m})));
 const treeBox = el("div", {class: "treemap"});
 const chainPick = el("select", {class: "chain-pick", onchange: e => select(e.target.value)});
+const comparePick = el("select", {class: "compare-pick", "aria-label": "compare with",
+  onchange: e => { if (e.target.value) compare([...state.compare, e.target.value]); }});
+const compareChips = el("span", {class: "chips"});
 const logBox = el("input", {type: "checkbox", class: "logy", onchange: e => setLog(e.target.checked)});
 const smoothOut = el("output", null, "0");
 const smoothIn = el("input", {type: "range", min: 0, max: 0.99, step: 0.01, value: 0, class: "smooth",
@@ -42,6 +45,7 @@ document.body.append(header, metricList,
   treeBox,
   el("h2", {id: "chains"}, "Chain"),
   el("div", {class: "toolbar"}, el("label", null, "chain to ", chainPick),
+    el("label", null, "compare with ", comparePick), compareChips,
     el("label", null, logBox, " log y"),
     el("label", null, "smoothing ", smoothIn, " ", smoothOut),
     el("label", null, "search charts ", searchIn),

@@ -1,0 +1,83 @@
+// runchain report: comparing chains, W&B's "compare runs" for chains.
+// One of the page's scripts: report/page.py joins them in order inside one function, so
+// they share its names. Every string from a run reaches the DOM through textContent or
+// setAttribute, never as HTML.
+// -- compare chains ------------------------------------------------------------------------
+// With chains to compare (state.compare), every chart overlays the chain to state.leaf and
+// theirs, each in its own colour (CHAIN_COLORS, in that order), the rows they share drawn
+// once in dark grey (overlaySeries); hover names the chain of the line nearest the cursor.
+function compared() { return [state.leaf, ...state.compare]; }
+function compare(ids) {  // the chains to compare with the charted one (test API too)
+  state.compare = [...new Set(ids)].filter(id => byId.has(id) && id !== state.leaf);
+  renderCompare(); renderCharts();
+}
+function renderCompare() {
+  comparePick.replaceChildren(el("option", {value: ""}, "+ a chain\u2026"),
+    ...D.allLeaves.filter(l => !compared().includes(l)).map(l => el("option", {value: l}, label(byId.get(l)))));
+  compareChips.replaceChildren(...state.compare.map((l, k) => el("span", {class: "chip"},
+    el("span", {class: "swatch", style: `background:${CHAIN_COLORS[(k + 1) % CHAIN_COLORS.length]}`}),
+    label(byId.get(l)), el("button", {type: "button", class: "remove", title: "stop comparing",
+      onclick: () => compare(state.compare.filter(c => c !== l))}, "\u00d7"))));
+}
+function compareData(metric) {  // {lines: [{x, y, color, what}], x: every step drawn}
+  const leaves = compared(), {own, shared} = overlaySeries(leaves, metric);
+  const lines = [...[...shared].map(([ri, t]) => ({t, color: SHARED, what: `shared: run ${label(ri)}`})),
+    ...leaves.map((l, k) => ({t: own[k], color: CHAIN_COLORS[k % CHAIN_COLORS.length],
+                              what: `chain to ${label(byId.get(l))}`}))].filter(s => s.t[0].length);
+  return {lines, empty: !lines.length};
+}
+function drawCompare(metric, body, tipBox) {
+  const {lines} = compareData(metric);
+  const data = uPlot.join(lines.map(s => [s.t[0], s.t[1].map(v => state.log && v <= 0 ? null : v)]));
+  let f = 1;
+  if (!state.log) for (const s of data.slice(1)) f = Math.max(f, factor(s));
+  const spans = compared().map(l => extent(chainOf(l)));
+  const [lo, hi] = state.x ?? [Math.min(...spans.map(s => s[0])), Math.max(...spans.map(s => s[1]))];
+  const u = new uPlot({
+    ...chartSize(), legend: {show: false},
+    scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
+             y: {distr: state.log ? 3 : 1, range: yRange}},
+    axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
+           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f))}],
+    series: [{}, ...lines.map(s => ({label: s.what, stroke: s.color, width: 1.3, spanGaps: true}))],
+    focus: {alpha: 0.3},
+    cursor: {sync: {key: "rc-chain"}, drag: {x: true, y: false}, points: {show: false}, focus: {prox: 24},
+             bind: {dblclick: () => () => { resetZoom(); return null; }}},
+    hooks: {
+      setScale: [shareZoom],
+      draw: [markReady],
+      setCursor: [u => {
+        const i = u.cursor.idx;
+        if (i == null || u.cursor.left < 0 || u !== hovered) { tipBox.style.display = "none"; return; }
+        let best = -1, dist = Infinity;  // the line nearest the cursor names its chain
+        for (let s = 1; s < u.data.length; s++) {
+          const v = u.data[s][i];
+          if (v == null) continue;
+          const dy = Math.abs(u.valToPos(v, "y") - u.cursor.top);
+          if (dy < dist) { dist = dy; best = s; }
+        }
+        if (best < 0) { tipBox.style.display = "none"; return; }
+        tipBox.textContent = [metric, lines[best - 1].what, `global step ${steps(u.data[0][i])}`,
+          `value ${num(u.data[best][i] * f)}`].join("\n");
+        tipBox.style.display = "block";
+        tipBox.style.left = (u.cursor.left + 80) + "px";
+        tipBox.style.top = "40px";
+      }],
+    },
+  }, data.map((s, k) => k ? (state.smooth > 0 ? ema(s, state.smooth) : s).map(v => v == null ? null : v / f) : s), body);
+  trackHover(u);
+  u.metric = metric; u.lines = lines.map(s => s.what);
+  return u;
+}
+function compareCsv(metric) {  // every compared chain's rows as drawn, with its leaf
+  const quote = v => /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+  const out = [["chain", "global_step", "run_id", "step", metric].map(quote).join(",")];
+  for (const l of compared()) {
+    const d = chainData(l, metric);
+    for (let i = 0; i < d.x.length; i++) {
+      const r = runs[d.run[i]];
+      out.push([quote(l), String(d.x[i]), quote(r.id), String(d.x[i] - r.offset), String(d.y[i])].join(","));
+    }
+  }
+  download(new Blob([out.join("\n") + "\n"], {type: "text/csv"}), fileName(metric, "csv"));
+}
