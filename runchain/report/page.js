@@ -52,6 +52,12 @@ function showTip(lines, x, y) {
   tip.style.top = Math.max(4, Math.min(y + 14, innerHeight - h - 4)) + "px";
 }
 const hideTip = () => { tip.style.display = "none"; };
+function placeBeside(box, u) {  // a shown hover card beside the cursor, toward the chart's middle
+  const o = u.over.getBoundingClientRect(), p = box.offsetParent.getBoundingClientRect();
+  const x = o.left - p.left + u.cursor.left, y = o.top - p.top + u.cursor.top;
+  box.style.left = Math.max(0, u.cursor.left > o.width / 2 ? x - box.offsetWidth - 14 : x + 14) + "px";
+  box.style.top = Math.max(0, u.cursor.top > o.height / 2 ? y - box.offsetHeight - 14 : y + 14) + "px";
+}
 
 // -- chains and their data -----------------------------------------------------------------
 function chainOf(id) {  // root -> id: [{run, cut}], cut the last local step kept (null: all)

@@ -65,7 +65,7 @@ function renderBranches() {
         btip.textContent = [lines[best - 1].what, `global step ${steps(u.data[0][i])}`,
           `${metric} ${num(u.data[best][i] * f)}`].join("\n");
         btip.style.display = "block";
-        btip.style.left = (u.cursor.left + 80) + "px";
+        placeBeside(btip, u);
       }],
     },
   }, data.map((s, k) => k ? s.map(v => v == null ? null : v / f) : s), branchBox);

@@ -60,8 +60,7 @@ function drawCompare(metric, body, tipBox) {
         tipBox.textContent = [metric, lines[best - 1].what, `global step ${steps(u.data[0][i])}`,
           `value ${num(u.data[best][i] * f)}`].join("\n");
         tipBox.style.display = "block";
-        tipBox.style.left = (u.cursor.left + 80) + "px";
-        tipBox.style.top = "40px";
+        placeBeside(tipBox, u);
       }],
     },
   }, data.map((s, k) => k ? (state.smooth > 0 ? ema(s, state.smooth) : s).map(v => v == null ? null : v / f) : s), body);
