@@ -39,11 +39,8 @@ function chartSize(box) {
   const W = Math.max(280, grid.clientWidth), cols = W >= 900 ? 2 : 1;
   return {width: Math.floor(W / cols) - 18, height: 220};
 }
-function makeCard(metric, index, box) {  // the card now; its chart by card.draw(), when seen
-  const d = chainData(state.leaf, metric), segs = d.segs;
-  const raw = d.y.map(v => state.log && v <= 0 ? null : v), f = state.log ? 1 : factor(raw);
-  const drawnRaw = raw.map(v => v == null ? null : v / f);
-  const smooth = ema(raw, state.smooth).map(v => v == null ? null : v / f);
+function makeCard(metric, index, box) {  // the card now; its data and chart by card.draw(), when seen
+  let d, segs, f, drawnRaw, smooth;
   const tipBox = el("div", {class: "chart-tip"});
   const pick = el("input", {list: "rc-metrics", class: "metric-pick", value: metric, "aria-label": "metric",
     onchange: e => setMetric(index, e.target.value)});
@@ -58,14 +55,24 @@ function makeCard(metric, index, box) {  // the card now; its chart by card.draw
       onclick: () => { state.metrics.splice(index, 1); renderCharts(); }}, "\u00d7")), body, tipBox);
   card.style.width = chartSize().width + 10 + "px";  // its size before its chart is drawn
   box.append(card);
+  const empty = where => body.append(el("p", {class: "meta empty"}, `not logged in ${where}`));
   if (state.compare.length) {  // page_compare.js: every compared chain on this chart
-    card.draw = () => { if (!compareData(metric).empty) api.charts[index] = u = drawCompare(metric, body, tipBox); };
     card.querySelector(".save.csv").onclick = () => compareCsv(metric);
-    if (compareData(metric).empty) body.append(el("p", {class: "meta empty"}, "not logged in these chains"));
+    card.draw = () => {
+      if (compareData(metric).empty) empty("these chains");
+      else api.charts[index] = u = drawCompare(metric, body, tipBox);
+    };
     return card;
   }
-  card.draw = () => { if (d.x.length) api.charts[index] = u = draw(); };
-  if (!d.x.length) body.append(el("p", {class: "meta empty"}, "not logged in this chain"));
+  card.draw = () => {
+    d = chainData(state.leaf, metric); segs = d.segs;
+    if (!d.x.length) return empty("this chain");
+    const raw = d.y.map(v => state.log && v <= 0 ? null : v);
+    f = state.log ? 1 : factor(raw);
+    drawnRaw = raw.map(v => v == null ? null : v / f);
+    smooth = ema(raw, state.smooth).map(v => v == null ? null : v / f);
+    api.charts[index] = u = draw();
+  };
   return card;
   function draw() {
   const [lo, hi] = state.x ?? extent(segs);
