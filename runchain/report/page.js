@@ -52,6 +52,16 @@ function showTip(lines, x, y) {
   tip.style.top = Math.max(4, Math.min(y + 14, innerHeight - h - 4)) + "px";
 }
 const hideTip = () => { tip.style.display = "none"; };
+function nearestSeries(u, i) {  // the series drawn nearest the cursor at data index i, or -1
+  let best = -1, dist = Infinity;
+  for (let s = 1; s < u.data.length; s++) {
+    const v = u.data[s][i];
+    if (v == null) continue;
+    const dy = Math.abs(u.valToPos(v, "y") - u.cursor.top);
+    if (dy < dist) { dist = dy; best = s; }
+  }
+  return best;
+}
 function placeBeside(box, u) {  // a shown hover card beside the cursor, toward the chart's middle
   const o = u.over.getBoundingClientRect(), p = box.offsetParent.getBoundingClientRect();
   const x = o.left - p.left + u.cursor.left, y = o.top - p.top + u.cursor.top;

@@ -54,13 +54,7 @@ function renderBranches() {
       setCursor: [u => {
         const i = u.cursor.idx;
         if (i == null || u.cursor.left < 0) { btip.style.display = "none"; return; }
-        let best = -1, dist = Infinity;  // the line drawn nearest the cursor names its chain
-        for (let s = 1; s < u.data.length; s++) {
-          const v = u.data[s][i];
-          if (v == null) continue;
-          const dy = Math.abs(u.valToPos(v, "y") - u.cursor.top);
-          if (dy < dist) { dist = dy; best = s; }
-        }
+        const best = nearestSeries(u, i);  // the line drawn nearest the cursor names its chain
         if (best < 0) { btip.style.display = "none"; return; }
         btip.textContent = [lines[best - 1].what, `global step ${steps(u.data[0][i])}`,
           `${metric} ${num(u.data[best][i] * f)}`].join("\n");

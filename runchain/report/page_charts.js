@@ -77,11 +77,7 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   function draw() {
   const [lo, hi] = state.x ?? extent(segs);
   const u = new uPlot({
-    ...chartSize(), legend: {show: false},
-    scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
-             y: {distr: state.log ? 3 : 1, range: yRange}},
-    axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
-           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f))}],
+    ...chartOptions(metric, f, lo, hi),
     series: [{}, {label: "raw", stroke: stroke(segs, state.smooth > 0 ? "40" : ""), width: 1, spanGaps: true},
              {label: "smoothed", stroke: stroke(segs, ""), width: 1.5, spanGaps: true, show: state.smooth > 0}],
     cursor: {sync: {key: "rc-chain"}, drag: {x: true, y: false}, points: {show: false},
@@ -118,6 +114,15 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   u.metric = metric; u.factor = f; u.chainRuns = d.run;
   return u;
   }
+}
+function chartOptions(metric, f, lo, hi) {  // what every chain chart shares: size, scales, axes
+  return {
+    ...chartSize(), legend: {show: false},
+    scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
+             y: {distr: state.log ? 3 : 1, range: yRange}},
+    axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
+           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f))}],
+  };
 }
 function trackHover(u) {  // its hover card shows only while the mouse is over it
   u.over.addEventListener("mouseenter", () => { hovered = u; });

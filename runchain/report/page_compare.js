@@ -34,11 +34,7 @@ function drawCompare(metric, body, tipBox) {
   const spans = compared().map(l => extent(chainOf(l)));
   const [lo, hi] = state.x ?? [Math.min(...spans.map(s => s[0])), Math.max(...spans.map(s => s[1]))];
   const u = new uPlot({
-    ...chartSize(), legend: {show: false},
-    scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
-             y: {distr: state.log ? 3 : 1, range: yRange}},
-    axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
-           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f))}],
+    ...chartOptions(metric, f, lo, hi),
     series: [{}, ...lines.map(s => ({label: s.what, stroke: s.color, width: 1.3, spanGaps: true}))],
     focus: {alpha: 0.3},
     cursor: {sync: {key: "rc-chain"}, drag: {x: true, y: false}, points: {show: false}, focus: {prox: 24},
@@ -49,13 +45,7 @@ function drawCompare(metric, body, tipBox) {
       setCursor: [u => {
         const i = u.cursor.idx;
         if (i == null || u.cursor.left < 0 || u !== hovered) { tipBox.style.display = "none"; return; }
-        let best = -1, dist = Infinity;  // the line nearest the cursor names its chain
-        for (let s = 1; s < u.data.length; s++) {
-          const v = u.data[s][i];
-          if (v == null) continue;
-          const dy = Math.abs(u.valToPos(v, "y") - u.cursor.top);
-          if (dy < dist) { dist = dy; best = s; }
-        }
+        const best = nearestSeries(u, i);  // the line nearest the cursor names its chain
         if (best < 0) { tipBox.style.display = "none"; return; }
         tipBox.textContent = [metric, lines[best - 1].what, `global step ${steps(u.data[0][i])}`,
           `value ${num(u.data[best][i] * f)}`].join("\n");
