@@ -438,6 +438,12 @@ def test_compare_overlays_chains_each_in_its_colour_drawing_shared_rows_once(ope
                                 if r == child and s > 9}
     colors = opened.js("runchain.charts[0].series.slice(1).map(s => s._stroke ?? s.stroke)")
     assert colors[0] == colors[1] != colors[2] != colors[3]  # chains differ; shared rows alike
+    with opened.page.expect_download() as csv_file:  # every compared chain's rows, once each
+        opened.page.locator(".card .save.csv").first.click()
+    lines = Path(csv_file.value.path()).read_text().splitlines()
+    assert lines[0] == "chain,global_step,run_id,step,loss/00"
+    assert len(lines) == 1 + len(g_steps) + len(c_steps)
+    assert {line.split(",")[0] for line in lines[1:]} == {grand, child}
     text = opened.hover(0, 40)  # past the cut at the child's step 9 (global 29): two chains
     assert text.splitlines()[1].startswith("chain to ")
     opened.page.locator(".chips .remove").click()

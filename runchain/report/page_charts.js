@@ -19,7 +19,7 @@ function resetZoom() {
   syncing = true;
   for (const c of api.charts) if (c) c.setScale("x", {min: lo, max: hi});
   syncing = false;
-  state.x = null; saveView();
+  saveView();
 }
 function stroke(segs, alpha) {  // one line, each run's stretch in its colour
   return u => {
@@ -50,14 +50,14 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
     onclick: () => { if (u) make(u); }}, what.toUpperCase());
   const card = el("div", {class: "card"}, el("div", {class: "card-head"}, pick,
     save("png", "save this chart as a PNG picture", savePng),
-    save("csv", "save the rows this chart draws as CSV", v => saveCsv(v, d, smooth, f)),
+    save("csv", "save the rows this chart draws as CSV",
+         v => state.compare.length ? compareCsv(metric) : saveCsv(v, d, smooth, f)),
     el("button", {type: "button", class: "remove", title: "remove this chart",
       onclick: () => { state.metrics.splice(index, 1); renderCharts(); }}, "\u00d7")), body, tipBox);
   card.style.width = chartSize().width + 10 + "px";  // its size before its chart is drawn
   box.append(card);
   const empty = where => body.append(el("p", {class: "meta empty"}, `not logged in ${where}`));
   if (state.compare.length) {  // page_compare.js: every compared chain on this chart
-    card.querySelector(".save.csv").onclick = () => compareCsv(metric);
     card.draw = () => {
       if (compareData(metric).empty) empty("these chains");
       else api.charts[index] = u = drawCompare(metric, body, tipBox);
