@@ -14,7 +14,9 @@ function renderBranches() {
   const {chains, own, shared} = overlaySeries(leaves, metric);
   const lines = [...[...shared].map(([ri, t]) => ({t, color: SHARED, what: `rows shared by chains: run ${label(ri)}`})),
     ...leaves.map((l, k) => ({t: own[k], color: colorOf[k], leaf: l, what: `chain to ${label(byId.get(l))}`}))]
-    .filter(s => s.t[0].length);
+    .filter(s => s.t[0].length)
+    .sort((a, b) => layer(a) - layer(b));  // drawn last, on top: the chosen chain, then shared rows
+  function layer(s) { return s.leaf === state.leaf ? 2 : s.leaf == null ? 1 : 0; }
   const drawn = leaves.filter((l, k) => chains[k].x.length);
   branchLegend.append(el("span", {class: "meta"}, many ? `${leaves.length} chains: the chosen one in red; ` +
       "hover a line to bring it forward. " : "Colour: each chain, named by its leaf (in the charts above, a run). ",
@@ -64,7 +66,7 @@ function renderBranches() {
     },
   }, data.map((s, k) => k ? s.map(v => v == null ? null : v / f) : s), branchBox);
   branchBox.append(btip);
-  u.full = {min: lo, max: hi}; u.leaves = drawn; u.lines = lines.map(s => s.leaf ?? null);
+  u.full = {min: lo, max: hi}; u.leaves = drawn;
   api.branches = u;
 }
 function rootExtent(root) {  // first to last global step of every run under root

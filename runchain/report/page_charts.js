@@ -59,8 +59,9 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   const empty = where => body.append(el("p", {class: "meta empty"}, `not logged in ${where}`));
   if (state.compare.length) {  // page_compare.js: every compared chain on this chart
     card.draw = () => {
-      if (compareData(metric).empty) empty("these chains");
-      else api.charts[index] = u = drawCompare(metric, body, tipBox);
+      const {lines, empty: none} = compareData(metric);
+      if (none) empty("these chains");
+      else api.charts[index] = u = drawCompare(metric, lines, body, tipBox);
     };
     return card;
   }

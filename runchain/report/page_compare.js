@@ -19,15 +19,14 @@ function renderCompare() {
     label(byId.get(l)), el("button", {type: "button", class: "remove", title: "stop comparing",
       onclick: () => compare(state.compare.filter(c => c !== l))}, "\u00d7"))));
 }
-function compareData(metric) {  // {lines: [{x, y, color, what}], x: every step drawn}
+function compareData(metric) {  // {lines: [{t: [x, y], color, what}], empty: no line to draw}
   const leaves = compared(), {own, shared} = overlaySeries(leaves, metric);
   const lines = [...[...shared].map(([ri, t]) => ({t, color: SHARED, what: `shared: run ${label(ri)}`})),
     ...leaves.map((l, k) => ({t: own[k], color: CHAIN_COLORS[k % CHAIN_COLORS.length],
                               what: `chain to ${label(byId.get(l))}`}))].filter(s => s.t[0].length);
   return {lines, empty: !lines.length};
 }
-function drawCompare(metric, body, tipBox) {
-  const {lines} = compareData(metric);
+function drawCompare(metric, lines, body, tipBox) {  // lines: compareData(metric).lines
   const data = uPlot.join(lines.map(s => [s.t[0], s.t[1].map(v => state.log && v <= 0 ? null : v)]));
   let f = 1;
   if (!state.log) for (const s of data.slice(1)) f = Math.max(f, factor(s));
