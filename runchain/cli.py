@@ -4,6 +4,7 @@ runchain's named errors into messages and non-zero exit codes."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -39,7 +40,21 @@ def _open(dir: str | None, project: str | None, only_project: str | None = None)
         raise click.ClickException(str(e)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group. A reader that stops reading (``runchain chain X --csv - | head``)
+    ends the command quietly with exit 0, as ``head`` expects (click's own handler exits 1)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return result
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush at exit
+            ctx.exit(0)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="runchain")
 def main() -> None:
     """Run chains on Weights & Biases: checkpoint lineage across resumed and forked runs.
@@ -77,8 +92,9 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
     """
     source = _open(dir, project, only_project)
     if as_json:
-        click.echo(json.dumps([views.run_json(source.tree, n) for n in source.tree.nodes.values()],
-                              indent=2, default=str))
+        summaries = source.summaries()
+        runs = [views.run_json(source.tree, n, summaries[i]) for i, n in source.tree.nodes.items()]
+        _echo_json(runs)
         return
     for line in views.tree_lines(source.tree):
         click.echo(line)
@@ -92,17 +108,21 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
               "[default: all]")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="write the stitched history to this CSV file ('-' for stdout)")
-@click.option("--json", "as_json", is_flag=True, help="print the segments as JSON")
+@click.option("--json", "as_json", is_flag=True, help="print the chain as JSON: its segments, "
+              "and with --metric each metric's first, last, min and max")
 def chain(run_id: str | None, dir: str | None, project: str | None, only_project: str | None,
           metrics: tuple[str, ...], csv_path: str | None, as_json: bool) -> None:
     """Show the chain from the root to RUN_ID (or RUN_ID@STEP, cut there too), cut at each
-    checkpoint step. Without RUN_ID, list the leaves, each the end of a chain.
+    checkpoint step; with --metric, each metric's first, last, min and max value per run and
+    for the chain. RUN_ID may be a run's display name where no other run has it. Without
+    RUN_ID, list the leaves, each the end of a chain.
 
     \b
     Example:
         runchain chain                      # the leaves to choose from
         runchain chain 1a2b3c4d
         runchain chain 1a2b3c4d@599         # the chain ending at that run's step 599
+        runchain chain 1a2b3c4d --metric 'loss/*'
         runchain chain 1a2b3c4d --metric loss/00 --csv chain.csv
     """
     source = _open(dir, project, only_project)
@@ -113,24 +133,32 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
         at = None
         if "@" in run_id:  # <id>@<step>, the form checkpoint references use
             run_id, at = run_id.partition("@")[0], int(parse_ref(run_id).alias[len("step-"):])
+        run_id = source.resolve(run_id)
         segments = source.chain(run_id, at)
         metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
         columns = (source.history(run_id, keys=metrics or None, last_step=at)
-                   if csv_path else None)
+                   if csv_path or metrics else None)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
-    rows = views.chain_rows(source.tree, segments)
+    shown = views.chain_json(source.tree, segments, columns if metrics else None)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _echo_json(shown)
     elif csv_path != "-":
-        for line in views.chain_lines(segments, rows):
+        for line in views.chain_lines(segments, shown["segments"]):
             click.echo(line)
-    if columns is not None:
+        for line in views.figure_lines(shown):
+            click.echo(line)
+    if csv_path is not None:
         if metrics:  # say where a metric asked for is missing
             for key, lacking in views.empty_metrics(columns, segments).items():
                 click.echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
                            f"which did not log it", err=True)
         _write_csv(columns, csv_path)
+
+
+def _echo_json(value) -> None:
+    """``value`` as strict JSON: NaN and infinities as strings (``views.strict_json``)."""
+    click.echo(json.dumps(views.strict_json(value), indent=2, default=str, allow_nan=False))
 
 
 def _list_leaves(source: Source) -> None:
@@ -167,6 +195,7 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
     source = _open(dir, project, only_project)
     try:
         metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
+        leaves = tuple(source.resolve(leaf) for leaf in leaves)  # ids or unique names
         path = write_report(source, output, metrics or None, leaves or None, static=static)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
@@ -199,11 +228,12 @@ def publish(leaf: str, dir: str | None, project: str | None, only_project: str |
     source = _open(dir, project, only_project)
     try:
         metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
+        leaf = source.resolve(leaf)  # an id, or a display name only it has
         run = publish_chain(source, leaf, mode=mode, project=to_project, keys=metrics or None,
                             verbose=verbose)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
-    where = run.url or f"offline run in {Path(run.dir).parent}"
+    where = f"offline run in {Path(run.dir).parent}" if run.offline else run.url  # url warns offline
     click.echo(f"published chain-{leaf} as run {run.id}: {where}")
 
 
@@ -277,28 +307,6 @@ def cache_clear() -> None:
                f"from {folder}")
 
 
-def _sync_line(item) -> str:
-    """One run of the sync plan: what happens to it, where it goes, and its input edge."""
-    if item.problem:
-        return f"skip {item.run_id} (left alone: {item.problem})"
-    if item.pending:
-        action = f"upload {item.run_id}" + (f" ({len(item.pending)} folders)"
-                                            if len(item.pending) > 1 else "")
-    else:
-        action = f"skip {item.run_id} ({', '.join(item.skipped)})"
-    where = f"{item.entity}/{item.project}" if item.entity else item.project
-    edge = item.edge
-    if edge is None:
-        origin = "root"
-    else:
-        origin = f"parent {edge.parent_run}@{edge.parent_step}"
-        if edge.problem:
-            origin += f" (unlinkable: {edge.problem})"
-        elif not edge.local:
-            origin += " (not local: linked if on W&B)"
-    return f"{action}  project {where}  {origin}"
-
-
 @main.command("sync")
 @click.option("--dir", "dir", type=click.Path(file_okay=False), default=None,
               help="wandb/ folder to upload [default: $WANDB_DIR/wandb, else ./wandb]")
@@ -333,7 +341,7 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
         if dry_run:
             runs = syncing.plan(dir, entity=entity, project=project, only_project=only_project)
             for item in runs:
-                click.echo(_sync_line(item))
+                click.echo(views.sync_line(item))
             edges = sum(item.edge is not None for item in runs)
             click.echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
                        f"to upload, {edges} edges to check; nothing was changed", err=True)
@@ -348,7 +356,7 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
         if item.run_id in uploaded:
             click.echo(f"uploaded {item.run_id}  to {item.entity}/{item.project}")
         elif item.problem:
-            click.echo(_sync_line(item))
+            click.echo(views.sync_line(item))
     for link in result.links:
         line = f"{link.status} {link.run_id} <- {link.ref}"
         click.echo(line + (f": {link.reason}" if link.reason else ""))

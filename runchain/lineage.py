@@ -241,7 +241,8 @@ def leaves(tree: Tree) -> list[str]:
 
 
 def find_run(tree: Tree, run_id: str) -> RunNode:
-    """The node of ``run_id``.
+    """The node of ``run_id``: a run's id (``project/id`` where one id is in several
+    projects), or its display name where no other run has that name.
 
     Example (``tree`` as in the module docstring):
         >>> find_run(tree, "b").parent_step  # doctest: +SKIP
@@ -249,12 +250,19 @@ def find_run(tree: Tree, run_id: str) -> RunNode:
 
     Raises:
         RunNotFoundError: no such run; the message lists close matches, or, for an id in
-            several projects, the projects and how to pick one.
+            several projects or a name several runs have, the ids it could mean.
     """
     node = tree.nodes.get(run_id)
     if node is not None:
         return node
     ids = sorted(tree.nodes)
+    named = [i for i in ids if tree.nodes[i].info.name == run_id] if run_id else []
+    if len(named) == 1:
+        return tree.nodes[named[0]]
+    if named:
+        listed = ", ".join(named[:10]) + (", ..." if len(named) > 10 else "")
+        raise RunNotFoundError(f"{len(named)} runs are named {run_id!r}: {listed}; name one "
+                               f"by its id")
     twins = [i for i in ids if i.endswith(f"/{run_id}")] if run_id and "/" not in run_id else []
     if len(twins) > 1:  # keyed project/id: one id in several projects
         projects = [i.rpartition("/")[0] for i in twins]
@@ -287,8 +295,8 @@ def chain(tree: Tree, leaf: str, last_step: int | None = None) -> list[Segment]:
     last = node.info.last_step
     if last_step is not None and last is not None and last_step > last:
         raise CheckpointNotFoundError(
-            f"{leaf}@{last_step} is past run {leaf}'s last logged step {last} (on its "
-            f"{node.info.step_metric}); cut it at a step up to {last}")
+            f"{node.info.id}@{last_step} is past run {node.info.id}'s last logged step {last} "
+            f"(on its {node.info.step_metric}); cut it at a step up to {last}")
     segments = [Segment(node.info.id, last_step, node.global_offset,
                         step_metric=node.info.step_metric,
                         runchain=node.info.breadcrumbs is not None)]
@@ -331,16 +339,19 @@ def kept_last_step(tree: Tree, segment: Segment) -> int | None:
 
 def config_diff(tree: Tree, run_id: str) -> dict[str, Any]:
     """The config keys where ``run_id`` differs from its parent or from its siblings (the
-    other runs started from the same parent; for a root, the other roots), with its values:
-    what tells two forks of one checkpoint apart.
+    other runs started from the same parent; for a root, the other roots of its project),
+    with its values: what tells two forks of one checkpoint apart.
 
     Example (two forks of ``a`` with another lr):
         >>> config_diff(tree, "b")  # doctest: +SKIP
         {'lr': 0.001}
     """
     node = find_run(tree, run_id)
-    siblings = tree.nodes[node.parent_run].children if node.parent_run else tree.roots
-    others = [tree.nodes[s].info.config for s in siblings if s != run_id]
+    if node.parent_run:
+        siblings = tree.nodes[node.parent_run].children
+    else:  # the other roots of its project: another project's runs are another experiment
+        siblings = [r for r in tree.roots if tree.nodes[r].info.project == node.info.project]
+    others = [tree.nodes[s].info.config for s in siblings if s != node.info.id]
     if node.parent_run is not None:
         others.append(tree.nodes[node.parent_run].info.config)
     missing = object()

@@ -60,6 +60,7 @@ def publish(source: Source, leaf: str, mode: str = "auto", project: str | None =
         RunNotFoundError: ``leaf`` is not in the source.
         CredentialsError, ModeError: see ``resolve_mode``.
     """
+    leaf = source.resolve(leaf)  # an id, or a display name only it has
     segments = source.chain(leaf)
     columns = source.history(leaf, keys=keys)
     mode = resolve_mode(mode)

@@ -19,13 +19,14 @@ import numpy as np
 
 from . import lineage
 from .errors import MetricError
-from .stitch import INTERNAL, STITCHED, Columns, stitch
+from .stitch import INTERNAL, STITCHED, Columns, is_metric, stitch
 
 # (chain segments, metric keys or None for all) -> run id -> columns. Each run's columns hold
 # "_step" and at least the rows up to its segment's cut; extra rows are cut by ``stitch``.
 Fetch = Callable[[Sequence[lineage.Segment], Sequence[str] | None], Mapping[str, Columns]]
 # run ids -> the metric names those runs logged, from what the reader has without a scan
 MetricNames = Callable[[Sequence[str]], list[str]]
+LastValues = Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]]
 
 
 @dataclasses.dataclass
@@ -43,6 +44,9 @@ class Source:
     # leaf of the chain it shows, its project, and its run files
     views: Mapping[str, tuple[str, str | None, Sequence[Path]]] = dataclasses.field(
         default_factory=dict)
+    # run ids -> each run's last value of each metric, where the reader has them without
+    # reading histories (a W&B project's run summaries); else ``summaries`` reads them
+    last_values: LastValues | None = None
 
     def __repr__(self) -> str:
         return f"Source({self.where!r}, {len(self.runs)} runs)"
@@ -50,6 +54,29 @@ class Source:
     @functools.cached_property
     def tree(self) -> lineage.Tree:
         return lineage.build_tree(self.runs)
+
+    def resolve(self, name: str) -> str:
+        """The run id ``name`` names: an id, or a display name no other run has (what a
+        user types on the command line); raises RunNotFoundError with close matches, or
+        with the ids a shared name could mean."""
+        return lineage.find_run(self.tree, name).info.id
+
+    def summaries(self, run_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Each run's last logged value of each of its metrics (of every run by default),
+        as a W&B run summary shows them.
+
+        Example:
+            >>> source.summaries()["1a2b3c4d"]["loss/00"]  # doctest: +SKIP
+            0.2154
+        """
+        run_ids = list(self.tree.nodes) if run_ids is None else list(run_ids)
+        if self.last_values is not None:
+            found = self.last_values(run_ids)
+            return {r: dict(found.get(r, {})) for r in run_ids}
+        whole = [lineage.Segment(r, None, 0, step_metric=self.tree.nodes[r].info.step_metric)
+                 for r in run_ids]
+        histories = self.fetch(whole, None)
+        return {r: _last_values(histories[r]) for r in run_ids}
 
     def chains(self) -> list[list[lineage.Segment]]:
         """Every root-to-leaf chain."""
@@ -166,3 +193,16 @@ def _pandas() -> Any:
         raise ImportError("Source.dataframe needs pandas: pip install pandas, or install "
                           "runchain with its pandas extra ('.[pandas]')") from None
     return pandas
+
+
+def _last_values(columns: Columns) -> dict[str, Any]:
+    """A run's history -> the last value it logged of each metric (NaN: a row without it)."""
+    last = {}
+    for key, values in columns.items():
+        if not is_metric(key):
+            continue
+        values = np.asarray(values)
+        logged = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+        if logged.size:
+            last[key] = logged[-1].item()
+    return last

@@ -48,6 +48,7 @@ class PlannedRun:
     parent: str | None  # the local parent, whose upload must finish first
     edge: Edge | None  # None: a root, or a run without breadcrumbs
     problem: str | None = None  # why this run is left alone (nothing uploaded, no edge linked)
+    view_of: str | None = None  # a `runchain publish` chain view: the leaf of the chain it shows
 
     @property
     def path(self) -> str:
@@ -166,7 +167,7 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
         planned.append(PlannedRun(view_id, *where, folders=folders,  # after the leaf it shows
                                   pending=() if problem else tuple(f for f in folders if f not in why),
                                   skipped=tuple(dict.fromkeys(why.values())), parent=leaf,
-                                  edge=None, problem=problem))
+                                  edge=None, problem=problem, view_of=leaf))
     return planned
 
 

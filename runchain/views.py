@@ -1,5 +1,6 @@
 """What the renderers show of a tree and its chains, computed once: a run's global span, the
-tree's lines, the JSON rows of runs and chains, and the stitched history as CSV rows.
+tree's lines, the JSON of runs and chains, a chain's figures per metric, the stitched
+history as CSV rows, and the lines of a sync plan.
 
 ``cli.py`` parses options and prints these; the report and ``publish`` take their spans
 from here too.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from typing import IO, Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -52,6 +54,9 @@ def step_range(first: int, last: int | None, dash: str = "-") -> str:
     return "no rows" if last is None else f"{first}{dash}{last}"
 
 
+CONFIG_KEYS_SHOWN = 6  # differing config keys on a tree line; the rest as "+N more"
+
+
 def _short(value: object) -> str:
     """A config value for one line of the tree."""
     text = json.dumps(value, default=str) if not isinstance(value, str) else value
@@ -75,7 +80,10 @@ def tree_lines(tree: Tree) -> Iterator[str]:
         if len(projects) > 1:  # a folder of several projects: say whose each run is
             name += f"  project {info.project}"
         leaf = "  leaf" if not node.children else ""
-        differs = "".join(f"  {k}={_short(v)}" for k, v in config_diff(tree, info.id).items())
+        diff = list(config_diff(tree, info.id).items())
+        differs = "".join(f"  {k}={_short(v)}" for k, v in diff[:CONFIG_KEYS_SHOWN])
+        if len(diff) > CONFIG_KEYS_SHOWN:
+            differs += f"  +{len(diff) - CONFIG_KEYS_SHOWN} more"
         axis = "" if info.step_metric == LOCAL_STEP else f" ({info.step_metric})"
         yield (f"{'  ' * node.depth}{info.id}{name}  {info.state}  {origin}  "
                f"steps{axis} {step_range(span.first, span.last)}  "
@@ -83,8 +91,9 @@ def tree_lines(tree: Tree) -> Iterator[str]:
                f"checkpoints {ckpts}{leaf}{differs}")
 
 
-def run_json(tree: Tree, node: RunNode) -> dict[str, Any]:
-    """A run of the tree as ``runchain tree --json`` lists it."""
+def run_json(tree: Tree, node: RunNode, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A run of the tree as ``runchain tree --json`` lists it; ``summary``: the last value of
+    each metric it logged (``Source.summaries``)."""
     info = node.info
     return {"id": info.id, "project": info.project, "name": info.name, "state": info.state,
             "parent_run": node.parent_run, "parent_step": node.parent_step, "fork": node.fork,
@@ -94,7 +103,8 @@ def run_json(tree: Tree, node: RunNode) -> dict[str, Any]:
             "config": dict(info.config), "config_differs": config_diff(tree, info.id),
             "checkpoints": [{"step": c.step, "alias": c.alias, "version": c.version,
                              "abandoned": c.timeline is not None}
-                            for c in info.checkpoints]}
+                            for c in info.checkpoints],
+            "summary": dict(summary or {})}
 
 
 def leaf_lines(tree: Tree) -> Iterator[str]:
@@ -108,7 +118,7 @@ def leaf_lines(tree: Tree) -> Iterator[str]:
 
 
 def chain_rows(tree: Tree, segments: Sequence[Segment]) -> list[dict[str, Any]]:
-    """One row per segment of a chain, as ``runchain chain --json`` prints them."""
+    """One row per segment of a chain: its run, axis, and kept local and global steps."""
     rows = []
     for seg in segments:
         span = global_span(tree, seg.run_id, seg)
@@ -116,6 +126,75 @@ def chain_rows(tree: Tree, segments: Sequence[Segment]) -> list[dict[str, Any]]:
                      "first_step": span.first, "last_step": span.last,
                      "global_first": span.global_first, "global_last": span.global_last})
     return rows
+
+
+FIGURES = ("first", "last", "min", "max")
+
+
+def figures(values: np.ndarray) -> dict[str, float | None]:
+    """The first, last, min and max of the values a run logged (NaN: a row without it),
+    exactly as logged; all None where it logged none."""
+    logged = values[~np.isnan(values)]
+    if not logged.size:
+        return dict.fromkeys(FIGURES)
+    return {"first": logged[0].item(), "last": logged[-1].item(),
+            "min": logged.min().item(), "max": logged.max().item()}
+
+
+def chain_figures(columns: Mapping[str, np.ndarray], segments: Sequence[Segment]
+                  ) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
+    """Each metric's ``figures`` of a stitched history: per segment (run id -> metric ->
+    figures) and for the whole chain (metric -> figures)."""
+    run_ids = columns[stitched_names(columns)["run_id"]]
+    keys = metric_columns(columns)
+    values = {k: np.asarray(columns[k], np.float64) for k in keys}
+    per_run = {}
+    for seg in segments:
+        rows = run_ids == seg.run_id
+        per_run[seg.run_id] = {k: figures(values[k][rows]) for k in keys}
+    return per_run, {k: figures(values[k]) for k in keys}
+
+
+def chain_json(tree: Tree, segments: Sequence[Segment],
+               columns: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """A chain as ``runchain chain --json`` prints it: its leaf, runs and segments, and, with
+    the stitched ``columns`` of the metrics asked for, their figures per segment and whole."""
+    rows = chain_rows(tree, segments)
+    per_run, whole = chain_figures(columns, segments) if columns is not None else ({}, {})
+    for row in rows:
+        row["metrics"] = per_run.get(row["run_id"], {})
+    return {"leaf": segments[-1].run_id, "runs": [s.run_id for s in segments],
+            "segments": rows, "metrics": whole}
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def figure_lines(chain: Mapping[str, Any]) -> Iterator[str]:
+    """A table per metric of ``chain_json``: the first, last, min and max value of each
+    segment's run, then of the whole chain."""
+    names = [row["run_id"] for row in chain["segments"]] + ["chain"]
+    width = max(map(len, names))
+    for key, whole in chain["metrics"].items():
+        yield ""
+        yield f"{key}".ljust(width + 2) + "".join(f"  {f:>12}" for f in FIGURES)
+        for name, got in [(row["run_id"], row["metrics"][key]) for row in chain["segments"]] + [
+                ("chain", whole)]:
+            yield f"  {name:<{width}}" + "".join(f"  {_figure(got[f]):>12}" for f in FIGURES)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every float that JSON has no number for (NaN, ±infinity) written as
+    JavaScript writes it, a string ("NaN", "Infinity", "-Infinity"): what ``--json`` prints
+    parses everywhere (``json.dumps`` would write bare ``NaN``, which ``JSON.parse`` rejects)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, Mapping):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def chain_lines(segments: Sequence[Segment], rows: Sequence[Mapping[str, Any]]) -> Iterator[str]:
@@ -165,3 +244,28 @@ def write_csv(columns: Mapping[str, np.ndarray], out: IO[str]) -> int:
     writer.writerow(keys)
     writer.writerows(rows())
     return n
+
+
+def sync_line(item: Any) -> str:
+    """One run of ``runchain sync``'s plan (a ``sync_plan.PlannedRun``): what happens to
+    it, where it goes, and its input edge (or the chain a chain view shows)."""
+    if item.problem:
+        return f"skip {item.run_id} (left alone: {item.problem})"
+    if item.pending:
+        action = f"upload {item.run_id}" + (f" ({len(item.pending)} folders)"
+                                            if len(item.pending) > 1 else "")
+    else:
+        action = f"skip {item.run_id} ({', '.join(item.skipped)})"
+    where = f"{item.entity}/{item.project}" if item.entity else item.project
+    edge = item.edge
+    if item.view_of is not None:
+        origin = f"chain view of {item.view_of}"
+    elif edge is None:
+        origin = "root"
+    else:
+        origin = f"parent {edge.parent_run}@{edge.parent_step}"
+        if edge.problem:
+            origin += f" (unlinkable: {edge.problem})"
+        elif not edge.local:
+            origin += " (not local: linked if on W&B)"
+    return f"{action}  project {where}  {origin}"

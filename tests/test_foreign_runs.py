@@ -252,7 +252,8 @@ def test_a_child_of_an_abandoned_checkpoint_gets_exactly_that_timeline(rewound):
     assert cols["loss"].tolist()[:30] == [1.0 / (s + 1) for s in range(30)]
     out = cli("tree", "--dir", rewound["dir"]).stdout
     assert "checkpoints 9  abandoned 19,29" in out
-    segments = json.loads(cli("chain", rewound["child"], "--dir", rewound["dir"], "--json").stdout)
+    segments = json.loads(cli("chain", rewound["child"], "--dir", rewound["dir"],
+                              "--json").stdout)["segments"]
     assert [(s["run_id"], s["last_step"]) for s in segments][0] == (rewound["a"], 29)
 
 

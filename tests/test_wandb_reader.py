@@ -64,6 +64,14 @@ def assert_same_histories(local: runchain.Source, remote: runchain.Source,
 
 # -- (a), (b): both readers give the same tree and the same chains -----------------------
 
+def test_wandb_reader_gives_the_local_readers_summaries(real):
+    """``tree --json``'s summaries: W&B's run summary, the last value of each metric."""
+    remote = open_project(PROJECT, api=StandinApi(real["runs"]))
+    local = real["local"].summaries()
+    assert remote.summaries() == local
+    assert all(len(values) == 3 for values in local.values())  # --n_metrics 3
+
+
 @pytest.mark.parametrize("plain, metadata_steps", [(False, True), (True, True), (True, False)],
                          ids=["breadcrumbs", "artifact-walk", "artifact-walk-checkpoint-json"])
 def test_wandb_reader_gives_the_local_readers_tree(real, plain, metadata_steps):

@@ -309,6 +309,11 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     def metric_names(run_ids: Sequence[str]) -> list[str]:
         return list(dict.fromkeys(k for run_id in run_ids for k in _metric_keys(summaries[run_id])))
 
+    def last_values(run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {run_id: {k: summaries[run_id][k] for k in _metric_keys(summaries[run_id])}
+                for run_id in run_ids}
+
     return Source(where=where, runs=infos, fetch=_fetcher({run.id: run for run in listed},
                                                           where, workers),
-                  metric_names=metric_names, urls={run.id: run.url for run in listed})
+                  metric_names=metric_names, urls={run.id: run.url for run in listed},
+                  last_values=last_values)
