@@ -15,7 +15,7 @@ from .checkpoints import Checkpoint, save_checkpoint
 from .contract import (CONFIG_KEY, Breadcrumbs, CheckpointRef, artifact_name, is_step,
                        parse_ref, step_alias)
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError, ModeError,
-                     MetricError, ProjectNotFoundError, ReferenceSyntaxError, RunchainError, RunFileError,
+                     MetricError, MissingExtraError, ProjectNotFoundError, ReferenceSyntaxError, RunchainError, RunFileError,
                      RunNotFoundError, SourceError, SyncError)
 from .lineage import (CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain, chains,
                       kept_last_step, leaves)
@@ -38,7 +38,7 @@ __all__ = [
     "chains", "default_wandb_dir", "kept_last_step", "leaves", "open_source", "stitch",
     "ParentFirstError", "parent_first",
     "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ModeError",
-    "MetricError", "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
+    "MetricError", "MissingExtraError", "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
     "RunNotFoundError", "SourceError", "SyncError",
 ]
 

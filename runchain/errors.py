@@ -57,3 +57,7 @@ class SyncError(RunchainError, RuntimeError):
 class MetricError(RunchainError, ValueError):
     """A metric asked for was logged by no run of the chain (or source), or has the name of a
     stitched column (global_step, run_id, step)."""
+
+
+class MissingExtraError(RunchainError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

@@ -12,6 +12,34 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Installs what the framework tests need; the test extra leaves torch out (from the package
+# index it is a CUDA build of several GB).
+FRAMEWORKS = ("pip install torch --index-url https://download.pytorch.org/whl/cpu && "
+              "pip install -e '.[hf,lightning]'")
+NO_SKIP = os.environ.get("RUNCHAIN_TEST_NO_SKIP") == "1"  # set by .ci/run: every test runs
+
+
+def need(*modules: str) -> None:
+    """Skip the calling test module unless ``modules`` import (with ``RUNCHAIN_TEST_NO_SKIP=1``
+    the skip is a failure, see ``pytest_runtest_makereport``)."""
+    for name in modules:
+        pytest.importorskip(name, reason=f"{name} is not installed; to run these tests: {FRAMEWORKS}")
+
+
+def _no_skip(report) -> None:
+    if NO_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but RUNCHAIN_TEST_NO_SKIP=1 forbids skips: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    _no_skip((yield).get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    _no_skip((yield).get_result())
 CREDENTIAL_VARS = ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL", "WANDB_ENTITY",
                    "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME")
 

@@ -161,7 +161,7 @@ def check_chain(wandb_dir: Path, parent: str, child: str, cut: int, step_metric:
     exactly ``parent``'s rows up to the checkpoint (``step_metric <= cut``), then all of
     ``child``'s, which go on from ``cut`` with no gap and no overlap: the global step is the
     framework's own. Returns the stitched history."""
-    segments = json.loads(cli("chain", child, "--dir", wandb_dir, "--json").stdout)
+    segments = json.loads(cli("chain", child, "--dir", wandb_dir, "--json").stdout)["segments"]
     assert [(s["run_id"], s["last_step"], s["step_metric"]) for s in segments] == [
         (parent, cut, step_metric), (child, segments[1]["last_step"], step_metric)]
     assert segments[1]["global_first"] > cut == segments[0]["global_last"]

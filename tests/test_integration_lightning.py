@@ -17,6 +17,10 @@ import pytest
 
 import runchain
 from conftest import isolate
+from conftest import need
+
+need("torch", "lightning")  # before anything imports them
+
 from framework_runs import artifacts, check_chain, enter, example, marker, raw_history, tree
 from runchain.integrations.lightning import RunchainCallback
 

@@ -16,6 +16,10 @@ import pytest
 import runchain
 from conftest import isolate
 from conftest import cli
+from conftest import need
+
+need("torch", "transformers", "accelerate")  # before anything imports them
+
 from framework_runs import artifacts, check_chain, enter, example, marker, raw_history, tree
 from runchain.integrations.transformers import RunchainCallback
 

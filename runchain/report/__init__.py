@@ -16,6 +16,7 @@ from typing import Sequence
 
 from .. import lineage
 from ..atomic import atomic_open
+from ..errors import MissingExtraError
 from ..source import Source
 
 DEFAULT_SHOWN = 4  # metrics the static report draws, the first by name
@@ -49,6 +50,7 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
 
     Raises:
         RunNotFoundError: a run in ``leaves`` is not in the source.
+        MissingExtraError: ``static`` without matplotlib and pillow (the ``static`` extra).
     """
     tree = source.tree
     leaves = list(dict.fromkeys(leaves)) if leaves else deepest_first(tree)
@@ -57,7 +59,13 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     if metrics:
         source.check_metrics(metrics)
     if static:  # pictures: a few metrics, or each chain's page would hold every one
-        from .static import build_static  # matplotlib loads only for pictures
+        try:
+            from .static import build_static  # matplotlib loads only for pictures
+        except ImportError as e:
+            raise MissingExtraError(
+                f"runchain report --static needs matplotlib and pillow (the static extra; "
+                f"{e.name or e} is missing): pip install 'wandb-runchain[static]', or from a "
+                f"clone pip install -e '.[static]'") from e
         shown = list(dict.fromkeys(metrics)) if metrics else default_metrics(source, leaves[0])
         return build_static(source, shown, leaves)
     from .page import build_page
