@@ -24,7 +24,7 @@ from runchain.readers.runfile import IncompleteRunWarning, read_run_file, record
 from runchain.stitch import STITCHED
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 HEADER = b":W&B\xe1\xbe\x00"
 

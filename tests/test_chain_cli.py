@@ -12,7 +12,7 @@ import runchain
 from conftest import cli, do_run, isolate
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from foreign import append_use_artifact, original_root, plain, run_files, script
 from runchain.readers.project import open_project
 from wandb_standin import StandinApi, project_from_dir
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 DATA = Path(__file__).parent / "data"
 OLD_SDKS = sorted(p.name.removeprefix("wandb-") for p in DATA.glob("wandb-*"))

@@ -13,7 +13,7 @@ import pytest
 import runchain
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 SAVER = r'''
 import sys, numpy as np, wandb, runchain

@@ -7,7 +7,7 @@ from runchain.readers.run_folders import run_folders
 from runchain.readers.runfile import read_run_file
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 
 def _canonical_tree(wandb_dir):

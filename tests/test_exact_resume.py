@@ -5,7 +5,7 @@ import pytest
 from conftest import do_run, rows, run_file
 from runchain.readers.runfile import read_run_file
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 
 def _rows(wandb_dir, run_id):

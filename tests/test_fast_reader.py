@@ -19,7 +19,7 @@ from runchain.readers import run_files as local_tree, history_columns
 from runchain.readers.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 
 def _history_records(path):

@@ -15,7 +15,7 @@ import runchain
 from conftest import cli, do_run, script
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 BAD_BREADCRUMBS = {  # run name -> the field that is wrong, and its value
     "list-parent": ("parent_run", ["x"]),

@@ -25,7 +25,7 @@ from framework_runs import artifacts, check_chain, enter, example, marker, raw_h
 from runchain.integrations.lightning import RunchainCallback
 
 
-pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see the README's Development section
+pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see docs/development.md
 
 LOSS, STEP_METRIC = "train/loss", "trainer/global_step"
 A20 = "ckpt-a/epoch=1-step=20.ckpt"

@@ -24,7 +24,7 @@ from framework_runs import artifacts, check_chain, enter, example, marker, raw_h
 from runchain.integrations.transformers import RunchainCallback
 
 
-pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see the README's Development section
+pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see docs/development.md
 
 LOSS, STEP_METRIC = "train/loss", "train/global_step"
 

@@ -19,7 +19,7 @@ from runchain.report.data import pieces_of, shown_where, thin
 from runchain.report.palette import PALETTE
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 XSS = "<img src=x onerror=alert(1)>"
 BAD_METRIC = "<b>m</b>&'\""

@@ -19,7 +19,7 @@ from conftest import do_run, isolate, plain_run
 from runchain.report import write_report
 
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]  # see the README's Development section
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # see docs/development.md
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

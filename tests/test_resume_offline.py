@@ -10,7 +10,7 @@ import runchain
 from conftest import do_run, isolate, run_file, script, step_into
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 
 @pytest.mark.parametrize("form, step", [

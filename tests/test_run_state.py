@@ -14,7 +14,7 @@ import pytest
 import runchain
 from runchain.readers.run_state import STALE_AFTER
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 WRITER = r'''
 import sys, wandb, runchain

@@ -13,7 +13,7 @@ from conftest import cli, do_run, isolate, run_file
 from runchain.readers.runfile import IncompleteRunWarning, read_run_file, scan_records
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import runchain
 from foreign import _python, append_use_artifact, run_files
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 HF = "train/global_step"
 

@@ -36,7 +36,7 @@ from conftest import do_run, isolate, plain_run, script
 from wandb_standin import RunData, StandinApi, StandinArtifact, uploaded_runs
 
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 FAKE_KEY = "x" * 40  # credentials are only checked for presence; the stand-in takes no key
 

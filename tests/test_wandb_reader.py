@@ -26,7 +26,7 @@ from conftest import isolate, plain_run, script
 from wandb_standin import (RunData, StandinApi, deep_chain, project_from_dir, with_logged_rows,
                            without_runchain)
 
-pytestmark = pytest.mark.slow  # see the README's Development section
+pytestmark = pytest.mark.slow  # see docs/development.md
 
 PROJECT = "ent/runchain-demo"  # do_many.py's default project, under the stand-in's entity
 
