@@ -92,7 +92,10 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
     """
     source = _open(dir, project, only_project)
     if as_json:
-        summaries = source.summaries()
+        try:
+            summaries = source.summaries()  # the histories, for each metric's last value
+        except RunchainError as e:
+            raise click.ClickException(str(e)) from None
         runs = [views.run_json(source.tree, n, summaries[i]) for i, n in source.tree.nodes.items()]
         _echo_json(runs)
         return
