@@ -20,18 +20,27 @@ NO_SKIP = os.environ.get("RUNCHAIN_TEST_NO_SKIP") == "1"  # set by .ci/run: ever
 
 
 def need(*modules: str) -> None:
-    """Skip the calling test module unless ``modules`` import (with ``RUNCHAIN_TEST_NO_SKIP=1``
-    the skip is a failure, see ``pytest_runtest_makereport``)."""
+    """Skip the calling test module unless ``modules`` import. Call it before importing them
+    (and before ``framework_runs``); with ``RUNCHAIN_TEST_NO_SKIP=1`` the skip is a failure.
+
+    The reason names the caller: xdist reports only one of identical collection skips."""
+    caller = sys._getframe(1).f_globals["__name__"]
     for name in modules:
-        pytest.importorskip(name, reason=f"{name} is not installed; to run these tests: {FRAMEWORKS}")
+        pytest.importorskip(name, reason=f"{caller} needs {name}, which is not installed; to run "
+                                         f"these tests: {FRAMEWORKS}")
 
 
 def _no_skip(report) -> None:
+    """With ``RUNCHAIN_TEST_NO_SKIP=1``, a skipped report (a test, or a module skipped while
+    collected) fails, naming the reason. An expected failure (xfail) stays what it is."""
     if NO_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
-        report.longrepr = f"skipped, but RUNCHAIN_TEST_NO_SKIP=1 forbids skips: {report.longrepr}"
+        report.longrepr = (f"RUNCHAIN_TEST_NO_SKIP=1 forbids skips, and {report.nodeid} skipped: "
+                           f"{str(reason).removeprefix('Skipped: ')}")
 
 
+# Both run where the report is made (an xdist worker), before it is sent on.
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     _no_skip((yield).get_result())
@@ -40,6 +49,8 @@ def pytest_runtest_makereport(item, call):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
     _no_skip((yield).get_result())
+
+
 CREDENTIAL_VARS = ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL", "WANDB_ENTITY",
                    "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME")
 

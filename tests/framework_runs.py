@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import runchain
-from conftest import ROOT, cli, step_into
+from conftest import ROOT, cli, need, step_into
 
 from runchain.readers.runfile import read_run_file
 
@@ -81,6 +81,7 @@ _zygotes: dict[str, subprocess.Popen] = {}
 
 
 def _zygote(name: str) -> subprocess.Popen:
+    need("torch", *_PRELOAD[name])  # a test that trains a model skips without them
     if name not in _zygotes or _zygotes[name].poll() is not None:
         _zygotes[name] = subprocess.Popen([sys.executable, "-c", _ZYGOTE, *_PRELOAD[name]],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import isolate
-from conftest import need
+from conftest import isolate, need
 
-need("torch", "lightning")  # before anything imports them
+need("torch", "lightning")  # skip without them (the test extra has no torch)
 
 from framework_runs import artifacts, check_chain, enter, example, marker, raw_history, tree
 from runchain.integrations.lightning import RunchainCallback

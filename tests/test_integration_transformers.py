@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import isolate
-from conftest import cli
-from conftest import need
+from conftest import cli, isolate, need
 
-need("torch", "transformers", "accelerate")  # before anything imports them
+need("torch", "transformers", "accelerate")  # skip without them (the test extra has no torch)
 
 from framework_runs import artifacts, check_chain, enter, example, marker, raw_history, tree
 from runchain.integrations.transformers import RunchainCallback

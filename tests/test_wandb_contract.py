@@ -20,8 +20,6 @@ from typing import Any
 
 import click
 import pytest
-
-from conftest import need
 import wandb
 from google.protobuf.descriptor import FieldDescriptor
 import wandb.apis.public
@@ -36,6 +34,7 @@ from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
 
 import runchain
 import runchain.sync
+from conftest import need
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "runchain").rglob("*.py")) + [REPO / "do_run.py", REPO / "do_many.py"]
@@ -163,7 +162,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
 # Not wandb's, but read the same way: Lightning's ModelCheckpoint keeps the path and step of
 # its newest file only in private attributes (integrations/lightning.py reads them).
 LIGHTNING_ATTRS = ("_last_checkpoint_saved", "_last_global_step_saved")
-try:  # the lightning extra; CI has it (test_the_lightning_attributes_are_checked)
+try:  # the lightning extra, which the test extra leaves out (it needs torch); CI has it
     from lightning.pytorch.callbacks import ModelCheckpoint
 except ImportError:
     ModelCheckpoint = None
@@ -660,6 +659,7 @@ def test_table_record_kinds_match_what_runfile_matches_on():
 
 
 def test_the_lightning_attributes_are_checked():
-    """Without the lightning extra, ModelCheckpoint's attributes are not in ATTRS: say so."""
+    """Without the lightning extra, ModelCheckpoint's attributes are not in ATTRS (the rest
+    of this file runs): this test skips, naming the install, and fails in CI."""
     need("lightning")
     assert any(owner is ModelCheckpoint for _, owner, *_ in ATTRS)

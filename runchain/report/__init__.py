@@ -20,6 +20,8 @@ from ..errors import MissingExtraError
 from ..source import Source
 
 DEFAULT_SHOWN = 4  # metrics the static report draws, the first by name
+STATIC_MISSING = ("runchain report --static needs matplotlib and pillow (the static extra): pip "
+                  "install 'wandb-runchain[static]', or from a clone pip install -e '.[static]'")
 
 
 def default_metrics(source: Source, leaf: str, n: int = DEFAULT_SHOWN) -> list[str]:
@@ -60,12 +62,11 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
         source.check_metrics(metrics)
     if static:  # pictures: a few metrics, or each chain's page would hold every one
         try:
-            from .static import build_static  # matplotlib loads only for pictures
+            from .static import build_static  # matplotlib and PIL load only for pictures
         except ImportError as e:
-            raise MissingExtraError(
-                f"runchain report --static needs matplotlib and pillow (the static extra; "
-                f"{e.name or e} is missing): pip install 'wandb-runchain[static]', or from a "
-                f"clone pip install -e '.[static]'") from e
+            if (e.name or "").partition(".")[0] == "runchain":
+                raise  # a bug of ours, not a missing extra
+            raise MissingExtraError(STATIC_MISSING) from e
         shown = list(dict.fromkeys(metrics)) if metrics else default_metrics(source, leaves[0])
         return build_static(source, shown, leaves)
     from .page import build_page

@@ -1,5 +1,8 @@
 """The report's pictures, drawn with matplotlib (Agg, no pyplot state) and returned as PNG bytes.
 
+matplotlib and pillow come with the ``static`` extra, not the core: only ``static`` imports
+this module, and ``build_report`` imports that only for ``static=True``.
+
 Every figure colours a run the same way (``run_colors``). User strings are drawn with
 math parsing off, so a run named ``$x$`` is shown as typed.
 """
