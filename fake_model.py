@@ -51,6 +51,10 @@ class FakeModel:
         values = np.where(kind == 0, loss, np.where(kind == 1, accuracy, oscillation))
         return dict(zip(self.names, values.tolist()))
 
+    # what state_dict() holds, as runchain.check_state reads it: a checkpoint is data, checked first
+    STATE_TYPES = {"model": {key: [float] for key in ("rate", "scale", "period", "noise", "progress")},
+                   "optimizer": {"lr": float}, "iter_num": int, "rng": dict}
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly, as JSON-ready lists and ints."""
         return {

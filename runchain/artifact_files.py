@@ -17,6 +17,13 @@ from .contract import CHECKPOINT_FILE, checkpoint_step
 from .errors import CheckpointError
 
 MAX_BYTES = 16 << 20  # a checkpoint.json is loop state, not weights: those go in files=
+INT_DIGITS = 4300  # Python's limit for int(str); a longer integer is read as a float (inf)
+
+
+def _parse_int(text: str) -> int | float:
+    """A JSON integer, or past ``INT_DIGITS`` digits a float (``inf``), which the checks
+    then name with its key, where ``int()`` would raise a ValueError naming none."""
+    return int(text) if len(text) <= INT_DIGITS else float(text)
 
 
 def local_path(location: str, what: str) -> Path:
@@ -55,7 +62,7 @@ def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:
                 f"{CHECKPOINT_FILE} of {where} at {path} is {size:,} bytes, over runchain's cap "
                 f"of {MAX_BYTES:,}; keep it to loop state and save weights as files=")
         with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
+            obj = json.load(f, parse_int=_parse_int)
     except FileNotFoundError:
         raise CheckpointError(
             f"{CHECKPOINT_FILE} of {where} should be at {path}, which no longer exists; wandb "
