@@ -4,6 +4,7 @@ Grow a demo tree of chained runs with fake data, by running do_run.py many times
     python do_many.py                      # 12 runs, offline unless W&B credentials exist
     python do_many.py --n_runs 50 --workers 2
     python do_many.py --start_run_id <id> --n_runs 5   # grow an existing tree
+    python do_many.py --add_tree                        # another tree beside the one there
 
 It ends by printing the tree (runchain tree) and writing an HTML report
 (runchain report, --no-report to skip).
@@ -15,6 +16,7 @@ an earlier run, recent runs more likely, with a varied learning rate. The same
 
 import argparse
 import os
+import warnings
 import random
 import secrets
 import string
@@ -38,6 +40,8 @@ parser.add_argument("--n_checkpoint_steps", "--n-checkpoint-steps", type=int, de
                     help="checkpoint every K steps, and at each run's last step")
 parser.add_argument("--start_run_id", "--start-run-id", default=None,
                     help="grow the tree of this existing run instead of starting a new root")
+parser.add_argument("--add_tree", "--add-tree", action="store_true",
+                    help="start a new tree even though the wandb/ folder holds one of --project already")
 parser.add_argument("--project", default="runchain-demo", help="W&B project")
 parser.add_argument("--seed", type=int, default=0, help="seed of the tree shape and of every run")
 parser.add_argument("--workers", type=int, default=1, help="runs in parallel; a child waits for its parent")
@@ -85,14 +89,42 @@ def do_one(args, item, parent_id, mode, log_dir):
         raise RuntimeError(f"run {item['id']} failed (exit {proc.returncode}); log {log}:\n  " + "\n  ".join(tail))
 
 
+def earlier_roots(project):
+    """The roots of the trees of ``project`` already in the local wandb/ folder."""
+    folder = runchain.default_wandb_dir()
+    if not any(folder.glob("*run-*")):
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a damaged run there is not this script's business
+        try:
+            return list(runchain.open_source(folder, only_project=project).tree.roots)
+        except runchain.RunchainError:
+            return []
+
+
 def main():
     args = parser.parse_args()
+    try:
+        grow(args)
+    except KeyboardInterrupt:  # Ctrl-C reached every do_run.py too: each finished its run as failed
+        sys.exit(f"do_many.py: interrupted; the runs that finished are kept in "
+                 f"{runchain.default_wandb_dir()} (runchain tree shows them, a run cut short as "
+                 f"failed); grow the tree on with --start_run_id <run>")
+
+
+def grow(args):
     try:
         mode = runchain.resolve_mode(args.mode)
         if args.start_run_id:  # fail early on an unknown start run
             runchain.checkpoint_steps(args.start_run_id, mode=mode, project=args.project)
     except runchain.RunchainError as e:
         sys.exit(f"do_many.py: error: {e}")
+    roots = [] if args.start_run_id or args.add_tree else earlier_roots(args.project)
+    if roots:  # a rerun would silently start a second tree beside the first
+        sys.exit(f"do_many.py: error: {runchain.default_wandb_dir()} already holds "
+                 f"{'a tree' if len(roots) == 1 else f'{len(roots)} trees'} of project "
+                 f"{args.project} (root {', '.join(roots)}); grow it with --start_run_id <run>, "
+                 f"start another tree beside it with --add_tree, or pick another --project")
     has_root = args.start_run_id is not None
     plan = plan_tree(args.n_runs, args.seed, has_root)
     for i, item in enumerate(plan):

@@ -6,6 +6,7 @@ Start a root run, then fork it from its checkpoint at step 99 with another lr:
 
     python do_run.py --n_steps 200
     python do_run.py --checkpoint_artifact <run_id>@99 --lr 0.03
+    python do_run.py --run_id <run_id> --checkpoint_artifact <run_id>@99   # resume it in place
 
 To chain your own training, copy this file and swap FakeModel for your model.
 Each runchain call is one line; its comment names the chaining rule it satisfies.
@@ -43,8 +44,13 @@ parser.add_argument("--run_id", "--run-id", default=None, help="W&B run id (defa
 parser.add_argument("--name", default=None,
                     help="run name shown by W&B (default: 'root', or '<parent>@<step>' for a resumed run)")
 parser.add_argument("--tags", nargs="*", default=[], help="W&B tags of the run")
+parser.add_argument("--rewind", action="store_true",
+                    help="resuming in place (--run_id = the checkpoint's run) a run that logged past "
+                         "the checkpoint: rewind it on W&B (resume_from, if your server offers it) "
+                         "instead of stopping")
 args = parser.parse_args()
 defaults = {"n_metrics": 20, "lr": 0.01, "seed": 0}
+CONFIG_TYPES = {"n_metrics": int, "lr": float, "seed": int}  # what a checkpoint's config must hold
 # -----------------------------------------------------------------------------
 
 try:
@@ -53,6 +59,11 @@ try:
     if args.checkpoint_artifact is not None:  # "" too (an unset $CKPT): an error, not a new root
         # input edge, part 1: resolve the checkpoint before wandb.init, so a bad reference fails before any run exists
         checkpoint = runchain.load_checkpoint(args.checkpoint_artifact, mode=mode, project=args.project)
+        # checkpoint.json is data from another run: check it holds the state we restore, before any run starts
+        runchain.check_state(checkpoint, {"config": CONFIG_TYPES, **FakeModel.STATE_TYPES},
+                             hint="do_run.py resumes only from checkpoints that do_run.py saved")
+    # resume in place (--run_id is the checkpoint's run): W&B's resume="must", a rewind, or a stop that loses no row
+    init_args = runchain.resume_args(checkpoint, args.run_id, mode=mode, rewind=args.rewind)
 except runchain.RunchainError as e:
     sys.exit(f"do_run.py: error: {e}")
 
@@ -61,15 +72,15 @@ if checkpoint is None:
     model = FakeModel(config["n_metrics"], lr=config["lr"], seed=config["seed"])
 else:
     # exact resume: hyperparameters, parameters and RNG all come from the checkpoint
-    missing = [k for k in ("config", "model", "optimizer", "iter_num", "rng") if k not in checkpoint.state]
-    if missing:  # e.g. a checkpoint of another script: it keeps to the contract, not to our state
-        sys.exit(f"do_run.py: error: checkpoint {checkpoint.ref} has no {', '.join(missing)} in its "
-                 f"checkpoint.json; do_run.py resumes only from checkpoints that do_run.py saved")
     config = dict(checkpoint.state["config"])
     if args.n_metrics not in (None, config["n_metrics"]):
         sys.exit(f"do_run.py: error: --n_metrics {args.n_metrics} differs from the checkpoint's "
                  f"{config['n_metrics']}; a resumed model keeps its shape, so drop the flag")
-    model = FakeModel.from_state_dict(checkpoint.state, lr=args.lr)
+    try:
+        model = FakeModel.from_state_dict(checkpoint.state, lr=args.lr)
+    except (TypeError, ValueError) as e:  # the right types, but not a state FakeModel can take
+        sys.exit(f"do_run.py: error: checkpoint {checkpoint.ref} holds a model state do_run.py "
+                 f"cannot restore ({e}); resume from a checkpoint do_run.py saved")
     config["lr"] = model.lr
     if args.seed is not None:  # a new seed gives the fork its own noise
         model.reseed(args.seed)
@@ -77,8 +88,11 @@ else:
 config.update(n_steps=args.n_steps, n_checkpoint_steps=args.n_checkpoint_steps)
 name = args.name or ("root" if checkpoint is None else f"{checkpoint.run_id}@{checkpoint.step}")
 
-run = wandb.init(project=args.project, id=args.run_id, name=name, tags=args.tags, config=config,
-                 mode=mode, job_type="train")
+try:
+    run = wandb.init(project=args.project, name=name, tags=args.tags, config=config, mode=mode,
+                     job_type="train", **init_args)
+except wandb.errors.Error as e:  # W&B unreachable, a bad key, a rewind the server does not offer
+    sys.exit(f"do_run.py: error: wandb.init failed: {' '.join(str(e).split())}")
 try:
     crumbs = runchain.start(run, checkpoint)  # input edge: use_artifact after wandb.init (online) + breadcrumbs in run.config
 except runchain.RunchainError as e:

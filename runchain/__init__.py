@@ -16,12 +16,14 @@ from .contract import (CONFIG_KEY, Breadcrumbs, CheckpointRef, artifact_name, is
                        parse_ref, step_alias)
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError, ModeError,
                      MetricError, MissingExtraError, ProjectNotFoundError, ReferenceSyntaxError, RunchainError, RunFileError,
-                     RunNotFoundError, SourceError, SyncError)
+                     ResumeError, RunNotFoundError, SourceError, SyncError)
+from .in_place import in_place_init, resume_args
 from .lineage import (CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain, chains,
                       kept_last_step, leaves)
 from .mode import resolve_mode
 from .parallel import ParentFirstError, parent_first
 from .source import Source
+from .state_check import check_state
 from .stitch import stitch
 from .tracking import last_logged_step, log, start
 from .version import __version__  # noqa: F401 (the package version)
@@ -33,13 +35,14 @@ _READERS = {"load_checkpoint": ".readers.resolve", "checkpoint_steps": ".readers
 __all__ = [
     "Breadcrumbs", "CONFIG_KEY", "Checkpoint", "CheckpointRef", "artifact_name",
     "checkpoint_steps", "is_step", "last_logged_step", "load_checkpoint", "log", "parse_ref",
-    "resolve_mode", "save_checkpoint", "start", "step_alias",
+    "resolve_mode", "save_checkpoint", "start", "step_alias", "check_state", "in_place_init",
+    "resume_args",
     "CheckpointInfo", "RunInfo", "RunNode", "Segment", "Source", "Tree", "build_tree", "chain",
     "chains", "default_wandb_dir", "kept_last_step", "leaves", "open_source", "stitch",
     "ParentFirstError", "parent_first",
     "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ModeError",
     "MetricError", "MissingExtraError", "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
-    "RunNotFoundError", "SourceError", "SyncError",
+    "ResumeError", "RunNotFoundError", "SourceError", "SyncError",
 ]
 
 

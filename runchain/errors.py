@@ -61,3 +61,8 @@ class MetricError(RunchainError, ValueError):
 
 class MissingExtraError(RunchainError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class ResumeError(RunchainError, ValueError):
+    """A resume in place would lose rows: W&B holds rows past the checkpoint's step. The
+    message says how to fork (a new run) or rewind instead."""

@@ -25,11 +25,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "runchain"
 LAYERS = {
     "runchain.errors": 0, "runchain.version": 0, "runchain.contract": 0, "runchain.classify": 0,
-    "runchain.mode": 0, "runchain.atomic": 0,
+    "runchain.mode": 0, "runchain.atomic": 0, "runchain.state_check": 0,
     "runchain.lineage": 1, "runchain.parents": 1, "runchain.stitch": 1, "runchain.source": 1,
     "runchain.parallel": 1,
     "runchain.artifact_files": 1, "runchain.wandb_api": 1,
-    "runchain.checkpoints": 2, "runchain.tracking": 2,
+    "runchain.checkpoints": 2, "runchain.tracking": 2, "runchain.in_place": 2,
     "runchain.readers": 3, "runchain.readers.folder": 3, "runchain.readers.run_folders": 3,
     "runchain.readers.run_files": 3, "runchain.readers.resolve": 3,
     "runchain.readers.runfile": 3, "runchain.readers.history_columns": 3,

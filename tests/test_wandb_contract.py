@@ -59,6 +59,9 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
      {"project": "p", "entity": None, "job_type": "chain-view", "name": "chain-abc",
       "tags": ["root:r", "leaf:abc"], "config": {}, "mode": "offline", "settings": None}),
     ("wandb.Settings", wandb, "Settings", (), {"silent": True, "console": "off"}),
+    # in_place.py's resume_args, through do_run.py: a resume in place, or a rewind
+    ("wandb.init", wandb, "init", (), {"project": "p", "id": "abc", "resume": "must"}),
+    ("wandb.init", wandb, "init", (), {"project": "p", "resume_from": "abc?_step=49"}),
     ("run.log", Run, "log", ({"global_step": 3, "run_id": "abc"},), {"step": 3}),
     ("wandb.Api", wandb, "Api", (), {}),
     ("wandb.Artifact", wandb, "Artifact", ("run-abc-checkpoint",),
@@ -368,6 +371,20 @@ def test_wandb_scan_history_keys_keep_only_rows_holding_every_key():
     assert "only returns rows that contain all of the requested keys" in doc
     assert "min_step: The minimum step to start reading history from (inclusive)" in doc
     assert "max_step: The maximum step to read history up to (exclusive)" in doc
+
+
+def test_wandb_settings_parse_the_resume_arguments_in_place_py_builds():
+    """``in_place_init``'s arguments are what wandb validates them as: ``resume="must"``,
+    and a rewind point ``R?_step=S`` read back as run R, value S on ``_step``; the two are
+    never passed together (wandb refuses that)."""
+    def settings(init_args):  # wandb.init(id=) is Settings(run_id=)
+        return wandb.Settings(**{("run_id" if k == "id" else k): v for k, v in init_args.items()})
+
+    assert settings(runchain.in_place_init("abc", 49, 10)).resume == "must"
+    moment = settings(runchain.in_place_init("abc", 49, 99, rewind=True)).resume_from
+    assert (moment.run, moment.value, moment.metric) == ("abc", 49, "_step")
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        wandb.Settings(resume="must", resume_from="abc?_step=49")
 
 
 def test_wandb_runs_listing_of_an_unknown_project_raises_value_error():

@@ -6,7 +6,8 @@ The objects carry the names of wandb's public API that ``runchain.readers.projec
 iteration); a public ``Run`` (``id``, ``name``, ``state``, ``project``, ``entity``,
 ``url``, ``config``, ``summary_metrics``, ``lastHistoryStep``, ``scan_history``,
 ``used_artifacts``, ``logged_artifacts``, ``use_artifact``); an ``Artifact`` (``id``,
-``name``, ``type``, ``version``, ``metadata``, ``logged_by``, ``get_entry``) and a
+``name``, ``type``, ``version``, ``metadata``, ``logged_by``, ``get_entry``,
+``manifest.entries``) and a
 manifest entry (``download``). wandb itself is never patched. ``Api.run`` and
 ``Api.artifact`` honour the entity and project in the path and raise ``ValueError`` for
 what is not there, as wandb does.
@@ -29,8 +30,8 @@ by kind, as the installed wandb 0.31 does it (read in ``wandb/apis/public/runs.p
 | ``used artifacts page`` | one page of ``run.used_artifacts()`` |
 | ``logged artifacts page`` | one page of ``run.logged_artifacts()`` |
 | ``logged_by`` | the artifact's created-by query |
-| ``manifest`` / ``file download`` | ``artifact.get_entry`` (the manifest) / ``entry.download`` |
-| ``lastHistoryStep`` | the history-keys query ``scan_history`` makes before scanning |
+| ``manifest`` / ``file download`` | ``artifact.get_entry`` or ``artifact.manifest`` / ``entry.download`` |
+| ``lastHistoryStep`` | the history-keys query (``scan_history`` makes it first; ``resume_args`` asks it) |
 | ``history page`` | one ``page_size`` step range of a scan |
 | ``run load`` (``api.run``) / ``artifact`` | ``api.run(path)`` (not lazy) / ``api.artifact(name)`` |
 | ``use artifact`` | ``run.use_artifact(artifact)`` (also listed in ``api.use_calls``) |
@@ -46,6 +47,7 @@ import dataclasses
 import json
 import math
 import threading
+import types
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -93,6 +95,12 @@ class StandinArtifact:
             return None
         self.api.request("run load")  # logged_by() builds a public Run, which loads itself
         return StandinRun(self.api.data[self.producer], self.api, lazy=True)
+
+    @property
+    def manifest(self) -> types.SimpleNamespace:  # wandb's ArtifactManifest: .entries by path
+        self.api.request("manifest")
+        return types.SimpleNamespace(entries={name: StandinEntry(name, text, self.api)
+                                              for name, text in self.files.items()})
 
     def get_entry(self, name: str) -> StandinEntry:
         self.api.request("manifest")

@@ -113,6 +113,8 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
       ``CheckpointError``.
     - The marker names this run: a resume in place, no edge; the breadcrumbs stay
       (offline ones are restored from the marker), and so do the rows up to the checkpoint.
+      Online, a run that W&B holds rows of past the checkpoint's row raises
+      ``ResumeError`` (``runchain.in_place_init``): its new rows would be dropped.
     - Another run: that run's checkpoint is loaded (offline, from the parent's run files)
       and ``runchain.start`` records the breadcrumbs, and online the input edge.
 
@@ -141,13 +143,18 @@ def attach(run: Any, marker: dict[str, Any] | None, step_metric: str, where: str
                           f"RunchainCallback); run {run.id} starts a new tree", stacklevel=3)
         runchain.start(run, None, step_metric)
     elif marker["run"] == run.id:
+        row = marker.get("row_step")
+        if runchain.is_step(row) and not getattr(run, "offline", False):
+            # Online, wandb resumed the run at its last step on W&B: rows below it are dropped.
+            runchain.in_place_init(run.id, row, last_row(run), fork_hint=(
+                f"resume {where or 'the checkpoint'} in a new run (without WANDB_RUN_ID / "
+                f"WandbLogger(id=...))"))
         crumbs = runchain.Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) \
             or runchain.Breadcrumbs.from_config(marker.get("breadcrumbs"))
         if crumbs is not None:
             run.config.update({CONFIG_KEY: crumbs.to_config()}, allow_val_change=True)
         else:
             runchain.start(run, None, step_metric)
-        row = marker.get("row_step")
         if runchain.is_step(row) and run.step <= row:
             # wandb restarted the counter (offline it cannot know the run's last step). The
             # next row goes right after the checkpoint's, so the rows up to it are kept and
