@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -21,8 +23,14 @@ from .source import Source
 from .version import __version__
 
 
+def _echo(line: str, err: bool = False) -> None:
+    """Print one line. Run data in it (names, config keys, projects, ids, notes) cannot drive
+    the terminal: control characters, a newline too, are shown as escapes (``views.visible``)."""
+    click.echo(views.visible(line), err=err)
+
+
 def _warn(message, category, filename, lineno, file=None, line=None):
-    click.echo(f"warning: {message}", err=True)
+    _echo(f"warning: {message}", err=True)
 
 
 def _open(dir: str | None, project: str | None, only_project: str | None = None) -> Source:
@@ -34,7 +42,7 @@ def _open(dir: str | None, project: str | None, only_project: str | None = None)
     try:
         source = open_source(dir, project=project, only_project=only_project)
         for note in source.tree.notes:
-            click.echo(f"note: {note}", err=True)
+            _echo(f"note: {note}", err=True)
         return source
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
@@ -42,13 +50,20 @@ def _open(dir: str | None, project: str | None, only_project: str | None = None)
 
 class _Main(click.Group):
     """The command group. A reader that stops reading (``runchain chain X --csv - | head``)
-    ends the command quietly with exit 0, as ``head`` expects (click's own handler exits 1)."""
+    ends the command quietly with exit 0, as ``head`` expects (click's own handler exits 1).
+    An error's message is printed through ``views.visible``, as every line is. SIGTERM
+    unwinds the command as Ctrl-C does, so no partial output is left behind."""
 
     def invoke(self, ctx: click.Context):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # a closed pipe shows here, not at exit
             return result
+        except click.ClickException as e:
+            e.message = views.visible(e.message)
+            raise
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush at exit
             ctx.exit(0)
@@ -100,7 +115,7 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
         _echo_json(runs)
         return
     for line in views.tree_lines(source.tree):
-        click.echo(line)
+        _echo(line)
 
 
 @main.command()
@@ -148,27 +163,28 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
         _echo_json(shown)
     elif csv_path != "-":
         for line in views.chain_lines(segments, shown["segments"]):
-            click.echo(line)
+            _echo(line)
         for line in views.figure_lines(shown):
-            click.echo(line)
+            _echo(line)
     if csv_path is not None:
         if metrics:  # say where a metric asked for is missing
             for key, lacking in views.empty_metrics(columns, segments).items():
-                click.echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
+                _echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
                            f"which did not log it", err=True)
         _write_csv(columns, csv_path)
 
 
 def _echo_json(value) -> None:
-    """``value`` as strict JSON: NaN and infinities as strings (``views.strict_json``)."""
+    """``value`` as strict JSON: NaN and infinities as strings (``views.strict_json``); JSON
+    escapes control characters itself."""
     click.echo(json.dumps(views.strict_json(value), indent=2, default=str, allow_nan=False))
 
 
 def _list_leaves(source: Source) -> None:
     """Every leaf with its depth and global range: the chains there are to show."""
     for line in views.leaf_lines(source.tree):
-        click.echo(line)
-    click.echo("show one with: runchain chain <leaf>  (or <run>@<step> for a chain ending "
+        _echo(line)
+    _echo("show one with: runchain chain <leaf>  (or <run>@<step> for a chain ending "
                "at a checkpoint)", err=True)
 
 
@@ -205,7 +221,7 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
     except OSError as e:
         raise click.ClickException(f"cannot write the report to {output}: {e.strerror}; pass -o "
                                    f"a path in an existing, writable folder") from None
-    click.echo(f"report: {path.resolve()}")
+    _echo(f"report: {path.resolve()}")
 
 
 @main.command()
@@ -237,7 +253,7 @@ def publish(leaf: str, dir: str | None, project: str | None, only_project: str |
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
     where = f"offline run in {Path(run.dir).parent}" if run.offline else run.url  # url warns offline
-    click.echo(f"published chain-{leaf} as run {run.id}: {where}")
+    _echo(f"published chain-{leaf} as run {run.id}: {where}")
 
 
 def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
@@ -252,7 +268,7 @@ def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
     except OSError as e:
         raise click.ClickException(f"cannot write the CSV to {path}: {e.strerror}; pass --csv "
                                    f"a path in an existing, writable folder (or - for stdout)")
-    click.echo(f"wrote {rows} rows to {Path(path)}", err=True)
+    _echo(f"wrote {rows} rows to {Path(path)}", err=True)
 
 
 @main.group()
@@ -279,12 +295,13 @@ def cache_info() -> None:
     warnings.showwarning = _warn
     folder = run_cache.cache_dir()
     if folder is None:
-        click.echo("cache: off (RUNCHAIN_CACHE_DIR is empty)")
+        _echo("cache: off (RUNCHAIN_CACHE_DIR is empty)")
         return
     found = cache_folder.info(folder)
-    click.echo(f"cache: {folder}\nentries: {found.entries}\n"
-               f"size: {found.bytes / (1 << 20):.1f} MB\n"
-               f"cap: {found.max_bytes / (1 << 20):.0f} MB (RUNCHAIN_CACHE_MAX_MB)")
+    for line in (f"cache: {folder}", f"entries: {found.entries}",
+                 f"size: {found.bytes / (1 << 20):.1f} MB",
+                 f"cap: {found.max_bytes / (1 << 20):.0f} MB (RUNCHAIN_CACHE_MAX_MB)"):
+        _echo(line)
 
 
 @cache.command("clear")
@@ -299,14 +316,14 @@ def cache_clear() -> None:
     warnings.showwarning = _warn
     folder = run_cache.cache_dir()
     if folder is None:
-        click.echo("cache: off (RUNCHAIN_CACHE_DIR is empty); nothing to clear")
+        _echo("cache: off (RUNCHAIN_CACHE_DIR is empty); nothing to clear")
         return
     try:
         removed = cache_folder.clear(folder)
     except OSError as e:
         raise click.ClickException(f"cannot clear the cache {folder}: {e.strerror} "
                                    f"({e.filename}); remove the folder by hand") from None
-    click.echo(f"removed {removed.entries} entries ({removed.bytes / (1 << 20):.1f} MB) "
+    _echo(f"removed {removed.entries} entries ({removed.bytes / (1 << 20):.1f} MB) "
                f"from {folder}")
 
 
@@ -344,9 +361,9 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
         if dry_run:
             runs = syncing.plan(dir, entity=entity, project=project, only_project=only_project)
             for item in runs:
-                click.echo(views.sync_line(item))
+                _echo(views.sync_line(item))
             edges = sum(item.edge is not None for item in runs)
-            click.echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
+            _echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
                        f"to upload, {edges} edges to check; nothing was changed", err=True)
             _left_alone([item for item in runs if item.problem])
             return
@@ -357,13 +374,13 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
     uploaded = set(result.uploaded)
     for item in result.runs:
         if item.run_id in uploaded:
-            click.echo(f"uploaded {item.run_id}  to {item.entity}/{item.project}")
+            _echo(f"uploaded {item.run_id}  to {item.entity}/{item.project}")
         elif item.problem:
-            click.echo(views.sync_line(item))
+            _echo(views.sync_line(item))
     for link in result.links:
         line = f"{link.status} {link.run_id} <- {link.ref}"
-        click.echo(line + (f": {link.reason}" if link.reason else ""))
-    click.echo(f"{len(uploaded)} runs uploaded, {len(result.links)} edges checked, "
+        _echo(line + (f": {link.reason}" if link.reason else ""))
+    _echo(f"{len(uploaded)} runs uploaded, {len(result.links)} edges checked, "
                f"{len(result.unlinkable)} unlinkable", err=True)
     if result.unlinkable:
         raise click.ClickException(

@@ -54,6 +54,21 @@ def step_range(first: int, last: int | None, dash: str = "-") -> str:
     return "no rows" if last is None else f"{first}{dash}{last}"
 
 
+def visible(text: str) -> str:
+    """``text`` with every control character shown as its escape, as ``repr`` shows it:
+    ``\\n``, ``\\x1b``, ``\\u202e``. Run data (names, config keys and values, projects, ids
+    from folder names, metric names) reaches the terminal only through this, so it cannot
+    move the cursor, clear the screen, set the window title, forge a line or reorder text.
+
+    Example:
+        >>> print(visible("lr\\x1b[2J\\r\\nroot"))
+        lr\\x1b[2J\\r\\nroot
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 CONFIG_KEYS_SHOWN = 6  # differing config keys on a tree line; the rest as "+N more"
 
 
