@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
 from .contract import CHECKPOINT_FILE, checkpoint_step
@@ -42,6 +43,34 @@ def local_path(location: str, what: str) -> Path:
         f"{what} is stored by reference at {location}, which runchain cannot open on this "
         f"machine; fetch it with your {parts.scheme}:// tools, or resolve the checkpoint online "
         f"and use checkpoint.artifact.download()")
+
+
+def leaves_folder(name: str) -> bool:
+    """Whether an artifact's file ``name`` would land outside the folder it is put in: an
+    absolute path (``/x``, ``\\x``, ``C:x``), a ``..`` part (``/`` or ``\\`` between parts),
+    a NUL, or no name at all. A checkpoint's names are someone else's data.
+
+    Example:
+        >>> [leaves_folder(n) for n in ("ckpt.pt", "opt/adam.npy", "../x", "a/../../x", "/x")]
+        [False, False, True, True, True]
+    """
+    parts = name.replace("\\", "/").split("/") if isinstance(name, str) else [".."]
+    return (not name or "\0" in name or parts[0] == "" or bool(re.match(r"[A-Za-z]:", name))
+            or any(part == ".." for part in parts))
+
+
+def check_entry_names(names: Iterable[str], where: str) -> None:
+    """Refuse, before anything is written, a checkpoint whose file names leave its folder.
+
+    Raises:
+        CheckpointError: naming the first such entry.
+    """
+    for name in names:
+        if leaves_folder(name):
+            raise CheckpointError(
+                f"{where} has a file named {name!r}, which leaves the folder it is put in "
+                f"(an absolute path, a '..' part or a NUL); runchain refuses to write it; wandb "
+                f"itself never logs such a name, so check where this checkpoint came from")
 
 
 def read_checkpoint_json(location: str, where: str) -> dict[str, Any]:

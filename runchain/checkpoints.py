@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import wandb
 
-from .artifact_files import local_path
+from .artifact_files import check_entry_names, local_path
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
                        Breadcrumbs, CheckpointRef, artifact_name, is_step, step_alias)
 from .errors import CheckpointError
@@ -66,6 +66,7 @@ class Checkpoint:
                 + (f"; close matches: {', '.join(close)}" if close else "")
                 + f"; it holds {', '.join(sorted(self.files))} (a file is named by its path "
                   f"in the artifact: the base name given to files=, or dir/file for a folder)")
+        check_entry_names([name], f"checkpoint {self.ref}")  # online, wandb writes it there
         if self.online:
             with wandb_requests(f"{self.ref} {name}"):
                 return Path(self.artifact.get_entry(name).download())
@@ -76,20 +77,29 @@ class Checkpoint:
         artifact; returns the folder. Online, wandb's own ``artifact.download``; offline,
         copies of the staged files and ``file://`` references.
 
+        Every file name is checked before anything is written: a name that leaves the
+        folder (``../x``, ``/x``, see ``artifact_files.leaves_folder``) refuses the whole
+        download. A folder that already holds symlinks is written through them: it is yours.
+
         Args:
             root: the folder; default ``$WANDB_ARTIFACT_DIR/<name>:<version>`` (as wandb).
 
         Raises:
-            CheckpointError: a reference this machine cannot open.
+            CheckpointError: a reference this machine cannot open, or a file name that
+                leaves the folder (nothing is written then).
         """
+        where = f"checkpoint {self.ref}"
+        check_entry_names(self.files, where)
         if self.online:
             with wandb_requests(str(self.ref)):
+                check_entry_names(self.artifact.manifest.entries, where)  # what wandb writes
                 return Path(self.artifact.download(root=None if root is None else str(root)))
         folder = Path(root) if root is not None else (
             Path(os.environ.get("WANDB_ARTIFACT_DIR") or "artifacts")
             / f"{self.ref.name}:{self.version}")
-        for name in self.files:
-            source, target = self.path(name), folder / name
+        sources = {name: self.path(name) for name in self.files}  # every error before a write
+        for name, source in sources.items():
+            target = folder / name
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():  # a folder reference
                 shutil.copytree(source, target, dirs_exist_ok=True)

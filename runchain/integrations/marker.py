@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,11 +38,24 @@ def last_row(run: Any) -> int | None:
 
 
 def write_marker(path: str | os.PathLike, marker: dict[str, Any]) -> None:
-    """Write ``marker`` to ``path`` through a temporary file, so a reader never sees half of it."""
+    """Write ``marker`` to ``path`` through a temporary file, so a reader never sees half of it.
+
+    The temporary name is random and created exclusively (mode ``"x"``: ``O_EXCL``, which
+    refuses a planted symlink), as ``runchain.atomic`` does; integrations use the public API
+    alone, which does not export it."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(marker, indent=1) + "\n"
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    f = open(tmp, "x", encoding="utf-8")
+    done = False
+    try:
+        with f:
+            f.write(text)
+        os.replace(tmp, path)
+        done = True
+    finally:  # Ctrl-C or a SIGTERM too: no partial file left
+        if not done:
+            tmp.unlink(missing_ok=True)
 
 
 def read_marker(path: str | os.PathLike) -> dict[str, Any] | None:
