@@ -16,7 +16,8 @@ from .contract import (CONFIG_KEY, Breadcrumbs, CheckpointRef, artifact_name, is
                        parse_ref, step_alias)
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError, ModeError,
                      MetricError, MissingExtraError, ProjectNotFoundError, ReferenceSyntaxError, RunchainError, RunFileError,
-                     ResumeError, RunNotFoundError, SourceError, SyncError)
+                     ResumeError, RunNotFoundError, SourceError, SyncError,
+                     SyncLockedError)
 from .in_place import in_place_init, resume_args
 from .lineage import (CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain, chains,
                       kept_last_step, leaves)
@@ -42,7 +43,7 @@ __all__ = [
     "ParentFirstError", "parent_first",
     "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ModeError",
     "MetricError", "MissingExtraError", "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
-    "ResumeError", "RunNotFoundError", "SourceError", "SyncError",
+    "ResumeError", "RunNotFoundError", "SourceError", "SyncError", "SyncLockedError",
 ]
 
 

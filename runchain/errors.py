@@ -66,3 +66,7 @@ class MissingExtraError(RunchainError, ImportError):
 class ResumeError(RunchainError, ValueError):
     """A resume in place would lose rows: W&B holds rows past the checkpoint's step. The
     message says how to fork (a new run) or rewind instead."""
+
+
+class SyncLockedError(SyncError):
+    """Another ``runchain sync`` is syncing the same folder; the message names its process."""

@@ -15,18 +15,25 @@ breadcrumbs (``config["runchain"]``). ``runchain sync`` finishes the job:
 4. **Resume.** What is done is kept in ``<dir>/.runchain-sync.json`` (written atomically),
    so a sync that stopped continues where it stopped. runchain never changes or deletes
    wandb's files (``wandb sync`` adds its own bookkeeping, the ``.synced`` marker among it).
+5. **One at a time.** A sync holds ``<dir>/.runchain-sync.lock`` from the plan to the last
+   edge (``sync_lock``); a second sync of the folder stops at once, naming the first one's
+   process. A dry run changes nothing and takes no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .contract import CHECKPOINT_TYPE, artifact_name
-from .errors import SyncError
+from .errors import SyncError, SyncLockedError
 from .parallel import ParentFirstError, parent_first, threads
 from .readers import default_wandb_dir
 from .sync_plan import (OFFLINE_PREFIX, STATE_FILE, PlannedRun, is_synced,  # noqa: F401
@@ -92,6 +99,91 @@ def upload_run(folders: Sequence[Path], entity: str, project: str,
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise SyncError(f"`wandb sync` exited {proc.returncode} for "
                           f"{', '.join(f.name for f in folders)}: {tail}")
+
+
+# -- one sync at a time ----------------------------------------------------------------------
+
+LOCK_FILE = ".runchain-sync.lock"  # next to STATE_FILE; exists only while a sync runs
+
+
+def _holder(text: str) -> str:
+    """Who the lock file's text says holds it: ``"pid 123, started 2026-12-04 05:01:02 UTC"``
+    (the file is anyone's to edit: only digits and printable characters are kept)."""
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    pid = fields["pid"].strip() if fields.get("pid", "").strip().isdigit() else "?"
+    started = "".join(c for c in fields.get("started", "") if c.isprintable())[:40]
+    return f"pid {pid}" + (f", started {started}" if started else "")
+
+
+def _locked(path: Path, text: str) -> SyncLockedError:
+    return SyncLockedError(
+        f"another `runchain sync` ({_holder(text)}) is syncing {path.parent}; wait for it to "
+        f"finish and run `runchain sync` again (it continues where that one stopped), or, if "
+        f"no sync is running, delete {path}")
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file, open and locked by this process (``flock``: the OS releases it when
+    the process dies, however it dies); retried when the file was removed meanwhile."""
+    import fcntl
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | vars(os).get("O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            os.close(fd)
+            raise _locked(path, text) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:  # the holder we waited on removed the file: lock the one there now
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def sync_lock(root: Path) -> Iterator[None]:
+    """Hold ``<root>/.runchain-sync.lock`` for a block: one sync of a folder at a time.
+
+    The file holds the holder's pid and start time, for the message a second sync gives. A
+    lock left by a process that died is taken over, with a warning. Where ``fcntl`` is
+    missing (Windows) the file is created exclusively, and a stale one must be deleted.
+
+    Raises:
+        SyncLockedError: another process holds the lock; the message names it.
+        SyncError: the lock file cannot be created (a read-only folder).
+    """
+    path = root / LOCK_FILE
+    try:
+        if os.name == "posix":
+            fd = _open_lock(path)
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise _locked(path, path.read_text(errors="replace")) from None
+    except OSError as e:
+        raise SyncError(f"cannot create the sync lock {path}: {e.strerror}; `runchain sync` "
+                        f"needs to write in {root}") from None
+    try:
+        old = os.pread(fd, 4096, 0).decode("utf-8", "replace") if os.name == "posix" else ""
+        if old.strip():  # a holder that ended cleanly removed the file
+            warnings.warn(f"took over the sync lock {path} from {_holder(old)}, which is no "
+                          f"longer running (it stopped without releasing it)", stacklevel=2)
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        os.write(fd, f"pid={os.getpid()}\nstarted={started}\n".encode())
+        yield
+    finally:
+        if os.name != "posix":  # Windows removes no open file
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # still locked on POSIX, so no one locks a file about to vanish
+        if os.name == "posix":
+            os.close(fd)
 
 
 # -- upload, link, sync ----------------------------------------------------------------------
@@ -185,6 +277,8 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
         CredentialsError: no W&B credentials; checked before anything is read or uploaded.
         SyncError: ``wandb sync`` failed for a run; what finished is recorded, so
             calling ``sync`` again continues.
+        SyncLockedError: another sync of ``dir`` is running (a ``SyncError``); nothing
+            was read or uploaded.
         SourceError: a request to W&B failed; the message names the server.
         RunNotFoundError, CycleError: as ``plan``.
 
@@ -196,34 +290,38 @@ def sync(dir: str | Path | None = None, *, entity: str | None = None,
     api = api or open_api("`runchain sync` uploads to W&B, so it",
                           hint=". `runchain sync --dry-run` shows the plan without them")
     root = Path(dir) if dir is not None else default_wandb_dir()
-    runs = plan(root, entity=entity, project=project, only_project=only_project)
-    if any(item.entity is None for item in runs):
-        default = entity_of(api, None, "the runs that record none")
-        runs = [item if item.entity else dataclasses.replace(item, entity=default)
-                for item in runs]
-    missing = [item.run_id for item in runs if item.pending and not item.project]  # --project
-    if missing:
-        raise SyncError(f"run(s) {', '.join(missing)} record no W&B project; pass --to-project")
+    # a missing folder takes no lock: the plan says what is wrong with it
+    with sync_lock(root) if root.is_dir() else contextlib.nullcontext():
+        runs = plan(root, entity=entity, project=project, only_project=only_project)
+        if any(item.entity is None for item in runs):
+            default = entity_of(api, None, "the runs that record none")
+            runs = [item if item.entity else dataclasses.replace(item, entity=default)
+                    for item in runs]
+        missing = [item.run_id for item in runs if item.pending and not item.project]
+        if missing:  # --to-project
+            raise SyncError(f"run(s) {', '.join(missing)} record no W&B project; pass "
+                            f"--to-project")
 
-    state = load_state(root)
-    uploaded = _upload(root, runs, state, max(1, jobs), timeout)
+        state = load_state(root)
+        uploaded = _upload(root, runs, state, max(1, jobs), timeout)
 
-    by_id = {item.run_id: item for item in runs}
-    links: dict[str, Link] = {}
-    calls = []
-    for item in runs:
-        if item.edge is None:
-            continue
-        ref, problem = _target(item, by_id)
-        if problem is not None:
-            links[item.run_id] = Link(item.run_id, item.path, ref, "unlinkable", problem)
-        elif f"{item.path} <- {ref}" in state["linked"]:
-            links[item.run_id] = Link(item.run_id, item.path, ref, "already linked")
-        else:
-            calls.append((item.run_id, _link, (api, item, ref)))
-    for run_id, link in threads(calls, max(1, jobs), "linking edges"):
-        links[run_id] = link
-        if link.status != "unlinkable":
-            state["linked"].add(f"{link.path} <- {link.ref}")
-            save_state(root, state)
-    return SyncResult(runs, uploaded, [links[item.run_id] for item in runs if item.run_id in links])
+        by_id = {item.run_id: item for item in runs}
+        links: dict[str, Link] = {}
+        calls = []
+        for item in runs:
+            if item.edge is None:
+                continue
+            ref, problem = _target(item, by_id)
+            if problem is not None:
+                links[item.run_id] = Link(item.run_id, item.path, ref, "unlinkable", problem)
+            elif f"{item.path} <- {ref}" in state["linked"]:
+                links[item.run_id] = Link(item.run_id, item.path, ref, "already linked")
+            else:
+                calls.append((item.run_id, _link, (api, item, ref)))
+        for run_id, link in threads(calls, max(1, jobs), "linking edges"):
+            links[run_id] = link
+            if link.status != "unlinkable":
+                state["linked"].add(f"{link.path} <- {link.ref}")
+                save_state(root, state)
+        return SyncResult(runs, uploaded,
+                          [links[item.run_id] for item in runs if item.run_id in links])

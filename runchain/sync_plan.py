@@ -20,7 +20,7 @@ from .errors import ReferenceSyntaxError, SyncError
 from .lineage import RunInfo
 from .readers import default_wandb_dir, open_folder
 
-STATE_FILE = ".runchain-sync.json"  # next to the run folders; the only file sync writes
+STATE_FILE = ".runchain-sync.json"  # next to the run folders; with sync.LOCK_FILE, all sync writes
 OFFLINE_PREFIX = "offline-"  # wandb names offline run folders offline-run-*, online ones run-*
 
 
