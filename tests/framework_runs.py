@@ -203,15 +203,7 @@ class Config(dict):
 
 
 def standin_api(wandb_dir: Path):
-    """tests/wandb_standin's W&B holding the runs under ``wandb_dir`` as synced; its
-    artifacts also get the ``manifest`` that ``load_checkpoint`` reads online."""
+    """tests/wandb_standin's W&B holding the runs under ``wandb_dir`` as synced."""
     from wandb_standin import StandinApi, project_from_dir
 
-    class Api(StandinApi):
-        def artifact(self, name: str, type: str | None = None):
-            found = super().artifact(name, type)
-            found.manifest = types.SimpleNamespace(
-                entries={path: types.SimpleNamespace(ref=None) for path in found.files})
-            return found
-
-    return Api(project_from_dir(wandb_dir))
+    return StandinApi(project_from_dir(wandb_dir))
