@@ -19,7 +19,12 @@ Then, in headless Chromium (Playwright driving /usr/bin/chromium), over ``--load
 - hover: 100 mouse moves across the first chart, each followed by reading its tooltip,
   timed inside the page with ``performance.now()``.
 
-Targets: report / read <= 2; file <= 5 MB; ready <= 1.5 s; 100 hovers <= 1 s.
+With ``--deep N``: ``build_report`` of one chain of N runs and of 4N runs (each run 1,000
+steps, cut at step 499, so every run also has rows past its child: a piece of its own),
+cache warm, median of ``--repeats``; the ratio shows how the cost grows with depth.
+
+Targets: report / read <= 2; file <= 5 MB; ready <= 1.5 s; 100 hovers <= 1 s; the 4N-run
+chain <= 5x the N-run chain.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_read import write_run  # noqa: E402
+from bench_read import make_deep, write_run  # noqa: E402
 
 import runchain  # noqa: E402
 from runchain import lineage  # noqa: E402
@@ -104,6 +109,23 @@ def browse(path: Path, loads: int) -> tuple[list[float], list[float]]:
     return ready, hover
 
 
+def deep_reports(base: Path, depth: int, metrics: int, repeats: int) -> None:
+    """``build_report`` of a chain of ``depth`` and of ``4 * depth`` runs, cache warm."""
+    took = {}
+    for n in (depth, 4 * depth):
+        source = runchain.open_source(make_deep(base / f"deep{n}", n, 1000, metrics))
+        build_report(source)  # warm the cache
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            build_report(source)
+            times.append(time.perf_counter() - t0)
+        took[n] = statistics.median(times)
+        print(f"report of a chain of {n} runs (1,000 steps each, cut at 499): {took[n]:.2f} s")
+    print(f"deep: {4 * depth} runs / {depth} runs = {took[4 * depth] / took[depth]:.1f}x  "
+          f"(linear: 4x; target <= 5x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200)
@@ -112,6 +134,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--loads", type=int, default=5, help="page loads in Chromium")
     parser.add_argument("--no-static", action="store_true", help="skip timing the static report")
+    parser.add_argument("--deep", type=int, default=0,
+                        help="also time the report of a chain of N and of 4N runs")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-report-"))
     os.environ["RUNCHAIN_CACHE_DIR"] = str(base / "cache")
@@ -153,6 +177,8 @@ def main() -> None:
               f"{statistics.median(ready):.3f} s (max {max(ready):.3f}; target <= 1.5)")
         print(f"100-hover sweep, median of {args.loads}: {statistics.median(hover):.3f} s "
               f"(max {max(hover):.3f}; target <= 1)")
+        if args.deep:
+            deep_reports(base, args.deep, args.metrics, args.repeats)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

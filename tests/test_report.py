@@ -176,6 +176,13 @@ def test_each_run_segment_is_embedded_once_and_chains_are_put_together_exactly(d
     for run_id, run in runs.items():  # a piece per stretch between the steps children started at
         assert run["pieces"] == [list(p) for p in pieces_of(source.tree.nodes[run_id], source.tree)]
         assert len(run["series"]) == len(run["pieces"])
+    _assert_chains_put_together(source, data, runs)
+    assert [run["color"] for run in data["runs"]] == PALETTE[:len(runs)]
+
+
+def _assert_chains_put_together(source, data: dict, runs: dict) -> None:
+    """Each leaf's chain, put together from the embedded pieces as the page does, is the
+    chain's stitched history exactly (every row: the pieces are not thinned here)."""
     metric = data["metrics"][0]
     k = data["metrics"].index(metric)
     for leaf in runchain.leaves(source.tree):
@@ -190,7 +197,21 @@ def test_each_run_segment_is_embedded_once_and_chains_are_put_together_exactly(d
                     values += np.frombuffer(base64.b64decode(series[k][1]), "<f8").tolist()
         keep = np.isfinite(cols[metric])
         assert steps == cols["global_step"][keep].tolist() and values == cols[metric][keep].tolist()
-    assert [run["color"] for run in data["runs"]] == PALETTE[:len(runs)]
+
+
+def test_a_chain_through_an_abandoned_checkpoint_gets_that_timeline_s_rows(wandb_dir):
+    """The report reads each run's rows once, not each chain whole: a child forked from a
+    checkpoint that a later resume in place abandoned still gets the rows it was saved after."""
+    from conftest import do_run
+    root = do_run("--n_steps", "40", "--n_checkpoint_steps", "10", "--n_metrics", "2")
+    child = do_run("--checkpoint_artifact", f"{root}@29", "--n_steps", "10")
+    do_run("--run_id", root, "--checkpoint_artifact", f"{root}@9", "--n_steps", "40", "--seed", "7")
+    grandchild = do_run("--checkpoint_artifact", f"{child}@9", "--n_steps", "5")
+    source = runchain.open_source(wandb_dir)
+    assert [s.run_id for s in source.chain(grandchild)] == [root, child, grandchild]
+    assert source.chain(child)[0].timeline is not None  # root@29 is in root's first timeline
+    data = _data(build_report(source))
+    _assert_chains_put_together(source, data, {run["id"]: run for run in data["runs"]})
 
 
 def _chain(low: float, high: float, n: int = 20) -> dict:

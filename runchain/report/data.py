@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from .. import lineage
 from ..source import Source
-from ..stitch import stitched_names
+from ..stitch import stitch, stitched_names
 from .palette import run_colors
 
 POINT_BUDGET = 240_000  # points in the whole file, every run and metric (about 4 MB)
@@ -135,7 +135,9 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
     """Run id -> per piece, per metric: ``[steps, values]`` in base64, or 0 when not logged.
 
     Reads each leaf's chain, then the chain to any run with rows past its last child (the
-    part no chain to a leaf keeps), through ``source.history``.
+    part no chain to a leaf keeps). Of each chain, only the runs with pieces still to thin
+    are fetched and stitched, so each run's rows are decoded and cut about once per report,
+    whatever the depth (reading every chain whole costs the depth squared).
     """
     tree = source.tree
     pieces = _Pieces(tree, metrics)
@@ -145,13 +147,14 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
                         leave=False):
             if not pieces.missing(end):
                 continue  # an inner run whose pieces the chains through it already gave
-            columns = source.history(end, keys=metrics)
+            needed = [s for s in source.chain(end) if pieces.missing(s.run_id)]
+            columns = stitch(needed, source.fetch(needed, metrics), keys=metrics)
             names = stitched_names(columns)
             run_ids, steps = columns[names["run_id"]], columns[names["step"]]
             edges = np.flatnonzero(run_ids[1:] != run_ids[:-1]) + 1
             starts, stops = [0, *edges.tolist()], [*edges.tolist(), run_ids.size]
             rows = {str(run_ids[a]): slice(a, b) for a, b in zip(starts, stops) if b > a}
-            for segment in source.chain(end):
+            for segment in needed:
                 part = rows.get(segment.run_id)
                 if part is not None and pieces.missing(segment.run_id):
                     pieces.take(segment.run_id, segment.last_step, steps[part],
