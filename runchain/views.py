@@ -70,6 +70,20 @@ def visible(text: str) -> str:
 
 
 CONFIG_KEYS_SHOWN = 6  # differing config keys on a tree line; the rest as "+N more"
+INDENT_CAP = 20  # a deeper run is indented this deep and marked with its depth
+
+
+def indent(depth: int) -> str:
+    """A tree line's indent: two spaces per level up to ``INDENT_CAP``, then a depth marker,
+    so a 10,000-deep chain prints lines of about the same width, not depth squared bytes.
+
+    Example:
+        >>> indent(2), indent(25).count(" "), indent(25).endswith("\u2026(depth 25) ")
+        ('    ', 42, True)
+    """
+    if depth <= INDENT_CAP:
+        return "  " * depth
+    return "  " * INDENT_CAP + f"\u2026(depth {depth}) "
 
 
 def _short(value: object) -> str:
@@ -100,7 +114,7 @@ def tree_lines(tree: Tree) -> Iterator[str]:
         if len(diff) > CONFIG_KEYS_SHOWN:
             differs += f"  +{len(diff) - CONFIG_KEYS_SHOWN} more"
         axis = "" if info.step_metric == LOCAL_STEP else f" ({info.step_metric})"
-        yield (f"{'  ' * node.depth}{info.id}{name}  {info.state}  {origin}  "
+        yield (f"{indent(node.depth)}{info.id}{name}  {info.state}  {origin}  "
                f"steps{axis} {step_range(span.first, span.last)}  "
                f"global {step_range(span.global_first, span.global_last)}  "
                f"checkpoints {ckpts}{leaf}{differs}")

@@ -344,3 +344,15 @@ def test_any_artifact_holding_checkpoint_json_is_a_checkpoint_but_wandbs_own_are
     for own in ("code", "job", "run_table", "wandb-history"):
         assert classify(own, [], {}, state(7)).step is None
     assert asked == [19, 29, None]
+
+
+def test_tree_lines_cap_the_indent_so_output_grows_with_runs_not_depth_squared():
+    from runchain.views import INDENT_CAP, tree_lines
+    ids = [f"r{i:05d}" for i in range(2000)]
+    runs = [run(ids[0], 9, ckpts=(4, 9))] + [
+        run(ids[i], 9, used=[(ids[i - 1], 4)], ckpts=(4, 9)) for i in range(1, len(ids))]
+    lines = list(tree_lines(build_tree(runs)))
+    for i, line in enumerate(lines):
+        start = "  " * i if i <= INDENT_CAP else "  " * INDENT_CAP + f"\u2026(depth {i}) "
+        assert line.startswith(start + ids[i] + " "), line
+    assert max(map(len, lines)) < 2 * min(map(len, lines)) + 2 * INDENT_CAP  # not ~4,000 wide
