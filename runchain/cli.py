@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from . import views
 from .atomic import atomic_open
+from .cli_cache import cache
 from .errors import RunchainError
 from .contract import parse_ref
 from .readers import open_source
@@ -33,7 +35,8 @@ def _warn(message, category, filename, lineno, file=None, line=None):
     _echo(f"warning: {message}", err=True)
 
 
-def _open(dir: str | None, project: str | None, only_project: str | None = None) -> Source:
+def _open(dir: str | None, project: str | None, only_project: str | None = None,
+          shown: set[str] | None = None) -> Source:
     warnings.showwarning = _warn  # one line per warning, never a traceback
     if dir is not None and project is not None:
         raise click.UsageError("pass either --dir or --project, not both")
@@ -42,7 +45,9 @@ def _open(dir: str | None, project: str | None, only_project: str | None = None)
     try:
         source = open_source(dir, project=project, only_project=only_project)
         for note in source.tree.notes:
-            _echo(f"note: {note}", err=True)
+            if shown is None or note not in shown:
+                _echo(f"note: {note}", err=True)
+        shown is not None and shown.update(source.tree.notes)
         return source
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
@@ -93,10 +98,43 @@ def source_options(command):
                         help="wandb/ folder to read [default: $WANDB_DIR/wandb, else ./wandb]")(command)
 
 
+def watch_options(command):
+    """``--watch``: redraw each time the folder's run files change; ``--interval``: how often to look."""
+    command = click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+                           help="with --watch: seconds between looks at the run files")(command)
+    return click.option("--watch", "watching", is_flag=True, help="redraw each time a run logs or "
+                        "starts, until Ctrl-C (a local folder only)")(command)
+
+
+def _watch(dir: str | None, project: str | None, only_project: str | None, interval: float,
+           draw) -> None:
+    """``draw(source)`` now and after each change of the run files (``runchain.watch``); an
+    error is one line and the watch goes on; Ctrl-C ends it with one line."""
+    from .watch import watch
+    if project is not None:
+        raise click.UsageError("--watch watches the run files of a local folder, not a W&B "
+                               "project; W&B's own pages are live already")
+    shown: set[str] = set()  # each note once, not at every redraw
+    first = [_open(dir, None, only_project, shown)]
+
+    def redraw():
+        try:
+            draw(first.pop() if first else _open(dir, None, only_project, shown))
+        except click.ClickException as e:
+            _echo(f"error: {e.message}; still watching", err=True)
+
+    try:
+        watch(first[0].where, redraw, interval)
+    except KeyboardInterrupt:
+        _echo("stopped watching", err=True)
+
+
 @main.command()
 @source_options
+@watch_options
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of runs")
-def tree(dir: str | None, project: str | None, only_project: str | None, as_json: bool) -> None:
+def tree(dir: str | None, project: str | None, only_project: str | None, as_json: bool,
+         watching: bool, interval: float) -> None:
     """Show the tree of runs and checkpoints.
 
     \b
@@ -104,7 +142,15 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
         runchain tree --dir wandb
         runchain tree --project my-team/my-project
         runchain tree --json | jq '.[] | select(.depth == 0)'
+        runchain tree --watch              # again each time a run logs or starts
     """
+    if watching:
+        def draw(source):
+            _echo(f"-- {time.strftime('%H:%M:%S')}: {len(source.tree.nodes)} runs --")
+            for line in views.tree_lines(source.tree):
+                _echo(line)
+            sys.stdout.flush()
+        return _watch(dir, project, only_project, interval, draw)
     source = _open(dir, project, only_project)
     if as_json:
         try:
@@ -200,8 +246,10 @@ def _list_leaves(source: Source) -> None:
               "[default: every leaf]")
 @click.option("--static", is_flag=True, help="pictures (PNG) instead of interactive charts, "
               "for printing")
+@watch_options
 def report(dir: str | None, project: str | None, only_project: str | None, output: str,
-           metrics: tuple[str, ...], leaves: tuple[str, ...], static: bool) -> None:
+           metrics: tuple[str, ...], leaves: tuple[str, ...], static: bool, watching: bool,
+           interval: float) -> None:
     """Write a self-contained HTML report: tree map, chains, branches, runs.
 
     \b
@@ -209,19 +257,26 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
         runchain report -o report.html
         runchain report --leaf 1a2b3c4d --metric 'loss/*'
         runchain report --static -o report-print.html
+        runchain report --watch            # rewritten as runs log; the open page reloads itself
     """
     from .report import write_report  # matplotlib loads only for --static
-    source = _open(dir, project, only_project)
-    try:
-        metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
-        leaves = tuple(source.resolve(leaf) for leaf in leaves)  # ids or unique names
-        path = write_report(source, output, metrics or None, leaves or None, static=static)
-    except RunchainError as e:
-        raise click.ClickException(str(e)) from None
-    except OSError as e:
-        raise click.ClickException(f"cannot write the report to {output}: {e.strerror}; pass -o "
-                                   f"a path in an existing, writable folder") from None
-    _echo(f"report: {path.resolve()}")
+
+    def draw(source):
+        try:
+            found = tuple(source.match_metrics(metrics))  # globs: loss/*
+            ends = tuple(source.resolve(leaf) for leaf in leaves)  # ids or unique names
+            path = write_report(source, output, found or None, ends or None, static=static,
+                                reload=max(1.0, interval) if watching and not static else None)
+        except RunchainError as e:
+            raise click.ClickException(str(e)) from None
+        except OSError as e:
+            raise click.ClickException(f"cannot write the report to {output}: {e.strerror}; pass "
+                                       f"-o a path in an existing, writable folder") from None
+        _echo(f"report: {path.resolve()}" + (f" (written {time.strftime('%H:%M:%S')})" if watching else ""))
+
+    if watching:
+        return _watch(dir, project, only_project, interval, draw)
+    draw(_open(dir, project, only_project))
 
 
 @main.command()
@@ -271,60 +326,7 @@ def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
     _echo(f"wrote {rows} rows to {Path(path)}", err=True)
 
 
-@main.group()
-def cache() -> None:
-    """See or empty the cache of decoded run files ($RUNCHAIN_CACHE_DIR).
-
-    \b
-    Example:
-        runchain cache info
-        runchain cache clear
-    """
-
-
-@cache.command("info")
-def cache_info() -> None:
-    """Print where the cache is, its entries, its size and its size cap.
-
-    \b
-    Example:
-        runchain cache info
-        RUNCHAIN_CACHE_MAX_MB=500 runchain cache info
-    """
-    from .readers import cache_folder, run_cache
-    warnings.showwarning = _warn
-    folder = run_cache.cache_dir()
-    if folder is None:
-        _echo("cache: off (RUNCHAIN_CACHE_DIR is empty)")
-        return
-    found = cache_folder.info(folder)
-    for line in (f"cache: {folder}", f"entries: {found.entries}",
-                 f"size: {found.bytes / (1 << 20):.1f} MB",
-                 f"cap: {found.max_bytes / (1 << 20):.0f} MB (RUNCHAIN_CACHE_MAX_MB)"):
-        _echo(line)
-
-
-@cache.command("clear")
-def cache_clear() -> None:
-    """Remove every cache entry; the next read decodes the run files again.
-
-    \b
-    Example:
-        runchain cache clear
-    """
-    from .readers import cache_folder, run_cache
-    warnings.showwarning = _warn
-    folder = run_cache.cache_dir()
-    if folder is None:
-        _echo("cache: off (RUNCHAIN_CACHE_DIR is empty); nothing to clear")
-        return
-    try:
-        removed = cache_folder.clear(folder)
-    except OSError as e:
-        raise click.ClickException(f"cannot clear the cache {folder}: {e.strerror} "
-                                   f"({e.filename}); remove the folder by hand") from None
-    _echo(f"removed {removed.entries} entries ({removed.bytes / (1 << 20):.1f} MB) "
-               f"from {folder}")
+main.add_command(cache)
 
 
 @main.command("sync")

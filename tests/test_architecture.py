@@ -36,11 +36,11 @@ LAYERS = {
     "runchain.readers.run_cache": 3, "runchain.readers.cache_folder": 3,
     "runchain.readers.project": 3,
     "runchain.readers.timelines": 3, "runchain.readers.run_state": 3,
-    "runchain.views": 4, "runchain.report": 4, "runchain.report.figures": 4,
+    "runchain.views": 4, "runchain.watch": 4, "runchain.report": 4, "runchain.report.figures": 4,
     "runchain.report.data": 4, "runchain.report.page": 4, "runchain.report.static": 4,
     "runchain.report.palette": 4, "runchain.publish": 4, "runchain.sync": 4,
     "runchain.sync_plan": 4,
-    "runchain.cli": 5, "runchain.__main__": 5, "runchain": 5,
+    "runchain.cli": 5, "runchain.cli_cache": 5, "runchain.__main__": 5, "runchain": 5,
     "runchain.integrations": 6, "runchain.integrations.marker": 6,
     "runchain.integrations.transformers": 6, "runchain.integrations.lightning": 6,
 }

@@ -448,3 +448,32 @@ def test_compare_overlays_chains_each_in_its_colour_drawing_shared_rows_once(ope
     assert text.splitlines()[1].startswith("chain to ")
     opened.page.locator(".chips .remove").click()
     assert opened.js("runchain.state.compare") == [] and opened.js("runchain.charts[0].lines") is None
+
+
+def test_a_watched_report_reloads_itself_keeping_its_view_and_asking_no_network(browser, site):
+    """``runchain report --watch`` writes a page that reloads from its file; the view (chain,
+    metrics, smoothing, log, zoom) lives in the URL, so it survives the reload."""
+    live = write_report(site["source"], site["report"].with_name("live.html"), reload=1.0)
+    opened = Opened(browser, live)
+    try:
+        assert "live: written at" in opened.js("document.querySelector('.live').innerText")
+        _use_chain(opened, site, site["child"])
+        opened.js("() => { runchain.setSmoothing(0.5); runchain.setLog(true); }")
+        opened.page.mouse.move(*opened.chart_point(0, 12))
+        opened.page.mouse.down()
+        opened.page.mouse.move(*opened.chart_point(0, 30), steps=5)
+        opened.page.mouse.up()
+        view = opened.js("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, "
+                         "runchain.state.log, runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")
+        opened.js("() => { window.beforeReload = true; }")
+        with opened.page.expect_event("load"):  # the page's own timer reloads it
+            pass
+        opened.page.wait_for_selector("html[data-ready]", state="attached")
+        assert opened.js("window.beforeReload === undefined")  # a new document, not the old one
+        restored = opened.js("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, "
+                             "runchain.state.log, runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")
+        assert restored[:4] == view[:4]
+        assert np.ravel(restored[4]) == pytest.approx(np.ravel(view[4]), rel=1e-9)
+        assert set(opened.requests) == {opened.page.url.split("#")[0]} and opened.errors == []
+    finally:
+        opened.page.close()

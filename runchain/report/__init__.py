@@ -38,7 +38,8 @@ def deepest_first(tree: lineage.Tree) -> list[str]:
 
 
 def build_report(source: Source, metrics: Sequence[str] | None = None,
-                 leaves: Sequence[str] | None = None, static: bool = False) -> str:
+                 leaves: Sequence[str] | None = None, static: bool = False,
+                 reload: float | None = None) -> str:
     """The report as an HTML string.
 
     Args:
@@ -49,6 +50,9 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
         leaves: chains to offer first, by their last run (any run); default every leaf,
             the deepest first (``deepest_first``).
         static: pictures instead of the interactive page.
+        reload: seconds after which the open page reloads itself from its file, keeping its
+            view (``runchain report --watch``); None: never. No network request: a reload
+            of a ``file://`` page reads the file again.
 
     Raises:
         RunNotFoundError: a run in ``leaves`` is not in the source.
@@ -72,15 +76,16 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     from .page import build_page
     every = source.metrics()  # the page charts them all by default, drawn as they come into view
     shown = list(dict.fromkeys(metrics)) if metrics else every
-    return build_page(source, every + [m for m in shown if m not in every], shown, leaves)
+    return build_page(source, every + [m for m in shown if m not in every], shown, leaves, reload)
 
 
 def write_report(source: Source, path: str | os.PathLike = "runchain-report.html",
                  metrics: Sequence[str] | None = None,
-                 leaves: Sequence[str] | None = None, static: bool = False) -> Path:
+                 leaves: Sequence[str] | None = None, static: bool = False,
+                 reload: float | None = None) -> Path:
     """Write the report to ``path`` (atomically) and return it. See ``build_report``."""
     path = Path(path)
-    text = build_report(source, metrics, leaves, static=static)
+    text = build_report(source, metrics, leaves, static=static, reload=reload)
     with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path

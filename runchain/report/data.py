@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -164,8 +165,9 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
-            leaves: Sequence[str], version: str) -> dict[str, Any]:
-    """Everything the page draws, as one JSON-able dict (see ``page.js``)."""
+            leaves: Sequence[str], version: str, reload: float | None = None) -> dict[str, Any]:
+    """Everything the page draws, as one JSON-able dict (see ``page.js``); ``reload``: the
+    seconds after which the page reloads itself (``--watch``), with the time it was written."""
     tree = source.tree
     order = list(tree.nodes)
     colors = run_colors(order)
@@ -191,6 +193,7 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
     return {"version": version, "where": shown_where(source.where), "notes": list(tree.notes),
             "metrics": list(metrics), "shown": list(shown), "leaves": list(leaves),
             "allLeaves": lineage.leaves(tree), "roots": list(tree.roots), "runs": described,
+            "reload": reload, "written": time.strftime("%H:%M:%S") if reload else None,
             "runPoints": MIN_RUN_POINTS if not metrics else
             max(MIN_RUN_POINTS, POINT_BUDGET // max(1, len(order) * len(metrics)))}
 

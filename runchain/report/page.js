@@ -161,3 +161,5 @@ function overlaySeries(leaves, metric) {
   });
   return {chains, own, shared};
 }
+// runchain report --watch: read the file again after D.reload seconds; the view lives in the URL
+if (D.reload) setTimeout(() => location.reload(), D.reload * 1000);

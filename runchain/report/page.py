@@ -48,9 +48,10 @@ def _script() -> str:
     return f'"use strict";\n(() => {{\n{parts}\n}})();'
 
 
-def build_page(source: Source, metrics: list[str], shown: list[str], leaves: list[str]) -> str:
+def build_page(source: Source, metrics: list[str], shown: list[str], leaves: list[str],
+               reload: float | None = None) -> str:
     """The interactive report for ``source`` (see ``report.build_report``)."""
-    data = script_json(payload(source, metrics, shown, leaves, __version__))
+    data = script_json(payload(source, metrics, shown, leaves, __version__, reload))
     uplot_js, uplot_css = _uplot()
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -8,6 +8,8 @@ document.title = "runchain report: " + D.where;
 const header = el("header", null, el("h1", null, "runchain report"),
   el("p", {class: "meta"}, `${runs.length} runs, ${D.roots.length} root(s), ${nChains} chain(s), ` +
     `${D.metrics.length} metric(s), read from `, el("code", null, D.where), `; runchain ${D.version}`),
+  D.reload ? el("p", {class: "meta live"}, `live: written at ${D.written}, reloads every ${D.reload} s ` +
+    "while runchain report --watch runs") : null,
   D.notes.length ? el("ul", {class: "meta"}, ...D.notes.map(n => el("li", null, n))) : null,
   el("nav", null, ...["tree", "chains", "branches", "runs"].map(s => el("a", {href: "#" + s,  // the hash keeps the view
     onclick: e => { e.preventDefault(); document.getElementById(s).scrollIntoView(); }}, s))));

@@ -1,0 +1,73 @@
+"""``runchain cache``: see or empty the cache of decoded run files. Part of the command
+line (``cli.py`` adds the group); every line goes through ``views.visible``, as there."""
+
+from __future__ import annotations
+
+import warnings
+
+import click
+
+from .views import visible
+
+
+def echo(line: str, err: bool = False) -> None:
+    click.echo(visible(line), err=err)
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None):
+    echo(f"warning: {message}", err=True)
+
+
+@click.group()
+def cache() -> None:
+    """See or empty the cache of decoded run files ($RUNCHAIN_CACHE_DIR).
+
+    \b
+    Example:
+        runchain cache info
+        runchain cache clear
+    """
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Print where the cache is, its entries, its size and its size cap.
+
+    \b
+    Example:
+        runchain cache info
+        RUNCHAIN_CACHE_MAX_MB=500 runchain cache info
+    """
+    from .readers import cache_folder, run_cache
+    warnings.showwarning = _warn_line
+    folder = run_cache.cache_dir()
+    if folder is None:
+        echo("cache: off (RUNCHAIN_CACHE_DIR is empty)")
+        return
+    found = cache_folder.info(folder)
+    for line in (f"cache: {folder}", f"entries: {found.entries}",
+                 f"size: {found.bytes / (1 << 20):.1f} MB",
+                 f"cap: {found.max_bytes / (1 << 20):.0f} MB (RUNCHAIN_CACHE_MAX_MB)"):
+        echo(line)
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove every cache entry; the next read decodes the run files again.
+
+    \b
+    Example:
+        runchain cache clear
+    """
+    from .readers import cache_folder, run_cache
+    warnings.showwarning = _warn_line
+    folder = run_cache.cache_dir()
+    if folder is None:
+        echo("cache: off (RUNCHAIN_CACHE_DIR is empty); nothing to clear")
+        return
+    try:
+        removed = cache_folder.clear(folder)
+    except OSError as e:
+        raise click.ClickException(f"cannot clear the cache {folder}: {e.strerror} "
+                                   f"({e.filename}); remove the folder by hand") from None
+    echo(f"removed {removed.entries} entries ({removed.bytes / (1 << 20):.1f} MB) from {folder}")

@@ -1,0 +1,97 @@
+"""The live view: ``runchain report --watch`` and ``runchain tree --watch`` redraw when a run
+logs or starts. Real offline runs, the real CLI in a subprocess; every wait is a bounded
+number of polls, never a time limit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import do_run, run_file
+from runchain.watch import signature, watch
+
+POLLS = 1200  # rounds of 0.1 s at most, per wait
+
+
+def _until(found, what: str):
+    for _ in range(POLLS):
+        value = found()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"never saw {what}")
+
+
+def _start(*args: str, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "runchain", *args],
+                            stdout=out.open("w"), stderr=subprocess.PIPE, text=True,
+                            env=os.environ.copy(), start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "stopped watching", err
+    return err
+
+
+def _report_runs(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="runchain-data">(.*?)</script>', text, re.S)[1])
+    return [run["id"] for run in data["runs"]]
+
+
+def test_watch_redraws_once_per_change_of_the_run_files(wandb_dir):
+    root = do_run("--n_steps", "10", "--n_checkpoint_steps", "5", "--n_metrics", "2")
+    path = run_file(wandb_dir, root)
+    redraws: list[frozenset] = []
+    grown = []
+
+    def sleep(_):  # between looks: the run file grows once, in the second pause
+        if len(grown) == 1:
+            with path.open("ab") as f:
+                f.write(b"\0" * 16)
+        grown.append(1)
+
+    n = watch(wandb_dir, lambda: redraws.append(signature(wandb_dir)), 0.0, rounds=4, sleep=sleep)
+    assert n == 2 and len(redraws) == 2 and redraws[0] != redraws[1]
+
+
+def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_path):
+    root = do_run("--n_steps", "20", "--n_checkpoint_steps", "10", "--n_metrics", "2")
+    report = tmp_path / "live.html"
+    reporting = _start("report", "--watch", "--interval", "0.2", "-o", str(report), "--dir",
+                       str(wandb_dir), out=tmp_path / "report.out")
+    tree_out = tmp_path / "tree.out"
+    treeing = _start("tree", "--watch", "--interval", "0.2", "--dir", str(wandb_dir), out=tree_out)
+    try:
+        assert _until(lambda: _report_runs(report) == [root], "the first report")
+        text = report.read_text(encoding="utf-8")
+        data = json.loads(re.search(r'id="runchain-data">(.*?)</script>', text, re.S)[1])
+        assert data["reload"] == 1.0 and data["written"]  # the page reloads itself
+        assert "default-src 'none'" in text  # and still asks nothing of the network
+        _until(lambda: root in tree_out.read_text(), "the first tree")
+
+        child = do_run("--checkpoint_artifact", f"{root}@9", "--n_steps", "5")
+        assert _until(lambda: _report_runs(report) == [root, child], "the new run in the report")
+        _until(lambda: re.search(rf"^\s+{child} .*from {root}@9", tree_out.read_text(), re.M),
+               "the new run in the tree")
+    finally:
+        errors = [_stop(reporting), _stop(treeing)]
+    assert tree_out.read_text().count("-- ") >= 2  # drawn again, under a new time line
+    assert all("error" not in e for e in errors)
+
+
+def test_watch_refuses_a_w_and_b_project(wandb_dir):
+    proc = subprocess.run([sys.executable, "-m", "runchain", "report", "--watch", "--project",
+                           "ent/proj"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "local folder" in proc.stderr
