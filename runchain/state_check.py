@@ -91,4 +91,8 @@ def check_state(state: Mapping[str, Any] | Any, spec: Mapping[str, Any], hint: s
                    else f'has "{key}": {_shown(value)}, expected {expected or "an object"}')
         raise CheckpointError(f"checkpoint.json{where} {problem}" + (f"; {hint}" if hint else ""))
 
+    missing = [f'"{key}"' for key in spec if key not in values]
+    if len(missing) > 1:  # e.g. another script's checkpoint: name every key it lacks at once
+        raise CheckpointError(f"checkpoint.json{where} has no {', '.join(missing)} keys"
+                              + (f"; {hint}" if hint else ""))
     _check(values, spec, "", fail)

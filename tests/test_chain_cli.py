@@ -139,7 +139,9 @@ class Full:
     def __getattr__(self, name):
         return getattr(self.f, name)
 
-runchain.atomic.open = lambda *args, **kwargs: Full(builtins.open(*args, **kwargs))
+import os, types  # atomic.py opens its temporary file with os.fdopen: that file fills up
+runchain.atomic.os = types.SimpleNamespace(
+    **{**vars(os), "fdopen": lambda *args, **kwargs: Full(os.fdopen(*args, **kwargs))})
 from runchain.cli import main
 sys.argv[0] = "runchain"
 main()
