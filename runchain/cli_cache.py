@@ -7,6 +7,7 @@ import warnings
 
 import click
 
+from .errors import CacheError
 from .views import visible
 
 
@@ -44,7 +45,10 @@ def cache_info() -> None:
     if folder is None:
         echo("cache: off (RUNCHAIN_CACHE_DIR is empty)")
         return
-    found = cache_folder.info(folder)
+    try:
+        found = cache_folder.info(folder)
+    except CacheError as e:
+        raise click.ClickException(str(e)) from None
     for line in (f"cache: {folder}", f"entries: {found.entries}",
                  f"size: {found.bytes / (1 << 20):.1f} MB",
                  f"cap: {found.max_bytes / (1 << 20):.0f} MB (RUNCHAIN_CACHE_MAX_MB)"):
@@ -67,6 +71,8 @@ def cache_clear() -> None:
         return
     try:
         removed = cache_folder.clear(folder)
+    except CacheError as e:
+        raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot clear the cache {folder}: {e.strerror} "
                                    f"({e.filename}); remove the folder by hand") from None

@@ -68,5 +68,9 @@ class ResumeError(RunchainError, ValueError):
     message says how to fork (a new run) or rewind instead."""
 
 
+class CacheError(RunchainError, OSError):
+    """The cache path (``RUNCHAIN_CACHE_DIR``) cannot be used: it is a file, not a folder."""
+
+
 class SyncLockedError(SyncError):
     """Another ``runchain sync`` is syncing the same folder; the message names its process."""

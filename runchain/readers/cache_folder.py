@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import CacheError
 from .run_cache import FORMAT, CacheWarning, DamagedEntry, grid_path, read_entry
 
 DEFAULT_MAX_MB = 2048
@@ -51,18 +52,37 @@ class CacheInfo:
     max_bytes: int
 
 
-def _files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every file in ``folder`` named as a cache file is, in any format's subfolder."""
+def not_a_folder(folder: Path) -> str:
+    """What to say when the cache path is a file."""
+    return (f"the cache path {folder} is a file, not a folder; point RUNCHAIN_CACHE_DIR at a "
+            f"folder (or set it to \"\" to turn the cache off)")
+
+
+def _scandir(folder: str | os.PathLike) -> list[os.DirEntry]:
+    """The folder's items; none if it is gone (removed meanwhile, by a clear or a prune)."""
     try:
-        tops = [d for d in os.scandir(folder) if d.is_dir(follow_symlinks=False)
-                and re.fullmatch(r"v\d+|[0-9a-f]{2}", d.name)]
+        with os.scandir(folder) as items:
+            return list(items)
     except FileNotFoundError:
-        return
+        return []
+
+
+def _files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every file in ``folder`` named as a cache file is, in any format's subfolder.
+
+    Raises:
+        CacheError: ``folder`` is a file.
+    """
+    try:
+        tops = [d for d in _scandir(folder) if d.is_dir(follow_symlinks=False)
+                and re.fullmatch(r"v\d+|[0-9a-f]{2}", d.name)]
+    except NotADirectoryError:
+        raise CacheError(not_a_folder(folder)) from None
     for top in tops:
         subs = [top] if not top.name.startswith("v") else [  # format 4 had no v<N>/ level
-            d for d in os.scandir(top.path) if re.fullmatch(r"[0-9a-f]{2}", d.name)]
+            d for d in _scandir(top.path) if re.fullmatch(r"[0-9a-f]{2}", d.name)]
         for sub in subs:
-            for item in os.scandir(sub.path):
+            for item in _scandir(sub.path):
                 if _NAME.fullmatch(item.name) and item.is_file(follow_symlinks=False):
                     try:
                         yield Path(item.path), item.stat(follow_symlinks=False)
@@ -71,7 +91,12 @@ def _files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
 
 
 def info(folder: Path) -> CacheInfo:
-    """How many entries the cache holds, and their size."""
+    """How many entries the cache holds, and their size.
+
+    Raises:
+        CacheError: ``folder`` is a file; the message says to point RUNCHAIN_CACHE_DIR at a
+            folder.
+    """
     files = list(_files(folder))
     current = folder / f"v{FORMAT}"
     entries = sum(p.suffix == ".json" and p.parent.parent == current for p, _ in files)
@@ -80,7 +105,11 @@ def info(folder: Path) -> CacheInfo:
 
 def clear(folder: Path) -> CacheInfo:
     """Remove every cache file (only files named as entries are) and the emptied
-    subfolders. Returns what was removed."""
+    subfolders. Returns what was removed.
+
+    Raises:
+        CacheError: ``folder`` is a file (nothing is removed).
+    """
     removed = info(folder)
     for path, _ in _files(folder):
         path.unlink(missing_ok=True)

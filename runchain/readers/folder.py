@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -26,13 +27,14 @@ import numpy as np
 from ..classify import run_axis, unlogged_axis_note, unplaceable_note
 from ..contract import (CHAIN_VIEW_KEY, LOCAL_STEP, MODEL_TYPE, fork_point,
                         is_chain_view, is_step, read_breadcrumbs, user_config)
-from ..errors import RunNotFoundError
+from ..errors import RunFileError, RunNotFoundError
 from ..lineage import CheckpointInfo, RunInfo, Segment
 from ..source import Source
 from ..stitch import axis_steps, metric_keys, superseded
 from .resolve import labels
 from .run_files import RunFiles
-from .run_folders import LocalCheckpoint, LocalRun, merge_segments, run_folders
+from .run_folders import (LeftOutRunWarning, LocalCheckpoint, LocalRun, empty_note, gone_note,
+                          merge_segments, never_started, scan_run_folders)
 from .run_state import run_state
 from .runfile import RunFile
 from .timelines import FileAxis, RunHistory, abandoned_in, file_axes, first_step, last_step
@@ -60,18 +62,40 @@ class FolderRun:
 
 # -- 1. discover ----------------------------------------------------------------------------
 
-def discover(root: str | os.PathLike) -> dict[str, list[Path]]:
-    """Run id -> its run files under ``root``, oldest first.
+def _no_runs(root: str | os.PathLike) -> RunNotFoundError:
+    return RunNotFoundError(
+        f"no runs under {Path(root).resolve()} (looked for run-*/ and offline-run-*/ folders "
+        f"holding run-<id>.wandb); pass --dir pointing at a wandb/ folder, or set WANDB_DIR")
+
+
+def discover(root: str | os.PathLike) -> tuple[dict[str, list[Path]], list[str]]:
+    """Run id -> its run files under ``root``, oldest first; and a note on each run folder
+    that holds no run file.
 
     Raises:
         RunNotFoundError: there are none; the message says where it looked.
     """
-    found = run_folders(root)
+    found, empty = scan_run_folders(root)
     if not found:
-        raise RunNotFoundError(
-            f"no runs under {Path(root).resolve()} (looked for run-*/ and offline-run-*/ folders "
-            f"holding run-<id>.wandb); pass --dir pointing at a wandb/ folder, or set WANDB_DIR")
-    return found
+        raise _no_runs(root)
+    return found, [empty_note(f) if f.exists() else gone_note(f) for f in empty]
+
+
+def usable(found: Mapping[str, list[Path]], files: RunFiles) -> tuple[dict[str, list[Path]],
+                                                                       list[str]]:
+    """``found`` without the files that vanished while read (``RunFiles.gone``) or that hold
+    no run (``run_folders.never_started``), and a note on each one left out."""
+    notes = [gone_note(p) for p in files.gone]
+    kept: dict[str, list[Path]] = {}
+    for run_id, paths in found.items():
+        for path in paths:
+            if path not in files.runs:
+                continue
+            if never_started(files.runs[path]):
+                notes.append(empty_note(path.parent))
+            else:
+                kept.setdefault(run_id, []).append(path)
+    return kept, notes
 
 
 # -- 2. merge -------------------------------------------------------------------------------
@@ -224,14 +248,18 @@ def step_axes(runs: Sequence[FolderRun], files: RunFiles) -> list[FolderRun]:
             return any(metric in files.columns(p) for p in paths)
         local = folder_run.local
         declared = [seg.declared_axis for seg in folder_run.segments if seg.declared_axis]
-        metric = run_axis(local.breadcrumbs, [c.step_metric for c in local.valid_checkpoints],
-                          [axis for key, _, axis in folder_run.used if key != folder_run.key], logs,
-                          declared[-1] if declared else None)
-        span, notes = None, []
-        if metric != LOCAL_STEP:
-            key = folder_run.key
-            history = files.histories({key: (folder_run.paths, folder_run.axes)})[key]
-            metric, span, notes = _axis_span(history, metric)
+        try:
+            metric = run_axis(local.breadcrumbs, [c.step_metric for c in local.valid_checkpoints],
+                              [axis for key, _, axis in folder_run.used if key != folder_run.key],
+                              logs, declared[-1] if declared else None)
+            span, notes = None, []
+            if metric != LOCAL_STEP:
+                key = folder_run.key
+                history = files.histories({key: (folder_run.paths, folder_run.axes)})[key]
+                metric, span, notes = _axis_span(history, metric)
+        except RunFileError as e:  # its file vanished meanwhile: one run's problem
+            warnings.warn(f"{e}; left out", LeftOutRunWarning, stacklevel=3)
+            continue
         out.append(dataclasses.replace(folder_run, step_metric=metric, span=span,
                                        notes=(*folder_run.notes, *notes)))
     return out
@@ -299,8 +327,13 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
         RunNotFoundError: ``root`` holds no runs (of ``only_project``); the message says
             where it looked.
     """
-    found = discover(root)
+    found, notes = discover(root)
     files = RunFiles([p for paths in found.values() for p in paths])
+    found, more = usable(found, files)
+    for note in (*notes, *more):  # left out of the tree: a warning, as a torn file gets
+        warnings.warn(note, LeftOutRunWarning, stacklevel=2)
+    if not found:
+        raise _no_runs(root)
     runs, views = merge(found, files.runs, Path(root), only_project)
     shared = _shared_collections(runs)
     runs = step_axes(edges(timelines(runs, shared), shared), files)

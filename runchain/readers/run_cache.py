@@ -7,7 +7,8 @@ slice, so a chain reads only the columns it asks for.
 
 The key is the file's size, modification and change times, inode and device, taken
 *before* the file is read. A file that grew, was rewritten or replaced has another key,
-so it is read again: the cache never serves stale rows. A file that changes while it is
+so it is read again (one that only grew, from where its entry ended: ``grown``):
+the cache never serves stale rows. A file that changes while it is
 being read keeps its old key in the entry, so the next read sees the mismatch. The grid's
 name carries the key, so a JSON entry can only point at the grid decoded with it.
 
@@ -28,6 +29,12 @@ the run file again and rewrites the entry.
 (its folder fsynced too, so its rename is durable), its JSON entry last, so an entry never
 describes a grid that is not whole on disk. The entry's own rename is not waited for: if
 a power cut loses it, the old entry or none is there, and either is read correctly.
+
+**Privacy.** The cache holds run configs and metrics, so it is private to its user: the
+folders runchain makes are ``0700`` and every entry file ``0600``, whatever the umask; a
+format folder an older runchain made ``0755`` is tightened when an entry is written into
+it (if this user owns it). The checksums detect damage, not forgery: a cache shared
+between users is not supported.
 
 **Size.** ``cache_folder.prune`` removes entries whose run file is gone, and the least
 recently used ones over ``$RUNCHAIN_CACHE_MAX_MB`` (default 2048); reading an entry marks
@@ -58,7 +65,7 @@ import numpy as np
 from ..atomic import atomic_write, fsync_folder
 from .runfile import ArtifactRecord, RunFile
 
-FORMAT = 6  # bump when the entry layout or the decoding changes
+FORMAT = 7  # bump when the entry layout or the decoding changes
 _MAGIC = b"runchain-cache"
 
 
@@ -87,6 +94,30 @@ def file_key(path: str | os.PathLike) -> list[int]:
 
 def _hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def private_folder(folder: Path) -> None:
+    """Make ``folder`` (and missing parents) exist, ``0700`` where runchain creates it, and
+    tighten it to ``0700`` if this user owns it and others may read it (best effort).
+
+    Raises:
+        OSError: it cannot be created.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = os.stat(folder)
+        mine = st.st_uid == os.geteuid() if hasattr(os, "geteuid") else True  # Windows: no uid
+        if st.st_mode & 0o077 and mine:
+            os.chmod(folder, 0o700)
+    except OSError:  # someone else's, or a read-only file system: it still serves
+        pass
+
+
+def _private(f: Any) -> None:
+    """Make an entry's temporary file ``0600`` before it is renamed into place, whatever
+    the umask or the mode of the entry it replaces."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(f.fileno(), 0o600)
 
 
 def entry_path(folder: Path, path: str | os.PathLike) -> Path:
@@ -133,7 +164,8 @@ def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,
         OSError: the folder is unwritable or the disk is full.
     """
     entry = entry_path(folder, path)
-    entry.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(entry.parent.parent)  # v<FORMAT>/: runchain's own, so tightened
+    private_folder(entry.parent)
     try:
         old = read_entry(entry)
     except (FileNotFoundError, DamagedEntry):
@@ -149,6 +181,7 @@ def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,
                      "crc32": [zlib.crc32(column) for column in columns]}
 
         def write_grid(f):
+            _private(f)
             f.write(header)
             for column in columns:
                 if column.size:  # a memoryview of no bytes cannot be cast
@@ -160,8 +193,10 @@ def store(folder: Path, path: str | os.PathLike, key: list[int], run: RunFile,
     meta = {**to_meta(run, key), "path": os.path.realpath(path), "grid": grid_meta,
             "columns": None if grid_meta is None else grid_meta["columns"]}
     body = json.dumps(meta).encode()
-    atomic_write(entry, lambda f: f.write(_MAGIC + b" %d %08x %d\n" % (
-        FORMAT, zlib.crc32(body), len(body)) + body), fsync=True)
+    def write_entry(f):
+        _private(f)
+        f.write(_MAGIC + b" %d %08x %d\n" % (FORMAT, zlib.crc32(body), len(body)) + body)
+    atomic_write(entry, write_entry, fsync=True)
     _mark_used(entry)
     if old is not None and old["key"] != key:  # the grid of an older version of the file
         grid_path(entry, old["key"]).unlink(missing_ok=True)
@@ -247,6 +282,7 @@ def _mark_used(entry: Path) -> None:
         pass
 
 
+RELEASE_BYTES = 256 << 10  # columns this big give their mapped pages back once read
 _CHECKED: dict[tuple, set[int]] = {}  # grid file identity -> columns whose crc32 matched
 
 
@@ -277,7 +313,8 @@ class _Columns(Mapping[str, np.ndarray]):
                 self._healed = self._heal(f"column {name!r} fails its checksum")
                 return self._healed[name]
             self._checked.add(i)
-        self._release(i)
+        if column.nbytes >= RELEASE_BYTES:  # a small column's pages cost less than the call
+            self._release(i)
         return column
 
     def _release(self, i: int) -> None:

@@ -20,7 +20,7 @@ from ..classify import classify, left_out
 from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE,
                         Breadcrumbs, artifact_name, checkpoint_label)
 from ..errors import RunNotFoundError
-from .runfile import RunFile, read_run_file
+from .runfile import RecordScan, RunFile, iter_records, read_run_file, record_kind
 
 _FOLDER_RE = re.compile(r"^(?:offline-)?run-(?P<stamp>\d{8}_\d{6})-(?P<id>.+?)(?:-(?P<n>\d+))?$")
 
@@ -30,16 +30,29 @@ def default_wandb_dir() -> Path:
     return Path(os.environ.get("WANDB_DIR") or ".") / "wandb"
 
 
+class LeftOutRunWarning(UserWarning):
+    """A run folder is left out of a read: it holds no run, or it vanished while being read."""
+
+
 def run_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
     """Map run id -> its run files under ``root``, oldest segment first.
 
     A run resumed in place has several folders (``...-<id>``, ``...-<id>-1``).
     """
+    return scan_run_folders(root)[0]
+
+
+def scan_run_folders(root: str | os.PathLike) -> tuple[dict[str, list[Path]], list[Path]]:
+    """``run_folders(root)``, and the run folders holding no run file (a ``wandb.init`` that
+    failed before writing one, or a folder moved away while it was listed)."""
     found: dict[str, list[tuple[str, int, Path]]] = {}
+    empty: list[Path] = []
     root = Path(root)
-    if not root.is_dir():
-        return {}
-    for folder in root.iterdir():
+    try:
+        folders = list(root.iterdir()) if root.is_dir() else []
+    except FileNotFoundError:  # the folder itself went away: it holds no runs now
+        folders = []
+    for folder in folders:
         m = _FOLDER_RE.match(folder.name)
         if not m:
             continue
@@ -50,7 +63,48 @@ def run_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
                 segment = int(m["n"]) if m["n"] and run_id == m["id"] else 0
                 found.setdefault(run_id, []).append((m["stamp"], segment, path))
                 break
-    return {rid: [p for *_, p in sorted(v)] for rid, v in found.items()}
+        else:
+            empty.append(folder)
+    return {rid: [p for *_, p in sorted(v)] for rid, v in found.items()}, sorted(empty)
+
+
+def gone_note(path: str | os.PathLike) -> str:
+    """The note on a run file (or folder) that vanished while it was read (``wandb sync
+    --clean``, a cleanup script): its run (or this segment of it) is left out."""
+    m = _FOLDER_RE.match(Path(path).name)
+    run_id = m["id"] if m else Path(path).name.removeprefix("run-").removesuffix(".wandb")
+    what = "run file" if str(path).endswith(".wandb") else "run folder"
+    return (f"run {run_id}: its {what} {path} vanished while it was read (moved or removed, "
+            f"e.g. by wandb sync --clean); left out. Read again to see the run where it went")
+
+
+# what a wandb.init that fails (an unreachable server) leaves in its run file: a run record,
+# then at once its summary and exit. A run that started writes its telemetry,
+# environment, files and stats records first, even if it logs no row.
+_UNSTARTED_KINDS = {"header", "run", "summary", "exit", None}
+
+
+def never_started(run: RunFile) -> bool:
+    """Whether a run file holds no run: no run record (a wandb.init that died first, a file
+    cut in its header), or a run record that ended right after it, with none of the records
+    a started run writes (a failed online ``wandb.init``). A run record with no exit yet
+    stays a run (``run_state`` says whether it is running), as does one that logged nothing.
+    """
+    if run.run_id is None:  # an unreadable file is damage, not an unstarted run: it stays
+        return not (run.torn or "").startswith("unreadable")
+    if run.exit_code is None or run.last_step is not None or run.artifacts or run.used:
+        return False
+    try:
+        with open(run.path, "rb") as f:
+            return all(record_kind(raw) in _UNSTARTED_KINDS
+                       for raw in iter_records(f, run.path, RecordScan()))
+    except (OSError, ValueError, IndexError):  # unreadable now: read it as before
+        return False
+
+
+def empty_note(folder: str | os.PathLike) -> str:
+    """The note on a run folder holding no run (``scan_run_folders``, ``never_started``)."""
+    return (f"run folder {folder} holds no run (a wandb.init that never started?); left out")
 
 
 @dataclasses.dataclass
