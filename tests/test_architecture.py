@@ -34,7 +34,7 @@ LAYERS = {
     "runchain.readers.run_files": 3, "runchain.readers.resolve": 3,
     "runchain.readers.runfile": 3, "runchain.readers.history_columns": 3,
     "runchain.readers.run_cache": 3, "runchain.readers.cache_folder": 3,
-    "runchain.readers.project": 3,
+    "runchain.readers.project": 3, "runchain.readers.grown": 3,
     "runchain.readers.timelines": 3, "runchain.readers.run_state": 3,
     "runchain.views": 4, "runchain.watch": 4, "runchain.report": 4, "runchain.report.figures": 4,
     "runchain.report.data": 4, "runchain.report.page": 4, "runchain.report.static": 4,

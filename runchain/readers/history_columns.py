@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import mmap
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -140,6 +140,12 @@ def _decode_batch(records: Sequence[bytes]) -> dict[str, np.ndarray]:
         if ends.size == n_rows and all(values[i] == _MARK_VALUE for i in ends.tolist()):
             return _grid(ids, index, values, ends, records)
     return _slow(records)
+
+
+def concat_columns(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Columns of rows one after the other (e.g. a file's cached rows, then those it gained):
+    ``_step`` int64 first, then every key sorted, NaN where a part lacks it."""
+    return _concat([dict(part) for part in parts])
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -20,22 +20,42 @@ import numpy as np
 from .. import parallel
 from ..contract import LOCAL_STEP
 from ..errors import RunFileError
-from .cache_folder import prune
+from .cache_folder import not_a_folder, prune
+from .grown import resume
 from .run_cache import (CacheWarning, DamagedEntry, cache_dir, entry_path, file_key, from_meta,
                         load_meta, open_grid, store, to_meta)
+from .run_folders import never_started
 from .runfile import IncompleteRunWarning, RunFile, read_run_file
 from .timelines import FileAxis, Part, RunHistory
 
 PARALLEL_BYTES = 8 << 20  # decode in a process pool when this much is not cached yet
 
 
-def _lineage(path: str, key: list[int], folder: str | None) -> RunFile:
-    """Read one file's lineage facts (history: only its first and last step); cache them."""
+_GONE = (FileNotFoundError, NotADirectoryError)  # a run file or its folder moved away
+
+
+def _vanished(error: RunFileError) -> bool:
+    """Whether reading failed because the file is no longer there."""
+    return isinstance(error.__cause__, _GONE)
+
+
+def gone_error(path: Path, run_id: str | None) -> RunFileError:
+    """The error for a run file that vanished after the runs were read."""
+    return RunFileError(f"run {run_id or path.parent.name}: its run file {path} vanished after "
+                        f"the runs were read (moved or removed, e.g. by wandb sync --clean); "
+                        f"run the command again to read the runs as they are now")
+
+
+def _lineage(path: str, key: list[int], folder: str | None) -> RunFile | None:
+    """Read one file's lineage facts (history: only its first and last step); cache them.
+    None if the file vanished before it could be opened."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteRunWarning)  # the parent warns, once
         try:
             run = read_run_file(path, history=False)
         except RunFileError as e:  # one bad file must not hide the other runs
+            if _vanished(e):
+                return None
             return RunFile(path=path, torn=f"unreadable ({e})")
     if folder is not None:
         with contextlib.suppress(OSError):  # an unwritable cache only costs speed
@@ -45,12 +65,15 @@ def _lineage(path: str, key: list[int], folder: str | None) -> RunFile:
 
 def _history(path: str, key: list[int], folder: str | None) -> tuple[dict | None, dict | None]:
     """Decode one file's history and cache it. Returns the entry's meta if it was cached,
-    else the columns themselves (so a worker sends back little)."""
+    else the columns themselves (so a worker sends back little); (None, None) if the file
+    vanished."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteRunWarning)
         try:
             run = read_run_file(path)
-        except RunFileError:  # already reported by _lineage; it has no rows to give
+        except RunFileError as e:  # already reported by _lineage; it has no rows to give
+            if _vanished(e):
+                return None, None
             run = RunFile(path=path, history={LOCAL_STEP: np.empty(0, np.int64)})
     if folder is not None:
         with contextlib.suppress(OSError):
@@ -62,36 +85,54 @@ class RunFiles:
     """The run files of a folder: lineage read up front, each history decoded when first asked.
 
     Both stages go through the cache (``run_cache``), and decode many files in a pool. A
-    damaged cache entry gets one warning, and its file is decoded again.
+    damaged cache entry gets one warning, and its file is decoded again. A file that
+    vanished before its lineage was read is left out and listed in ``gone``; one that
+    vanishes before its history is decoded raises ``RunFileError`` then.
     """
 
     def __init__(self, paths: Sequence[Path]):
         self.folder = cache_dir()
-        self.keys = {p: file_key(p) for p in paths}
+        self.gone: list[Path] = []  # files that vanished while they were read
+        self.keys: dict[Path, list[int]] = {}
+        for p in paths:
+            try:
+                self.keys[p] = file_key(p)
+            except _GONE:
+                self.gone.append(p)
+        paths = [p for p in paths if p in self.keys]
         self.metas: dict[Path, dict] = {}
         self.memory: dict[Path, dict[str, np.ndarray]] = {}  # histories when nothing is cached
-        cold = []
+        cold, grown_now = [], []
         for path in paths:
             meta = self._load(path) if self.folder else None
+            if meta is None and self.folder is not None:
+                meta = self._grown(path)  # a file that grew: decoded from where its entry ended
+                grown_now += [path] if meta is not None else []
             if meta is None:
                 cold.append(path)
             else:
                 self.metas[path] = meta
         if cold and self.folder is not None:
             try:
-                self.folder.mkdir(parents=True, exist_ok=True)
+                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private if new
             except OSError as e:
-                warnings.warn(f"cannot create the cache folder {self.folder} ({e.strerror}); "
-                              f"reading without a cache. Set RUNCHAIN_CACHE_DIR to a writable "
-                              f"folder")
+                why = (not_a_folder(self.folder) if self.folder.is_file() else
+                       f"cannot create the cache folder {self.folder} ({e.strerror}); set "
+                       f"RUNCHAIN_CACHE_DIR to a writable folder")
+                warnings.warn(f"{why}; reading without a cache", CacheWarning)
                 self.folder = None
         runs = parallel.each(_lineage, [self._job(p) for p in cold], "reading run files",
                              sum(self.keys[p][1] for p in cold) >= PARALLEL_BYTES)
         for path, run in zip(cold, runs):
+            if run is None:
+                self.gone.append(path)
+                del self.keys[path]
+                continue
             self.metas[path] = {**to_meta(run, self.keys[path]), "columns": None, "grid": None}
-        self.runs = {path: from_meta(self.metas[path]) for path in paths}
-        for path in cold:  # once per version of a file: a cached one warned when it was read
-            if self.runs[path].torn:
+        cold = [p for p in cold if p in self.keys]
+        self.runs = {path: from_meta(self.metas[path]) for path in paths if path in self.keys}
+        for path in cold + grown_now:  # once per version of a file: a cached one warned when read
+            if self.runs[path].torn and not never_started(self.runs[path]):  # else noted so
                 warnings.warn(f"{path}: {self.runs[path].torn}; read the records before it and "
                               f"marked the run incomplete", IncompleteRunWarning, stacklevel=3)
         if cold:
@@ -104,6 +145,15 @@ class RunFiles:
         except DamagedEntry as e:
             self._warn(path, str(e))
             return None
+
+    def _grown(self, path: Path) -> dict | None:
+        """The new meta of ``path`` if its cache entry is of this file before it grew: only
+        the bytes it gained are decoded (``grown.resume``); else None."""
+        try:
+            old = load_meta(self.folder, path, None)
+        except DamagedEntry:
+            return None  # _load warned
+        return None if old is None else resume(self.folder, path, self.keys[path], old)
 
     def _warn(self, path: Path, reason: str) -> None:
         warnings.warn(f"the cache entry {entry_path(self.folder, path)} is damaged ({reason}); "
@@ -120,12 +170,20 @@ class RunFiles:
         return str(path), self.keys[path], None if self.folder is None else str(self.folder)
 
     def decode(self, paths: Sequence[Path]) -> None:
-        """Make sure the history of ``paths`` is decoded (cached or in memory)."""
+        """Make sure the history of ``paths`` is decoded (cached or in memory).
+
+        Raises:
+            RunFileError: a file vanished since its lineage was read; the message names its
+                run and says to read again.
+        """
         todo = [p for p in dict.fromkeys(paths)
                 if self.metas[p]["grid"] is None and p not in self.memory]
         results = parallel.each(_history, [self._job(p) for p in todo], "decoding histories",
                                 sum(self.keys[p][1] for p in todo) >= PARALLEL_BYTES)
+        gone = [path for path, (meta, columns) in zip(todo, results) if columns is meta is None]
         for path, (meta, columns) in zip(todo, results):
+            if columns is meta is None:
+                continue
             if meta is None:
                 self.memory[path] = columns
             else:
@@ -133,6 +191,8 @@ class RunFiles:
                                     "grid": meta["grid"]}
         if todo:
             self._prune()
+        if gone:
+            raise gone_error(gone[0], self.runs[gone[0]].run_id)
 
     def histories(self, parts: Mapping[str, tuple[Sequence[Path], Sequence[FileAxis]]]) -> Histories:
         """run id -> the ``RunHistory`` of its files (a timeline: some of them) and their axes;
@@ -170,6 +230,8 @@ class RunFiles:
             if reason is not None:
                 self._warn(path, reason)
             _, columns = _history(str(path), self.keys[path], None)
+            if columns is None:
+                raise gone_error(path, self.runs[path].run_id)
             self.memory[path] = columns
             with contextlib.suppress(OSError):
                 store(self.folder, path, self.keys[path], self.runs[path], columns)

@@ -44,6 +44,8 @@ class RecordScan:
     records: list[bytes] = dataclasses.field(default_factory=list)  # serialized Records, in order
     torn_at: int | None = None  # byte offset of the first unreadable chunk, or None
     reason: str | None = None
+    record_end: int = 0  # byte offset just past the last whole record: where a read can go on
+    crc: int | None = None  # crc32 of the file's bytes before record_end (None: not known)
 
 
 _SEEDS = {kind: zlib.crc32(bytes((kind,))) for kind in (FULL, FIRST, MIDDLE, LAST)}
@@ -72,71 +74,85 @@ def _read(f: BinaryIO, n: int) -> bytes:
     return data
 
 
-def iter_records(f: BinaryIO, path: str, scan: RecordScan) -> Iterator[bytes]:
+def iter_records(f: BinaryIO, path: str, scan: RecordScan, start: int = 0,
+                 prefix: int = 0) -> Iterator[bytes]:
     """The serialized records of an open run file, one at a time, checking every CRC; reads
     ``READ_BLOCKS`` blocks at a time. Where the file is torn, stops and sets ``scan.torn_at``
-    and ``scan.reason``.
+    and ``scan.reason``. Sets ``scan.record_end``, the offset just past the last whole
+    record, and ``scan.crc``, the crc32 of the bytes before it. ``start``: go on from the
+    ``record_end`` an earlier read of the same bytes reached (0: from the header), whose
+    bytes before it have crc32 ``prefix``.
 
     Raises:
         RunFileError: the file does not start with a W&B run file header.
     """
-    data = _read(f, READ_BLOCKS * BLOCK_LEN)  # starts at a block boundary, as every read does
-    if len(data) < HEADER_LEN and MAGIC.startswith(data[:4]):  # empty or cut in the header:
-        scan.torn_at, scan.reason = 0, "file ends inside its header"  # just started or died
+    base = start - start % BLOCK_LEN  # every read starts at a block boundary
+    f.seek(base)
+    data = _read(f, READ_BLOCKS * BLOCK_LEN)
+    if not start and len(data) < HEADER_LEN and MAGIC.startswith(data[:4]):  # empty, or cut
+        scan.torn_at, scan.reason = 0, "file ends inside its header"  # in it: just started or died
         return
-    if len(data) < HEADER_LEN or data[:4] != MAGIC:
+    if not start and (len(data) < HEADER_LEN or data[:4] != MAGIC):
         raise RunFileError(
             f"{path} is not a W&B run file (it does not start with {MAGIC!r}); pass the "
             f"run-<id>.wandb file inside a wandb/run-* or wandb/offline-run-* folder")
     crc32, unpack, seeds = zlib.crc32, CHUNK_HEADER.unpack_from, _SEEDS
     pending: list[bytes] | None = None  # parts of a record split across blocks
-    base, pos = 0, HEADER_LEN  # the file offset of data[0]; the offset in data
-    while data:
-        view, end = memoryview(data), len(data)
-        last = end < READ_BLOCKS * BLOCK_LEN  # a short read: the end of the file
-        while pos < end:  # chunks never cross a block, so never the end of a full read
-            room = BLOCK_LEN - pos % BLOCK_LEN
-            if room < 7:
-                pos += room  # block tail padding
-                continue
-            if end - pos < 7:
-                scan.torn_at, scan.reason = base + pos, "file ends inside a chunk header"
-                return
-            crc, length, kind = unpack(data, pos)
-            body_start = pos + 7
-            body_end = body_start + length
-            if length > room - 7 or body_end > end:
-                if crc == 0 and length == 0 and kind == 0:
-                    pos += room  # zero padding (preallocated or flushed block)
+    pos = start - base if start else HEADER_LEN  # the offset in data (data[0] is at base)
+    scan.record_end, prefix_to = base + pos, start  # prefix: crc32 of the bytes before prefix_to
+    try:
+        while data:
+            view, end = memoryview(data), len(data)
+            last = end < READ_BLOCKS * BLOCK_LEN  # a short read: the end of the file
+            while pos < end:  # chunks never cross a block, so never the end of a full read
+                room = BLOCK_LEN - pos % BLOCK_LEN
+                if room < 7:
+                    pos += room  # block tail padding
                     continue
-                scan.torn_at, scan.reason = base + pos, "file ends inside a chunk"
-                return
-            if kind not in seeds or crc32(view[body_start:body_end], seeds[kind]) != crc:
-                scan.torn_at = base + pos
-                scan.reason = ("chunk checksum mismatch" if kind in seeds
-                               else f"unexpected chunk type {kind}")
-                return
-            if kind == FULL and pending is None:
-                yield data[body_start:body_end]
-            elif kind == FIRST and pending is None:
-                pending = [data[body_start:body_end]]
-            elif kind == MIDDLE and pending is not None:
-                pending.append(data[body_start:body_end])
-            elif kind == LAST and pending is not None:
-                pending.append(data[body_start:body_end])
-                record, pending = b"".join(pending), None
-                yield record
-            else:
-                scan.torn_at, scan.reason = base + pos, f"unexpected chunk type {kind}"
-                return
-            pos = body_end
-        view.release()
-        if last:
-            break
-        base, pos = base + end, pos - end
-        data = _read(f, READ_BLOCKS * BLOCK_LEN)
-    if pending is not None:
-        scan.torn_at, scan.reason = base + len(data), "file ends inside a record"
+                if end - pos < 7:
+                    scan.torn_at, scan.reason = base + pos, "file ends inside a chunk header"
+                    return
+                crc, length, kind = unpack(data, pos)
+                body_start = pos + 7
+                body_end = body_start + length
+                if length > room - 7 or body_end > end:
+                    if crc == 0 and length == 0 and kind == 0:
+                        pos += room  # zero padding (preallocated or flushed block)
+                        continue
+                    scan.torn_at, scan.reason = base + pos, "file ends inside a chunk"
+                    return
+                if kind not in seeds or crc32(view[body_start:body_end], seeds[kind]) != crc:
+                    scan.torn_at = base + pos
+                    scan.reason = ("chunk checksum mismatch" if kind in seeds
+                                   else f"unexpected chunk type {kind}")
+                    return
+                if kind == FULL and pending is None:
+                    scan.record_end = base + body_end
+                    yield data[body_start:body_end]
+                elif kind == FIRST and pending is None:
+                    pending = [data[body_start:body_end]]
+                elif kind == MIDDLE and pending is not None:
+                    pending.append(data[body_start:body_end])
+                elif kind == LAST and pending is not None:
+                    pending.append(data[body_start:body_end])
+                    record, pending = b"".join(pending), None
+                    scan.record_end = base + body_end
+                    yield record
+                else:
+                    scan.torn_at, scan.reason = base + pos, f"unexpected chunk type {kind}"
+                    return
+                pos = body_end
+            view.release()
+            if last:
+                break
+            prefix, prefix_to = crc32(memoryview(data)[prefix_to - base:], prefix), base + end
+            base, pos = base + end, pos - end
+            data = _read(f, READ_BLOCKS * BLOCK_LEN)
+        if pending is not None:
+            scan.torn_at, scan.reason = base + len(data), "file ends inside a record"
+    finally:  # the crc32 up to the last whole record, when it ended in the piece in hand
+        scan.crc = (crc32(memoryview(data)[prefix_to - base:scan.record_end - base], prefix)
+                    if base <= prefix_to <= scan.record_end else None)
 
 
 @dataclasses.dataclass
@@ -174,6 +190,9 @@ class RunFile:
     declared_axis: str | None = None
     host: str | None = None  # the machine that wrote it
     torn: str | None = None  # why reading stopped early, or None
+    declared: dict[str, str] = dataclasses.field(default_factory=dict)  # define_metric: name -> axis
+    record_end: int = 0  # offset just past the last whole record read: a grown file goes on there
+    prefix_crc: int | None = None  # crc32 of the bytes before record_end, where the cache took it
 
     @property
     def complete(self) -> bool:
@@ -266,7 +285,7 @@ def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool =
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            run = _read_records(f, path, history, summary)
+            run = read_records(f, path, history, summary)
     except OSError as e:
         raise RunFileError(f"cannot read run file {path}: {e.strerror}") from e
     steps = run.history[STEP]
@@ -279,21 +298,24 @@ def read_run_file(path: str | os.PathLike, history: bool = True, summary: bool =
     return run
 
 
-def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFile:
+def read_records(f: BinaryIO, path: str, history: bool, summary: bool,
+                  run: RunFile | None = None) -> RunFile:
     """The run an open file describes, its history decoded as the records stream past;
     ``torn`` says why reading stopped early: a record that does not parse, else a torn file,
-    else a history record that does not decode."""
+    else a history record that does not decode. Given a ``run``, the records from its
+    ``record_end`` on are applied to it, and its ``history`` is the new rows alone."""
     scan = RecordScan()
-    run = RunFile(path=path)
+    start, prefix = (run.record_end, run.prefix_crc or 0) if run is not None else (0, 0)
+    run = run if run is not None else RunFile(path=path)
     broke = False
-    declared: dict[str, str] = {}  # metric name or glob -> the step metric it was given
+    declared = run.declared  # metric name or glob -> the step metric it was given
     wanted = _WANTED | {"summary"} if summary else _WANTED
 
     def history_records() -> Iterator[bytes]:
         """Each history record, in order; every other record is applied to ``run`` on the way."""
         nonlocal broke
         record = pb.Record()
-        for raw in iter_records(f, path, scan):
+        for raw in iter_records(f, path, scan, start, prefix):
             try:
                 kind = record_kind(raw)
             except IndexError:  # a varint runs off the end: a CRC-valid record that does not parse
@@ -328,6 +350,7 @@ def _read_records(f: BinaryIO, path: str, history: bool, summary: bool) -> RunFi
             pass
     run.torn = "undecodable record" if broke else scan.reason or (
         "undecodable record" if failed else None)
+    run.record_end, run.prefix_crc = scan.record_end, scan.crc
     if run.branch_point is None:  # wandb 0.19 and older record it in the config only
         run.branch_point = config_branch_point(run.config)
     run.declared_axis = declared_axis(declared)

@@ -1,0 +1,95 @@
+"""A run file that grew since it was cached is decoded from where the cached part ended.
+
+A live run's file grows as it logs, and ``runchain report --watch`` or a second look at a
+run still training reads it again. The cache entry of a decoded file records where its
+last whole record ended (``RunFile.record_end``) and the crc32 of the file's bytes up to
+there (``RunFile.prefix_crc``, taken by the read itself). When the file changed (another cache key), ``resume``
+checks it is still the same file, grown: same inode and device, at least that long, and
+the same bytes up to ``record_end`` (their crc32, read again). Then only the records from
+there on are read: applied to the cached run (config, artifacts, exit, ...), their rows
+decoded and appended to the cached columns, and the entry is written anew.
+
+Anything else (a file truncated, rewritten with other bytes, or replaced by another) is
+decoded from scratch, as is an entry without a decoded history. A torn tail (a record
+still being written) is not part of ``record_end``: it is read again next time, whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zlib
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import RunFileError
+from .history_columns import STEP, concat_columns
+from .run_cache import DamagedEntry, from_meta, open_grid, store
+from .runfile import RunFile, read_records
+
+PIECE = 1 << 20  # bytes crc'd at a time
+
+
+def prefix_crc(path: str | os.PathLike, end: int) -> int:
+    """crc32 of the first ``end`` bytes of ``path``."""
+    crc = 0
+    with open(path, "rb") as f:
+        left = end
+        while left > 0:
+            piece = f.read(min(PIECE, left))
+            if not piece:
+                raise OSError(f"{path} is shorter than {end} bytes")
+            crc, left = zlib.crc32(piece, crc), left - len(piece)
+    return crc
+
+
+def read_more(run: RunFile) -> RunFile:
+    """``run``, as an earlier read of its file left it, with the records the file gained
+    since applied (read from ``run.record_end``). Its ``history`` holds the new rows alone;
+    ``first_step`` and ``last_step`` cover all of them.
+
+    Raises:
+        RunFileError: the file cannot be read.
+    """
+    first = run.first_step
+    try:
+        with open(run.path, "rb") as f:
+            run = read_records(f, run.path, True, False, dataclasses.replace(run, torn=None))
+    except OSError as e:
+        raise RunFileError(f"cannot read run file {run.path}: {e.strerror}") from e
+    steps = run.history[STEP]
+    if steps.size:
+        run.first_step = first if first is not None else int(steps[0])
+        run.last_step = int(steps[-1])
+    return run
+
+
+def resume(folder: Path, path: Path, key: list[int], meta: Mapping[str, Any]) -> dict | None:
+    """The new cache entry of ``path`` (its meta), decoded from where ``meta``'s entry ended;
+    None when the file is not that entry's file grown (then decode it whole).
+
+    ``key`` is the file's new cache key (``run_cache.file_key``), taken before reading.
+    """
+    end, crc = meta.get("record_end") or 0, meta.get("prefix_crc")
+    old_key = meta["key"]
+    if (meta.get("grid") is None or crc is None or end <= 0 or meta.get("torn") ==
+            "undecodable record" or old_key[4:] != key[4:] or key[1] < end):
+        return None  # no decoded rows to go on from, another file, or a shorter one
+    try:
+        if prefix_crc(path, end) != crc:
+            return None  # rewritten in place
+        old = open_grid(folder, path, meta, heal=_damaged)
+        columns = {name: old[name] for name in old}
+        run = read_more(from_meta(meta))  # its crc32 goes on from the checked prefix's
+    except (OSError, RunFileError, DamagedEntry):
+        return None  # the slow way reads it, and says what is wrong
+    history = concat_columns([columns, run.history]) if run.history[STEP].size else columns
+    history[STEP] = np.asarray(history[STEP], np.int64)
+    run.history = {}
+    return store(folder, path, key, run, history)
+
+
+def _damaged(reason: str) -> Mapping[str, np.ndarray]:
+    raise DamagedEntry(reason)
