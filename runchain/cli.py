@@ -26,8 +26,7 @@ from .version import __version__
 
 
 def _echo(line: str, err: bool = False) -> None:
-    """Print one line. Run data in it (names, config keys, projects, ids, notes) cannot drive
-    the terminal: control characters, a newline too, are shown as escapes (``views.visible``)."""
+    """Print one line; its control characters (a newline too) as escapes (``views.visible``)."""
     click.echo(views.visible(line), err=err)
 
 
@@ -47,7 +46,7 @@ def _open(dir: str | None, project: str | None, only_project: str | None = None,
         for note in source.tree.notes:
             if shown is None or note not in shown:
                 _echo(f"note: {note}", err=True)
-        shown is not None and shown.update(source.tree.notes)
+        (shown if shown is not None else set()).update(source.tree.notes)
         return source
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
@@ -144,6 +143,8 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
         runchain tree --json | jq '.[] | select(.depth == 0)'
         runchain tree --watch              # again each time a run logs or starts
     """
+    if watching and as_json:
+        raise click.UsageError("--watch redraws the tree as text lines; drop --json")
     if watching:
         def draw(source):
             _echo(f"-- {time.strftime('%H:%M:%S')}: {len(source.tree.nodes)} runs --")
@@ -216,7 +217,7 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
         if metrics:  # say where a metric asked for is missing
             for key, lacking in views.empty_metrics(columns, segments).items():
                 _echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
-                           f"which did not log it", err=True)
+                      f"which did not log it", err=True)
         _write_csv(columns, csv_path)
 
 
@@ -231,7 +232,7 @@ def _list_leaves(source: Source) -> None:
     for line in views.leaf_lines(source.tree):
         _echo(line)
     _echo("show one with: runchain chain <leaf>  (or <run>@<step> for a chain ending "
-               "at a checkpoint)", err=True)
+          "at a checkpoint)", err=True)
 
 
 @main.command()
@@ -366,7 +367,7 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
                 _echo(views.sync_line(item))
             edges = sum(item.edge is not None for item in runs)
             _echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
-                       f"to upload, {edges} edges to check; nothing was changed", err=True)
+                  f"to upload, {edges} edges to check; nothing was changed", err=True)
             _left_alone([item for item in runs if item.problem])
             return
         result = syncing.sync(dir, entity=entity, project=project, jobs=jobs,
@@ -380,10 +381,9 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
         elif item.problem:
             _echo(views.sync_line(item))
     for link in result.links:
-        line = f"{link.status} {link.run_id} <- {link.ref}"
-        _echo(line + (f": {link.reason}" if link.reason else ""))
+        _echo(f"{link.status} {link.run_id} <- {link.ref}" + (f": {link.reason}" if link.reason else ""))
     _echo(f"{len(uploaded)} runs uploaded, {len(result.links)} edges checked, "
-               f"{len(result.unlinkable)} unlinkable", err=True)
+          f"{len(result.unlinkable)} unlinkable", err=True)
     if result.unlinkable:
         raise click.ClickException(
             f"{len(result.unlinkable)} edge(s) could not be linked (listed above); the runs "

@@ -19,6 +19,16 @@ def _warn_line(message, category, filename, lineno, file=None, line=None):
     echo(f"warning: {message}", err=True)
 
 
+def _folder(off: str):
+    """The cache folder, or None after saying the cache is off (``off`` ends that line)."""
+    from .readers import run_cache  # the readers load only for a cache command
+    warnings.showwarning = _warn_line
+    folder = run_cache.cache_dir()
+    if folder is None:
+        echo(f"cache: off (RUNCHAIN_CACHE_DIR is empty){off}")
+    return folder
+
+
 @click.group()
 def cache() -> None:
     """See or empty the cache of decoded run files ($RUNCHAIN_CACHE_DIR).
@@ -39,11 +49,9 @@ def cache_info() -> None:
         runchain cache info
         RUNCHAIN_CACHE_MAX_MB=500 runchain cache info
     """
-    from .readers import cache_folder, run_cache
-    warnings.showwarning = _warn_line
-    folder = run_cache.cache_dir()
+    from .readers import cache_folder
+    folder = _folder("")
     if folder is None:
-        echo("cache: off (RUNCHAIN_CACHE_DIR is empty)")
         return
     try:
         found = cache_folder.info(folder)
@@ -63,11 +71,9 @@ def cache_clear() -> None:
     Example:
         runchain cache clear
     """
-    from .readers import cache_folder, run_cache
-    warnings.showwarning = _warn_line
-    folder = run_cache.cache_dir()
+    from .readers import cache_folder
+    folder = _folder("; nothing to clear")
     if folder is None:
-        echo("cache: off (RUNCHAIN_CACHE_DIR is empty); nothing to clear")
         return
     try:
         removed = cache_folder.clear(folder)

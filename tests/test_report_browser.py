@@ -315,21 +315,28 @@ def test_each_chart_saves_a_png_and_the_rows_it_draws_as_csv(opened, site, tmp_p
         zip(steps.tolist(), run_ids.tolist(), local.tolist(), values.tolist()))
 
 
-def test_the_url_keeps_the_view_and_opening_it_restores_it(opened, browser, site):
+VIEW = ("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, runchain.state.log, "
+        "runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")  # what the URL keeps
+
+
+def _set_view(opened, site):
+    """Chart the child's chain, smoothed, log-y, zoomed by a drag; returns the view."""
     _use_chain(opened, site, site["child"])
     opened.js("() => { runchain.setSmoothing(0.5); runchain.setLog(true); }")
     opened.page.mouse.move(*opened.chart_point(0, 12))
     opened.page.mouse.down()
     opened.page.mouse.move(*opened.chart_point(0, 30), steps=5)
     opened.page.mouse.up()
-    view = opened.js("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, "
-                     "runchain.state.log, runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")
+    return opened.js(VIEW)
+
+
+def test_the_url_keeps_the_view_and_opening_it_restores_it(opened, browser, site):
+    view = _set_view(opened, site)
     url = opened.page.url
     assert "#view?" in url and f"chain={site['child']}" in url
     again = Opened(browser, site["report"], hash=url[url.index("#"):])
     try:
-        restored = again.js("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, "
-                            "runchain.state.log, runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")
+        restored = again.js(VIEW)
         assert restored[:4] == view[:4]
         assert np.ravel(restored[4]) == pytest.approx(np.ravel(view[4]), rel=1e-9)
         assert again.js("document.querySelector('.logy').checked") and again.errors == []
@@ -457,21 +464,13 @@ def test_a_watched_report_reloads_itself_keeping_its_view_and_asking_no_network(
     opened = Opened(browser, live)
     try:
         assert "live: written at" in opened.js("document.querySelector('.live').innerText")
-        _use_chain(opened, site, site["child"])
-        opened.js("() => { runchain.setSmoothing(0.5); runchain.setLog(true); }")
-        opened.page.mouse.move(*opened.chart_point(0, 12))
-        opened.page.mouse.down()
-        opened.page.mouse.move(*opened.chart_point(0, 30), steps=5)
-        opened.page.mouse.up()
-        view = opened.js("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, "
-                         "runchain.state.log, runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")
+        view = _set_view(opened, site)
         opened.js("() => { window.beforeReload = true; }")
         with opened.page.expect_event("load"):  # the page's own timer reloads it
             pass
         opened.page.wait_for_selector("html[data-ready]", state="attached")
         assert opened.js("window.beforeReload === undefined")  # a new document, not the old one
-        restored = opened.js("[runchain.state.leaf, runchain.state.metrics, runchain.state.smooth, "
-                             "runchain.state.log, runchain.charts.map(u => [u.scales.x.min, u.scales.x.max])]")
+        restored = opened.js(VIEW)
         assert restored[:4] == view[:4]
         assert np.ravel(restored[4]) == pytest.approx(np.ravel(view[4]), rel=1e-9)
         assert set(opened.requests) == {opened.page.url.split("#")[0]} and opened.errors == []
