@@ -181,12 +181,14 @@ def unstarted(env, tmp_path):
 def test_folders_of_runs_that_never_started_are_left_out_with_one_note_each(env, unstarted):
     src, notes = _read(unstarted)
     ids = {info.id for info in src.runs}
-    assert {*env["ids"], _id(env["silent"]), "starting"} <= ids  # a run record and no rows: a run
-    for run_id in ("failedinit", "headeronly", "nofile"):
+    # a run record and no rows is a run; so is a file with no run record yet (a run in its
+    # first seconds: running, then crashed once stale, as run_state says)
+    assert {*env["ids"], _id(env["silent"]), "starting", "headeronly"} <= ids
+    for run_id in ("failedinit", "nofile"):
         assert run_id not in ids
         (note,) = [n for n in notes if f"-{run_id}" in n]
         assert "holds no run (a wandb.init that never started?); left out" in note
-    assert len(notes) == 3
+    assert len([n for n in notes if "holds no run" in n]) == 2
 
 
 # -- the cache is private --------------------------------------------------------------------

@@ -85,13 +85,14 @@ _UNSTARTED_KINDS = {"header", "run", "summary", "exit", None}
 
 
 def never_started(run: RunFile) -> bool:
-    """Whether a run file holds no run: no run record (a wandb.init that died first, a file
-    cut in its header), or a run record that ended right after it, with none of the records
-    a started run writes (a failed online ``wandb.init``). A run record with no exit yet
-    stays a run (``run_state`` says whether it is running), as does one that logged nothing.
+    """Whether a run file holds no run: a run record that ended right after it, with none
+    of the records a started run writes (what a failed online ``wandb.init`` leaves). A file
+    with no run record yet (empty, or cut in its header) stays: it may be a run in its first
+    seconds, and ``run_state`` says running, then crashed once it is stale. So do a run
+    record with no exit yet, and a run that finished having logged nothing.
     """
-    if run.run_id is None:  # an unreadable file is damage, not an unstarted run: it stays
-        return not (run.torn or "").startswith("unreadable")
+    if run.run_id is None:  # just created, or damaged: shown as it is, with its warning
+        return False
     if run.exit_code is None or run.last_step is not None or run.artifacts or run.used:
         return False
     try:
