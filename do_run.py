@@ -50,7 +50,7 @@ parser.add_argument("--rewind", action="store_true",
                          "instead of stopping")
 args = parser.parse_args()
 defaults = {"n_metrics": 20, "lr": 0.01, "seed": 0}
-CONFIG_TYPES = {"n_metrics": int, "lr": float, "seed": int}  # what a checkpoint's config must hold
+STATE_TYPES = {"config": {"n_metrics": int, "lr": float, "seed": int}, **FakeModel.STATE_TYPES}  # to resume from
 # -----------------------------------------------------------------------------
 
 try:
@@ -60,8 +60,7 @@ try:
         # input edge, part 1: resolve the checkpoint before wandb.init, so a bad reference fails before any run exists
         checkpoint = runchain.load_checkpoint(args.checkpoint_artifact, mode=mode, project=args.project)
         # checkpoint.json is data from another run: check it holds the state we restore, before any run starts
-        runchain.check_state(checkpoint, {"config": CONFIG_TYPES, **FakeModel.STATE_TYPES},
-                             hint="do_run.py resumes only from checkpoints that do_run.py saved")
+        runchain.check_state(checkpoint, STATE_TYPES, hint="do_run.py resumes only from checkpoints do_run.py saved")
     # resume in place (--run_id is the checkpoint's run): W&B's resume="must", a rewind, or a stop that loses no row
     init_args = runchain.resume_args(checkpoint, args.run_id, mode=mode, rewind=args.rewind)
 except runchain.RunchainError as e:
