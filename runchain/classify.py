@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence  # abc's isinstance: typing's is slower
+from typing import Any
 
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, HF_STEP_METRIC, LIGHTNING_STEP_METRIC,
                        LOCAL_STEP, MODEL_TYPE, Breadcrumbs, is_step, step_metric_of)
