@@ -55,7 +55,7 @@ def _open(dir: str | None, project: str | None, only_project: str | None = None,
 class _Main(click.Group):
     """The command group. A reader that stops reading (``runchain chain X --csv - | head``)
     ends the command quietly with exit 0, as ``head`` expects (click's own handler exits 1).
-    An error's message is printed through ``views.visible``, as every line is. SIGTERM
+    An error's message (a ``RunchainError``'s too) is printed through ``views.visible``. SIGTERM
     unwinds the command as Ctrl-C does, so no partial output is left behind."""
 
     def invoke(self, ctx: click.Context):
@@ -68,6 +68,8 @@ class _Main(click.Group):
         except click.ClickException as e:
             e.message = views.visible(e.message)
             raise
+        except RunchainError as e:  # one a command leaves to this: one line, exit 1
+            raise click.ClickException(views.visible(str(e))) from None
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush at exit
             ctx.exit(0)
@@ -154,10 +156,7 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
         return _watch(dir, project, only_project, interval, draw)
     source = _open(dir, project, only_project)
     if as_json:
-        try:
-            summaries = source.summaries()  # the histories, for each metric's last value
-        except RunchainError as e:
-            raise click.ClickException(str(e)) from None
+        summaries = source.summaries()  # the histories, for each metric's last value
         runs = [views.run_json(source.tree, n, summaries[i]) for i, n in source.tree.nodes.items()]
         _echo_json(runs)
         return

@@ -105,9 +105,9 @@ class RunFiles:
         cold, grown_now = [], []
         for path in paths:
             meta = self._load(path) if self.folder else None
-            if meta is None and self.folder is not None:
-                meta = self._grown(path)  # a file that grew: decoded from where its entry ended
-                grown_now += [path] if meta is not None else []
+            if meta is not None and meta["key"] != self.keys[path]:  # the file changed since:
+                meta = resume(self.folder, path, self.keys[path], meta)  # if it only grew, only
+                grown_now += [path] if meta is not None else []  # the bytes it gained are read
             if meta is None:
                 cold.append(path)
             else:
@@ -139,21 +139,13 @@ class RunFiles:
             self._prune()
 
     def _load(self, path: Path) -> dict | None:
-        """The cached meta of ``path``, None if there is none for this version of the file."""
+        """The cached meta of ``path``, of this version of the file or an older one (its
+        ``key`` says which); None if there is none."""
         try:
-            return load_meta(self.folder, path, self.keys[path])
+            return load_meta(self.folder, path, None)
         except DamagedEntry as e:
             self._warn(path, str(e))
             return None
-
-    def _grown(self, path: Path) -> dict | None:
-        """The new meta of ``path`` if its cache entry is of this file before it grew: only
-        the bytes it gained are decoded (``grown.resume``); else None."""
-        try:
-            old = load_meta(self.folder, path, None)
-        except DamagedEntry:
-            return None  # _load warned
-        return None if old is None else resume(self.folder, path, self.keys[path], old)
 
     def _warn(self, path: Path, reason: str) -> None:
         warnings.warn(f"the cache entry {entry_path(self.folder, path)} is damaged ({reason}); "

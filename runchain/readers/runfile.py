@@ -75,13 +75,13 @@ def _read(f: BinaryIO, n: int) -> bytes:
 
 
 def iter_records(f: BinaryIO, path: str, scan: RecordScan, start: int = 0,
-                 prefix: int = 0) -> Iterator[bytes]:
+                 prefix: int | None = None) -> Iterator[bytes]:
     """The serialized records of an open run file, one at a time, checking every CRC; reads
     ``READ_BLOCKS`` blocks at a time. Where the file is torn, stops and sets ``scan.torn_at``
     and ``scan.reason``. Sets ``scan.record_end``, the offset just past the last whole
     record, and ``scan.crc``, the crc32 of the bytes before it. ``start``: go on from the
     ``record_end`` an earlier read of the same bytes reached (0: from the header), whose
-    bytes before it have crc32 ``prefix``.
+    bytes before it have crc32 ``prefix`` (None: take no crc32, ``scan.crc`` stays None).
 
     Raises:
         RunFileError: the file does not start with a W&B run file header.
@@ -145,14 +145,15 @@ def iter_records(f: BinaryIO, path: str, scan: RecordScan, start: int = 0,
             view.release()
             if last:
                 break
-            prefix, prefix_to = crc32(memoryview(data)[prefix_to - base:], prefix), base + end
+            if prefix is not None:
+                prefix, prefix_to = crc32(memoryview(data)[prefix_to - base:], prefix), base + end
             base, pos = base + end, pos - end
             data = _read(f, READ_BLOCKS * BLOCK_LEN)
         if pending is not None:
             scan.torn_at, scan.reason = base + len(data), "file ends inside a record"
     finally:  # the crc32 up to the last whole record, when it ended in the piece in hand
         scan.crc = (crc32(memoryview(data)[prefix_to - base:scan.record_end - base], prefix)
-                    if base <= prefix_to <= scan.record_end else None)
+                    if prefix is not None and base <= prefix_to <= scan.record_end else None)
 
 
 @dataclasses.dataclass
@@ -305,7 +306,9 @@ def read_records(f: BinaryIO, path: str, history: bool, summary: bool,
     else a history record that does not decode. Given a ``run``, the records from its
     ``record_end`` on are applied to it, and its ``history`` is the new rows alone."""
     scan = RecordScan()
-    start, prefix = (run.record_end, run.prefix_crc or 0) if run is not None else (0, 0)
+    # the crc32 of what was read only where a read can go on: from a decoded history
+    start, prefix = ((run.record_end, run.prefix_crc or 0) if run is not None else
+                     (0, 0 if history else None))
     run = run if run is not None else RunFile(path=path)
     broke = False
     declared = run.declared  # metric name or glob -> the step metric it was given
