@@ -140,7 +140,7 @@ def _npy_header(columns: int, rows: int) -> bytes:
 def to_meta(run: RunFile, key: list[int]) -> dict[str, Any]:
     meta = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)
             if f.name not in ("history", "summary")}
-    meta["artifacts"] = [dataclasses.asdict(a) for a in run.artifacts]
+    meta["artifacts"] = [dict(vars(a)) for a in run.artifacts]  # shallow: asdict deep-copies
     meta["key"] = key
     return meta
 
