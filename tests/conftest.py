@@ -155,7 +155,15 @@ def tree(demo_tree, monkeypatch, tmp_path_factory):
     """
     step_into(demo_tree, monkeypatch)
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path_factory.mktemp("tree_cache")))
-    return {**demo_tree, "env": dict(os.environ)}
+    before = _listing(demo_tree["dir"])
+    yield {**demo_tree, "env": dict(os.environ)}
+    # the tree is shared by every test on this worker: one that writes into it changes what
+    # later tests read (a flaky count far from its cause), so it fails here, by name
+    assert _listing(demo_tree["dir"]) == before, "this test wrote into the shared demo tree"
+
+
+def _listing(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
 
 
 def step_into(made: dict, monkeypatch: pytest.MonkeyPatch) -> None:

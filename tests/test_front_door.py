@@ -170,21 +170,29 @@ def test_a_name_several_runs_have_lists_the_ids_it_could_mean(wandb_dir):
 
 # -- quiet and right ----------------------------------------------------------------------
 
-def test_publish_offline_prints_no_wandb_warning(tree):
+def _publish_into_a_copy(tree, tmp_path, monkeypatch) -> None:
+    """An offline publish writes a run where WANDB_DIR points: a copy, so the shared tree stays
+    as made."""
+    shutil.copytree(tree["dir"].parent, tmp_path / "copy")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "copy"))
+
+
+def test_publish_offline_prints_no_wandb_warning(tree, tmp_path, monkeypatch):
+    _publish_into_a_copy(tree, tmp_path, monkeypatch)
     proc = cli("publish", tree["child"], "--mode", "offline")
     assert proc.stdout.startswith(f"published chain-{tree['child']} as run ")
     assert "offline run in" in proc.stdout
     assert "WARNING" not in proc.stderr and "wandb:" not in proc.stderr
 
 
-def test_publish_takes_a_display_name(tree):
+def test_publish_takes_a_display_name(tree, tmp_path, monkeypatch):
+    _publish_into_a_copy(tree, tmp_path, monkeypatch)
     proc = cli("publish", "root", "--mode", "offline")
     assert proc.stdout.startswith(f"published chain-{tree['root']} as run ")
 
 
 def test_sync_dry_run_labels_a_chain_view_as_one(tree, tmp_path, monkeypatch):
-    shutil.copytree(tree["dir"].parent, tmp_path / "copy")  # the shared tree stays as made
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "copy"))
+    _publish_into_a_copy(tree, tmp_path, monkeypatch)
     view = cli("publish", tree["child"], "--mode", "offline").stdout.split()[4].rstrip(":")
     proc = cli("sync", "--dry-run")
     lines = {line.split()[1]: line for line in proc.stdout.splitlines()}
