@@ -181,16 +181,18 @@ def test_each_run_segment_is_embedded_once_and_chains_are_put_together_exactly(d
 
 
 def _assert_chains_put_together(source, data: dict, runs: dict) -> None:
-    """Each leaf's chain, put together from the embedded pieces as the page does, is the
-    chain's stitched history exactly (every row: the pieces are not thinned here)."""
+    """The chain to every run (a leaf's, and an inner run's own rows whole), put together
+    from the embedded pieces as the page does, is the chain's stitched history exactly
+    (every row: the pieces are not thinned here)."""
     metric = data["metrics"][0]
     k = data["metrics"].index(metric)
-    for leaf in runchain.leaves(source.tree):
+    for leaf in source.tree.nodes:
         cols = source.history(leaf, keys=[metric])
         steps, values = [], []
-        for seg in source.chain(leaf):  # as the page does: the pieces up to each cut
-            run = runs[seg.run_id]
-            for (first, last), series in zip(run["pieces"], run["series"]):
+        for seg in source.chain(leaf):  # as the page does: the pieces up to each cut, of the
+            run = runs[seg.run_id]  # timeline the chain keeps
+            track = run if seg.timeline is None else run["timelines"][str(seg.timeline)]
+            for (first, last), series in zip(track["pieces"], track["series"]):
                 if (seg.last_step is None or last <= seg.last_step) and series[k]:
                     steps += (np.frombuffer(base64.b64decode(series[k][0]), "<i4")
                               + seg.global_offset).tolist()
@@ -211,7 +213,11 @@ def test_a_chain_through_an_abandoned_checkpoint_gets_that_timeline_s_rows(wandb
     assert [s.run_id for s in source.chain(grandchild)] == [root, child, grandchild]
     assert source.chain(child)[0].timeline is not None  # root@29 is in root's first timeline
     data = _data(build_report(source))
-    _assert_chains_put_together(source, data, {run["id"]: run for run in data["runs"]})
+    runs = {run["id"]: run for run in data["runs"]}
+    _assert_chains_put_together(source, data, runs)  # root's own chain: its rows as they stand
+    assert runs[child]["parentTimeline"] == source.chain(child)[0].timeline
+    (old,) = runs[root]["timelines"].values()  # the abandoned timeline, up to the child's cut
+    assert old["pieces"] == [[0, 29]] and runs[root]["pieces"][0][0] == 0
 
 
 def _chain(low: float, high: float, n: int = 20) -> dict:

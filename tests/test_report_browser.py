@@ -476,3 +476,37 @@ def test_a_watched_report_reloads_itself_keeping_its_view_and_asking_no_network(
         assert set(opened.requests) == {opened.page.url.split("#")[0]} and opened.errors == []
     finally:
         opened.page.close()
+
+
+def test_a_run_resumed_in_place_is_drawn_from_its_own_rows_and_its_childs_chain_from_the_old(
+        browser, tmp_path, monkeypatch):
+    """root logs 0-39 and saves root@29; a child starts from root@29; root is then resumed in
+    place from root@9 with other rows. root's chain draws its rows as they stand, the child's
+    chain root's rows as they were at root@29, and comparing them keeps both."""
+    wdir = isolate(monkeypatch, tmp_path)
+    root = do_run("--n_steps", 40, "--n_checkpoint_steps", 10, "--n_metrics", 2)
+    child = do_run("--checkpoint_artifact", f"{root}@29", "--n_steps", 10)
+    do_run("--run_id", root, "--checkpoint_artifact", f"{root}@9", "--n_steps", 40, "--seed", 7)
+    source = runchain.open_source(wdir)
+    opened = Opened(browser, write_report(source, tmp_path / "report.html"))
+    try:
+        drawn = {}
+        for run_id in (root, child):
+            cols = source.history(run_id, keys=["loss/00"])
+            keep = np.isfinite(cols["loss/00"])
+            data = opened.js("(id) => runchain.chainData(id, 'loss/00')", run_id)
+            assert data["x"] == cols["global_step"][keep].tolist()
+            assert data["y"] == cols["loss/00"][keep].tolist()  # bit for bit, every row
+            drawn[run_id] = dict(zip(data["x"], data["y"]))
+        assert drawn[root][20] != drawn[child][20]  # root's step 20, before and after the resume
+        opened.js("([leaf, other]) => { runchain.select(leaf); runchain.show(['loss/00']);"
+                  " runchain.compare([other]); }", [child, root])
+        lines = opened.js("runchain.charts[0].lines")
+        series = opened.js("(() => { const u = runchain.charts[0]; return u.data.slice(1).map(s => "
+                           "u.data[0].map((x, i) => [x, s[i]]).filter(p => p[1] != null)); })()")
+        points = {line.split(" (")[0]: {x: y for x, y in pts} for line, pts in zip(lines, series)}
+        assert points[f"chain to {root}"][20] == drawn[root][20]
+        assert points[f"chain to {child}"][20] == drawn[child][20]  # the old rows, not shared
+        assert opened.errors == []
+    finally:
+        opened.page.close()

@@ -27,7 +27,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -87,12 +87,19 @@ def _b64(array: np.ndarray, dtype: str) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
-def pieces_of(node: lineage.RunNode, tree: lineage.Tree) -> list[tuple[int, int]]:
-    """(first, last) local steps, inclusive, of each piece of a run: cut where a child started."""
-    last = node.info.last_step
+def pieces_of(node: lineage.RunNode, tree: lineage.Tree,
+              timeline: int | None = None) -> list[tuple[int, int]]:
+    """(first, last) local steps, inclusive, of each piece of a run: cut where a child started.
+
+    ``timeline``: the run's rows as they stand (None), or timeline k that a rewind or resume
+    in place abandoned (``RunNode.parent_timeline``), which only its children's chains keep:
+    its pieces end at the last of their cuts, and only they cut it.
+    """
+    cuts = sorted({tree.nodes[c].parent_step for c in node.children
+                   if tree.nodes[c].parent_timeline == timeline} - {None})
+    last = node.info.last_step if timeline is None else max(cuts, default=None)
     if last is None:
         return []
-    cuts = sorted({tree.nodes[c].parent_step for c in node.children} - {None})
     bounds, first = [], lineage.first_local_step(node)
     for cut in cuts:
         if first <= cut < last:
@@ -102,23 +109,38 @@ def pieces_of(node: lineage.RunNode, tree: lineage.Tree) -> list[tuple[int, int]
     return bounds
 
 
+Track = tuple[str, Optional[int]]  # a run's rows as they stand (None), or an abandoned timeline
+
+
+def timelines_of(tree: lineage.Tree) -> dict[Track, list[tuple[int, int]]]:
+    """The pieces of every run's rows as they stand, and of each abandoned timeline of a run
+    that a child branched from."""
+    tracks = {(run_id, None): pieces_of(node, tree) for run_id, node in tree.nodes.items()}
+    for node in tree.nodes.values():
+        if node.parent_timeline is not None:
+            parent = tree.nodes[node.parent_run]
+            tracks[parent.info.id, node.parent_timeline] = pieces_of(parent, tree,
+                                                                     node.parent_timeline)
+    return tracks
+
+
 class _Pieces:
-    """Thinned pieces, filled in as chains are read; each piece is thinned once."""
+    """Thinned pieces per track, filled in as chains are read; each piece is thinned once."""
 
     def __init__(self, tree: lineage.Tree, metrics: Sequence[str]):
         self.metrics = list(metrics)
-        self.bounds = {run_id: pieces_of(node, tree) for run_id, node in tree.nodes.items()}
-        self.done: dict[str, list[Any]] = {r: [None] * len(b) for r, b in self.bounds.items()}
+        self.bounds = timelines_of(tree)
+        self.done: dict[Track, list[Any]] = {t: [None] * len(b) for t, b in self.bounds.items()}
         per_run = POINT_BUDGET // max(1, len(tree.nodes) * len(self.metrics))
         self.run_points = max(MIN_RUN_POINTS, per_run)
 
-    def missing(self, run_id: str) -> bool:
-        return any(p is None for p in self.done[run_id])
+    def missing(self, track: Track) -> bool:
+        return any(p is None for p in self.done[track])
 
-    def take(self, run_id: str, cut: int | None, steps: np.ndarray,
+    def take(self, track: Track, cut: int | None, steps: np.ndarray,
              columns: Mapping[str, np.ndarray]) -> None:
-        """Thin each piece of ``run_id`` that rows cut at ``cut`` (inclusive; None: all) hold whole."""
-        bounds, done = self.bounds[run_id], self.done[run_id]
+        """Thin each piece of ``track`` that rows cut at ``cut`` (inclusive; None: all) hold whole."""
+        bounds, done = self.bounds[track], self.done[track]
         total = max(1, bounds[-1][1] - bounds[0][0] + 1) if bounds else 1  # not from 0: a fork
         for i, (first, last) in enumerate(bounds):
             if done[i] is not None or (cut is not None and last > cut):
@@ -132,8 +154,10 @@ class _Pieces:
             done[i] = series
 
 
-def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
-    """Run id -> per piece, per metric: ``[steps, values]`` in base64, or 0 when not logged.
+def read_pieces(source: Source, metrics: Sequence[str]) -> dict[Track, list[Any]]:
+    """(run id, timeline) -> per piece, per metric: ``[steps, values]`` in base64, or 0 when
+    not logged. Timeline None is the run's rows as they stand; k, a timeline a rewind or
+    resume in place abandoned, which only the chains of the children it kept reach.
 
     Reads each leaf's chain, then the chain to any run with rows past its last child (the
     part no chain to a leaf keeps). Of each chain, only the runs with pieces still to thin
@@ -146,9 +170,9 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
         ends = lineage.leaves(tree) + [r for r, node in tree.nodes.items() if node.children]
         for end in tqdm(ends, desc="reading runs", unit="chain", file=sys.stderr, disable=None,
                         leave=False):
-            if not pieces.missing(end):
+            if not pieces.missing((end, None)):
                 continue  # an inner run whose pieces the chains through it already gave
-            needed = [s for s in source.chain(end) if pieces.missing(s.run_id)]
+            needed = [s for s in source.chain(end) if pieces.missing((s.run_id, s.timeline))]
             columns = stitch(needed, source.fetch(needed, metrics), keys=metrics)
             names = stitched_names(columns)
             run_ids, steps = columns[names["run_id"]], columns[names["step"]]
@@ -157,11 +181,12 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[str, list[Any]]:
             rows = {str(run_ids[a]): slice(a, b) for a, b in zip(starts, stops) if b > a}
             for segment in needed:
                 part = rows.get(segment.run_id)
-                if part is not None and pieces.missing(segment.run_id):
-                    pieces.take(segment.run_id, segment.last_step, steps[part],
+                track = (segment.run_id, segment.timeline)
+                if part is not None and pieces.missing(track):
+                    pieces.take(track, segment.last_step, steps[part],
                                 {m: columns[m][part] for m in metrics})
-    return {run_id: [p if p is not None else [0] * len(metrics) for p in done]
-            for run_id, done in pieces.done.items()}
+    return {track: [p if p is not None else [0] * len(metrics) for p in done]
+            for track, done in pieces.done.items()}
 
 
 def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
@@ -172,6 +197,11 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
     order = list(tree.nodes)
     colors = run_colors(order)
     data = read_pieces(source, metrics)
+    abandoned: dict[str, dict[str, Any]] = {}  # run -> its timelines a child branched from
+    for (run_id, k), series in data.items():
+        if k is not None:
+            abandoned.setdefault(run_id, {})[str(k)] = {
+                "pieces": pieces_of(tree.nodes[run_id], tree, k), "series": series}
     described = []  # not "runs": the W&B contract test reads that name as wandb's
     for run_id in order:
         node = tree.nodes[run_id]
@@ -188,7 +218,9 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
             "config": _config(info),
             "differs": {str(k): json.dumps(v, default=str)[:40]  # what tells it from its
                         for k, v in lineage.config_diff(tree, run_id).items()},  # parent, siblings
-            "pieces": pieces_of(node, tree), "series": data[run_id],
+            "parentTimeline": node.parent_timeline,  # the parent's track its chains keep
+            "pieces": pieces_of(node, tree), "series": data[run_id, None],
+            "timelines": abandoned.get(run_id, {}),
         })
     return {"version": version, "where": shown_where(source.where), "notes": list(tree.notes),
             "metrics": list(metrics), "shown": list(shown), "leaves": list(leaves),

@@ -70,16 +70,20 @@ function placeBeside(box, u) {  // a shown hover card beside the cursor, toward 
 }
 
 // -- chains and their data -----------------------------------------------------------------
-function chainOf(id) {  // root -> id: [{run, cut}], cut the last local step kept (null: all)
+function chainOf(id) {  // root -> id: [{run, cut, tl}], cut the last local step kept (null:
+  // all), tl the run's timeline the chain keeps: null its rows as they stand, else one a
+  // rewind or resume in place abandoned that the next run branched from (r.timelines)
   const out = [];
-  let i = byId.get(id), cut = null;
+  let i = byId.get(id), cut = null, tl = null;
   while (i != null) {
-    out.push({run: i, cut});
+    out.push({run: i, cut, tl});
     cut = runs[i].parentStep;
+    tl = runs[i].parentTimeline ?? null;
     i = runs[i].parent != null ? byId.get(runs[i].parent) : null;
   }
   return out.reverse();
 }
+const track = (ri, tl) => tl == null ? runs[ri] : runs[ri].timelines[tl];  // {pieces, series}
 function extent(segs) {
   const first = runs[segs[0].run], last = segs[segs.length - 1], r = runs[last.run];
   const hi = r.offset + (last.cut ?? r.lastStep ?? 0);
@@ -87,28 +91,31 @@ function extent(segs) {
   return [lo, Math.max(hi, lo + 1)];
 }
 const pieceCache = new Map(), chainCache = new Map();
-function piece(ri, pi, mi) {
-  const key = ri + ":" + pi + ":" + mi;
+function piece(ri, pi, mi, tl = null) {
+  const key = ri + ":" + tl + ":" + pi + ":" + mi;
   if (!pieceCache.has(key)) {
-    const e = runs[ri].series[pi] && runs[ri].series[pi][mi];
+    const t = track(ri, tl), e = t.series[pi] && t.series[pi][mi];
     pieceCache.set(key, e ? [decode(e[0], Int32Array), decode(e[1], Float64Array)] : null);
   }
   return pieceCache.get(key);
 }
-function chainData(id, metric) {  // {x: global steps, y, run: run index per point, segs}
+function chainData(id, metric) {  // {x: global steps, y, run: run index per point, tl: its
+  // timeline (chainOf), segs}
   const key = id + "\u0000" + metric;
   if (chainCache.has(key)) return chainCache.get(key);
-  const mi = D.metrics.indexOf(metric), segs = chainOf(id), x = [], y = [], run = [];
-  for (const {run: ri, cut} of segs) {
+  const mi = D.metrics.indexOf(metric), segs = chainOf(id), x = [], y = [], run = [], tls = [];
+  for (const {run: ri, cut, tl} of segs) {
     const r = runs[ri];
-    r.pieces.forEach(([, last], pi) => {
+    track(ri, tl).pieces.forEach(([, last], pi) => {
       if (mi < 0 || (cut != null && last > cut)) return;
-      const p = piece(ri, pi, mi);
+      const p = piece(ri, pi, mi, tl);
       if (!p) return;
-      for (let k = 0; k < p[0].length; k++) { x.push(r.offset + p[0][k]); y.push(p[1][k]); run.push(ri); }
+      for (let k = 0; k < p[0].length; k++) {
+        x.push(r.offset + p[0][k]); y.push(p[1][k]); run.push(ri); tls.push(tl);
+      }
     });
   }
-  const out = {x, y, run, segs};
+  const out = {x, y, run, tl: tls, segs};
   chainCache.set(key, out);
   return out;
 }
@@ -145,18 +152,19 @@ const SHARED = "#444";
 function overlaySeries(leaves, metric) {
   // Each chain's own rows (kept by no other chain of the root) as its series; rows several
   // chains keep, one series per run, drawn once in SHARED.
+  // A run's rows in a timeline a rewind abandoned are other rows: shared only within it.
   const chains = leaves.map(l => chainData(l, metric));
-  const keeps = chains.map(c => new Map(c.segs.map(s => [s.run, s.cut])));
-  const kept = (ri, step) => keeps.reduce((n, m) => n + (m.has(ri) && (m.get(ri) == null || step <= m.get(ri)) ? 1 : 0), 0);
-  const own = chains.map(() => [[], []]), shared = new Map(), done = new Set();  // shared: run -> [[x], [y]]
+  const keeps = chains.map(c => new Map(c.segs.map(s => [s.run + "/" + s.tl, s.cut])));
+  const kept = (t, step) => keeps.reduce((n, m) => n + (m.has(t) && (m.get(t) == null || step <= m.get(t)) ? 1 : 0), 0);
+  const own = chains.map(() => [[], []]), shared = new Map(), done = new Set();  // shared: track -> {ri, abandoned, xy: [[x], [y]]}
   chains.forEach((c, k) => {
     for (let i = 0; i < c.x.length; i++) {
-      const ri = c.run[i], key = ri + ":" + c.x[i];
-      if (kept(ri, c.x[i] - runs[ri].offset) < 2) { own[k][0].push(c.x[i]); own[k][1].push(c.y[i]); continue; }
+      const ri = c.run[i], t = ri + "/" + c.tl[i], key = t + ":" + c.x[i];
+      if (kept(t, c.x[i] - runs[ri].offset) < 2) { own[k][0].push(c.x[i]); own[k][1].push(c.y[i]); continue; }
       if (done.has(key)) continue;  // drawn once
       done.add(key);
-      if (!shared.has(ri)) shared.set(ri, [[], []]);
-      shared.get(ri)[0].push(c.x[i]); shared.get(ri)[1].push(c.y[i]);
+      if (!shared.has(t)) shared.set(t, {ri, abandoned: c.tl[i] != null, xy: [[], []]});
+      shared.get(t).xy[0].push(c.x[i]); shared.get(t).xy[1].push(c.y[i]);
     }
   });
   return {chains, own, shared};

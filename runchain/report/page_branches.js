@@ -12,7 +12,8 @@ function renderBranches() {
   const many = leaves.length > CHAIN_COLORS.length;
   const colorOf = leaves.map((l, k) => many ? (l === state.leaf ? "#d62728" : "#bbb") : CHAIN_COLORS[k]);
   const {chains, own, shared} = overlaySeries(leaves, metric);
-  const lines = [...[...shared].map(([ri, t]) => ({t, color: SHARED, what: `rows shared by chains: run ${label(ri)}`})),
+  const lines = [...[...shared.values()].map(({ri, abandoned, xy}) => ({t: xy, color: SHARED,
+      what: `rows shared by chains: run ${label(ri)}${abandoned ? " (a timeline it abandoned)" : ""}`})),
     ...leaves.map((l, k) => ({t: own[k], color: colorOf[k], leaf: l, what: `chain to ${label(byId.get(l))}`}))]
     .filter(s => s.t[0].length)
     .sort((a, b) => layer(a) - layer(b));  // drawn last, on top: the chosen chain, then shared rows

@@ -21,7 +21,8 @@ function renderCompare() {
 }
 function compareData(metric) {  // {lines: [{t: [x, y], color, what}], empty: no line to draw}
   const leaves = compared(), {own, shared} = overlaySeries(leaves, metric);
-  const lines = [...[...shared].map(([ri, t]) => ({t, color: SHARED, what: `shared: run ${label(ri)}`})),
+  const lines = [...[...shared.values()].map(({ri, abandoned, xy}) => ({t: xy, color: SHARED,
+      what: `shared: run ${label(ri)}${abandoned ? " (a timeline it abandoned)" : ""}`})),
     ...leaves.map((l, k) => ({t: own[k], color: CHAIN_COLORS[k % CHAIN_COLORS.length],
                               what: `chain to ${label(byId.get(l))}`}))].filter(s => s.t[0].length);
   return {lines, empty: !lines.length};
