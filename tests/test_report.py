@@ -218,6 +218,8 @@ def test_a_chain_through_an_abandoned_checkpoint_gets_that_timeline_s_rows(wandb
     assert runs[child]["parentTimeline"] == source.chain(child)[0].timeline
     (old,) = runs[root]["timelines"].values()  # the abandoned timeline, up to the child's cut
     assert old["pieces"] == [[0, 29]] and runs[root]["pieces"][0][0] == 0
+    static = build_report(source, static=True)  # its fan draws root both ways
+    assert f"chains from {root}" in static
 
 
 def _chain(low: float, high: float, n: int = 20) -> dict:
@@ -309,12 +311,28 @@ def test_fan_draws_the_shared_run_then_each_branch_in_its_run_colour():
     to_b, to_c = _chain(0.0, 1.0), _chain(0.0, 1.0)
     to_c["run_id"] = np.where(to_c["run_id"] == "b", "c", to_c["run_id"])
     to_c["m"][10:] = 0.0  # c parts from b after the shared run a
-    image = _pixels(fan("a", {"b": to_b, "c": to_c}, "m", {**COLORS, "c": "#00ff00"}))
+    image = _pixels(fan("a", {"b": to_b, "c": to_c}, "m", {**COLORS, "c": "#00ff00"},
+                        {"b": {"a": None}, "c": {"a": None}}))
     red, green, blue = (_primary(image, channel) for channel in range(3))
     curve = slice(0, int(image.shape[1] * 0.85))  # the legend is to the right
     assert red[:, curve].any() and green[:, curve].any() and blue[:, curve].any()
     assert np.nonzero(blue[:, curve])[1].max() < np.nonzero(red[:, curve])[1].min()  # a, then b
     assert np.median(np.nonzero(green[:, curve])[0]) > np.median(np.nonzero(red[:, curve])[0])
+
+
+def test_fan_draws_a_run_kept_in_two_timelines_both_ways():
+    """c branched from run a's rows as they were before a was resumed in place with other
+    rows: the fan draws a's rows in each timeline, not only the first chain's."""
+    from runchain.report.figures import fan
+    to_b, to_c = _chain(0.0, 1.0), _chain(0.0, 1.0)
+    to_c["run_id"] = np.where(to_c["run_id"] == "b", "c", to_c["run_id"])
+    to_c["m"][:] = 1.0  # a's abandoned rows and c: flat at the top
+    def blue_rows(timeline_of_a_in_c):
+        image = _pixels(fan("a", {"b": to_b, "c": to_c}, "m", COLORS,
+                            {"b": {"a": None}, "c": {"a": timeline_of_a_in_c}}))
+        rows = np.nonzero(_primary(image, 2)[:, :int(image.shape[1] * 0.85)])[0]
+        return rows.max() - rows.min()
+    assert blue_rows(0) > 1.8 * blue_rows(None)  # a from 0 to 0.47, and also flat at 1.0
 
 
 def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
@@ -353,7 +371,8 @@ def test_long_run_names_and_ids_fit_in_the_pictures(demo):
     assert not _ink_at_right_edge(tree_map(named, order, run_colors(order)))  # labels not cut
     long = ["resnet50-lr3e-4-warmup", "resnet50-lr3e-4-warmup-resume1"]
     chain = {"global_step": np.arange(20), "run_id": np.repeat(long, 10), "m": np.arange(20.0)}
-    assert not _ink_at_right_edge(fan(long[0], {long[1]: chain}, "m", run_colors(long)))
+    assert not _ink_at_right_edge(fan(long[0], {long[1]: chain}, "m", run_colors(long),
+                                      {long[1]: {}}))
 
 
 def test_leaf_option_draws_only_those_chains(demo):

@@ -252,19 +252,23 @@ def chain_view(leaf: str, segments: Sequence[Segment], columns: Mapping[str, np.
 
 
 def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,
-        colors: Mapping[str, str]) -> bytes:
+        colors: Mapping[str, str], timelines: Mapping[str, Mapping[str, int | None]]) -> bytes:
     """Every chain from ``root`` overlaid for one metric: where the curves part, a fork diverged.
 
     Chains share their first runs, so each run is drawn once, in its own colour, as far as
-    any chain goes into it, rather than once per chain.
+    any chain goes into it, rather than once per chain. ``timelines``: per leaf, the timeline
+    of each run its chain keeps (``Segment.timeline``); a run two chains keep in different
+    timelines (a rewind or resume in place abandoned the rows one branched from) is drawn
+    both ways.
     """
     drawn = {leaf: columns for leaf, columns in chains.items() if metric in columns}
-    pieces: dict[str, np.ndarray] = {}  # run -> its longest stretch in any chain
-    for columns in drawn.values():
+    pieces: dict[tuple[str, int | None], np.ndarray] = {}  # its longest stretch in any chain
+    for leaf, columns in drawn.items():
         for run_id, part in _segment_slices(columns["run_id"]):
             x = columns["global_step"][part]
-            if run_id not in pieces or x[-1] > pieces[run_id][-1, 0]:
-                pieces[run_id] = np.column_stack([x, columns[metric][part].astype(float)])
+            track = (run_id, timelines[leaf].get(run_id))
+            if track not in pieces or x[-1] > pieces[track][-1, 0]:
+                pieces[track] = np.column_stack([x, columns[metric][part].astype(float)])
     fig = Figure(figsize=(11, 4.2), dpi=DPI)
     fig.subplots_adjust(left=0.06, right=0.985, top=0.92, bottom=0.13)
     ax = fig.add_subplot()
@@ -273,10 +277,11 @@ def fan(root: str, chains: Mapping[str, Mapping[str, np.ndarray]], metric: str,
     f = _scaled_axis(ax, limits)
     ax.add_collection(LineCollection([p / [1, f] for p in pieces.values()], linewidths=1.0,
                                      alpha=0.85,
-                                     colors=[colors.get(run_id, "grey") for run_id in pieces]))
-    if 0 < len(pieces) <= 20:  # which colour is which run; the tree map above shows them all
+                                     colors=[colors.get(run_id, "grey") for run_id, _ in pieces]))
+    shown = list(dict.fromkeys(run_id for run_id, _ in pieces))  # a run once, in any timeline
+    if 0 < len(shown) <= 20:  # which colour is which run; the tree map above shows them all
         legend = ax.legend(handles=[Line2D([], [], color=colors.get(run_id, "grey"),
-                                           label=run_id) for run_id in pieces],
+                                           label=run_id) for run_id in shown],
                            fontsize=7, title="run", title_fontsize=7, loc="upper left",
                            bbox_to_anchor=(1.005, 1.0), frameon=False)
         fig.subplots_adjust(right=max(0.6, 0.98 - _width(legend, fig) / fig.bbox.width))

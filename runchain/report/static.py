@@ -112,8 +112,10 @@ def build_static(source: Source, metrics: Sequence[str], leaves: Sequence[str] |
                   for root, group in drawn.items()}
         jobs += [("chain", leaf, chain_of[leaf], chains[leaf], metrics, colors,
                   scales[root_of[leaf]]) for leaf in leaves]
-        jobs += [("fan", root, {leaf: chains[leaf] for leaf in group}, metrics[0], colors)
-                 for root, group in fans.items()]
+        timelines = {leaf: {s.run_id: s.timeline for s in segments}
+                     for leaf, segments in chain_of.items()}
+        jobs += [("fan", root, {leaf: chains[leaf] for leaf in group}, metrics[0], colors,
+                  {leaf: timelines[leaf] for leaf in group}) for root, group in fans.items()]
     pictures = iter(parallel.each(_draw, jobs, "drawing", parallel=len(jobs) >= MIN_PARALLEL))
     parts = ["<h2 id=tree>Tree of runs on the global step axis</h2>"
              "<p>Each bar is a run, from its first to its last global step; ticks are its "
