@@ -18,6 +18,7 @@ import numpy as np
 from . import views
 from .atomic import atomic_open
 from .cli_cache import cache
+from .cli_watch import watch_options, watched
 from .errors import RunchainError
 from .contract import parse_ref
 from .readers import open_source
@@ -99,35 +100,13 @@ def source_options(command):
                         help="wandb/ folder to read [default: $WANDB_DIR/wandb, else ./wandb]")(command)
 
 
-def watch_options(command):
-    """``--watch``: redraw each time the folder's run files change; ``--interval``: how often to look."""
-    command = click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-                           help="with --watch: seconds between looks at the run files")(command)
-    return click.option("--watch", "watching", is_flag=True, help="redraw each time a run logs or "
-                        "starts, until Ctrl-C (a local folder only)")(command)
-
-
-def _watch(dir: str | None, project: str | None, only_project: str | None, interval: float,
-           draw) -> None:
-    """``draw(source)`` now and after each change of the run files (``runchain.watch``); an
-    error is one line and the watch goes on; Ctrl-C ends it with one line."""
-    from .watch import watch
+def _live(dir: str | None, project: str | None, only_project: str | None, interval: float,
+          draw, last=None) -> None:
+    """``--watch``: ``draw`` the folder's runs as they change (``cli_watch.watched``)."""
     if project is not None:
         raise click.UsageError("--watch watches the run files of a local folder, not a W&B "
                                "project; W&B's own pages are live already")
-    shown: set[str] = set()  # each note once, not at every redraw
-    first = [_open(dir, None, only_project, shown)]
-
-    def redraw():
-        try:
-            draw(first.pop() if first else _open(dir, None, only_project, shown))
-        except click.ClickException as e:
-            _echo(f"error: {e.message}; still watching", err=True)
-
-    try:
-        watch(first[0].where, redraw, interval)
-    except KeyboardInterrupt:
-        _echo("stopped watching", err=True)
+    watched(lambda shown: _open(dir, None, only_project, shown), draw, interval, last)
 
 
 @main.command()
@@ -153,7 +132,7 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
             for line in views.tree_lines(source.tree):
                 _echo(line)
             sys.stdout.flush()
-        return _watch(dir, project, only_project, interval, draw)
+        return _live(dir, project, only_project, interval, draw)
     source = _open(dir, project, only_project)
     if as_json:
         summaries = source.summaries()  # the histories, for each metric's last value
@@ -261,21 +240,22 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
     """
     from .report import write_report  # matplotlib loads only for --static
 
-    def draw(source):
+    def draw(source, live=watching):
         try:
             found = tuple(source.match_metrics(metrics))  # globs: loss/*
             ends = tuple(source.resolve(leaf) for leaf in leaves)  # ids or unique names
             path = write_report(source, output, found or None, ends or None, static=static,
-                                reload=max(1.0, interval) if watching and not static else None)
+                                reload=max(1.0, interval) if live and not static else None)
         except RunchainError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:
             raise click.ClickException(f"cannot write the report to {output}: {e.strerror}; pass "
                                        f"-o a path in an existing, writable folder") from None
-        _echo(f"report: {path.resolve()}" + (f" (written {time.strftime('%H:%M:%S')})" if watching else ""))
+        _echo(f"report: {path.resolve()}" + (f" (written {time.strftime('%H:%M:%S')})" if live else ""))
 
     if watching:
-        return _watch(dir, project, only_project, interval, draw)
+        # stopped, it is written once more as a plain page, which no longer reloads itself
+        return _live(dir, project, only_project, interval, draw, lambda s: draw(s, live=False))
     draw(_open(dir, project, only_project))
 
 

@@ -40,7 +40,7 @@ LAYERS = {
     "runchain.report.data": 4, "runchain.report.page": 4, "runchain.report.static": 4,
     "runchain.report.palette": 4, "runchain.publish": 4, "runchain.sync": 4,
     "runchain.sync_plan": 4,
-    "runchain.cli": 5, "runchain.cli_cache": 5, "runchain.__main__": 5, "runchain": 5,
+    "runchain.cli": 5, "runchain.cli_cache": 5, "runchain.cli_watch": 5, "runchain.__main__": 5, "runchain": 5,
     "runchain.integrations": 6, "runchain.integrations.marker": 6,
     "runchain.integrations.transformers": 6, "runchain.integrations.lightning": 6,
 }

@@ -42,12 +42,13 @@ def _stop(proc: subprocess.Popen) -> str:
     return err
 
 
-def _report_runs(path: Path) -> list[str]:
-    if not path.exists():
-        return []
+def _report_data(path: Path) -> dict:
     text = path.read_text(encoding="utf-8")
-    data = json.loads(re.search(r'id="runchain-data">(.*?)</script>', text, re.S)[1])
-    return [run["id"] for run in data["runs"]]
+    return json.loads(re.search(r'id="runchain-data">(.*?)</script>', text, re.S)[1])
+
+
+def _report_runs(path: Path) -> list[str]:
+    return [run["id"] for run in _report_data(path)["runs"]] if path.exists() else []
 
 
 def test_watch_redraws_once_per_change_of_the_run_files(wandb_dir):
@@ -75,10 +76,9 @@ def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_p
     treeing = _start("tree", "--watch", "--interval", "0.2", "--dir", str(wandb_dir), out=tree_out)
     try:
         assert _until(lambda: _report_runs(report) == [root], "the first report")
-        text = report.read_text(encoding="utf-8")
-        data = json.loads(re.search(r'id="runchain-data">(.*?)</script>', text, re.S)[1])
+        data = _report_data(report)
         assert data["reload"] == 1.0 and data["written"]  # the page reloads itself
-        assert "default-src 'none'" in text  # and still asks nothing of the network
+        assert "default-src 'none'" in report.read_text()  # and still asks nothing of the network
         _until(lambda: root in tree_out.read_text(), "the first tree")
 
         child = do_run("--checkpoint_artifact", f"{root}@9", "--n_steps", "5")
@@ -89,6 +89,9 @@ def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_p
         errors = [_stop(reporting), _stop(treeing)]
     assert tree_out.read_text().count("-- ") >= 2  # drawn again, under a new time line
     assert all("error" not in e for e in errors)
+    data = _report_data(report)  # written once more as it stopped: a page that stays put
+    assert data["reload"] is None and [run["id"] for run in data["runs"]] == [root, child]
+    assert (tmp_path / "report.out").read_text().splitlines()[-1] == f"report: {report.resolve()}"
 
 
 def test_watch_refuses_a_w_and_b_project(wandb_dir):
