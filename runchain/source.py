@@ -47,13 +47,17 @@ class Source:
     # run ids -> each run's last value of each metric, where the reader has them without
     # reading histories (a W&B project's run summaries); else ``summaries`` reads them
     last_values: LastValues | None = None
+    # runs the reader found but left out (a folder that holds no run, or vanished while it
+    # was read), each as a note: the tree's notes say so first
+    left_out: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"Source({self.where!r}, {len(self.runs)} runs)"
 
     @functools.cached_property
     def tree(self) -> lineage.Tree:
-        return lineage.build_tree(self.runs)
+        tree = lineage.build_tree(self.runs)
+        return dataclasses.replace(tree, notes=(*self.left_out, *tree.notes)) if self.left_out else tree
 
     def resolve(self, name: str) -> str:
         """The run id ``name`` names: an id, or a display name no other run has (what a

@@ -9,18 +9,16 @@ a real rename at the moment the reader reaches that run."""
 
 import os
 import stat
-import warnings
 from pathlib import Path
 
 import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import isolate, plain_run
+from conftest import cli, isolate, plain_run
 from foreign import _chunks
 from runchain.errors import CacheError, RunchainError, RunFileError
 from runchain.readers import cache_folder, run_cache, run_files, runfile
-from runchain.readers.run_folders import LeftOutRunWarning
 from runchain.readers.runfile import RecordScan, iter_records, record_kind
 
 
@@ -47,11 +45,10 @@ def _id(path: Path) -> str:
 
 
 def _read(directory):
-    """The source, and the notes of the runs left out."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        src = runchain.open_source(directory)
-    return src, [str(w.message) for w in caught if issubclass(w.category, LeftOutRunWarning)]
+    """The source, and the notes of the runs left out: the first of the tree's notes."""
+    src = runchain.open_source(directory)
+    assert src.tree.notes[:len(src.left_out)] == src.left_out
+    return src, list(src.left_out)
 
 
 def _assert_left_out(src, notes, three, gone):
@@ -189,6 +186,13 @@ def test_folders_of_runs_that_never_started_are_left_out_with_one_note_each(env,
         (note,) = [n for n in notes if f"-{run_id}" in n]
         assert "holds no run (a wandb.init that never started?); left out" in note
     assert len([n for n in notes if "holds no run" in n]) == 2
+    proc = cli("tree", "--dir", unstarted)  # the command line says it once, as a note
+    assert proc.stderr.count("holds no run (a wandb.init that never started?)") == 2
+    assert all(line.startswith("note: ") for line in proc.stderr.splitlines()
+               if "holds no run" in line)
+    report = cli("report", "--dir", unstarted, "-o", unstarted.parent / "r.html")
+    assert report.returncode == 0  # and the report lists it among its notes
+    assert (unstarted.parent / "r.html").read_text().count("holds no run") == 2
 
 
 # -- the cache is private --------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -33,7 +32,7 @@ from ..source import Source
 from ..stitch import axis_steps, metric_keys, superseded
 from .resolve import labels
 from .run_files import RunFiles
-from .run_folders import (LeftOutRunWarning, LocalCheckpoint, LocalRun, empty_note, gone_note,
+from .run_folders import (LocalCheckpoint, LocalRun, empty_note, gone_note,
                           merge_segments, never_started, scan_run_folders)
 from .run_state import run_state
 from .runfile import RunFile
@@ -238,10 +237,12 @@ def _axis_span(history: RunHistory, metric: str) -> tuple[str, tuple | None, lis
     return metric, (int(kept.min()), int(kept.max())), notes
 
 
-def step_axes(runs: Sequence[FolderRun], files: RunFiles) -> list[FolderRun]:
+def step_axes(runs: Sequence[FolderRun], files: RunFiles,
+              left_out: list[str]) -> list[FolderRun]:
     """Each run with its step axis (``classify.run_axis``; whether it logged a metric is
     whether its decoded history has the column) and, on a declared axis, its span, read
-    from its history (decoded now, and cached for the chains)."""
+    from its history (decoded now, and cached for the chains). A run whose file vanished
+    meanwhile is left out, with a note added to ``left_out``."""
     out = []
     for folder_run in runs:
         def logs(metric: str, paths: Sequence[Path] = folder_run.paths) -> bool:
@@ -258,7 +259,7 @@ def step_axes(runs: Sequence[FolderRun], files: RunFiles) -> list[FolderRun]:
                 history = files.histories({key: (folder_run.paths, folder_run.axes)})[key]
                 metric, span, notes = _axis_span(history, metric)
         except RunFileError as e:  # its file vanished meanwhile: one run's problem
-            warnings.warn(f"{e}; left out", LeftOutRunWarning, stacklevel=3)
+            left_out.append(f"{e}; left out")
             continue
         out.append(dataclasses.replace(folder_run, step_metric=metric, span=span,
                                        notes=(*folder_run.notes, *notes)))
@@ -327,16 +328,15 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
         RunNotFoundError: ``root`` holds no runs (of ``only_project``); the message says
             where it looked.
     """
-    found, notes = discover(root)
+    found, left_out = discover(root)
     files = RunFiles([p for paths in found.values() for p in paths])
     found, more = usable(found, files)
-    for note in (*notes, *more):  # left out of the tree: a warning, as a torn file gets
-        warnings.warn(note, LeftOutRunWarning, stacklevel=2)
+    left_out += more
     if not found:
         raise _no_runs(root)
     runs, views = merge(found, files.runs, Path(root), only_project)
     shared = _shared_collections(runs)
-    runs = step_axes(edges(timelines(runs, shared), shared), files)
+    runs = step_axes(edges(timelines(runs, shared), shared), files, left_out)
     keys = {r.key for r in runs}
     infos = [run_info(r, keys) for r in sorted(runs, key=lambda r: r.key)]
     folders = {r.key: list(r.paths) for r in runs}
@@ -356,4 +356,5 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
         files.decode(paths)  # all at once: in a pool when there is much to decode
         return metric_keys(files.columns(p) for p in paths)
 
-    return Source(str(root), infos, fetch, metric_names, files=folders, views=views)
+    return Source(str(root), infos, fetch, metric_names, files=folders, views=views,
+                  left_out=tuple(left_out))

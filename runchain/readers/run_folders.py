@@ -30,10 +30,6 @@ def default_wandb_dir() -> Path:
     return Path(os.environ.get("WANDB_DIR") or ".") / "wandb"
 
 
-class LeftOutRunWarning(UserWarning):
-    """A run folder is left out of a read: it holds no run, or it vanished while being read."""
-
-
 def run_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
     """Map run id -> its run files under ``root``, oldest segment first.
 
