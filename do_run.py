@@ -42,7 +42,8 @@ parser.add_argument("--mode", choices=["auto", "online", "offline"], default="au
                     help="auto: online when W&B credentials exist, else offline (WANDB_MODE is honoured)")
 parser.add_argument("--run_id", "--run-id", default=None, help="W&B run id (default: a new random one)")
 parser.add_argument("--name", default=None,
-                    help="run name shown by W&B (default: 'root', or '<parent>@<step>' for a resumed run)")
+                    help="run name shown by W&B (default: 'root', '<parent>@<step>' for a fork, "
+                         "the run's own name when resumed in place)")
 parser.add_argument("--tags", nargs="*", default=[], help="W&B tags of the run")
 parser.add_argument("--rewind", action="store_true",
                     help="resuming in place (--run_id = the checkpoint's run) a run that logged past "
@@ -85,7 +86,9 @@ else:
         model.reseed(args.seed)
         config["seed"] = args.seed
 config.update(n_steps=args.n_steps, n_checkpoint_steps=args.n_checkpoint_steps)
-name = args.name or ("root" if checkpoint is None else f"{checkpoint.run_id}@{checkpoint.step}")
+in_place = checkpoint is not None and args.run_id == checkpoint.run_id
+# a run resumed in place keeps its name (a name given to wandb.init would rename it on W&B)
+name = args.name or ("root" if checkpoint is None else None if in_place else f"{checkpoint.run_id}@{checkpoint.step}")
 
 try:
     run = wandb.init(project=args.project, name=name, tags=args.tags, config=config, mode=mode,
@@ -100,7 +103,7 @@ print(f"run {run.id}: mode {mode}, global steps from {crumbs.global_offset}"
       + (f", resumed from {checkpoint.ref}" if checkpoint else ", a root run"))
 
 saved = []
-first = checkpoint.step + 1 if checkpoint is not None and checkpoint.run_id == run.id else 0  # resumed in place: local steps go on
+first = checkpoint.step + 1 if in_place else 0  # resumed in place: local steps go on
 for step in tqdm(range(first, first + args.n_steps), desc=f"run {run.id}", unit="step", file=sys.stderr):
     metrics = model.step()
     runchain.log(run, metrics, step=step)  # every row carries global_step = global_offset + local step

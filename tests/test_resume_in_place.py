@@ -37,7 +37,7 @@ real_init = wandb.init
 
 def spy(**kwargs):
     with open(os.environ["SPY_FILE"], "a") as f:
-        f.write(json.dumps({{k: kwargs.get(k) for k in ("id", "resume", "resume_from", "mode")}}) + "\\n")
+        f.write(json.dumps({{k: kwargs.get(k) for k in ("id", "resume", "resume_from", "mode", "name")}}) + "\\n")
     run_id, rewind = kwargs.pop("id", None), kwargs.pop("resume_from", None)
     run_id = rewind.split("?")[0] if rewind else run_id
     kwargs.pop("resume", None)
@@ -135,7 +135,10 @@ def test_do_run_resumes_in_place_offline_with_resume_must(wandb_dir, spied):
     root = _root()
     proc = run("--run_id", root, "--checkpoint_artifact", f"{root}@49", "--n_steps", "10")
     assert proc.returncode == 0, proc.stderr
-    assert seen() == [{"id": root, "resume": "must", "resume_from": None, "mode": "offline"}]
+    # no name: a name would rename the run on W&B; the run keeps the one it started with
+    assert seen() == [{"id": root, "resume": "must", "resume_from": None, "mode": "offline",
+                       "name": None}]
+    assert runchain.open_source(wandb_dir).tree.nodes[root].info.name == "root"
 
 
 def test_do_run_fork_and_root_pass_no_resume(wandb_dir, spied):
@@ -143,7 +146,8 @@ def test_do_run_fork_and_root_pass_no_resume(wandb_dir, spied):
     root = _root()
     assert run("--checkpoint_artifact", f"{root}@49", "--n_steps", "5").returncode == 0
     assert run("--n_steps", "5", "--n_metrics", "3").returncode == 0
-    assert [(c["resume"], c["resume_from"]) for c in seen()] == [(None, None), (None, None)]
+    assert [(c["resume"], c["resume_from"], c["name"]) for c in seen()] == [
+        (None, None, f"{root}@49"), (None, None, "root")]
 
 
 def test_do_run_online_refuses_a_resume_in_place_that_would_lose_rows(wandb_dir, spied):
@@ -169,7 +173,7 @@ def test_do_run_online_rewinds_when_asked_and_goes_on_after_the_checkpoint(wandb
                "--rewind", online=True)
     assert proc.returncode == 0, proc.stderr
     assert seen() == [{"id": None, "resume": None, "resume_from": f"{root}?_step=49",
-                       "mode": "online"}]
+                       "mode": "online", "name": None}]
     newest = sorted(_files(wandb_dir, root))[-1]
     steps = read_run_file(newest).history["_step"]
     assert int(steps.min()) == 50 and int(steps.max()) == 59  # the rows after the rewind point
@@ -180,7 +184,8 @@ def test_do_run_online_resumes_at_the_run_s_last_checkpoint_with_must(wandb_dir,
     root = _root()
     proc = run("--run_id", root, "--checkpoint_artifact", f"{root}@99", "--n_steps", "5", online=True)
     assert proc.returncode == 0, proc.stderr
-    assert seen() == [{"id": root, "resume": "must", "resume_from": None, "mode": "online"}]
+    assert seen() == [{"id": root, "resume": "must", "resume_from": None, "mode": "online",
+                       "name": None}]
 
 
 # -- the framework callbacks share the rule -----------------------------------------------

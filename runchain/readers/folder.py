@@ -302,7 +302,8 @@ def run_info(run: FolderRun, keys: set[str]) -> RunInfo:
     if crumbs is not None and parent(crumbs.parent_run) != crumbs.parent_run:
         crumbs = dataclasses.replace(crumbs, parent_run=parent(crumbs.parent_run))
     fork = fork_point(run.run_id, *(segments[0].branch_point or (None, None)))
-    return RunInfo(id=run.key, project=segments[0].project, name=segments[-1].name,
+    named = [s.name for s in segments if s.name]  # a resume in place may give no name: kept
+    return RunInfo(id=run.key, project=segments[0].project, name=named[-1] if named else None,
                    state=run_state(segments[-1], Path(segments[-1].path)),
                    last_step=last, first_step=first, step_metric=metric,
                    checkpoints=checkpoints, used=tuple((key, step) for key, step, _ in run.used),
