@@ -218,6 +218,8 @@ def test_a_chain_through_an_abandoned_checkpoint_gets_that_timeline_s_rows(wandb
     assert runs[child]["parentTimeline"] == source.chain(child)[0].timeline
     (old,) = runs[root]["timelines"].values()  # the abandoned timeline, up to the child's cut
     assert old["pieces"] == [[0, 29]] and runs[root]["pieces"][0][0] == 0
+    assert (runs[root]["checkpoints"], runs[root]["abandoned"]) == ([9, 49], [19, 29, 39])
+    assert runs[root]["kept"] == 29 and runs[root]["keptReplaced"]
     static = build_report(source, static=True)  # its fan draws root both ways
     assert f"chains from {root}" in static
 

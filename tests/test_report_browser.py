@@ -507,6 +507,14 @@ def test_a_run_resumed_in_place_is_drawn_from_its_own_rows_and_its_childs_chain_
         points = {line.split(" (")[0]: {x: y for x, y in pts} for line, pts in zip(lines, series)}
         assert points[f"chain to {root}"][20] == drawn[root][20]
         assert points[f"chain to {child}"][20] == drawn[child][20]  # the old rows, not shared
+        dashed = opened.js("[...document.querySelectorAll('.tree-svg g[data-run] .tick.abandoned')]"
+                           ".map(t => t.closest('g').dataset.run)")
+        assert dashed == [root] * 3  # root@19, 29, 39: saved in the rows the resume replaced
+        box = opened.page.locator(f'.tree-svg g[data-run="{root}"] rect').first.bounding_box()
+        opened.page.mouse.move(box["x"] + 5, box["y"] + box["height"] / 2)
+        tip = opened.page.locator(".tip").inner_text()
+        assert "abandoned (a later resume in place or rewind replaced their rows): 19, 29, 39" in tip
+        assert "keep steps 0\u201329 (of the rows a later resume replaced)" in tip
         assert opened.errors == []
     finally:
         opened.page.close()

@@ -213,7 +213,13 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
             "parent": node.parent_run, "parentStep": node.parent_step,
             "offset": node.global_offset, "firstStep": lineage.first_local_step(node),
             "lastStep": info.last_step, "kept": kept,
-            "checkpoints": [c.step for c in info.checkpoints], "color": colors[run_id],
+            "keptReplaced": any(tree.nodes[c].parent_step == kept and  # in rows a resume in
+                                tree.nodes[c].parent_timeline is not None  # place replaced
+                                for c in node.children),
+            "checkpoints": [c.step for c in info.checkpoints if c.timeline is None],
+            "abandoned": [c.step for c in info.checkpoints if c.timeline is not None],  # saved
+            # in a timeline a rewind or resume in place replaced
+            "color": colors[run_id],
             "url": url if url and url.startswith(("https://", "http://")) else None,
             "config": _config(info),
             "differs": {str(k): json.dumps(v, default=str)[:40]  # what tells it from its

@@ -64,7 +64,8 @@ function tableRows() {
   const span = (r, o) => r.lastStep == null ? "no rows" : `${steps(o + r.firstStep)}\u2013${steps(o + r.lastStep)}`;
   const rows = runs.map((r, i) => ({id: r.id, select: r.id, name: r.name, parent: r.parent, parentStep: r.parentStep,
     first: r.firstStep, local: span(r, 0), gfirst: r.offset + r.firstStep, global: span(r, r.offset),
-    state: r.state, nck: r.checkpoints.length, checkpoints: r.checkpoints.join(", "), config: r.config, url: r.url,
+    state: r.state, nck: r.checkpoints.length,
+    checkpoints: r.checkpoints.join(", ") + (r.abandoned.length ? ` (abandoned ${r.abandoned.join(", ")})` : ""), config: r.config, url: r.url,
     differs: Object.entries(r.differs).map(([k, v]) => `${k}=${v}`).join(" "),
     swatch: el("span", {class: "swatch", style: `background:${r.color}`}), stats: once(m => runStats(i, m)), cls: ""}));
   for (const leaf of D.allLeaves) {

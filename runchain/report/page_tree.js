@@ -42,8 +42,10 @@ const branchBox = el("div", {class: "chart branches"}), branchLegend = el("div",
 document.body.append(header, metricList,
   el("h2", {id: "tree"}, "Tree of runs on the global step axis"),
   el("p", {class: "hint"}, "Each bar is a run from its first to its last global step; ticks are " +
-    "checkpoints; the faint part is what no chain keeps; \u2715 marks a crashed or failed run, " +
-    "\u25b6 a running one. Hover for details; click a run to chart the chain that ends there."),
+    "checkpoints" + (runs.some(r => r.abandoned.length) ? " (dashed: saved in rows a later resume " +
+    "in place or rewind replaced)" : "") + "; the faint part is what no chain keeps; \u2715 marks " +
+    "a crashed or failed run, \u25b6 a running one. Hover for details; click a run to chart the " +
+    "chain that ends there."),
   treeBox,
   el("h2", {id: "chains"}, "Chain"),
   el("div", {class: "toolbar"}, el("label", null, "chain to ", chainPick),
@@ -92,8 +94,9 @@ function renderTree() {
     if (r.lastStep != null) g.append(svg("rect", {x: X(start), y: y + (lane - h) / 2,
       width: Math.max(1, X(r.offset + (inChain && chain.get(i) == null ? r.lastStep : kept) + 1) - X(start)),
       height: h, fill: r.color, opacity: inChain ? 1 : 0.55, class: inChain ? "in-chain" : ""}));
-    for (const c of r.checkpoints) g.append(svg("line", {x1: X(r.offset + c + 0.5), x2: X(r.offset + c + 0.5),
-      y1: y + 1, y2: y + lane - 1, class: "tick"}));
+    for (const [cs, cls] of [[r.checkpoints, "tick"], [r.abandoned, "tick abandoned"]])
+      for (const c of cs) g.append(svg("line", {x1: X(r.offset + c + 0.5), x2: X(r.offset + c + 0.5),
+        y1: y + 1, y2: y + lane - 1, class: cls}));
     if (r.parent != null && byId.has(r.parent)) {
       const p = byId.get(r.parent), cx = X(runs[p].offset + r.parentStep + 0.5);
       g.append(svg("path", {d: `M${cx},${p * lane + lane / 2}V${y + lane / 2}H${X(start)}`,
@@ -115,7 +118,9 @@ function renderTree() {
       r.parent != null ? `started from ${r.parent} at its step ${r.parentStep}` : "root",
       r.lastStep == null ? "no rows logged" : `local steps ${r.firstStep}\u2013${r.lastStep}, global ${r.offset + r.firstStep}\u2013${r.offset + r.lastStep}`,
       `checkpoints at ${r.checkpoints.join(", ") || "\u2013"}`];
-    if (r.kept != null && r.kept !== r.lastStep) lines.push(`chains to leaves keep steps ${r.firstStep}\u2013${r.kept}`);
+    if (r.abandoned.length) lines.push(`abandoned (a later resume in place or rewind replaced their rows): ${r.abandoned.join(", ")}`);
+    if (r.kept != null && r.kept !== r.lastStep) lines.push(`chains to leaves keep steps ${r.firstStep}\u2013${r.kept}` +
+      (r.keptReplaced ? " (of the rows a later resume replaced)" : ""));
     for (const [k, v] of Object.entries(differing(i))) lines.push(`${k} = ${v}`);
     showTip(lines, e.clientX, e.clientY);
   });
