@@ -17,7 +17,8 @@ from typing import IO, Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .contract import LOCAL_STEP
-from .lineage import RunNode, Segment, Tree, config_diff, first_local_step, kept_last_step, leaves
+from .lineage import (RunInfo, RunNode, Segment, Tree, config_diff, first_local_step,
+                      kept_last_step, leaves)
 from .stitch import metric_columns, stitched_names
 
 CSV_BATCH = 8192  # rows turned into Python objects at a time
@@ -101,10 +102,7 @@ def tree_lines(tree: Tree) -> Iterator[str]:
         span = global_span(tree, info.id)
         origin = (f"{'forked ' if node.fork else ''}from {node.parent_run}@{node.parent_step}"
                   if node.parent_run else "root")
-        ckpts = ",".join(str(c.step) for c in info.checkpoints if c.timeline is None) or "-"
-        abandoned = [str(c.step) for c in info.checkpoints if c.timeline is not None]
-        if abandoned:  # saved in a timeline a rewind or resume in place replaced
-            ckpts += f"  abandoned {','.join(abandoned)}"
+        ckpts = checkpoint_steps(info)
         name = f" {info.name!r}" if info.name else ""
         if len(projects) > 1:  # a folder of several projects: say whose each run is
             name += f"  project {info.project}"
@@ -118,6 +116,14 @@ def tree_lines(tree: Tree) -> Iterator[str]:
                f"steps{axis} {step_range(span.first, span.last)}  "
                f"global {step_range(span.global_first, span.global_last)}  "
                f"checkpoints {ckpts}{leaf}{differs}")
+
+
+def checkpoint_steps(info: RunInfo, sep: str = ",") -> str:
+    """A run's checkpoint steps, then those saved in rows a later rewind or resume in place
+    replaced: ``9,49  abandoned 19,29``."""
+    ckpts = sep.join(str(c.step) for c in info.checkpoints if c.timeline is None) or "-"
+    abandoned = [str(c.step) for c in info.checkpoints if c.timeline is not None]
+    return ckpts + (f"  abandoned {sep.join(abandoned)}" if abandoned else "")
 
 
 def run_json(tree: Tree, node: RunNode, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:

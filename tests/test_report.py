@@ -221,7 +221,7 @@ def test_a_chain_through_an_abandoned_checkpoint_gets_that_timeline_s_rows(wandb
     assert (runs[root]["checkpoints"], runs[root]["abandoned"]) == ([9, 49], [19, 29, 39])
     assert runs[root]["kept"] == 29 and runs[root]["keptReplaced"]
     static = build_report(source, static=True)  # its fan draws root both ways
-    assert f"chains from {root}" in static
+    assert f"chains from {root}" in static and "<td>9, 49  abandoned 19, 29, 39</td>" in static
 
 
 def _chain(low: float, high: float, n: int = 20) -> dict:

@@ -78,11 +78,12 @@ def tree_map(tree: Tree, order: Sequence[str], colors: Mapping[str, str]) -> byt
     ax.add_collection(PolyCollection(  # one artist for every bar: a patch per bar is slow
         np.stack([np.column_stack(corner) for corner in corners], axis=1),
         facecolors=[colors[r] for r in order], linewidths=0))
-    ticks = [(node.global_offset + c.step, i) for i, node in enumerate(nodes)
-             for c in node.info.checkpoints]
-    if ticks:
-        ax.scatter(*zip(*ticks), marker="|", color="black", s=25 if n <= 40 else 9,
-                   linewidths=0.9, zorder=3)
+    for abandoned, color in ((False, "black"), (True, "grey")):  # grey: saved in rows a
+        ticks = [(node.global_offset + c.step, i) for i, node in enumerate(nodes)  # later
+                 for c in node.info.checkpoints if (c.timeline is not None) == abandoned]
+        if ticks:  # resume in place or rewind replaced
+            ax.scatter(*zip(*ticks), marker="|", color=color, s=25 if n <= 40 else 9,
+                       linewidths=0.9, zorder=3)
     links = [(node, i) for i, node in enumerate(nodes) if node.parent_run in lane]
     ax.add_collection(LineCollection(
         [[(cut := tree.nodes[node.parent_run].global_offset + node.parent_step,

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from .. import lineage, parallel
 from ..source import Source
 from ..version import __version__
-from ..views import global_span, step_range
+from ..views import checkpoint_steps, global_span, step_range
 from .data import shown_where
 from .figures import chain_scale, chain_view, fan, tree_map
 from .palette import run_colors
@@ -64,7 +64,7 @@ def _runs_table(source: Source, order: Sequence[str], colors: Mapping[str, str])
                  _e("" if node.parent_step is None else node.parent_step),
                  _e(step_range(span.first, span.last, "\u2013")),
                  _e(step_range(span.global_first, span.global_last, "\u2013")), _e(node.info.state),
-                 _e(", ".join(str(c.step) for c in node.info.checkpoints))]
+                 _e(checkpoint_steps(node.info, ", "))]
         if source.urls:
             url = source.urls.get(run_id)
             cells.append(f'<a href="{_e(url)}">open</a>' if url else "")
