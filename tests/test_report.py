@@ -4,6 +4,7 @@ The interactive page in a real browser: test_report_browser.py."""
 
 import base64
 import csv
+import dataclasses
 import json
 import re
 
@@ -15,7 +16,7 @@ import runchain
 from conftest import cli, isolate, plain_run, pooled, script
 from runchain.readers.runfile import read_run_file, record_kind, scan_records
 from runchain.report import build_report, write_report
-from runchain.report.data import pieces_of, shown_where, thin
+from runchain.report.data import pieces_of, read_pieces, shown_where, thin
 from runchain.report.palette import PALETTE
 
 
@@ -190,13 +191,17 @@ def _assert_chains_put_together(source, data: dict, runs: dict) -> None:
         cols = source.history(leaf, keys=[metric])
         steps, values = [], []
         for seg in source.chain(leaf):  # as the page does: the pieces up to each cut, of the
-            run = runs[seg.run_id]  # timeline the chain keeps
-            track = run if seg.timeline is None else run["timelines"][str(seg.timeline)]
-            for (first, last), series in zip(track["pieces"], track["series"]):
-                if (seg.last_step is None or last <= seg.last_step) and series[k]:
-                    steps += (np.frombuffer(base64.b64decode(series[k][0]), "<i4")
-                              + seg.global_offset).tolist()
-                    values += np.frombuffer(base64.b64decode(series[k][1]), "<f8").tolist()
+            run = runs[seg.run_id]  # timeline the chain keeps, which below its sharedBelow
+            kept = [(run, seg.last_step)]  # holds the rows as they stand
+            if seg.timeline is not None:
+                old = run["timelines"][str(seg.timeline)]
+                kept = [(run, min(seg.last_step, old["sharedBelow"] - 1)), (old, seg.last_step)]
+            for track, cut in kept:
+                for (first, last), series in zip(track["pieces"], track["series"]):
+                    if (cut is None or last <= cut) and series[k]:
+                        steps += (np.frombuffer(base64.b64decode(series[k][0]), "<i4")
+                                  + seg.global_offset).tolist()
+                        values += np.frombuffer(base64.b64decode(series[k][1]), "<f8").tolist()
         keep = np.isfinite(cols[metric])
         assert steps == cols["global_step"][keep].tolist() and values == cols[metric][keep].tolist()
 
@@ -216,10 +221,17 @@ def test_a_chain_through_an_abandoned_checkpoint_gets_that_timeline_s_rows(wandb
     runs = {run["id"]: run for run in data["runs"]}
     _assert_chains_put_together(source, data, runs)  # root's own chain: its rows as they stand
     assert runs[child]["parentTimeline"] == source.chain(child)[0].timeline
-    (old,) = runs[root]["timelines"].values()  # the abandoned timeline, up to the child's cut
-    assert old["pieces"] == [[0, 29]] and runs[root]["pieces"][0][0] == 0
+    (old,) = runs[root]["timelines"].values()  # the abandoned timeline, from where the
+    assert old["pieces"] == [[10, 29]] and old["sharedBelow"] == 10  # resume took over to
+    assert runs[root]["pieces"][0] == [0, 9]  # the child's cut; below it, root's own rows
     assert (runs[root]["checkpoints"], runs[root]["abandoned"]) == ([9, 49], [19, 29, 39])
     assert runs[root]["kept"] == 29 and runs[root]["keptReplaced"]
+    # a child of the abandoned checkpoint with no rows yet (just started, as --watch sees
+    # it) still gets root's abandoned rows: only its chain reaches them
+    just_started = [dataclasses.replace(i, last_step=None) if i.id == child else i
+                    for i in source.runs if i.id != grandchild]
+    pieces = read_pieces(dataclasses.replace(source, runs=just_started), data["metrics"])
+    assert pieces[root, source.chain(child)[0].timeline] == old["series"]
     static = build_report(source, static=True)  # its fan draws root both ways
     assert f"chains from {root}" in static and "<td>9, 49  abandoned 19, 29, 39</td>" in static
 

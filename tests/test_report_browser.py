@@ -507,6 +507,9 @@ def test_a_run_resumed_in_place_is_drawn_from_its_own_rows_and_its_childs_chain_
         points = {line.split(" (")[0]: {x: y for x, y in pts} for line, pts in zip(lines, series)}
         assert points[f"chain to {root}"][20] == drawn[root][20]
         assert points[f"chain to {child}"][20] == drawn[child][20]  # the old rows, not shared
+        # root's steps 0-9, before the resume took over, are the same rows in both: drawn once
+        assert points[f"shared: run {root}"] == {x: drawn[root][x] for x in range(10)}
+        assert min(points[f"chain to {root}"]) == min(points[f"chain to {child}"]) == 10
         dashed = opened.js("[...document.querySelectorAll('.tree-svg g[data-run] .tick.abandoned')]"
                            ".map(t => t.closest('g').dataset.run)")
         assert dashed == [root] * 3  # root@19, 29, 39: saved in the rows the resume replaced

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -87,21 +88,43 @@ def _b64(array: np.ndarray, dtype: str) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
+def shared_below(node: lineage.RunNode, timeline: int) -> float:
+    """The local step below which ``timeline`` of a run holds the same rows as the run as it
+    stands: where the first later file took over (``RunInfo.timelines``); 0 where the
+    reader does not say (nothing is taken as shared)."""
+    later = [start for _, start in node.info.timelines[timeline + 1:]]
+    below = min(later, default=0)
+    return below if math.isfinite(below) else 0
+
+
 def pieces_of(node: lineage.RunNode, tree: lineage.Tree,
               timeline: int | None = None) -> list[tuple[int, int]]:
     """(first, last) local steps, inclusive, of each piece of a run: cut where a child started.
 
     ``timeline``: the run's rows as they stand (None), or timeline k that a rewind or resume
-    in place abandoned (``RunNode.parent_timeline``), which only its children's chains keep:
-    its pieces end at the last of their cuts, and only they cut it.
+    in place abandoned (``RunNode.parent_timeline``), which only its children's chains keep.
+    Below ``shared_below`` timeline k holds the rows as they stand, so its pieces start
+    there and end at the last cut of its children; its children's chains take the rows
+    below from the run's own pieces, which are also cut at ``shared_below - 1``.
     """
-    cuts = sorted({tree.nodes[c].parent_step for c in node.children
-                   if tree.nodes[c].parent_timeline == timeline} - {None})
-    last = node.info.last_step if timeline is None else max(cuts, default=None)
-    if last is None:
+    cuts, first = set(), lineage.first_local_step(node)
+    for child in (tree.nodes[c] for c in node.children):
+        k = child.parent_timeline
+        if child.parent_step is None or (k != timeline and timeline is not None):
+            continue
+        if k == timeline:
+            cuts.add(child.parent_step)
+        else:  # a child of abandoned timeline k keeps the rows as they stand up to here
+            cuts.add(min(child.parent_step, int(shared_below(node, k)) - 1))
+    if timeline is None:
+        last = node.info.last_step
+    else:
+        first = max(first, int(shared_below(node, timeline)))
+        last = max(cuts, default=None)
+    if last is None or last < first:
         return []
-    bounds, first = [], lineage.first_local_step(node)
-    for cut in cuts:
+    bounds = []
+    for cut in sorted(cuts):
         if first <= cut < last:
             bounds.append((first, cut))
             first = cut + 1
@@ -124,6 +147,14 @@ def timelines_of(tree: lineage.Tree) -> dict[Track, list[tuple[int, int]]]:
     return tracks
 
 
+def _tracks_to(tree: lineage.Tree, end: str) -> list[Track]:
+    """The tracks only the chain to ``end`` may fill: its own rows, and the abandoned
+    timeline of its parent it branched from."""
+    node = tree.nodes[end]
+    return [(end, None)] + ([(node.parent_run, node.parent_timeline)]
+                            if node.parent_timeline is not None else [])
+
+
 class _Pieces:
     """Thinned pieces per track, filled in as chains are read; each piece is thinned once."""
 
@@ -131,7 +162,7 @@ class _Pieces:
         self.metrics = list(metrics)
         self.bounds = timelines_of(tree)
         self.done: dict[Track, list[Any]] = {t: [None] * len(b) for t, b in self.bounds.items()}
-        per_run = POINT_BUDGET // max(1, len(tree.nodes) * len(self.metrics))
+        per_run = POINT_BUDGET // max(1, len(self.bounds) * len(self.metrics))  # per track
         self.run_points = max(MIN_RUN_POINTS, per_run)
 
     def missing(self, track: Track) -> bool:
@@ -170,7 +201,7 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[Track, list[Any]
         ends = lineage.leaves(tree) + [r for r, node in tree.nodes.items() if node.children]
         for end in tqdm(ends, desc="reading runs", unit="chain", file=sys.stderr, disable=None,
                         leave=False):
-            if not pieces.missing((end, None)):
+            if not any(pieces.missing(t) for t in _tracks_to(tree, end)):
                 continue  # an inner run whose pieces the chains through it already gave
             needed = [s for s in source.chain(end) if pieces.missing((s.run_id, s.timeline))]
             columns = stitch(needed, source.fetch(needed, metrics), keys=metrics)
@@ -201,7 +232,8 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
     for (run_id, k), series in data.items():
         if k is not None:
             abandoned.setdefault(run_id, {})[str(k)] = {
-                "pieces": pieces_of(tree.nodes[run_id], tree, k), "series": series}
+                "pieces": pieces_of(tree.nodes[run_id], tree, k), "series": series,
+                "sharedBelow": shared_below(tree.nodes[run_id], k)}
     described = []  # not "runs": the W&B contract test reads that name as wandb's
     for run_id in order:
         node = tree.nodes[run_id]

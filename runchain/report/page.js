@@ -84,6 +84,11 @@ function chainOf(id) {  // root -> id: [{run, cut, tl}], cut the last local step
   return out.reverse();
 }
 const track = (ri, tl) => tl == null ? runs[ri] : runs[ri].timelines[tl];  // {pieces, series}
+function keptTracks(ri, cut, tl) {  // [[track, last step kept]] of run ri in a chain: timeline
+  // tl holds the rows as they stand below its sharedBelow, so those come from the run's own
+  if (tl == null) return [[null, cut]];
+  return [[null, Math.min(cut, runs[ri].timelines[tl].sharedBelow - 1)], [tl, cut]];
+}
 function extent(segs) {
   const first = runs[segs[0].run], last = segs[segs.length - 1], r = runs[last.run];
   const hi = r.offset + (last.cut ?? r.lastStep ?? 0);
@@ -106,12 +111,12 @@ function chainData(id, metric) {  // {x: global steps, y, run: run index per poi
   const mi = D.metrics.indexOf(metric), segs = chainOf(id), x = [], y = [], run = [], tls = [];
   for (const {run: ri, cut, tl} of segs) {
     const r = runs[ri];
-    track(ri, tl).pieces.forEach(([, last], pi) => {
-      if (mi < 0 || (cut != null && last > cut)) return;
-      const p = piece(ri, pi, mi, tl);
+    for (const [t, upTo] of keptTracks(ri, cut, tl)) track(ri, t).pieces.forEach(([, last], pi) => {
+      if (mi < 0 || (upTo != null && last > upTo)) return;
+      const p = piece(ri, pi, mi, t);
       if (!p) return;
       for (let k = 0; k < p[0].length; k++) {
-        x.push(r.offset + p[0][k]); y.push(p[1][k]); run.push(ri); tls.push(tl);
+        x.push(r.offset + p[0][k]); y.push(p[1][k]); run.push(ri); tls.push(t);
       }
     });
   }
@@ -152,9 +157,11 @@ const SHARED = "#444";
 function overlaySeries(leaves, metric) {
   // Each chain's own rows (kept by no other chain of the root) as its series; rows several
   // chains keep, one series per run, drawn once in SHARED.
-  // A run's rows in a timeline a rewind abandoned are other rows: shared only within it.
+  // A run's rows in a timeline a rewind abandoned are other rows past its sharedBelow:
+  // shared only within that timeline.
   const chains = leaves.map(l => chainData(l, metric));
-  const keeps = chains.map(c => new Map(c.segs.map(s => [s.run + "/" + s.tl, s.cut])));
+  const keeps = chains.map(c => new Map(c.segs.flatMap(s => keptTracks(s.run, s.cut, s.tl)
+    .map(([t, upTo]) => [s.run + "/" + t, upTo]))));
   const kept = (t, step) => keeps.reduce((n, m) => n + (m.has(t) && (m.get(t) == null || step <= m.get(t)) ? 1 : 0), 0);
   const own = chains.map(() => [[], []]), shared = new Map(), done = new Set();  // shared: track -> {ri, abandoned, xy: [[x], [y]]}
   chains.forEach((c, k) => {
