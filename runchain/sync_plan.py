@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -146,6 +147,8 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
     """
     root = Path(dir) if dir is not None else default_wandb_dir()
     source = open_folder(root, only_project=only_project)
+    for note in source.left_out:  # a folder with no run, or gone mid-read: nothing to upload
+        warnings.warn(f"{note}; not synced", UserWarning, stacklevel=2)
     files = source.files
     state = load_state(root)
     local = set(source.tree.nodes)

@@ -490,10 +490,13 @@ def _garbage(copy: Path) -> dict[str, Path]:
 
 def test_unreadable_run_files_are_left_alone_and_the_rest_is_synced(copy, grown, fake):
     bad = _garbage(copy)
+    (copy / "offline-run-20260101_000000-norunfil").mkdir()  # a wandb.init that never started
     before = digest(copy)
     proc = subprocess.run([sys.executable, "-m", "runchain", "sync", "--dry-run", "--dir",
                            str(copy)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert (f"warning: run folder {copy / 'offline-run-20260101_000000-norunfil'} holds no run "
+            f"(a wandb.init that never started?); left out; not synced") in proc.stderr
     for run_id in bad:
         assert f"skip {run_id} (left alone: its run file holds no run record" in proc.stdout
     assert sum(line.startswith("upload ") for line in proc.stdout.splitlines()) == len(grown["crumbs"])
