@@ -255,7 +255,8 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
 
     if watching:
         # stopped, it is written once more as a plain page, which no longer reloads itself
-        return _live(dir, project, only_project, interval, draw, lambda s: draw(s, live=False))
+        return _live(dir, project, only_project, interval, draw,
+                     None if static else lambda s: draw(s, live=False))
     draw(_open(dir, project, only_project))
 
 

@@ -23,23 +23,26 @@ def watch_options(command):
 def watched(open_: Callable[[set[str]], Source], draw: Callable[[Source], None], interval: float,
             last: Callable[[Source], None] | None = None) -> None:
     """``draw(source)`` now and after each change of the run files (``runchain.watch``), each
-    source from ``open_(notes already shown)``; an error is one line and the watch goes on;
-    Ctrl-C ends it with one line, then calls ``last(source)`` with the source last drawn."""
+    source from ``open_(notes already shown)``; an error is one line and the watch goes on.
+    Ctrl-C (or SIGTERM, which ``cli._Main`` makes a ``SystemExit``) ends it with one line,
+    then, once anything was drawn, ``last(source)`` with the runs as they are then."""
     shown: set[str] = set()  # each note once, not at every redraw
-    seen = {"next": open_(shown), "drawn": None}
+    seen = {"next": open_(shown), "drawn": False}
     where = seen["next"].where
 
     def redraw():
         try:
             source = seen.pop("next", None) or open_(shown)
             draw(source)
-            seen["drawn"] = source
+            seen["drawn"] = True
         except click.ClickException as e:
             click.echo(visible(f"error: {e.message}; still watching"), err=True)
 
     try:
         watch(where, redraw, interval)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as stop:
         click.echo("stopped watching", err=True)
-        if last is not None and seen["drawn"] is not None:
-            last(seen["drawn"])
+        if last is not None and seen["drawn"]:
+            last(open_(shown))  # an error here is one line, and a non-zero exit
+        if isinstance(stop, SystemExit):
+            raise

@@ -94,6 +94,21 @@ def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_p
     assert (tmp_path / "report.out").read_text().splitlines()[-1] == f"report: {report.resolve()}"
 
 
+def test_sigterm_ends_report_watch_like_ctrl_c_with_a_page_that_stays_put(wandb_dir, tmp_path):
+    root = do_run("--n_steps", "10", "--n_checkpoint_steps", "5", "--n_metrics", "2")
+    report = tmp_path / "live.html"
+    proc = _start("report", "--watch", "--interval", "0.2", "-o", str(report), "--dir",
+                  str(wandb_dir), out=tmp_path / "report.out")
+    try:
+        _until(lambda: _report_runs(report) == [root], "the first report")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "stopped watching"
+    assert _report_data(report)["reload"] is None
+
+
 def test_watch_refuses_a_w_and_b_project(wandb_dir):
     proc = subprocess.run([sys.executable, "-m", "runchain", "report", "--watch", "--project",
                            "ent/proj"], capture_output=True, text=True, timeout=600)
