@@ -163,7 +163,8 @@ def tree(demo_tree, monkeypatch, tmp_path_factory):
 
 
 def _listing(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file()}
 
 
 def step_into(made: dict, monkeypatch: pytest.MonkeyPatch) -> None:
