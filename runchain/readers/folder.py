@@ -33,7 +33,7 @@ from ..stitch import axis_steps, metric_keys, superseded
 from .resolve import labels
 from .run_files import RunFiles
 from .run_folders import (LocalCheckpoint, LocalRun, empty_note, gone_note,
-                          merge_segments, never_started, scan_run_folders)
+                          merge_segments, scan_run_folders)
 from .run_state import run_state
 from .runfile import RunFile
 from .timelines import FileAxis, RunHistory, abandoned_in, file_axes, first_step, last_step
@@ -83,14 +83,14 @@ def discover(root: str | os.PathLike) -> tuple[dict[str, list[Path]], list[str]]
 def usable(found: Mapping[str, list[Path]], files: RunFiles) -> tuple[dict[str, list[Path]],
                                                                        list[str]]:
     """``found`` without the files that vanished while read (``RunFiles.gone``) or that hold
-    no run (``run_folders.never_started``), and a note on each one left out."""
+    no run (``RunFiles.unstarted``), and a note on each one left out."""
     notes = [gone_note(p) for p in files.gone]
     kept: dict[str, list[Path]] = {}
     for run_id, paths in found.items():
         for path in paths:
             if path not in files.runs:
                 continue
-            if never_started(files.runs[path]):
+            if path in files.unstarted:
                 notes.append(empty_note(path.parent))
             else:
                 kept.setdefault(run_id, []).append(path)

@@ -131,8 +131,10 @@ class RunFiles:
             self.metas[path] = {**to_meta(run, self.keys[path]), "columns": None, "grid": None}
         cold = [p for p in cold if p in self.keys]
         self.runs = {path: from_meta(self.metas[path]) for path in paths if path in self.keys}
+        # files that hold no run (a wandb.init that never started): left out with a note
+        self.unstarted = {path for path, run in self.runs.items() if never_started(run)}
         for path in cold + grown_now:  # once per version of a file: a cached one warned when read
-            if self.runs[path].torn and not never_started(self.runs[path]):  # else noted so
+            if self.runs[path].torn and path not in self.unstarted:  # else noted so
                 warnings.warn(f"{path}: {self.runs[path].torn}; read the records before it and "
                               f"marked the run incomplete", IncompleteRunWarning, stacklevel=3)
         if cold:
