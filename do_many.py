@@ -143,13 +143,14 @@ def grow(args):
     except runchain.ParentFirstError as e:
         sys.exit(f"do_many.py: error: {e.error}")
 
-    wandb_dir = runchain.default_wandb_dir()
-    print(f"\n{args.n_runs} new runs in project {args.project} ({mode}); runchain tree --dir {wandb_dir}:")
+    # online runs keep their checkpoints on W&B (their local run files do not record them),
+    # so the tree is read from the project there; offline runs from their local run files
+    where = ["--project", args.project] if mode == "online" else ["--dir", str(runchain.default_wandb_dir())]
+    print(f"\n{args.n_runs} new runs in project {args.project} ({mode}); runchain tree {' '.join(where)}:")
     sys.stdout.flush()
-    subprocess.run([sys.executable, "-m", "runchain", "tree", "--dir", str(wandb_dir)], check=False)
+    subprocess.run([sys.executable, "-m", "runchain", "tree", *where], check=False)
     if not args.no_report:
-        subprocess.run([sys.executable, "-m", "runchain", "report", "--dir", str(wandb_dir),
-                        "-o", args.report], check=False)
+        subprocess.run([sys.executable, "-m", "runchain", "report", *where, "-o", args.report], check=False)
 
 
 if __name__ == "__main__":

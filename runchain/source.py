@@ -50,6 +50,9 @@ class Source:
     # runs the reader found but left out (a folder that holds no run, or vanished while it
     # was read), each as a note: the tree's notes say so first
     left_out: tuple[str, ...] = ()
+    # what the reader says once of many runs (a folder's runs logged online, whose
+    # checkpoints only W&B holds): the tree's notes say so after ``left_out``
+    notes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"Source({self.where!r}, {len(self.runs)} runs)"
@@ -57,7 +60,8 @@ class Source:
     @functools.cached_property
     def tree(self) -> lineage.Tree:
         tree = lineage.build_tree(self.runs)
-        return dataclasses.replace(tree, notes=(*self.left_out, *tree.notes)) if self.left_out else tree
+        said = (*self.left_out, *self.notes)
+        return dataclasses.replace(tree, notes=(*said, *tree.notes)) if said else tree
 
     def resolve(self, name: str) -> str:
         """The run id ``name`` names: an id, or a display name no other run has (what a

@@ -20,9 +20,9 @@ from .contract import BREADCRUMBS, CheckpointRef, artifact_name, parse_ref, step
 from .errors import ReferenceSyntaxError, SyncError
 from .lineage import RunInfo
 from .readers import default_wandb_dir, open_folder
+from .readers.run_folders import OFFLINE_PREFIX, logged_online
 
 STATE_FILE = ".runchain-sync.json"  # next to the run folders; with sync.LOCK_FILE, all sync writes
-OFFLINE_PREFIX = "offline-"  # wandb names offline run folders offline-run-*, online ones run-*
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +163,7 @@ def plan(dir: str | Path | None = None, *, entity: str | None = None,
                                   parent=node.parent_run,
                                   edge=None if problem else _edge(node.info, local),
                                   problem=problem))
+    _refuse_moved_checkpoints(planned, source.tree.nodes)
     for view_id, (leaf, view_project, paths) in source.views.items():  # `runchain publish`
         folders, why, where = _placement(paths, (None, view_project), state, entity, project)
         problem = None if leaf in local else (
@@ -180,7 +181,7 @@ def _placement(paths: Sequence[Path], recorded: tuple[str | None, str | None],
     """A run's folders, why some are not uploaded, and where on W&B it is or goes."""
     why: dict[Path, str] = {}
     for path in paths:
-        if not path.parent.name.startswith(OFFLINE_PREFIX):
+        if logged_online(path):
             why[path.parent] = "online"  # logged online: already on W&B
         elif is_synced(path):
             why[path.parent] = "synced"
@@ -195,6 +196,33 @@ def _placement(paths: Sequence[Path], recorded: tuple[str | None, str | None],
     else:  # --entity/--project say where uploads go
         where = (entity or recorded[0], project or recorded[1])
     return folders, why, where
+
+
+def _refuse_moved_checkpoints(planned: Sequence[PlannedRun], nodes: dict[str, Any]) -> None:
+    """Refuse, before any upload, to send runs that logged checkpoints anywhere but where
+    they logged them. ``wandb sync --entity/--project`` moves the run, but wandb-core
+    uploads each artifact to the entity and project its own record names (the run's, when
+    it was logged), so the checkpoints would stay behind, apart from their run and from
+    the children that use them.
+
+    Raises:
+        SyncError: naming the runs, where their checkpoints go, and how to sync instead.
+    """
+    moved = [(item, nodes[item.run_id].info) for item in planned if item.pending
+             and nodes[item.run_id].info.checkpoints and item.problem is None
+             and (item.entity, item.project) != (nodes[item.run_id].info.entity or item.entity,
+                                                 nodes[item.run_id].info.project)]
+    if moved:
+        where = ", ".join(f"{item.run_id} to {item.entity or 'your default entity'}/"
+                          f"{item.project} (its checkpoints: {info.entity or 'your default entity'}"
+                          f"/{info.project})" for item, info in moved[:5])
+        raise SyncError(
+            f"{len(moved)} run(s) with checkpoints would be uploaded away from them: {where}"
+            f"{' ...' if len(moved) > 5 else ''}. wandb sync moves a run with --entity/--project, "
+            f"but uploads its artifacts where their records say they were logged, so the "
+            f"chain's checkpoints would not follow; nothing was uploaded. Sync without "
+            f"--to-entity/--to-project (runs go where they were logged), or log them into "
+            f"the right project to begin with (wandb.init(project=...), WANDB_ENTITY)")
 
 
 def _problem(info: RunInfo, folders: Sequence[Path], damaged: dict[str, str]) -> str | None:

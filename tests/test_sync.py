@@ -245,23 +245,23 @@ def test_a_run_wandb_marked_synced_is_not_uploaded_but_its_edge_is_linked(copy, 
         f"run-{parent}-checkpoint"]
 
 
-def test_flags_move_new_uploads_not_runs_already_on_wandb(copy, grown, fake):
-    """A root synced by plain `wandb sync` stays where it went; --project moves the rest."""
+def test_flags_that_would_part_runs_from_their_checkpoints_are_refused_before_any_upload(
+        copy, grown, fake):
+    """wandb sync --project moves a run but uploads its artifacts to the project their records
+    name (tests/test_online.py shows it with the real SDK): the runs with checkpoints are
+    refused by name before anything is uploaded; a root already on W&B is not among them."""
     root = grown["root"]
     run_files = sorted(copy.glob(f"offline-run-*-{root}*/run-{root}.wandb"))
     for run_file in run_files:  # both folders: the root was resumed in place
         run_file.with_name(run_file.name + ".synced").touch()
     api = StandinApi([], default_entity="ent")
-    api.add(uploaded_runs([f.parent for f in run_files], "ent"))  # in the run's own project
     boundary = fake(api)
-    plan = {r.run_id: r for r in syncing.plan(copy, project="elsewhere")}
-    assert plan[root].project == "runchain-demo" and plan[root].pending == ()
-    assert {r.project for r in plan.values() if r.run_id != root} == {"elsewhere"}
-    result = syncing.sync(copy, project="elsewhere", api=api)
-    assert root not in boundary.uploaded
-    children = [c for c, (parent, _) in edges(grown).items() if parent == root]
-    statuses = {link.run_id: link.status for link in result.links}
-    assert children and all(statuses[c] == "linked" for c in children), result.links
+    with pytest.raises(SyncError, match="nothing was uploaded") as refused:
+        syncing.plan(copy, project="elsewhere")
+    assert root not in str(refused.value) and "5 run(s) with checkpoints" in str(refused.value)
+    with pytest.raises(SyncError):
+        syncing.sync(copy, project="elsewhere", api=api)
+    assert boundary.uploaded == []
 
 
 # -- upload and linking, against stand-ins ------------------------------------------------

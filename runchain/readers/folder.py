@@ -33,7 +33,7 @@ from ..stitch import axis_steps, metric_keys, superseded
 from .resolve import labels
 from .run_files import RunFiles
 from .run_folders import (LocalCheckpoint, LocalRun, empty_note, gone_note,
-                          merge_segments, scan_run_folders)
+                          merge_segments, online_note, scan_run_folders)
 from .run_state import run_state
 from .runfile import RunFile
 from .timelines import FileAxis, RunHistory, abandoned_in, file_axes, first_step, last_step
@@ -357,5 +357,6 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
         files.decode(paths)  # all at once: in a pool when there is much to decode
         return metric_keys(files.columns(p) for p in paths)
 
+    online = [r.local for r in sorted(runs, key=lambda r: r.key) if r.local.checkpoints_on_wandb]
     return Source(str(root), infos, fetch, metric_names, files=folders, views=views,
-                  left_out=tuple(left_out))
+                  left_out=tuple(left_out), notes=(online_note(online),) if online else ())

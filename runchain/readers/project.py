@@ -18,6 +18,7 @@ What runchain asks W&B for (``docs/chains.md``, "Reading from W&B"):
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -89,13 +90,14 @@ def _used(run: Any, where: str, problems: list[str],
     return tuple(used)
 
 
-def _logged(run: Any, where: str, problems: list[str],
-            memo: Memo) -> tuple[tuple[CheckpointInfo, str], ...]:
+def _logged(run: Any, where: str, problems: list[str], memo: Memo,
+            declared: str | None) -> tuple[tuple[CheckpointInfo, str], ...]:
     """The checkpoints ``run`` logged, each with its axis, in logging order, a ``checkpoint``
     after a ``model``; one per (axis, step): the newest version of a step winning, a
-    ``checkpoint`` over a ``model``, each named by its step alias where it has one."""
+    ``checkpoint`` over a ``model``, each named by its step alias where it has one.
+    ``declared``: the run's ``define_metric`` axis (``_declared``)."""
     found: dict[tuple[str, int], tuple[CheckpointInfo, str]] = {}
-    axis = _declared(run) or LOCAL_STEP  # a plain run's checkpoints count on its declared axis
+    axis = declared or LOCAL_STEP  # a plain run's checkpoints count on its declared axis
     for artifact in sorted(run.logged_artifacts(), key=lambda a: a.type == CHECKPOINT_TYPE):
         step_axis = _step_or_note(artifact, where, problems, memo, axis)
         if step_axis is not None:
@@ -107,11 +109,11 @@ def _logged(run: Any, where: str, problems: list[str],
     return tuple(found.values())
 
 
-def _walk(run: Any, used: bool, logged: bool, where: str,
-          memo: Memo) -> tuple[tuple, tuple | None, list]:
+def _walk(run: Any, used: bool, logged: bool, where: str, memo: Memo,
+          declared: str | None) -> tuple[tuple, tuple | None, list]:
     problems: list[str] = []
     return (_used(run, where, problems, memo) if used else (),
-            _logged(run, where, problems, memo) if logged else None, problems)
+            _logged(run, where, problems, memo, declared) if logged else None, problems)
 
 
 def _scan(run: Any, keys: list[str] | None, max_step: int | None) -> list[dict[str, Any]]:
@@ -167,25 +169,57 @@ def _fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
     return fetch
 
 
-def _declared(run: Any) -> str | None:
+def _list(listing: Iterable[Any], runs: Any) -> tuple[list[Any], dict[str, Mapping[str, Any]]]:
+    """The listed runs, and each one's raw config as the page W&B sent holds it.
+
+    A ``Run`` that wandb 0.31 builds from a listing has lost ``rawconfig["_wandb"]``, where
+    W&B keeps a fork's branch point and the ``define_metric`` axes: it parses the page's
+    config twice (``Run._load_from_attrs``), and the second pass keeps only the user's keys.
+    So the raw config is read from the page itself (``runs.last_response``), and from
+    ``run.rawconfig`` where the page has none (a wandb that keeps it)."""
+    listed, raw, page = [], {}, None
+    for run in listing:
+        if getattr(runs, "last_response", None) is not page:  # a page was fetched
+            page = runs.last_response
+            raw.update(_page_configs(page))
+        listed.append(run)
+        raw[run.id] = raw.get(run.id) or run.rawconfig
+    return listed, raw
+
+
+def _page_configs(page: Any) -> dict[str, dict[str, Any]]:
+    """Run name -> its raw config (``{key: value}``) from one page of a runs listing, as
+    ``Runs.last_response`` holds it; {} where the page has another shape."""
+    try:
+        edges = page["project"]["runs"]["edges"]
+        nodes = [(edge["node"]["name"], json.loads(edge["node"]["config"])) for edge in edges]
+    except (KeyError, TypeError, ValueError):
+        return {}
+    return {name: {k: v["value"] if isinstance(v, dict) and "value" in v else v
+                   for k, v in config.items()}
+            for name, config in nodes if isinstance(config, dict)}
+
+
+def _declared(run: Any, rawconfig: Mapping[str, Any]) -> str | None:
     """The step metric a run without breadcrumbs declared with ``define_metric``, from its
     raw config (``contract.config_declared_axis``); None for a runchain run."""
-    return None if CONFIG_KEY in run.config else config_declared_axis(run.rawconfig)
+    return None if CONFIG_KEY in run.config else config_declared_axis(rawconfig)
 
 
-def _axis_of(run: Any, walked: Mapping[str, tuple]) -> str:
+def _axis_of(run: Any, walked: Mapping[str, tuple], declared: str | None) -> str:
     """A listed run's axis (``classify.run_axis``), from its config, summary and artifact
     walk: whether it logged a metric is whether its summary holds it."""
     used, logged, _ = walked.get(run.id, ((), None, []))
     return run_axis(read_breadcrumbs(run.config)[0], [axis for _, axis in logged or ()],
                     [axis for producer, _, axis in used if producer != run.id],
-                    lambda metric: metric in run.summary_metrics, _declared(run))
+                    lambda metric: metric in run.summary_metrics, declared)
 
 
 def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
-              first: int | None) -> RunInfo:
+              first: int | None, rawconfig: Mapping[str, Any]) -> RunInfo:
     """A listed public ``Run`` as the tree needs it; ``walked`` holds the artifact walks,
-    ``axis`` is ``_axis_of`` it, ``first`` its first step on a declared axis."""
+    ``axis`` is ``_axis_of`` it, ``first`` its first step on a declared axis, ``rawconfig``
+    its raw config (``_list``)."""
     summary = run.summary_metrics  # a plain dict (run.summary wraps nested ones)
     steps = _summary_checkpoints(summary)
     used, logged, walk_problems = walked.get(run.id, ((), None, []))
@@ -200,7 +234,7 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
         checkpoints = tuple(CheckpointInfo(s, step_alias(s), None) for s in steps)
     last = as_step(summary.get(axis))  # on a declared axis: its last value, a float there
     # a fork's branch point is only in the raw config (wandb keeps _wandb out of run.config)
-    branch = config_branch_point(run.rawconfig) or (None, None)
+    branch = config_branch_point(rawconfig) or (None, None)
     return RunInfo(id=run.id, project=run.project, name=run.name,
                    state=STATES.get(run.state, "crashed"),
                    last_step=last, checkpoints=checkpoints,
@@ -270,8 +304,8 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
         try:
             runs = api.runs(path, per_page=PER_PAGE, lazy=False)
             entity, name = runs.entity, runs.project
-            listed = list(tqdm(runs, total=len(runs), desc=f"listing {entity}/{name}",
-                               unit="run", file=sys.stderr, disable=None, leave=False))
+            listed, raw = _list(tqdm(runs, total=len(runs), desc=f"listing {entity}/{name}",
+                                     unit="run", file=sys.stderr, disable=None, leave=False), runs)
         except ValueError as e:  # wandb: "Could not find project ..."
             raise ProjectNotFoundError(
                 f"W&B project {path} not found ({e}); check the entity and project, as in a "
@@ -285,17 +319,18 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     # walk artifacts only where the listing lacks an answer: no breadcrumbs (plain wandb
     # code), or no checkpoint list in the summary
     walks, memo = [], Memo()  # each checkpoint.json fetched once in this read
+    declared = {run.id: _declared(run, raw[run.id]) for run in listed}
     for run in listed:
         no_crumbs = Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) is None
         no_list = _summary_checkpoints(run.summary_metrics) is None
         if no_crumbs or no_list:
-            walks.append((run.id, _walk, (run, no_crumbs, no_list, where, memo)))
+            walks.append((run.id, _walk, (run, no_crumbs, no_list, where, memo, declared[run.id])))
     with wandb_requests(where):
         walked = dict(threads(walks, workers, "walking artifacts"))
     # a run on a declared axis: its first step is the first row's value (one short scan);
     # so is a plain child's on _step, which may go on with its parent's counter, unless the
     # listing shows its rows start at 0. Elsewhere the tree takes 0
-    axes = {run.id: _axis_of(run, walked) for run in listed}
+    axes = {run.id: _axis_of(run, walked, declared[run.id]) for run in listed}
     children = {run.id for run in listed if axes[run.id] == LOCAL_STEP and _plain_child(run, walked)}
     firsts = {run.id: 0 for run in listed if run.id in children and _starts_at_zero(run)}
     scans = [(run.id, _first_step, (run, axes[run.id])) for run in listed
@@ -303,7 +338,8 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
              or (run.id in children and run.id not in firsts)]
     with wandb_requests(where):
         firsts.update(threads(scans, workers, "reading first steps"))
-    infos = [_run_info(run, entity, walked, axes[run.id], firsts.get(run.id)) for run in listed]
+    infos = [_run_info(run, entity, walked, axes[run.id], firsts.get(run.id), raw[run.id])
+             for run in listed]
     summaries = {run.id: run.summary_metrics for run in listed}
 
     def metric_names(run_ids: Sequence[str]) -> list[str]:

@@ -96,6 +96,11 @@ def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
         raise CheckpointNotFoundError(
             f"checkpoint reference {ref} names project {ref.project!r}, but the local run "
             f"{ref.run_id} is in project {run.project!r}; fix the project in the reference")
+    if run.checkpoints_on_wandb:
+        raise CheckpointNotFoundError(
+            f"checkpoint reference {ref}: run {ref.run_id} was logged online, so W&B holds its "
+            f"checkpoints, which its local run files ({', '.join(map(str, run.files))}) do not "
+            f"record; resolve it on W&B with --mode online")
     found = pick_checkpoint(run, ref)
     if CHECKPOINT_FILE not in found.files:
         raise CheckpointError(
@@ -196,24 +201,36 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
                      api: Any = None) -> list[int]:
     """Local steps of every checkpoint run ``run_id`` saved, ascending.
 
-    Read from local run files; online, a run with none here is looked up on W&B. Either
-    way a checkpoint is what ``classify`` says: of type ``checkpoint`` with a step, or a
-    framework integration's ``model`` artifact with a step.
+    Read from local run files. Online, W&B is asked for a run with no files here, and for
+    one logged online whose files record no artifact (wandb sends an online run's artifacts
+    to W&B and writes no record of them: ``LocalRun.checkpoints_on_wandb``); its entity
+    and project default to those its files record. Either way a checkpoint is what
+    ``classify`` says: of type ``checkpoint`` with a step, or a framework integration's
+    ``model`` artifact with a step.
 
     Example:
         >>> checkpoint_steps("1a2b3c4d")  # doctest: +SKIP
         [49, 99, 149, 199]
+
+    Raises:
+        RunNotFoundError: no such run here (offline) or on W&B (online).
+        CheckpointNotFoundError: the run saved no checkpoints; offline, for a run logged
+            online, the message says to ask W&B with mode online.
     """
     try:
         run = read_local_run(run_id, wandb_dir or default_wandb_dir())
-        steps = [c.step for c in run.valid_checkpoints]
     except RunNotFoundError:
         if mode != "online":
             raise
+        run = None
+    if run is not None and not (mode == "online" and run.checkpoints_on_wandb):
+        steps = [c.step for c in run.valid_checkpoints]
+    else:
+        project = project or (run and run.project)
         if not project:
             raise RunNotFoundError(f"looking up run {run_id} on W&B needs a project; pass one")
         api = api or open_api(f"looking up run {run_id} on W&B")
-        path = f"{entity_of(api, entity, run_id)}/{project}/{run_id}"
+        path = f"{entity_of(api, entity or (run and run.entity), run_id)}/{project}/{run_id}"
         try:
             remote = api.run(path)
             with wandb_requests(path):  # classify: a broken one's step cannot be known
@@ -222,6 +239,10 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
             raise RunNotFoundError(f"run {path} not found on W&B ({e})") from None
     steps = sorted({s for s in steps if s is not None})
     if not steps:
+        hint = (f"; it was logged online, so W&B holds its checkpoints, which its local run "
+                f"files do not record: ask W&B with mode online (--mode online)"
+                if run is not None and mode != "online" and run.checkpoints_on_wandb else "")
         raise CheckpointNotFoundError(f"run {run_id} saved no checkpoints (no artifact of type "
-                                      f"{CHECKPOINT_TYPE!r} holding {CHECKPOINT_FILE} with a step)")
+                                      f"{CHECKPOINT_TYPE!r} holding {CHECKPOINT_FILE} with a "
+                                      f"step){hint}")
     return steps

@@ -23,6 +23,19 @@ from ..errors import RunNotFoundError
 from .runfile import RecordScan, RunFile, iter_records, read_run_file, record_kind
 
 _FOLDER_RE = re.compile(r"^(?:offline-)?run-(?P<stamp>\d{8}_\d{6})-(?P<id>.+?)(?:-(?P<n>\d+))?$")
+OFFLINE_PREFIX = "offline-"  # wandb names offline run folders offline-run-*, online ones run-*
+
+
+def logged_online(run_file: str | os.PathLike) -> bool:
+    """Whether wandb wrote ``run_file`` online (its folder is ``run-*``, not
+    ``offline-run-*``). Online, wandb sends ``log_artifact`` to W&B as a request and writes
+    no artifact record, so such a file does not hold the checkpoints its run logged.
+
+    Example:
+        >>> logged_online("wandb/run-20261207_101010-a1/run-a1.wandb")
+        True
+    """
+    return not Path(run_file).parent.name.startswith(OFFLINE_PREFIX)
 
 
 def default_wandb_dir() -> Path:
@@ -145,6 +158,25 @@ class LocalRun:
     @property
     def breadcrumbs(self) -> Breadcrumbs | None:
         return Breadcrumbs.from_config(self.config.get(CONFIG_KEY))
+
+    @property
+    def checkpoints_on_wandb(self) -> bool:
+        """Whether W&B, not these files, holds the run's checkpoints: it was logged online
+        (``logged_online``) and no file of it records an artifact."""
+        return not self.checkpoints and any(logged_online(p) for p in self.files)
+
+
+def online_note(runs: list[LocalRun]) -> str:
+    """The one note on a folder's runs whose checkpoints only W&B holds
+    (``LocalRun.checkpoints_on_wandb``), naming the project to read instead."""
+    ids = [r.run_id for r in runs]
+    where = sorted({f"{r.entity}/{r.project}" if r.entity else str(r.project) for r in runs})
+    shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+    return (f"{len(ids)} run(s) here were logged online ({shown}): W&B holds the checkpoints "
+            f"they logged and their run files do not record them, so this tree shows none "
+            f"and cannot place a child of theirs that names no parent in its breadcrumbs; "
+            f"read them from W&B with "
+            + " or ".join(f"`runchain tree --project {w}`" for w in where))
 
 
 def read_local_run(run_id: str, root: str | os.PathLike) -> LocalRun:
