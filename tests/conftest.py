@@ -55,20 +55,28 @@ CREDENTIAL_VARS = ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL
                    "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME")
 
 
-def isolate(mp: pytest.MonkeyPatch, base: Path, mode: str = "offline") -> Path:
-    """Point every W&B directory into ``base`` and forget any credentials."""
+def isolate(mp: pytest.MonkeyPatch, base: Path, mode: str = "offline", server=None) -> Path:
+    """Point every W&B directory into ``base`` and forget any credentials; with ``server``
+    (the ``wandb_server`` fixture), go online against it, with its key."""
     for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
         path = base / name.lower()
         path.mkdir(parents=True, exist_ok=True)
         mp.setenv(name, str(path))
     for name in CREDENTIAL_VARS:
         mp.delenv(name, raising=False)
+    # wandb.Api or wandb.init in this process starts wandb's service and exports its address:
+    # a script given it sends its run to that service, which opens the run's files from its
+    # own working folder (a relative dir= then fails online and loses the run file offline)
+    mp.delenv("WANDB_SERVICE", raising=False)
     mp.setenv("NETRC", str(base / "no-netrc"))
     mp.setenv("RUNCHAIN_CACHE_DIR", str(base / "runchain_cache"))
     mp.setenv("WANDB_MODE", mode)
     mp.setenv("WANDB_SILENT", "true")
     mp.setenv("TQDM_DISABLE", "1")
     mp.chdir(base)
+    if server is not None:
+        for name, value in server.env({}).items():  # WANDB_MODE=online among them
+            mp.setenv(name, value)
     return base / "wandb_dir" / "wandb"
 
 
@@ -78,10 +86,17 @@ def wandb_dir(tmp_path, monkeypatch) -> Path:
     return isolate(monkeypatch, tmp_path)
 
 
+def child_env() -> dict[str, str]:
+    """This process's environment for a child process of its own, as ``python script.py``
+    would start: without the address of a wandb service this process started (see
+    ``isolate``)."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+
+
 def script(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run a top-level script (``do_run.py``, ``do_many.py``) in a real subprocess."""
     proc = subprocess.run([sys.executable, str(ROOT / name), *map(str, args)],
-                          capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+                          capture_output=True, text=True, env=child_env(), timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -90,7 +105,7 @@ def script(name: str, *args: str, check: bool = True) -> subprocess.CompletedPro
 def cli(*args: object, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``python -m runchain ARGS`` in a real subprocess; by default it must exit 0."""
     proc = subprocess.run([sys.executable, "-m", "runchain", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, env=child_env(), timeout=600)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -214,3 +229,14 @@ def pooled(code: str) -> tuple[list[tuple], object]:
                               capture_output=True, text=True, env=os.environ.copy(), timeout=600)
         assert proc.returncode == 0, proc.stderr
         return pickle.loads(out.read_bytes())
+
+
+@pytest.fixture(scope="session")
+def wandb_server(tmp_path_factory):
+    """A stand-in W&B server for the real SDK online (``tests/wandb_server.py``), in a
+    subprocess on 127.0.0.1; one a session (each xdist worker has its own). Yields its
+    ``Server``: ``base_url``, ``entity``, ``api_key``, ``env(base_env)``, ``requests()``,
+    ``clear()``. Run wandb against it in an ``isolate``d setup, with ``server.env(...)``."""
+    from wandb_server import serving
+    with serving(tmp_path_factory.mktemp("wandb_server")) as server:
+        yield server

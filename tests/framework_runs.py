@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import runchain
-from conftest import ROOT, cli, need, step_into
+from conftest import ROOT, child_env, cli, need, step_into
 
 from runchain.readers.runfile import read_run_file
 
@@ -109,7 +109,7 @@ def example(name: str, *args: object, env: dict[str, str] | None = None,
     with tempfile.TemporaryDirectory() as tmp:
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
         zygote.stdin.write(json.dumps({"argv": argv, "code": code, "cwd": os.getcwd(),
-                                       "env": {**os.environ, **(env or {})},
+                                       "env": {**child_env(), **(env or {})},
                                        "stdout": str(out), "stderr": str(err)}) + "\n")
         zygote.stdin.flush()
         ready, _, _ = select.select([zygote.stdout], [], [], 900)

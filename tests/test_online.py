@@ -25,11 +25,15 @@ pytestmark = pytest.mark.slow  # real runs in subprocesses (docs/development.md)
 GROW = ("--n_runs", 6, "--n_steps", 20, "--n_checkpoint_steps", 5, "--n_metrics", 3, "--seed", 1)
 
 
-def go_online(mp: pytest.MonkeyPatch, server, base) -> None:
-    """Isolate W&B's folders in ``base``, then point wandb at ``server`` with its key."""
-    isolate(mp, base, mode="online")
-    for name, value in server.env({}).items():
-        mp.setenv(name, value)
+@pytest.fixture(autouse=True)
+def nothing_refused(wandb_server):
+    """Every request the SDK sent during the test was one the server serves: an operation
+    or field it does not know is a 400 naming it, which wandb may only log (wandb sync
+    does), so the test fails here, naming it."""
+    seen = len(wandb_server.requests())
+    yield
+    refused = [r for r in wandb_server.requests()[seen:] if r["status"] >= 400]
+    assert not refused, f"the stand-in refused what the SDK sent: {refused}"
 
 
 def canonical(source: runchain.Source) -> tuple:
@@ -59,7 +63,7 @@ def grown(wandb_server, tmp_path_factory):
         made["offline_dir"] = isolate(mp, tmp_path_factory.mktemp("offline"))
         script("do_many.py", *GROW, "--project", "synced", "--no-report")
     with pytest.MonkeyPatch.context() as mp:
-        go_online(mp, wandb_server, tmp_path_factory.mktemp("online"))
+        isolate(mp, tmp_path_factory.mktemp("online"), server=wandb_server)
         made["proc"] = script("do_many.py", *GROW, "--mode", "online", "--project", "grown")
         made["online_dir"] = runchain.default_wandb_dir()
         made["env"], made["cwd"] = dict(os.environ), os.getcwd()
@@ -125,7 +129,7 @@ def test_checkpoint_steps_of_an_online_run_ask_w_and_b(online):
 
 
 def test_resume_in_place_online_with_must_then_rewind(wandb_server, tmp_path, monkeypatch):
-    go_online(monkeypatch, wandb_server, tmp_path)
+    isolate(monkeypatch, tmp_path, server=wandb_server)
     common = ("--mode", "online", "--project", "inplace", "--n_metrics", 2,
               "--n_checkpoint_steps", 5)
     root = do_run(*common, "--n_steps", 10)
@@ -149,7 +153,7 @@ def synced(grown, wandb_server, tmp_path_factory):
     runs) and uploaded with ``runchain sync``; then synced again."""
     with pytest.MonkeyPatch.context() as mp:
         base = tmp_path_factory.mktemp("sync")
-        go_online(mp, wandb_server, base)
+        isolate(mp, base, server=wandb_server)
         folder = base / "copy" / "wandb"
         shutil.copytree(grown["offline_dir"], folder)
         first = cli("sync", "--dir", folder)
@@ -190,7 +194,7 @@ def test_sync_to_another_project_is_refused_before_any_upload(grown, wandb_serve
                                                              monkeypatch):
     """wandb sync --project moves a run but not its artifacts (wandb-core uploads each to
     the project its record names): the checkpoints would stay behind, so runchain refuses."""
-    go_online(monkeypatch, wandb_server, tmp_path)
+    isolate(monkeypatch, tmp_path, server=wandb_server)
     folder = tmp_path / "copy" / "wandb"
     shutil.copytree(grown["offline_dir"], folder)
     before = sorted(p.name for p in folder.rglob("*"))
@@ -216,15 +220,24 @@ def test_publish_online_logs_the_chain_as_one_run_on_w_and_b(online, wandb_serve
     assert [r["loss/00"] for r in logged] == chain["loss/00"].tolist()
 
 
-def test_a_checkpoint_downloads_and_names_its_files_online(online, tmp_path):
-    source = runchain.open_source(project="grown")
-    root = source.tree.roots[0]
+def test_a_checkpoint_downloads_and_names_its_files_online(online, wandb_server, tmp_path,
+                                                          monkeypatch):
+    # a cache of its own: the one the runs were logged with already holds every file, and
+    # wandb would copy from there without asking the server
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_ARTIFACT_DIR", str(tmp_path / "artifacts"))
+    root = runchain.open_source(project="grown").tree.roots[0]
+    wandb_server.clear()
     checkpoint = runchain.load_checkpoint(f"{root}@9", mode="online", project="grown")
     assert checkpoint.online and checkpoint.step == 9 and checkpoint.version == "v1"
     folder = checkpoint.download(tmp_path / "ckpt")
     state = json.loads((folder / "checkpoint.json").read_text())
     assert state == checkpoint.state
-    assert checkpoint.path("checkpoint.json").read_text() == (folder / "checkpoint.json").read_text()
+    path = checkpoint.path("checkpoint.json")
+    assert path.read_text() == (folder / "checkpoint.json").read_text()
+    assert str(path).startswith(str(tmp_path / "artifacts"))  # wandb's artifact folder
+    downloads = [r for r in wandb_server.requests() if r["operation"].startswith("GET /")]
+    assert downloads, wandb_server.requests()  # from the server, into the new cache
 
 
 FORK = """import sys, wandb
@@ -237,7 +250,7 @@ print(run.id)
 
 
 def test_a_fork_from_child_is_read_back_at_its_branch_point(wandb_server, tmp_path, monkeypatch):
-    go_online(monkeypatch, wandb_server, tmp_path)
+    isolate(monkeypatch, tmp_path, server=wandb_server)
     root = do_run("--mode", "online", "--project", "forks", "--n_steps", 20,
                   "--n_checkpoint_steps", 10, "--n_metrics", 2)
     proc = subprocess.run([sys.executable, "-c", FORK, root], capture_output=True, text=True,
@@ -251,3 +264,33 @@ def test_a_fork_from_child_is_read_back_at_its_branch_point(wandb_server, tmp_pa
     assert cols["step"].tolist() == [*range(10), *range(10, 15)]  # W&B goes on at _step 10
     assert cols["run_id"].tolist() == [root] * 10 + [child] * 5
     assert cols["loss/00"][10:].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+AXIS = """import json, os, sys, tempfile, wandb
+run = wandb.init(project="axes")
+run.define_metric("trainer/step")
+run.define_metric("*", step_metric="trainer/step")
+for i in range(10):
+    run.log({"trainer/step": 10 * (i + 1), "loss": 1.0 / (i + 1)})
+with tempfile.TemporaryDirectory() as tmp:
+    with open(os.path.join(tmp, "checkpoint.json"), "w") as f:
+        json.dump({"step": 50}, f)
+    artifact = wandb.Artifact(f"ckpt-{run.id}", type="checkpoint")
+    artifact.add_file(os.path.join(tmp, "checkpoint.json"))
+    run.log_artifact(artifact)
+    run.finish()
+print(run.id)
+"""
+
+
+def test_a_define_metric_axis_is_read_from_w_and_b(wandb_server, tmp_path, monkeypatch):
+    """W&B keeps define_metric in the raw config's _wandb, which a listed Run of wandb 0.31
+    drops: runchain reads it from the page the listing sent."""
+    isolate(monkeypatch, tmp_path, server=wandb_server)
+    proc = subprocess.run([sys.executable, "-c", AXIS], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.split()[-1]
+    info = runchain.open_source(project="axes").tree.nodes[run_id].info
+    assert info.step_metric == "trainer/step"
+    assert (info.first_step, info.last_step) == (10, 100)
+    assert [c.step for c in info.checkpoints] == [50]

@@ -1,15 +1,32 @@
-"""The online code paths, driven by small in-memory stand-ins for wandb objects.
+"""The online code paths: small in-memory stand-ins for wandb objects, and real artifacts
+on the HTTP stand-in of W&B.
 
-No network: every W&B object is a stand-in below with the same method names as the
-real one (``wandb.Api``, ``wandb.Artifact``, ``ArtifactManifestEntry``, the public
-``Run`` that ``logged_by`` returns, and ``wandb.Run``). They are passed in through
-``api=`` and as the run; wandb itself is never patched. The stand-ins record every
-call so the tests can assert what runchain asked W&B for.
+The stand-ins below carry the same method names as the real objects (``wandb.Api``,
+``wandb.Artifact``, ``ArtifactManifestEntry``, the public ``Run`` that ``logged_by``
+returns, and ``wandb.Run``). They are passed in through ``api=`` and as the run; wandb
+itself is never patched. They record every call, so these tests assert what runchain
+asked W&B for: the exact artifact path of each reference form, the default entity, where
+checkpoint.json is downloaded, reference URIs (``s3://``), producers W&B does not know,
+requests that fail (``CommError`` on a lookup, on ``use_artifact``), the breadcrumbs and
+``define_metric`` calls ``start`` makes, and the artifact kinds ``checkpoint_steps`` sorts.
+The HTTP server records no request's variables, fails none on demand and serves no
+``s3://``, so these stay here. ``test_online.py`` runs the flows themselves for real
+(``do_many.py --mode online``: ``start`` and ``log`` online, ``load_checkpoint``,
+``checkpoint_steps``, ``Checkpoint.path`` and ``download``).
+
+For real (the last section): artifacts logged online by the real SDK to the HTTP stand-in
+(``tests/wandb_server.py``), then resolved by ``load_checkpoint`` through the real
+``wandb.Api``: every malformed ``checkpoint.json``, none, a metadata step that disagrees,
+the wrong type, a missing checkpoint or run, a run without checkpoints, a checkpoint's
+files.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +35,8 @@ import wandb
 
 import runchain
 from runchain.mode import credential_source
+
+from conftest import isolate, step_into
 
 PARENT = "par3nt01"
 CHILD = "ch1ld002"
@@ -290,16 +309,6 @@ def test_load_online_without_project_fails_before_asking_api():
 
 # -- load_checkpoint online: errors ------------------------------------------------
 
-def test_load_online_missing_artifact_raises_not_found_naming_the_path():
-    api = FakeApi()
-
-    with pytest.raises(runchain.CheckpointNotFoundError) as info:
-        load(f"{PARENT}@39", api, project="proj", entity="ent")
-
-    assert f"ent/proj/run-{PARENT}-checkpoint:step-39" in str(info.value)
-    assert isinstance(info.value, LookupError)
-
-
 def test_load_online_comm_error_raises_not_found_naming_the_path():
     class CommErrorApi(FakeApi):
         def artifact(self, name, type=None):
@@ -308,57 +317,6 @@ def test_load_online_comm_error_raises_not_found_naming_the_path():
 
     with pytest.raises(runchain.CheckpointNotFoundError, match=f"ent/proj/run-{PARENT}-checkpoint"):
         load(f"{PARENT}@39", CommErrorApi(), project="proj", entity="ent")
-
-
-def test_load_online_wrong_artifact_type_raises_checkpoint_error():
-    path = f"ent/proj/run-{PARENT}-checkpoint:v1"
-    api = FakeApi({path: parent_artifact(type="model")})
-
-    with pytest.raises(runchain.CheckpointError, match="type 'model'") as info:
-        load(f"run-{PARENT}-checkpoint:v1", api, project="proj", entity="ent")
-    assert path in str(info.value)
-
-
-def test_load_online_without_checkpoint_json_raises_checkpoint_error():
-    path = f"ent/proj/run-{PARENT}-checkpoint:v1"
-    api = FakeApi({path: parent_artifact(checkpoint_json=None)})
-
-    with pytest.raises(runchain.CheckpointError, match="has no checkpoint.json"):
-        load(f"run-{PARENT}-checkpoint:v1", api, project="proj", entity="ent")
-
-
-@pytest.mark.parametrize("text", [
-    "not json {",
-    '{"model": [1, 2]}',
-    '{"step": -1}',
-    '{"step": 3.5}',
-    '{"step": "3"}',
-    '{"step": true}',
-    '{"step": null}',
-    "[39]",
-], ids=["not-json", "no-step", "negative", "float", "string", "bool", "null", "array"])
-def test_load_online_malformed_checkpoint_json_raises_checkpoint_error(text):
-    path = f"ent/proj/run-{PARENT}-checkpoint:v1"
-    api = FakeApi({path: parent_artifact(checkpoint_json=text)})
-
-    with pytest.raises(runchain.CheckpointError) as info:
-        load(f"run-{PARENT}-checkpoint:v1", api, project="proj", entity="ent")
-    assert path in str(info.value)
-
-
-def test_load_online_metadata_step_disagreeing_with_checkpoint_json_raises_checkpoint_error():
-    path = f"ent/proj/run-{PARENT}-checkpoint:v1"
-    api = FakeApi({path: parent_artifact(metadata={"step": 40})})
-
-    with pytest.raises(runchain.CheckpointError, match="metadata step 40") as info:
-        load(f"run-{PARENT}-checkpoint:v1", api, project="proj", entity="ent")
-    assert path in str(info.value)
-
-
-def test_load_online_metadata_step_agreeing_with_checkpoint_json_loads():
-    api = FakeApi({f"ent/proj/run-{PARENT}-checkpoint:v1": parent_artifact(metadata={"step": 39})})
-
-    assert load(f"run-{PARENT}-checkpoint:v1", api, project="proj", entity="ent").step == 39
 
 
 @pytest.fixture
@@ -474,15 +432,6 @@ def test_start_online_resume_in_place_records_no_edge_and_keeps_breadcrumbs():
     assert run.config["runchain"] == own
 
 
-def test_start_online_then_log_puts_rows_on_global_axis():
-    run = FakeRun()
-    runchain.start(run, online_checkpoint())
-
-    runchain.log(run, {"train/loss": 0.5}, step=7)
-
-    assert run.log_calls == [({"train/loss": 0.5, "global_step": 140 + 7}, 7)]
-
-
 def test_log_before_start_raises_runchain_error_and_logs_nothing():
     run = FakeRun()
 
@@ -527,23 +476,6 @@ def test_checkpoint_steps_online_uses_caller_entity(tmp_path):
     assert api.run_calls == [f"ent/proj/{PARENT}"]
 
 
-def test_checkpoint_steps_online_unknown_run_raises_run_not_found(tmp_path):
-    api = FakeApi(default_entity="me")
-
-    with pytest.raises(runchain.RunNotFoundError, match=f"me/proj/{PARENT}"):
-        runchain.checkpoint_steps(PARENT, mode="online", project="proj", api=api,
-                                  wandb_dir=tmp_path)
-
-
-def test_checkpoint_steps_online_run_without_checkpoints_raises_not_found(tmp_path):
-    api = FakeApi(runs={f"me/proj/{PARENT}": FakePublicRun([logged(5, type="dataset",
-                                                                   checkpoint_json=None)])})
-
-    with pytest.raises(runchain.CheckpointNotFoundError, match=PARENT):
-        runchain.checkpoint_steps(PARENT, mode="online", project="proj", api=api,
-                                  wandb_dir=tmp_path)
-
-
 def test_checkpoint_steps_online_without_project_fails_before_asking_api(tmp_path):
     api = FakeApi(runs={f"me/None/{PARENT}": FakePublicRun([logged(3)])})
 
@@ -561,20 +493,141 @@ def test_checkpoint_steps_offline_never_asks_api(tmp_path):
     assert api.run_calls == []
 
 
-def test_checkpoint_files_load_online_with_the_same_code_as_offline(tmp_path, monkeypatch):
-    """``checkpoint.path(name)`` downloads the one file (once: wandb skips a file already
-    there) and returns where; ``download()`` fetches them all. See test_checkpoint_files.py
-    for the same calls offline."""
-    monkeypatch.chdir(tmp_path)
-    weights = FakeEntry("weights.npy", "the weights")
-    artifact = parent_artifact(extra_entries={"weights.npy": weights})
-    api = FakeApi({f"ent/proj/run-{PARENT}-checkpoint:step-39": artifact})
-    ckpt = load(f"{PARENT}@39", api, project="proj", entity="ent")
+# -- for real: artifacts logged online to the HTTP stand-in of W&B -------------------
 
-    path = ckpt.path("weights.npy")
-    assert path.read_text() == "the weights" and weights.downloads == [None]
+slow = pytest.mark.slow  # real runs in a subprocess (docs/development.md)
+REAL = "standins-real"  # on the server shared by every test module of a worker
+LOGGER, MODEL, DATASET = "logger01", "model001", "dataset1"  # run ids
+MALFORMED = ["not json {", '{"model": [1, 2]}', '{"step": -1}', '{"step": 3.5}', '{"step": "3"}',
+             '{"step": true}', '{"step": null}', "[39]"]
+MALFORMED_IDS = ["not-json", "no-step", "negative", "float", "string", "bool", "null", "array"]
+NO_JSON, DISAGREES, GOOD = len(MALFORMED), len(MALFORMED) + 1, len(MALFORMED) + 2  # versions
+# run id -> its artifacts: (name, type, {file: text}, metadata, aliases), logged in order
+LOGGED = {
+    LOGGER: [*[(f"run-{LOGGER}-checkpoint", "checkpoint", {"checkpoint.json": text}, None, [])
+               for text in MALFORMED],
+             (f"run-{LOGGER}-checkpoint", "checkpoint", {"weights.npy": "w"}, None, []),
+             (f"run-{LOGGER}-checkpoint", "checkpoint", {"checkpoint.json": '{"step": 39}'},
+              {"step": 40}, []),
+             (f"run-{LOGGER}-checkpoint", "checkpoint",
+              {"checkpoint.json": '{"step": 39, "model": [1, 2]}', "weights.npy": "the weights"},
+              {"step": 39}, ["step-39"])],
+    MODEL: [(f"run-{MODEL}-checkpoint", "model", {"checkpoint.json": '{"step": 3}'}, None, [])],
+    DATASET: [("data", "dataset", {"rows.csv": "a,b\n"}, None, [])],
+}
+LOG = """
+import json, sys, wandb
+for run_id, artifacts in json.loads(sys.argv[2]).items():
+    run = wandb.init(project=sys.argv[1], id=run_id)
+    for step in range(40):
+        run.log({"loss": 1.0 / (step + 1)}, step=step)
+    for name, type_, files, metadata, aliases in artifacts:
+        artifact = wandb.Artifact(name, type=type_, metadata=metadata)
+        for path, text in files.items():
+            with artifact.new_file(path) as f:
+                f.write(text)
+        run.log_artifact(artifact, aliases=aliases)
+    run.finish()
+"""
+
+
+@pytest.fixture(scope="module")
+def logged_online(wandb_server, tmp_path_factory):
+    """``LOGGED``, logged online by the real SDK to the HTTP stand-in, project ``REAL``."""
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp_path_factory.mktemp("standins_real"), server=wandb_server)
+        proc = subprocess.run([sys.executable, "-c", LOG, REAL, json.dumps(LOGGED)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return {"env": dict(os.environ), "cwd": os.getcwd()}
+
+
+@pytest.fixture
+def real(logged_online, wandb_server, monkeypatch):
+    """In the environment the artifacts were logged in; returns their entity/project."""
+    step_into(logged_online, monkeypatch)
+    return f"{wandb_server.entity}/{REAL}"
+
+
+def load_real(ref: str) -> runchain.Checkpoint:
+    return runchain.load_checkpoint(ref, mode="online", project=REAL)
+
+
+@slow
+@pytest.mark.parametrize("version", range(len(MALFORMED)), ids=MALFORMED_IDS)
+def test_load_online_malformed_checkpoint_json_raises_checkpoint_error(real, version):
+    path = f"{real}/run-{LOGGER}-checkpoint:v{version}"
+
+    with pytest.raises(runchain.CheckpointError) as info:
+        load_real(f"run-{LOGGER}-checkpoint:v{version}")
+    assert path in str(info.value) and "checkpoint.json" in str(info.value)
+
+
+@slow
+def test_load_online_without_checkpoint_json_raises_checkpoint_error(real):
+    with pytest.raises(runchain.CheckpointError, match="has no checkpoint.json"):
+        load_real(f"run-{LOGGER}-checkpoint:v{NO_JSON}")
+
+
+@slow
+def test_load_online_metadata_step_disagreeing_with_checkpoint_json_raises_checkpoint_error(real):
+    with pytest.raises(runchain.CheckpointError, match="metadata step 40") as info:
+        load_real(f"run-{LOGGER}-checkpoint:v{DISAGREES}")
+    assert f"{real}/run-{LOGGER}-checkpoint:v{DISAGREES}" in str(info.value)
+
+
+@slow
+def test_load_online_metadata_step_agreeing_with_checkpoint_json_loads(real):
+    ckpt = load_real(f"run-{LOGGER}-checkpoint:v{GOOD}")
+
+    assert ckpt.step == 39 and ckpt.version == f"v{GOOD}" and ckpt.online
+    assert ckpt.state == {"step": 39, "model": [1, 2]}
+    assert str(ckpt.ref) == f"{real}/run-{LOGGER}-checkpoint:step-39"
+    assert ckpt.run_breadcrumbs is None  # plain wandb code logged it
+
+
+@slow
+def test_load_online_wrong_artifact_type_raises_checkpoint_error(real):
+    with pytest.raises(runchain.CheckpointError, match="type 'model'") as info:
+        load_real(f"run-{MODEL}-checkpoint:v0")
+    assert f"{real}/run-{MODEL}-checkpoint:v0" in str(info.value)
+
+
+@slow
+@pytest.mark.parametrize("ref", [f"{LOGGER}@77", "nosuch99@39"], ids=["no-such-step", "no-such-run"])
+def test_load_online_missing_artifact_raises_not_found_naming_the_path(real, ref):
+    run_id, step = ref.split("@")
+
+    with pytest.raises(runchain.CheckpointNotFoundError) as info:
+        load_real(ref)
+
+    assert f"{real}/run-{run_id}-checkpoint:step-{step}" in str(info.value)
+    assert isinstance(info.value, LookupError)
+
+
+@slow
+def test_checkpoint_steps_online_unknown_run_raises_run_not_found(real, tmp_path):
+    with pytest.raises(runchain.RunNotFoundError, match=f"{real}/nosuch99"):
+        runchain.checkpoint_steps("nosuch99", mode="online", project=REAL, wandb_dir=tmp_path)
+
+
+@slow
+def test_checkpoint_steps_online_run_without_checkpoints_raises_not_found(real, tmp_path):
+    with pytest.raises(runchain.CheckpointNotFoundError, match=DATASET):
+        runchain.checkpoint_steps(DATASET, mode="online", project=REAL, wandb_dir=tmp_path)
+
+
+@slow
+def test_checkpoint_files_load_online_with_the_same_code_as_offline(real, tmp_path, monkeypatch):
+    """``checkpoint.path(name)`` downloads the one file and returns where; ``download()``
+    fetches them all. See test_checkpoint_files.py for the same calls offline."""
+    monkeypatch.chdir(tmp_path)  # wandb downloads into ./artifacts
+    ckpt = load_real(f"{LOGGER}@39")
+    assert ckpt.version == f"v{GOOD}"
+
+    assert ckpt.path("weights.npy").read_text() == "the weights"
     with pytest.raises(runchain.CheckpointError, match="no file 'weights.pt'; close matches"):
         ckpt.path("weights.pt")
     folder = ckpt.download(tmp_path / "all")
     assert (folder / "weights.npy").read_text() == "the weights"
-    assert (folder / "checkpoint.json").is_file()
+    assert json.loads((folder / "checkpoint.json").read_text()) == ckpt.state

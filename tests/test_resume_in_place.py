@@ -1,47 +1,48 @@
 """Resume in place by W&B's rules (runchain/in_place.py): ``resume="must"``, a rewind, or a
 refusal before ``wandb.init`` that loses no row.
 
-W&B is unreachable here: the online cases run ``do_run.py`` in a real subprocess whose
-``wandb.Api`` is the stand-in (tests/wandb_standin.py, built from real offline runs) and
-whose ``wandb.init`` is a spy that records its arguments, then starts the run offline.
-``tests/test_wandb_contract.py`` checks ``resume``, ``resume_from`` and
-``lastHistoryStep`` against the installed wandb.
+Online, for real: one ``do_run.py --mode online`` root on the HTTP stand-in of W&B
+(``tests/wandb_server.py``) that ``resume_args`` asks for its last step, counted in the
+requests the server saw, and that ``do_run.py`` refuses to resume in place past its
+checkpoint: the server sees no run start, no row. ``tests/test_online.py`` resumes it for
+real with ``resume="must"`` and with ``--rewind``
+(``test_resume_in_place_online_with_must_then_rewind``).
+
+Offline, under a spy: ``do_run.py`` in a real subprocess whose ``wandb.init`` records its
+arguments, then starts the run (offline). What a real offline run cannot show: that it
+was asked ``resume="must"`` (offline wandb has no server to check it against), and which
+``name`` it was given (none, resumed in place: a name would rename the run on W&B).
+``tests/test_wandb_contract.py`` checks ``resume``, ``resume_from`` and ``lastHistoryStep``
+against the installed wandb.
 """
 
+import collections
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+import wandb
 
 import runchain
-from conftest import ROOT, do_run
-from runchain.readers.runfile import read_run_file
-from wandb_standin import StandinApi, project_from_dir
+from conftest import ROOT, do_run, isolate, script, step_into
 
-TESTS = Path(__file__).resolve().parent
+PROJECT = "resume-in-place"  # on the server shared by every test module of a worker
 
-# do_run.py with wandb.Api -> the stand-in of the runs under $SPY_WANDB_DIR, and wandb.init ->
-# a spy that writes its arguments to $SPY_FILE, then starts the run offline (without the
-# resume arguments offline wandb has no server for).
+# do_run.py with wandb.init -> a spy that writes its arguments to $SPY_FILE, then starts
+# the run offline.
 WRAPPER = """
 import json, os, runpy, sys
-sys.path[:0] = [{tests!r}, {root!r}]  # the stand-in; fake_model beside do_run.py
+sys.path[:0] = [{root!r}]  # fake_model beside do_run.py
 import wandb
-from wandb_standin import StandinApi, project_from_dir
 
-wandb.Api = lambda *a, **k: StandinApi(project_from_dir(os.environ["SPY_WANDB_DIR"]))
 real_init = wandb.init
 
 def spy(**kwargs):
     with open(os.environ["SPY_FILE"], "a") as f:
         f.write(json.dumps({{k: kwargs.get(k) for k in ("id", "resume", "resume_from", "mode", "name")}}) + "\\n")
-    run_id, rewind = kwargs.pop("id", None), kwargs.pop("resume_from", None)
-    run_id = rewind.split("?")[0] if rewind else run_id
-    kwargs.pop("resume", None)
-    return real_init(**{{**kwargs, "id": run_id, "mode": "offline"}})
+    return real_init(**kwargs)
 
 wandb.init = spy
 sys.argv = [{do_run!r}] + sys.argv[1:]
@@ -51,20 +52,16 @@ runpy.run_path({do_run!r}, run_name="__main__")
 
 @pytest.fixture
 def spied(wandb_dir, tmp_path, monkeypatch):
-    """Run do_run.py under the spy; returns ``run(*args, online=)`` and ``seen()``, the
+    """Run do_run.py (offline) under the spy; returns ``run(*args)`` and ``seen()``, the
     arguments of each ``wandb.init`` call."""
     wrapper = tmp_path / "spied_do_run.py"
-    wrapper.write_text(WRAPPER.format(tests=str(TESTS), root=str(ROOT), do_run=str(ROOT / "do_run.py")))
+    wrapper.write_text(WRAPPER.format(root=str(ROOT), do_run=str(ROOT / "do_run.py")))
     calls = tmp_path / "init_calls.jsonl"
     monkeypatch.setenv("SPY_FILE", str(calls))
-    monkeypatch.setenv("SPY_WANDB_DIR", str(wandb_dir))
 
-    def run(*args: str, online: bool = False):
-        env = dict(os.environ)
-        if online:  # credentials for resolve_mode("online"); the stand-in answers every request
-            env.update(WANDB_API_KEY="x" * 40, WANDB_MODE="online")
+    def run(*args: str):
         return subprocess.run([sys.executable, str(wrapper), *args], capture_output=True,
-                              text=True, env=env, timeout=600)
+                              text=True, env=dict(os.environ), timeout=600)
 
     def seen() -> list[dict]:
         return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
@@ -76,8 +73,29 @@ def _root(n_steps=100) -> str:
     return do_run("--n_steps", str(n_steps), "--n_checkpoint_steps", "50", "--n_metrics", "3")
 
 
-def _files(wandb_dir: Path, run_id: str) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in sorted(wandb_dir.glob(f"*run-*-{run_id}*/run-{run_id}.wandb"))}
+def asked(server) -> dict[str, int]:
+    """The requests ``server`` saw since it was last cleared, by operation, every one
+    served; the SDK's own telemetry (``POST /sdk/otel/...``) is left out."""
+    seen = server.requests()
+    assert not [r for r in seen if r["status"] >= 400], seen
+    return dict(collections.Counter(r["operation"] for r in seen
+                                    if not r["operation"].startswith("POST /sdk/otel/")))
+
+
+@pytest.fixture(scope="module")
+def online_root(wandb_server, tmp_path_factory):
+    """A run made online on the HTTP stand-in of W&B: steps 0..9, checkpoints at 4 and 9."""
+    with pytest.MonkeyPatch.context() as mp:
+        wandb_dir = isolate(mp, tmp_path_factory.mktemp("resume_online"), server=wandb_server)
+        root = do_run("--mode", "online", "--project", PROJECT, "--n_steps", "10",
+                      "--n_checkpoint_steps", "5", "--n_metrics", "2")
+        return {"root": root, "dir": wandb_dir, "env": dict(os.environ), "cwd": os.getcwd()}
+
+
+@pytest.fixture
+def online(online_root, monkeypatch):
+    step_into(online_root, monkeypatch)
+    return online_root
 
 
 # -- the rule ---------------------------------------------------------------------------
@@ -101,34 +119,70 @@ def test_a_run_past_the_checkpoint_is_refused_naming_the_lost_steps_and_the_fork
     assert "fork it" in text and "rewind it" in text
 
 
-# -- resume_args against the stand-in API ------------------------------------------------
+# -- resume_args, online for real ----------------------------------------------------------
 
-def test_resume_args_asks_the_run_s_last_step_only_for_a_resume_in_place(wandb_dir):
-    root = _root()
-    api = StandinApi(project_from_dir(wandb_dir))
-    at_49 = runchain.load_checkpoint(f"{root}@49", mode="offline")
-    at_99 = runchain.load_checkpoint(f"{root}@99", mode="offline")
-    assert runchain.resume_args(None, "new1", mode="online", api=api) == {"id": "new1"}
-    assert runchain.resume_args(at_49, "other1", mode="online", api=api) == {"id": "other1"}
-    assert runchain.resume_args(at_49, None, mode="online", api=api) == {"id": None}
-    assert api.requests["lastHistoryStep"] == 0  # a fork or a root asks nothing
-    assert runchain.resume_args(at_99, root, mode="online", api=api) == {"id": root, "resume": "must"}
-    assert runchain.resume_args(at_49, root, mode="online", api=api, rewind=True) == {
-        "resume_from": f"{root}?_step=49"}
-    with pytest.raises(runchain.ResumeError, match=f"--checkpoint_artifact {root}@49 without --run_id"):
-        runchain.resume_args(at_49, root, mode="online", api=api)
-    assert api.requests["lastHistoryStep"] == 3
-    assert runchain.resume_args(at_49, root, mode="offline") == {"id": root, "resume": "must"}
+@pytest.mark.slow  # a real run online (docs/development.md)
+def test_resume_args_asks_the_run_s_last_step_only_for_a_resume_in_place(online, wandb_server):
+    root = online["root"]
+    at_4 = runchain.load_checkpoint(f"{root}@4", mode="online", project=PROJECT)
+    at_9 = runchain.load_checkpoint(f"{root}@9", mode="online", project=PROJECT)
+    wandb_server.clear()
+    assert runchain.resume_args(None, "new1", mode="online") == {"id": "new1"}
+    assert runchain.resume_args(at_4, "other1", mode="online") == {"id": "other1"}
+    assert runchain.resume_args(at_4, None, mode="online") == {"id": None}
+    assert asked(wandb_server) == {}  # a fork or a root asks nothing
+    assert runchain.resume_args(at_9, root, mode="online") == {"id": root, "resume": "must"}
+    assert runchain.resume_args(at_4, root, mode="online", rewind=True) == {
+        "resume_from": f"{root}?_step=4"}
+    with pytest.raises(runchain.ResumeError,
+                       match=f"logged up to step 9 .* --checkpoint_artifact {root}@4 without --run_id"):
+        runchain.resume_args(at_4, root, mode="online")
+    # each: wandb.Api() (the viewer), api.run(path), its lastHistoryStep
+    assert asked(wandb_server) == {"Viewer": 3, "Run": 3, "RunHistoryKeys": 3}
+    assert runchain.resume_args(at_4, root, mode="offline") == {"id": root, "resume": "must"}
+    assert asked(wandb_server) == {"Viewer": 3, "Run": 3, "RunHistoryKeys": 3}
 
 
-def test_resume_args_online_without_credentials_fails_before_any_run(wandb_dir):
-    root = _root()
-    at_49 = runchain.load_checkpoint(f"{root}@49", mode="offline")
+@pytest.mark.slow  # a real run online (docs/development.md)
+def test_resume_args_online_without_credentials_fails_before_any_request(online, wandb_server,
+                                                                         monkeypatch):
+    root = online["root"]
+    at_4 = runchain.load_checkpoint(f"{root}@4", mode="online", project=PROJECT)
+    monkeypatch.delenv("WANDB_API_KEY")
+    wandb_server.clear()
     with pytest.raises(runchain.CredentialsError):
-        runchain.resume_args(at_49, root, mode="online")
+        runchain.resume_args(at_4, root, mode="online")
+    assert asked(wandb_server) == {}
 
 
-# -- do_run.py in a real subprocess, wandb.init spied on ----------------------------------
+@pytest.mark.slow  # a real run online (docs/development.md)
+def test_do_run_online_refuses_a_resume_in_place_that_would_lose_rows(online, wandb_server):
+    """Refused before ``wandb.init``: the server sees no run start and no row, the run keeps
+    its rows on W&B, and no local run folder is made."""
+    root, wandb_dir = online["root"], online["dir"]
+    folders = sorted(p.name for p in wandb_dir.iterdir())
+    wandb_server.clear()
+
+    proc = script("do_run.py", "--mode", "online", "--project", PROJECT, "--run_id", root,
+                  "--checkpoint_artifact", f"{root}@4", "--n_steps", "3", check=False)
+
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    line = proc.stderr.strip()
+    assert line.startswith("do_run.py: error: run ") and "steps 5..9 would be lost" in line
+    assert "--rewind" in line and f"--checkpoint_artifact {root}@4 without --run_id" in line
+    # what it asked: the checkpoint (load_checkpoint) and the run's last step, nothing more
+    sent = asked(wandb_server)
+    assert sent["RunHistoryKeys"] == 1
+    started = {"UpsertBucket", "RunResumeStatus", "RewindRun", "CreateRunFiles", "UseArtifact",
+               "CreateArtifact", "POST /files/{entity}/{project}/{run}/file_stream"}
+    assert not started & set(sent), sent
+    run = wandb.Api().run(f"{wandb_server.entity}/{PROJECT}/{root}")
+    assert run.lastHistoryStep == 9 and [r["_step"] for r in run.scan_history()] == list(range(10))
+    assert sorted(p.name for p in wandb_dir.iterdir()) == folders
+
+
+# -- do_run.py offline in a real subprocess, wandb.init spied on ---------------------------
 
 def test_do_run_resumes_in_place_offline_with_resume_must(wandb_dir, spied):
     run, seen = spied
@@ -148,44 +202,6 @@ def test_do_run_fork_and_root_pass_no_resume(wandb_dir, spied):
     assert run("--n_steps", "5", "--n_metrics", "3").returncode == 0
     assert [(c["resume"], c["resume_from"], c["name"]) for c in seen()] == [
         (None, None, f"{root}@49"), (None, None, "root")]
-
-
-def test_do_run_online_refuses_a_resume_in_place_that_would_lose_rows(wandb_dir, spied):
-    run, seen = spied
-    root = _root()  # logged steps 0..99; checkpoint at 49
-    before = _files(wandb_dir, root)
-    folders = sorted(p.name for p in wandb_dir.iterdir())
-    proc = run("--run_id", root, "--checkpoint_artifact", f"{root}@49", "--n_steps", "10", online=True)
-    assert proc.returncode == 1
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    line = proc.stderr.strip()
-    assert line.startswith("do_run.py: error: run ") and "steps 50..99 would be lost" in line
-    assert "--rewind" in line and f"--checkpoint_artifact {root}@49 without --run_id" in line
-    assert seen() == []  # stopped before wandb.init: no run started, no row logged or lost
-    assert _files(wandb_dir, root) == before
-    assert sorted(p.name for p in wandb_dir.iterdir()) == folders
-
-
-def test_do_run_online_rewinds_when_asked_and_goes_on_after_the_checkpoint(wandb_dir, spied):
-    run, seen = spied
-    root = _root()
-    proc = run("--run_id", root, "--checkpoint_artifact", f"{root}@49", "--n_steps", "10",
-               "--rewind", online=True)
-    assert proc.returncode == 0, proc.stderr
-    assert seen() == [{"id": None, "resume": None, "resume_from": f"{root}?_step=49",
-                       "mode": "online", "name": None}]
-    newest = sorted(_files(wandb_dir, root))[-1]
-    steps = read_run_file(newest).history["_step"]
-    assert int(steps.min()) == 50 and int(steps.max()) == 59  # the rows after the rewind point
-
-
-def test_do_run_online_resumes_at_the_run_s_last_checkpoint_with_must(wandb_dir, spied):
-    run, seen = spied
-    root = _root()
-    proc = run("--run_id", root, "--checkpoint_artifact", f"{root}@99", "--n_steps", "5", online=True)
-    assert proc.returncode == 0, proc.stderr
-    assert seen() == [{"id": root, "resume": "must", "resume_from": None, "mode": "online",
-                       "name": None}]
 
 
 # -- the framework callbacks share the rule -----------------------------------------------

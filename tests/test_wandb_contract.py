@@ -149,6 +149,10 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("run.rawconfig", PublicRun, "rawconfig", "property"),  # config with _wandb (branch_point)
     # a listed field, reached through wandb's Attrs.__getattr__ (its own test below)
     ("getattr(*, 'historyLineCount')", PublicRun, "historyLineCount", "listed"),
+    # the page a listing last fetched: where a listed run's raw config is read (wandb 0.31's
+    # listed Run drops rawconfig["_wandb"]; readers/project.py, _list)
+    ("runs.last_response", PublicRuns, "last_response", "instance"),
+    ("getattr(*, 'last_response')", PublicRuns, "last_response", "instance"),
     ("runs.entity", PublicRuns, "entity", "instance"),
     ("runs.project", PublicRuns, "project", "instance"),
     ("wandb.errors.Error", wandb.errors, "Error", "module"),
@@ -346,6 +350,16 @@ def test_wandb_runs_listing_carries_config_and_summary_only_when_not_lazy():
     for field in ("config", "summaryMetrics"):
         assert field in runs.RUN_FRAGMENT  # lazy=False: in every page of the listing
         assert field not in runs.LIGHTWEIGHT_RUN_FRAGMENT  # lazy=True: one request per run
+
+
+def test_wandb_runs_page_holds_each_run_under_project_runs_edges_node():
+    """readers/project.py reads a listed run's raw config from the page itself
+    (``runs.last_response["project"]["runs"]["edges"][i]["node"]["config"]``), since a Run
+    built from a listing loses ``rawconfig["_wandb"]``: the shape ``convert_objects`` reads."""
+    source = inspect.getsource(PublicRuns.convert_objects)
+    assert 'get("project")' in source and 'get("runs")' in source and 'get("edges")' in source
+    assert 'run_response["node"]' in source
+    assert "config" in wandb.apis.public.runs.RUN_FRAGMENT
 
 
 def test_wandb_runs_listing_carries_the_history_line_count():

@@ -1,14 +1,37 @@
-"""The W&B reader (``runchain.readers.project.open_project``) against in-memory stand-ins.
+"""The W&B reader (``runchain.readers.project.open_project``).
 
-The stand-ins (``tests/wandb_standin.py``) are built from a real offline tree grown by
-``do_many.py``, so both readers see the same runs: the local reader from the run files,
-the W&B reader from what W&B would hold once they are synced. W&B's servers are never
-reached; the contract test checks the wandb calls themselves against the installed wandb.
+Against the HTTP stand-in of W&B (``tests/wandb_server.py``, the ``wandb_server`` fixture):
+real runs, made online by the real SDK, read back by the real ``wandb.Api``. Two module
+fixtures make them once: ``counts``, 4 runchain runs (``do_many.py --mode online``, project
+``reader-counts``, a chain 3 deep), and ``plain``, runs of plain wandb code without
+breadcrumbs (``PLAIN``: each logs a checkpoint artifact, the next ``use_artifact``s it):
+chains of 2 and 4 runs, two runs whose checkpoint holds no step, two logging stray values
+(beside offline twins of the same rows). What a read costs is what the server counted,
+by operation: the tests clear its log, read, and assert every request, wandb's own
+constant ones (``Viewer``, ``ServerFeaturesQuery``) included. The server records no
+GraphQL variables, so a cut sent to W&B shows in the pages wandb asks for (runchain's
+``PAGE_SIZE`` made small), and each key's own scan in the rows that come back.
+
+On the in-memory stand-in of ``wandb.Api`` (``tests/wandb_standin.py``, built from the
+session's offline ``demo_tree``) stays only what the HTTP server cannot show:
+
+- a request of one kind failing (``api.fail``): the server fails no request on demand;
+- W&B states the SDK cannot produce (``killed``, ``preempted``, ``pending``, an unknown one);
+- a project that holds no runs: every project the server has, a run made;
+- 200-run chains, placed run by run (200 real runs would take minutes; the cost per run
+  is shown for real, at 2 and 4 runs);
+- how many scans are in flight at once: the stand-in holds each at a barrier until
+  ``workers`` are in flight; the server answers each at once and records no timing.
 """
 
 from __future__ import annotations
 
+import collections
+import json
 import math
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -18,224 +41,419 @@ import wandb
 from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
 import runchain
-from runchain.readers import project as wandb_runs
 from runchain.errors import ProjectNotFoundError, SourceError
+from runchain.readers import project as wandb_runs
 from runchain.readers.project import open_project
 
-from conftest import isolate, plain_run, script
-from wandb_standin import (RunData, StandinApi, deep_chain, project_from_dir, with_logged_rows,
-                           without_runchain)
+from conftest import isolate, script, step_into
+from wandb_standin import RunData, StandinApi, deep_chain, project_from_dir, without_runchain
 
-pytestmark = pytest.mark.slow  # see docs/development.md
+pytestmark = pytest.mark.slow  # real runs in subprocesses (docs/development.md)
 
-PROJECT = "ent/runchain-demo"  # do_many.py's default project, under the stand-in's entity
+COUNTS = "reader-counts"  # the server is shared by every test module of a worker
+N_STEPS = 20  # steps of each runchain run in COUNTS
+
+# Plain wandb code in one process (a run is ~1 s then): argv[1] is a JSON list of runs,
+# each {"project", "rows", "mode"?, "dir"?, "uses"?: index of an earlier run whose
+# checkpoint v0 it uses, "checkpoints"?: [[step, {file: text}, metadata or null]]}.
+# Prints the run ids, in order.
+PLAIN = """
+import json, sys, wandb
+made = []
+for spec in json.loads(sys.argv[1]):
+    run = wandb.init(project=spec["project"], mode=spec.get("mode"), dir=spec.get("dir"))
+    if spec.get("uses") is not None:
+        run.use_artifact(f"checkpoint-{made[spec['uses']]}:v0")
+    checkpoints = {step: (files, metadata) for step, files, metadata in spec.get("checkpoints", [])}
+    for step, row in enumerate(spec["rows"]):
+        run.log(row, step=step)
+        if step in checkpoints:
+            files, metadata = checkpoints[step]
+            artifact = wandb.Artifact(f"checkpoint-{run.id}", type="checkpoint", metadata=metadata)
+            for name, text in files.items():
+                with artifact.new_file(name) as f:
+                    f.write(text)
+            run.log_artifact(artifact)
+    run.finish()
+    made.append(run.id)
+print(json.dumps(made))
+"""
+
+STRAY = [{"loss": 1.0, "acc": 0.5}, {"loss": "diverged", "acc": 0.6},
+         {"loss": 0.25, "note": "warmup over"}, {"loss": True, "acc": 0.7}, {"loss": 0.125}]
+UNDERSCORE = [{"_x": float(i), "loss": 1.0} for i in range(4)]
+
+
+def plain_chain(project: str, n: int, first: int) -> list[dict]:
+    """``n`` plain runs of 10 rows (``eval/loss`` at steps 4 and 9 only), each using the
+    checkpoint at step 4 of the one before (``first``: the first one's index in the list).
+    Each logs two: at step 4 with only ``checkpoint.json`` to tell its step, at step 9 with
+    the step in its metadata too; every ``checkpoint.json`` differs (wandb fetches a file
+    it has once, by its md5)."""
+    return [{"project": project, "uses": first + i - 1 if i else None,
+             "rows": [{"loss": 1.0 / (s + 1), **({"eval/loss": s / 100} if s % 5 == 4 else {})}
+                      for s in range(10)],
+             "checkpoints": [[s, {"checkpoint.json": json.dumps({"step": s, "run": first + i})},
+                              {"step": s} if s == 9 else None] for s in (4, 9)]}
+            for i in range(n)]
+
+
+def asked(server) -> dict[str, int]:
+    """The requests ``server`` saw since it was last cleared, by operation, every one
+    served; the SDK's own telemetry (``POST /sdk/otel/...``, sent on its own schedule) is
+    left out."""
+    seen = server.requests()
+    assert not [r for r in seen if r["status"] >= 400], seen
+    return dict(collections.Counter(r["operation"] for r in seen
+                                    if not r["operation"].startswith("POST /sdk/otel/")))
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    """A real offline tree of 7 runs, 3 levels deep with forks at non-final checkpoints,
-    read once by the local reader; ``runs`` is the same tree as W&B would hold it."""
+def counts(wandb_server, tmp_path_factory):
+    """4 runchain runs online in project ``reader-counts``: root, two children of it, a
+    grandchild; each 20 steps, checkpoints at 9 and 19, children from the one at 9."""
     with pytest.MonkeyPatch.context() as mp:
-        wdir = isolate(mp, tmp_path_factory.mktemp("wandb_reader"))
-        script("do_many.py", "--n_runs", 7, "--n_steps", 30, "--n_checkpoint_steps", 10,
-               "--n_metrics", 3, "--workers", 3, "--seed", 1)
-        local = runchain.open_source(wdir)
-        yield {"dir": wdir, "local": local, "runs": project_from_dir(wdir)}
+        isolate(mp, tmp_path_factory.mktemp("reader_counts"), server=wandb_server)
+        script("do_many.py", "--mode", "online", "--project", COUNTS, "--n_runs", 4,
+               "--n_steps", N_STEPS, "--n_checkpoint_steps", 10, "--n_metrics", 2,
+               "--seed", 1, "--no-report")
+        return {"env": dict(os.environ), "cwd": os.getcwd()}
 
 
-def graph(source: runchain.Source) -> dict[str, tuple]:
-    return {run_id: (node.parent_run, node.parent_step, node.global_offset, node.depth,
-                     node.info.last_step, [c.step for c in node.info.checkpoints])
-            for run_id, node in source.tree.nodes.items()}
+@pytest.fixture(scope="module")
+def plain(wandb_server, tmp_path_factory):
+    """The ``PLAIN`` runs: run ids by project (``reader-plain``: a chain of 2,
+    ``reader-plain-x2``: a chain of 4, ``reader-nostep``, ``reader-values``) and the
+    offline twins of ``reader-values`` (``offline``: ids, ``offline_dir``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        base = tmp_path_factory.mktemp("reader_plain")
+        isolate(mp, base, server=wandb_server)
+        specs = plain_chain("reader-plain", 2, 0) + plain_chain("reader-plain-x2", 4, 2) + [
+            {"project": "reader-nostep", "rows": [{"loss": 1.0}] * 3,  # no checkpoint.json
+             "checkpoints": [[2, {"weights.bin": "w"}, None]]},
+            {"project": "reader-nostep", "rows": [{"loss": 1.0}] * 3, "uses": 6},
+            {"project": "reader-values", "rows": STRAY},
+            {"project": "reader-values", "rows": UNDERSCORE},
+            {"project": "p", "rows": STRAY, "mode": "offline", "dir": str(base / "offline")},
+            {"project": "p", "rows": UNDERSCORE, "mode": "offline", "dir": str(base / "offline")}]
+        (base / "offline").mkdir()
+        proc = subprocess.run([sys.executable, "-c", PLAIN, json.dumps(specs)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        ids = json.loads(proc.stdout.strip().splitlines()[-1])
+        return {"env": dict(os.environ), "cwd": os.getcwd(), "reader-plain": ids[0:2],
+                "reader-plain-x2": ids[2:6], "reader-nostep": ids[6:8],
+                "reader-values": ids[8:10], "offline": ids[10:12],
+                "offline_dir": base / "offline" / "wandb"}
 
 
-def assert_same_histories(local: runchain.Source, remote: runchain.Source,
-                          keys: list[str] | None = None, plain: bool = False) -> None:
-    """``plain``: the remote runs lost their breadcrumbs, so a ``global_step`` they logged
-    keeps its name and runchain's own column is ``runchain/global_step`` (same values)."""
-    for leaf in runchain.leaves(local.tree):
-        want, got = local.history(leaf, keys=keys), remote.history(leaf, keys=keys)
-        if plain and keys is None:  # all keys: the logged global_step is among them
-            np.testing.assert_array_equal(got.pop("runchain/global_step"), want["global_step"])
-        assert set(got) == set(want), leaf
-        for key in want:
-            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{leaf}: {key}")
+@pytest.fixture
+def at_counts(counts, monkeypatch):
+    step_into(counts, monkeypatch)
+    return open_project(COUNTS)
 
 
-# -- (a), (b): both readers give the same tree and the same chains -----------------------
+@pytest.fixture
+def at_plain(plain, monkeypatch):
+    step_into(plain, monkeypatch)
+    return plain
 
-def test_wandb_reader_gives_the_local_readers_summaries(real):
+
+def deepest(source: runchain.Source) -> str:
+    return max(source.tree.nodes.values(), key=lambda n: n.depth).info.id
+
+
+# -- what listing a project of runchain runs costs ------------------------------------
+
+@pytest.mark.parametrize("per_page", [1, 3, wandb_runs.PER_PAGE])
+def test_listing_with_breadcrumbs_costs_one_request_per_page_not_per_run(counts, wandb_server,
+                                                                        monkeypatch, per_page):
+    """Each listed page holds every run's config and summary: no request per run."""
+    step_into(counts, monkeypatch)
+    monkeypatch.setattr(wandb_runs, "PER_PAGE", per_page)
+    wandb_server.clear()
+
+    remote = open_project(f"{wandb_server.entity}/{COUNTS}")
+
+    assert len(remote.runs) == 4 and max(n.depth for n in remote.tree.nodes.values()) == 2
+    assert asked(wandb_server) == {"Viewer": 1,  # wandb.Api() checks the key
+                                   "Runs": math.ceil(4 / per_page)}
+
+
+def test_a_project_without_entity_is_read_in_the_default_entity_at_no_cost(counts, wandb_server,
+                                                                         monkeypatch):
+    """The default entity (``WANDB_ENTITY`` here; wandb keeps the first it sees in a
+    process) costs no request more than an entity named."""
+    step_into(counts, monkeypatch)
+    wandb_server.clear()
+
+    remote = open_project(COUNTS)
+
+    assert remote.where == f"{wandb_server.entity}/{COUNTS}"
+    assert asked(wandb_server) == {"Viewer": 1, "Runs": 1}
+
+
+def test_summaries_are_each_run_s_last_logged_values(at_counts):
     """``tree --json``'s summaries: W&B's run summary, the last value of each metric."""
-    remote = open_project(PROJECT, api=StandinApi(real["runs"]))
-    local = real["local"].summaries()
-    assert remote.summaries() == local
-    assert all(len(values) == 3 for values in local.values())  # --n_metrics 3
+    summaries = at_counts.summaries()
+    assert set(summaries) == set(at_counts.tree.nodes)
+    for run_id, summary in summaries.items():
+        cols = at_counts.history(run_id)  # the chain to it, its own rows last
+        assert summary == {k: cols[k][-1] for k in ("loss/00", "accuracy/01")}, run_id
 
 
-@pytest.mark.parametrize("plain, metadata_steps", [(False, True), (True, True), (True, False)],
-                         ids=["breadcrumbs", "artifact-walk", "artifact-walk-checkpoint-json"])
-def test_wandb_reader_gives_the_local_readers_tree(real, plain, metadata_steps):
-    runs = without_runchain(real["runs"], metadata_steps) if plain else real["runs"]
-    api = StandinApi(runs)
-
-    remote = open_project(PROJECT, api=api)
-
-    assert remote.where == PROJECT
-    assert graph(remote) == graph(real["local"])  # checkpoint.json gives a step metadata lacks
-    assert remote.tree.roots == real["local"].tree.roots
-    assert len(remote.tree.nodes) == 7 and max(n.depth for n in remote.tree.nodes.values()) == 3
-    assert remote.urls == {d.id: f"https://wandb.ai/ent/runchain-demo/runs/{d.id}" for d in runs}
-    assert {info.state for info in remote.runs} == {"finished"}
-    if plain:  # the tree came from the checkpoints each run used, not from breadcrumbs
-        assert all(info.breadcrumbs is None for info in remote.runs)
-        assert sum(len(info.used) for info in remote.runs) == 6
-        # without a metadata step, each checkpoint's checkpoint.json is fetched once
-        logged = sum(len(d.logged) for d in runs)
-        assert api.requests["file download"] == (0 if metadata_steps else logged)
+def test_metric_names_come_without_a_request(at_counts, wandb_server):
+    wandb_server.clear()
+    leaf = deepest(at_counts)
+    assert at_counts.metrics(leaf) == at_counts.metrics() == ["accuracy/01", "loss/00"]
+    assert asked(wandb_server) == {}  # the listing had the names
 
 
-@pytest.mark.parametrize("plain", [False, True], ids=["breadcrumbs", "artifact-walk"])
-def test_wandb_reader_stitches_every_chain_as_the_local_reader(real, plain):
-    runs = without_runchain(real["runs"]) if plain else real["runs"]
-    remote = open_project(PROJECT, api=StandinApi(runs))
-
-    assert_same_histories(real["local"], remote, plain=plain)
-    assert_same_histories(real["local"], remote, keys=["loss/00", "oscillation/02"], plain=plain)
+def test_run_urls_are_on_the_server_wandb_talks_to(at_counts, wandb_server):
+    assert at_counts.urls == {run_id: f"{wandb_server.base_url}/{wandb_server.entity}/{COUNTS}"
+                                      f"/runs/{run_id}" for run_id in at_counts.tree.nodes}
 
 
-def test_wandb_reader_accepts_a_project_without_entity_using_the_default_entity(real):
-    api = StandinApi(real["runs"], default_entity="ent")
+# -- reading a chain's history -----------------------------------------------------------
 
-    remote = open_project("runchain-demo", api=api)
+def test_fetch_cuts_each_parent_on_w_and_b_one_past_the_checkpoint_step(at_counts, wandb_server,
+                                                                       monkeypatch):
+    """``max_step`` is the cut + 1 (exclusive): wandb asks for a parent's rows only up to
+    its cut. Shown in pages of 5 steps: a parent cut at 9 costs 2 pages, not the 4 of its
+    20 rows; the leaf all 4."""
+    remote = at_counts
+    leaf = deepest(remote)
+    segments = remote.chain(leaf)
+    assert len(segments) == 3 and all(s.last_step == 9 for s in segments[:-1])
+    monkeypatch.setattr(wandb_runs, "PAGE_SIZE", 5)
+    wandb_server.clear()
 
-    assert remote.where == PROJECT
-    assert api.requests["default entity"] == 1
+    cols = remote.history(leaf)
+
+    scans = len(segments)  # all metrics: one unkeyed scan per run
+    pages = sum(math.ceil((s.last_step + 1) / 5) for s in segments[:-1]) + N_STEPS // 5
+    assert asked(wandb_server) == {
+        "RunHistoryKeys": scans,  # scan_history asks the run's last step first
+        "RunParquetHistory": scans,  # wandb-core opens the scan
+        "HistoryPage": pages}  # 2 + 2 + 4, where uncut parents would cost 4 + 4 + 4
+    for seg in segments[:-1]:  # the cut inclusive, its rows the parent's own first ones
+        own = cols["run_id"] == seg.run_id
+        assert cols["step"][own].tolist() == list(range(seg.last_step + 1))
+        alone = remote.history(seg.run_id)  # the chain to it, uncut at its end
+        np.testing.assert_array_equal(cols["loss/00"][own], alone["loss/00"][
+            alone["run_id"] == seg.run_id][:seg.last_step + 1])
+    assert cols["step"][cols["run_id"] == leaf].tolist() == list(range(N_STEPS))
+    assert cols["global_step"].tolist() == list(range(10 + 10 + N_STEPS))
+    assert sorted(cols) == ["accuracy/01", "global_step", "loss/00", "run_id", "step"]
 
 
-def test_wandb_reader_maps_wandb_states_onto_runchain_states(real):
+def test_fetch_scans_each_key_on_its_own_with_step(at_counts, wandb_server):
+    remote = at_counts
+    leaf = deepest(remote)
+    n = len(remote.chain(leaf))
+    wandb_server.clear()
+
+    cols = remote.history(leaf, keys=["loss/00", "accuracy/01"])
+
+    # wandb's keyed scan is SampledHistoryPage: one per run and key
+    assert asked(wandb_server) == {"RunHistoryKeys": 2 * n, "RunParquetHistory": 2 * n,
+                                   "SampledHistoryPage": 2 * n}
+    whole = remote.history(leaf)
+    assert sorted(cols) == sorted(whole)
+    for key in cols:
+        np.testing.assert_array_equal(cols[key], whole[key], err_msg=key)
+
+
+def test_fetch_keeps_rows_of_a_sparse_metric_that_a_joint_scan_would_drop(at_plain,
+                                                                          wandb_server):
+    """``scan_history(keys=[a, b])`` returns only rows holding both; runchain asks per key."""
+    root = at_plain["reader-plain"][0]
+    run = wandb.Api().run(f"{wandb_server.entity}/reader-plain/{root}")
+    assert len(list(run.scan_history(keys=["loss", "eval/loss"]))) == 2  # W&B's joint scan
+
+    cols = open_project("reader-plain").history(root, keys=["loss", "eval/loss"])
+
+    np.testing.assert_array_equal(cols["loss"], [1.0 / (s + 1) for s in range(10)])
+    np.testing.assert_array_equal(cols["eval/loss"], [np.nan] * 4 + [0.04] + [np.nan] * 4 + [0.09])
+
+
+# -- runs without breadcrumbs: the artifact walk -------------------------------------------
+
+def test_artifact_walk_costs_requests_per_run(at_plain, wandb_server, monkeypatch, tmp_path):
+    """A plain run costs its used and logged checkpoints' pages, the run that logged each
+    used one, and one ``checkpoint.json`` per checkpoint whose metadata has no step: 7
+    requests a run, n - 1 edges, and 3 for the project."""
+    costs = {}
+    for project, n in (("reader-plain", 2), ("reader-plain-x2", 4)):
+        # wandb keeps each file it downloads in its cache, by md5: a fresh one for each read
+        monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / project))
+        wandb_server.clear()
+        remote = open_project(project)
+        assert remote.tree.nodes[at_plain[project][-1]].depth == n - 1
+        costs[n] = asked(wandb_server)
+        assert costs[n] == {
+            "Viewer": 1, "Runs": 1,
+            "ServerFeaturesQuery": 1,  # wandb's, once per Api, at its first artifact query
+            "RunInputArtifacts": n,  # every run: which checkpoints did it use?
+            "ArtifactCreatedBy": n - 1,  # every used checkpoint: which run logged it?
+            "Run": n - 1,  # ... and logged_by() builds that run with one more request
+            "RunOutputArtifacts": n,  # every run: which checkpoints did it log?
+            "FetchArtifactManifest": n,  # its checkpoint at step 4 (no metadata step):
+            "GET /_standin/blobs/{key}": n,  # the manifest,
+            "GET /artifactsV2/{region}/{entity}/{project}/{collection}/{birth}/{hexhash}/{name}":
+                n,  # and its checkpoint.json, once: its child used the same one
+        }
+    assert sum(costs[4].values()) - sum(costs[2].values()) == 2 * 7
+
+
+def test_artifact_walk_places_each_run_at_the_checkpoint_it_used(at_plain, wandb_server):
+    ids = at_plain["reader-plain-x2"]
+    remote = open_project("reader-plain-x2")
+
+    assert remote.where == f"{wandb_server.entity}/reader-plain-x2"
+    assert remote.tree.roots == (ids[0],) and set(remote.tree.nodes) == set(ids)
+    for i, run_id in enumerate(ids):
+        node = remote.tree.nodes[run_id]
+        assert (node.parent_run, node.parent_step, node.depth, node.global_offset) == (
+            ids[i - 1] if i else None, 4 if i else None, i, 5 * i)
+        # step 4 from its checkpoint.json, step 9 from its metadata
+        assert [c.step for c in node.info.checkpoints] == [4, 9]
+        assert node.info.breadcrumbs is None and node.info.state == "finished"
+        assert node.info.used == (((ids[i - 1], 4),) if i else ())
+
+
+def test_artifact_walk_stitches_the_chain_at_the_used_checkpoints(at_plain):
+    ids = at_plain["reader-plain-x2"]
+    remote = open_project("reader-plain-x2")
+
+    cols = remote.history(ids[-1])
+
+    assert cols["run_id"].tolist() == [r for r in ids[:-1] for _ in range(5)] + [ids[-1]] * 10
+    assert cols["step"].tolist() == [*range(5)] * 3 + [*range(10)]
+    assert cols["global_step"].tolist() == list(range(25))
+    np.testing.assert_array_equal(cols["loss"], [1.0 / (s + 1) for s in cols["step"]])
+    assert sorted(cols) == ["eval/loss", "global_step", "loss", "run_id", "step"]
+
+
+def test_a_checkpoint_without_any_step_is_left_out_with_a_note(at_plain):
+    """A used checkpoint whose step cannot be known gives no edge, and the note says why; the
+    child is then a root (its chain starts at it), never placed at a guessed step."""
+    parent, child = at_plain["reader-nostep"]
+
+    remote = open_project("reader-nostep")
+
+    assert set(remote.tree.roots) == {parent, child}
+    assert all(not node.info.checkpoints for node in remote.tree.nodes.values())
+    notes = "\n".join(remote.tree.notes)
+    assert "holds no checkpoint.json, and its metadata no step" in notes
+    assert f"run {parent}: " in notes and f"run {child}: " in notes  # it logged, and it used
+
+
+# -- one rule for logged values, in both readers ---------------------------------------------
+
+def both_readers(made: dict, index: int) -> tuple[dict, dict]:
+    """The ``index``th run of ``reader-values`` from W&B, and its offline twin's, stitched."""
+    remote = open_project("reader-values")
+    local = runchain.open_source(made["offline_dir"])
+    online_id, offline_id = made["reader-values"][index], made["offline"][index]
+    return ({k: v for k, v in local.history(offline_id).items() if k != "run_id"},
+            {k: v for k, v in remote.history(online_id).items() if k != "run_id"})
+
+
+def test_a_stray_string_costs_one_value_and_both_readers_agree(at_plain):
+    """A string (or boolean) among a metric's numbers is NaN in that row only, from the
+    folder reader and from the W&B reader alike; a key that never held a number is no column."""
+    want, got = both_readers(at_plain, 0)
+    assert set(want) == set(got) == {"global_step", "step", "loss", "acc"}
+    np.testing.assert_array_equal(want["loss"], [1.0, np.nan, 0.25, np.nan, 0.125])
+    np.testing.assert_array_equal(want["acc"], [0.5, 0.6, np.nan, 0.7, np.nan])
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    remote = open_project("reader-values")
+    local = runchain.open_source(at_plain["offline_dir"])
+    for keys in (["loss"], ["acc", "loss"]):  # asked for by name: the same again
+        mine = remote.history(at_plain["reader-values"][0], keys=keys)
+        for key, column in local.history(at_plain["offline"][0], keys=keys).items():
+            if key != "run_id":
+                np.testing.assert_array_equal(mine[key], column, err_msg=key)
+
+
+def test_a_metric_of_ones_own_named_with_an_underscore_is_a_metric(at_plain):
+    """Only the keys wandb adds to every row (_step, _runtime, _timestamp) are internal."""
+    want, got = both_readers(at_plain, 1)
+    for cols in (want, got):
+        assert set(cols) == {"global_step", "step", "_x", "loss"}
+        assert cols["_x"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert open_project("reader-values").metrics() == ["_x", "acc", "loss"]
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+def test_without_credentials_raises_before_any_request(tmp_path, monkeypatch):
+    isolate(monkeypatch, tmp_path)
+    project = "ent/runchain-demo"
+
+    for open_ in (lambda: open_project(project), lambda: runchain.open_source(project=project)):
+        with pytest.raises(runchain.CredentialsError) as info:
+            open_()
+        assert project in str(info.value)
+        assert "wandb login" in str(info.value) and "WANDB_API_KEY" in str(info.value)
+
+
+def test_unknown_project_raises_project_not_found_saying_how_to_list_projects(wandb_server,
+                                                                              tmp_path,
+                                                                              monkeypatch):
+    isolate(monkeypatch, tmp_path, server=wandb_server)
+    path = f"{wandb_server.entity}/no-such-project"
+
+    with pytest.raises(ProjectNotFoundError) as info:
+        open_project(path)
+
+    assert path in str(info.value)
+    assert "projects(" in str(info.value)
+    assert isinstance(info.value, runchain.RunNotFoundError) and isinstance(info.value, LookupError)
+
+
+@pytest.mark.parametrize("project", ["", "a/b/c", "ent//proj"])
+def test_malformed_project_path_raises_before_any_request(wandb_server, tmp_path, monkeypatch,
+                                                          project):
+    isolate(monkeypatch, tmp_path, server=wandb_server)
+    wandb_server.clear()
+
+    with pytest.raises(ProjectNotFoundError, match="expected entity/project"):
+        open_project(project)
+    assert asked(wandb_server) == {}
+
+
+# -- on the in-memory stand-in: what the HTTP server cannot show -----------------------------
+
+PROJECT = "ent/runchain-demo"  # do_run.py's default project, under the stand-in's entity
+
+
+@pytest.fixture(scope="module")
+def standin_root(demo_tree):
+    """The root of the session's offline ``demo_tree`` (40 steps, checkpoints at 9, 19, 29,
+    39), as W&B would hold it: the template of the stand-in's chains."""
+    return next(d for d in project_from_dir(demo_tree["dir"])
+                if d.config["runchain"]["parent_run"] is None)
+
+
+@pytest.fixture(scope="module")
+def chain200(standin_root):
+    """200 runs in one chain, each a copy of the root resumed from the one before."""
+    return deep_chain(standin_root, 200)
+
+
+def test_wandb_reader_maps_wandb_states_onto_runchain_states(standin_root):
+    """States the SDK cannot make a run end in (killed, preempted, pending, unknown)."""
+    states = ["killed", "preempted", "pending", "crashed", "failed", "running", "mystery"]
     runs = [RunData(**{**vars(d), "state": state})
-            for d, state in zip(real["runs"], ["killed", "preempted", "pending", "crashed",
-                                               "failed", "running", "mystery"])]
+            for d, state in zip(deep_chain(standin_root, 7), states)]
 
     remote = open_project(PROJECT, api=StandinApi(runs))
 
     assert [info.state for info in remote.runs] == [
         "failed", "crashed", "running", "crashed", "failed", "running", "crashed"]
-
-
-# -- (c): what listing a project costs ----------------------------------------------------
-
-@pytest.fixture(scope="module")
-def chain200(real):
-    """200 runs in one chain, each a copy of the real tree's root resumed from the one before."""
-    root = next(d for d in real["runs"] if d.config["runchain"]["parent_run"] is None)
-    return deep_chain(root, 200)
-
-
-def test_listing_with_breadcrumbs_costs_one_request_per_page_not_per_run(chain200, monkeypatch):
-    api = StandinApi(chain200)
-    remote = open_project(PROJECT, api=api)
-    assert dict(api.requests) == {"runs page": 1}  # PER_PAGE = 500: one page for 200 runs
-
-    monkeypatch.setattr(wandb_runs, "PER_PAGE", 50)
-    for n in (50, 100, 200):
-        api = StandinApi(chain200[:n])
-        remote = open_project(PROJECT, api=api)
-        assert len(remote.runs) == n
-        assert dict(api.requests) == {"runs page": math.ceil(n / 50)}  # no per-run "run load"
-    leaf = remote.tree.nodes["r0199"]
-    assert leaf.depth == 199
-    assert leaf.global_offset == chain200[-1].config["runchain"]["global_offset"]
-
-
-def test_artifact_walk_costs_requests_per_run(chain200):
-    for n in (50, 200):
-        api = StandinApi(without_runchain(chain200[:n]))
-        remote = open_project(PROJECT, api=api)
-        assert dict(api.requests) == {
-            "runs page": 1,
-            "used artifacts page": n,  # every run: which checkpoints did it use?
-            "logged_by": n - 1,  # every used checkpoint: which run logged it?
-            "run load": n - 1,  # ... and logged_by() builds that run with one more request
-            "logged artifacts page": n,  # every run: which checkpoints did it log?
-        }
-        assert api.total == 1 + 4 * n - 2
-        assert remote.tree.nodes[f"r{n - 1:04d}"].depth == n - 1
-
-
-# -- (e): reading a chain's history ---------------------------------------------------------
-
-def test_fetch_cuts_each_parent_with_max_step_one_past_the_checkpoint_step(real):
-    api = StandinApi(real["runs"])
-    remote = open_project(PROJECT, api=api)
-    leaf = max(remote.tree.nodes.values(), key=lambda n: n.depth).info.id
-    segments = remote.chain(leaf)
-
-    cols = remote.history(leaf)
-
-    calls = {c["run"]: c for c in api.scan_calls}
-    assert list(calls) and set(calls) == {s.run_id for s in segments}
-    for seg in segments[:-1]:  # max_step is exclusive, the cut inclusive
-        assert calls[seg.run_id]["max_step"] == seg.last_step + 1
-        assert calls[seg.run_id]["min_step"] == 0
-    assert calls[leaf]["max_step"] is None
-    assert all(c["keys"] is None for c in api.scan_calls)  # all metrics: one unkeyed scan per run
-    assert list(cols["step"][cols["run_id"] == leaf]) == list(range(30))
-    assert sorted(cols) == ["accuracy/01", "global_step", "loss/00", "oscillation/02", "run_id",
-                            "step"]
-
-
-def test_fetch_scans_each_key_on_its_own_with_step(real):
-    api = StandinApi(real["runs"])
-    remote = open_project(PROJECT, api=api)
-    root = remote.tree.roots[0]
-
-    remote.history(root, keys=["loss/00", "accuracy/01"])
-
-    assert sorted(tuple(c["keys"]) for c in api.scan_calls) == [
-        ("_step", "accuracy/01"), ("_step", "loss/00")]
-
-
-def test_fetch_keeps_rows_of_a_sparse_metric_that_a_joint_scan_would_drop(real):
-    """``scan_history(keys=[a, b])`` returns only rows holding both; runchain asks per key."""
-    root = next(d for d in real["runs"] if d.config["runchain"]["parent_run"] is None)
-    sparse = RunData(**{**vars(root), "history": dict(root.history)})
-    steps = sparse.history["_step"]
-    sparse.history["eval/loss"] = np.where(steps % 10 == 9, steps / 100.0, np.nan)
-    last = sparse.history["eval/loss"][~np.isnan(sparse.history["eval/loss"])][-1]
-    sparse.summary = {**root.summary, "eval/loss": float(last)}  # W&B keeps each key's last value
-    remote = open_project(PROJECT, api=StandinApi([sparse]))
-
-    cols = remote.history(root.id, keys=["loss/00", "eval/loss"])
-
-    np.testing.assert_array_equal(cols["loss/00"], root.history["loss/00"])
-    np.testing.assert_array_equal(cols["eval/loss"], sparse.history["eval/loss"])
-    assert np.isnan(cols["eval/loss"]).sum() == 27
-
-
-def test_fetch_runs_at_most_workers_scans_at_once(chain200):
-    api = StandinApi(chain200)
-    remote = open_project(PROJECT, api=api, workers=4)
-    api.hold = threading.Barrier(4)  # each scan waits until 4 are in flight
-
-    cols = remote.history("r0199")
-
-    assert len(api.scan_calls) == 200
-    assert api.max_in_flight == 4
-    assert cols["step"].size == sum(s.last_step + 1 for s in remote.chain("r0199")[:-1]) + 30
-    assert np.all(np.diff(cols["global_step"]) == 1)  # one contiguous global axis
-
-
-# -- (d): errors ------------------------------------------------------------------------------
-
-def test_without_credentials_raises_before_any_request(tmp_path, monkeypatch):
-    isolate(monkeypatch, tmp_path)
-
-    for open_ in (lambda: open_project(PROJECT), lambda: runchain.open_source(project=PROJECT)):
-        with pytest.raises(runchain.CredentialsError) as info:
-            open_()
-        assert PROJECT in str(info.value)
-        assert "wandb login" in str(info.value) and "WANDB_API_KEY" in str(info.value)
 
 
 @pytest.mark.parametrize("error", [
@@ -244,13 +462,16 @@ def test_without_credentials_raises_before_any_request(tmp_path, monkeypatch):
     WandbApiFailedError("connection refused"),
 ], ids=["CommError", "requests.ConnectionError", "WandbApiFailedError"])
 @pytest.mark.parametrize("kind", ["runs page", "used artifacts page", "history page"])
-def test_unreachable_wandb_raises_source_error_naming_the_server(real, monkeypatch, error, kind):
+def test_unreachable_wandb_raises_source_error_naming_the_server(standin_root, monkeypatch,
+                                                                  error, kind):
+    """One kind of request failing, with each error wandb passes on: the server fails none
+    on demand."""
     monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.com")
-    api = StandinApi(without_runchain(real["runs"]))
+    api = StandinApi(without_runchain(deep_chain(standin_root, 3)))
     api.fail[kind] = error
 
     with pytest.raises(SourceError) as info:
-        open_project(PROJECT, api=api).history(real["local"].tree.roots[0])
+        open_project(PROJECT, api=api).history("r0000")
 
     message = str(info.value)
     assert "https://wandb.example.com" in message and "WANDB_BASE_URL" in message
@@ -258,89 +479,32 @@ def test_unreachable_wandb_raises_source_error_naming_the_server(real, monkeypat
     assert isinstance(info.value, ConnectionError)
 
 
-def test_unknown_project_raises_project_not_found_saying_how_to_list_projects(real):
-    with pytest.raises(ProjectNotFoundError) as info:
-        open_project("ent/no-such-project", api=StandinApi(real["runs"]))
-
-    assert "ent/no-such-project" in str(info.value)
-    assert "projects(" in str(info.value)
-    assert isinstance(info.value, runchain.RunNotFoundError) and isinstance(info.value, LookupError)
-
-
-def test_project_without_runs_raises_project_not_found(real):
+def test_project_without_runs_raises_project_not_found(standin_root):
+    """Every project the server holds was made by a run: an empty one exists only here."""
     with pytest.raises(ProjectNotFoundError, match="ent/empty has no runs"):
-        open_project("ent/empty", api=StandinApi(real["runs"], empty_projects=("empty",)))
+        open_project("ent/empty", api=StandinApi([standin_root], empty_projects=("empty",)))
 
 
-@pytest.mark.parametrize("project", ["", "a/b/c", "ent//proj"])
-def test_malformed_project_path_raises_before_any_request(real, project):
-    api = StandinApi(real["runs"])
-
-    with pytest.raises(ProjectNotFoundError, match="expected entity/project"):
-        open_project(project, api=api)
-    assert api.total == 0
-
-
-def test_a_checkpoint_without_any_step_is_left_out_with_a_note(real):
-    """A used checkpoint whose step cannot be known gives no edge, and the note says why; the
-    child is then a root (its chain starts at it), never placed at a guessed step."""
-    runs = without_runchain(real["runs"], metadata_steps=False)
-    for d in runs:
-        for a in d.logged:
-            a.files.pop("checkpoint.json")
-
+@pytest.mark.parametrize("plain", [False, True], ids=["breadcrumbs", "artifact-walk"])
+def test_a_200_run_chain_is_placed_run_by_run(chain200, plain):
+    """At 200 runs deep (the cost per run is counted for real, above)."""
+    runs = without_runchain(chain200) if plain else chain200
     remote = open_project(PROJECT, api=StandinApi(runs))
-
-    assert len(remote.tree.roots) == 7
-    assert all(not node.info.checkpoints for node in remote.tree.nodes.values())
-    notes = "\n".join(remote.tree.notes)
-    assert "holds no checkpoint.json, and its metadata no step" in notes
-    assert all(f"run {d.id}: " in notes for d in runs)
+    leaf = remote.tree.nodes["r0199"]
+    assert leaf.depth == 199
+    assert leaf.global_offset == chain200[-1].config["runchain"]["global_offset"]
 
 
-# -- one rule for logged values, in both readers ------------------------------------------
+def test_fetch_runs_at_most_workers_scans_at_once(chain200):
+    """Each scan is held at a barrier until 4 are in flight: the server answers each at
+    once and records no timing, so how many overlap shows only here."""
+    api = StandinApi(chain200)
+    remote = open_project(PROJECT, api=api, workers=4)
+    api.hold = threading.Barrier(4)  # each scan waits until 4 are in flight
 
-def test_a_stray_string_costs_one_value_and_both_readers_agree(wandb_dir):
-    """A string (or boolean) among a metric's numbers is NaN in that row only, from the
-    folder reader and from the W&B reader alike; a key that never held a number is no column."""
-    logged = [{"loss": 1.0, "acc": 0.5}, {"loss": "diverged", "acc": 0.6},
-              {"loss": 0.25, "note": "warmup over"}, {"loss": True, "acc": 0.7}, {"loss": 0.125}]
-    plain_run(wandb_dir, logged)
-    local = runchain.open_source(wandb_dir)
-    api = StandinApi(with_logged_rows(project_from_dir(wandb_dir), wandb_dir))
-    remote = open_project("ent/p", api=api)
-    (leaf,) = local.tree.nodes
-    want, got = local.history(leaf), remote.history(leaf)
-    assert set(want) == set(got) == {"global_step", "run_id", "step", "loss", "acc"}
-    np.testing.assert_array_equal(want["loss"], [1.0, np.nan, 0.25, np.nan, 0.125])
-    np.testing.assert_array_equal(want["acc"], [0.5, 0.6, np.nan, 0.7, np.nan])
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-    for keys in (["loss"], ["acc", "loss"]):  # asked for by name: the same again
-        for key, column in local.history(leaf, keys=keys).items():
-            np.testing.assert_array_equal(remote.history(leaf, keys=keys)[key], column)
+    cols = remote.history("r0199")
 
-
-def test_metric_names_come_without_reading_a_history_on_w_and_b(real):
-    api = StandinApi(real["runs"])
-    remote = open_project(PROJECT, api=api)
-    before = dict(api.requests)
-    leaf = runchain.leaves(remote.tree)[0]
-    assert remote.metrics(leaf) == real["local"].metrics(leaf) == ["accuracy/01", "loss/00",
-                                                                   "oscillation/02"]
-    assert remote.metrics() == real["local"].metrics()
-    assert dict(api.requests) == before  # not one request: the listing had the names
-
-
-def test_a_metric_of_ones_own_named_with_an_underscore_is_a_metric(wandb_dir):
-    """Only the keys wandb adds to every row (_step, _runtime, _timestamp) are internal."""
-    plain_run(wandb_dir, [{"_x": float(i), "loss": 1.0} for i in range(4)])
-    local = runchain.open_source(wandb_dir)
-    remote = open_project("ent/p", api=StandinApi(with_logged_rows(project_from_dir(wandb_dir),
-                                                                  wandb_dir)))
-    (leaf,) = local.tree.nodes
-    for source in (local, remote):
-        cols = source.history(leaf)
-        assert set(cols) == {"global_step", "run_id", "step", "_x", "loss"}
-        assert cols["_x"].tolist() == [0.0, 1.0, 2.0, 3.0]
-    assert local.metrics() == remote.metrics() == ["_x", "loss"]
+    assert len(api.scan_calls) == 200
+    assert api.max_in_flight == 4
+    assert cols["step"].size == sum(s.last_step + 1 for s in remote.chain("r0199")[:-1]) + 40
+    assert np.all(np.diff(cols["global_step"]) == 1)  # one contiguous global axis

@@ -173,9 +173,8 @@ def online_note(runs: list[LocalRun]) -> str:
     where = sorted({f"{r.entity}/{r.project}" if r.entity else str(r.project) for r in runs})
     shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
     return (f"{len(ids)} run(s) here were logged online ({shown}): W&B holds the checkpoints "
-            f"they logged and their run files do not record them, so this tree shows none "
-            f"and cannot place a child of theirs that names no parent in its breadcrumbs; "
-            f"read them from W&B with "
+            f"they logged, which their run files do not record, so this tree shows none and "
+            f"places their children only by breadcrumbs or fork_from; read them from W&B with "
             + " or ".join(f"`runchain tree --project {w}`" for w in where))
 
 
