@@ -314,9 +314,11 @@ main.add_command(cache)
 @click.option("--dir", "dir", type=click.Path(file_okay=False), default=None,
               help="wandb/ folder to upload [default: $WANDB_DIR/wandb, else ./wandb]")
 @click.option("--to-entity", "entity", default=None, metavar="ENTITY",
-              help="W&B entity to upload to [default: the run's own, else your default entity]")
+              help="W&B entity to upload to [default: the run's own, else your default entity]; "
+                   "not for runs with checkpoints, which wandb sync leaves where they were logged")
 @click.option("--to-project", "project", default=None, metavar="PROJECT",
-              help="W&B project to upload to [default: each run's own]")
+              help="W&B project to upload to [default: each run's own]; not for runs with "
+                   "checkpoints, which wandb sync leaves where they were logged")
 @click.option("--dry-run", is_flag=True,
               help="print the plan, parents before children, and change nothing (no credentials needed)")
 @click.option("--jobs", type=click.IntRange(min=1), default=4, show_default=True,
@@ -336,7 +338,7 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
     \b
     Example:
         runchain sync --dry-run                      # the plan; needs no credentials
-        runchain sync --to-entity my-team --to-project llm --jobs 8
+        runchain sync --jobs 8                       # each run where it was logged
     """
     from . import sync as syncing
     warnings.showwarning = _warn  # one line per warning, never a traceback

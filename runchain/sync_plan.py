@@ -201,17 +201,20 @@ def _placement(paths: Sequence[Path], recorded: tuple[str | None, str | None],
 def _refuse_moved_checkpoints(planned: Sequence[PlannedRun], nodes: dict[str, Any]) -> None:
     """Refuse, before any upload, to send runs that logged checkpoints anywhere but where
     they logged them. ``wandb sync --entity/--project`` moves the run, but wandb-core
-    uploads each artifact to the entity and project its own record names (the run's, when
-    it was logged), so the checkpoints would stay behind, apart from their run and from
-    the children that use them.
+    uploads each artifact to the entity and project its own record names (the run's when
+    it was logged; no entity when it recorded none, so the API key's default entity), so
+    the checkpoints would stay behind, apart from their run and the children that use them.
 
     Raises:
-        SyncError: naming the runs, where their checkpoints go, and how to sync instead.
+        SyncError: naming the runs, where they and their checkpoints would go, and how to
+            sync instead.
     """
-    moved = [(item, nodes[item.run_id].info) for item in planned if item.pending
-             and nodes[item.run_id].info.checkpoints and item.problem is None
-             and (item.entity, item.project) != (nodes[item.run_id].info.entity or item.entity,
-                                                 nodes[item.run_id].info.project)]
+    moved = []
+    for item in planned:
+        info = nodes[item.run_id].info
+        if (item.pending and info.checkpoints and item.problem is None
+                and (item.entity, item.project) != (info.entity, info.project)):
+            moved.append((item, info))
     if moved:
         where = ", ".join(f"{item.run_id} to {item.entity or 'your default entity'}/"
                           f"{item.project} (its checkpoints: {info.entity or 'your default entity'}"

@@ -231,6 +231,27 @@ def pooled(code: str) -> tuple[list[tuple], object]:
         return pickle.loads(out.read_bytes())
 
 
+_refused_seen: dict[str, int] = {}  # a stand-in's base URL -> the last refusal ("n") checked
+
+
+@pytest.fixture(autouse=True)
+def nothing_refused(request):
+    """After each test that used the W&B stand-in (itself, or through a fixture), every
+    request it refused since the last check fails the test, naming it: an operation or field
+    it does not serve is a 400, which wandb may only log (``wandb sync`` does). A module
+    fixture's requests are checked with the first test that uses it. A test that sends
+    refused requests on purpose is marked ``refuses``."""
+    yield
+    if "wandb_server" not in request.fixturenames:
+        return
+    server = request.getfixturevalue("wandb_server")
+    refused = [r for r in server.refused() if r["n"] > _refused_seen.get(server.base_url, 0)]
+    if refused:
+        _refused_seen[server.base_url] = refused[-1]["n"]
+    if request.node.get_closest_marker("refuses") is None:
+        assert not refused, f"the W&B stand-in refused what was sent to it: {refused}"
+
+
 @pytest.fixture(scope="session")
 def wandb_server(tmp_path_factory):
     """A stand-in W&B server for the real SDK online (``tests/wandb_server.py``), in a

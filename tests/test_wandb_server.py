@@ -185,7 +185,7 @@ print(json.dumps(out))
 def sdk(env: dict, code: str, *args: str, ok: bool = True) -> dict:
     """Run ``code`` in a python subprocess; returns the JSON of its last stdout line."""
     proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                          text=True)
+                          text=True, timeout=600)  # a hung wandb ends, not stalls the suite
     assert (proc.returncode == 0) == ok, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -239,7 +239,7 @@ def flows(wandb_server, tmp_path_factory):
             server.clear()
             proc = subprocess.run([sys.executable, "-m", "wandb", "sync", made["offline"]["dir"],
                                    "--entity", server.entity, "--project", SYNCED],
-                                  env=env, capture_output=True, text=True)
+                                  env=env, capture_output=True, text=True, timeout=600)
             assert proc.returncode == 0, proc.stdout + proc.stderr
             requests[name] = own(server.requests())
 
@@ -406,6 +406,7 @@ def post(server, path: str, body: dict | None = None, key: str | None = None):
         return error.code, json.loads(error.read())
 
 
+@pytest.mark.refuses
 def test_unknown_fields_and_routes_are_400s_naming_them_and_short_keys_401(wandb_server):
     server = wandb_server
     server.clear()

@@ -62,9 +62,12 @@ served, naming the method and path, and any request the stand-in cannot handle. 
 failure is written to stderr too.
 
 The server's own routes are under ``/_standin/`` and need no key: ``GET /_standin/requests``
-(every request so far, as ``{"operation", "status", "error"}``: the GraphQL operation name,
+(every request so far, as ``{"n", "operation", "status", "error"}``: ``n`` numbers the
+requests from 1 and is never reset, the operation is the GraphQL operation name,
 or its top-level fields when it has none, or ``METHOD /route/{pattern}``),
-``POST /_standin/requests/clear``, and ``PUT`` / ``GET /_standin/blobs/{key}``: the upload
+``POST /_standin/requests/clear`` (empties that list), ``GET /_standin/refused`` (every
+request answered 400 or more, which a clear keeps: what the tests' ``nothing_refused``
+guard checks), and ``PUT`` / ``GET /_standin/blobs/{key}``: the upload
 and download URLs handed to the SDK (as W&B hands out signed storage URLs).
 """
 
@@ -442,6 +445,8 @@ class Store:
         self.projects: dict[tuple[str, str], Project] = {}
         self.artifacts: dict[str, Artifact] = {}
         self.requests: list[dict] = []
+        self.request_numbers = itertools.count(1)  # never reset: "n" orders requests for good
+        self.refused: list[dict] = []  # every request answered >= 400, kept through a clear
 
     # blobs: what the SDK PUTs to the upload URLs handed out, under --data
     def blob_url(self, key: str) -> str:
@@ -690,11 +695,14 @@ def make_app(store: Store):
 
     @app.after_request
     def record(response):
-        if not request.path.startswith("/_standin/requests"):
+        if not request.path.startswith(("/_standin/requests", "/_standin/refused")):
             with store.lock:
-                store.requests.append({"operation": g.get("operation"),
+                store.requests.append({"n": next(store.request_numbers),
+                                       "operation": g.get("operation"),
                                        "status": response.status_code,
                                        "error": g.get("error")})
+                if response.status_code >= 400:
+                    store.refused.append(store.requests[-1])
         return response
 
     @app.errorhandler(HTTPException)
@@ -762,6 +770,11 @@ def make_app(store: Store):
     def requests_route():
         with store.lock:
             return Response(json.dumps(store.requests), mimetype="application/json")
+
+    @app.get("/_standin/refused")
+    def refused_route():
+        with store.lock:
+            return Response(json.dumps(store.refused), mimetype="application/json")
 
     @app.post("/_standin/requests/clear")
     def clear_requests():
@@ -834,6 +847,10 @@ class Server:
 
     def requests(self) -> list[dict]:
         return self._call("/_standin/requests")
+
+    def refused(self) -> list[dict]:
+        """Every request answered with a status of 400 or more, ``clear`` or not."""
+        return self._call("/_standin/refused")
 
     def clear(self) -> None:
         self._call("/_standin/requests/clear", "POST")

@@ -189,15 +189,22 @@ def _list(listing: Iterable[Any], runs: Any) -> tuple[list[Any], dict[str, Mappi
 
 def _page_configs(page: Any) -> dict[str, dict[str, Any]]:
     """Run name -> its raw config (``{key: value}``) from one page of a runs listing, as
-    ``Runs.last_response`` holds it; {} where the page has another shape."""
+    ``Runs.last_response`` holds it; a run whose config cannot be read there is left out
+    (``_list`` then takes its ``rawconfig``), and so is every run of a page of another shape."""
     try:
-        edges = page["project"]["runs"]["edges"]
-        nodes = [(edge["node"]["name"], json.loads(edge["node"]["config"])) for edge in edges]
-    except (KeyError, TypeError, ValueError):
+        nodes = [edge["node"] for edge in page["project"]["runs"]["edges"]]
+    except (KeyError, TypeError):
         return {}
-    return {name: {k: v["value"] if isinstance(v, dict) and "value" in v else v
-                   for k, v in config.items()}
-            for name, config in nodes if isinstance(config, dict)}
+    configs = {}
+    for node in nodes:
+        try:
+            name, config = node["name"], json.loads(node["config"], strict=False)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if isinstance(config, dict):
+            configs[name] = {k: v["value"] if isinstance(v, dict) and "value" in v else v
+                             for k, v in config.items()}
+    return configs
 
 
 def _declared(run: Any, rawconfig: Mapping[str, Any]) -> str | None:

@@ -96,12 +96,14 @@ def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
         raise CheckpointNotFoundError(
             f"checkpoint reference {ref} names project {ref.project!r}, but the local run "
             f"{ref.run_id} is in project {run.project!r}; fix the project in the reference")
-    if run.checkpoints_on_wandb:
+    try:
+        found = pick_checkpoint(run, ref)
+    except CheckpointNotFoundError as e:
+        if not run.checkpoints_on_wandb:
+            raise
         raise CheckpointNotFoundError(
-            f"checkpoint reference {ref}: run {ref.run_id} was logged online, so W&B holds its "
-            f"checkpoints, which its local run files ({', '.join(map(str, run.files))}) do not "
-            f"record; resolve it on W&B with --mode online")
-    found = pick_checkpoint(run, ref)
+            f"{e}. Run {ref.run_id} was logged online, so W&B holds checkpoints of it that its "
+            f"local run files do not record: resolve it on W&B with --mode online") from None
     if CHECKPOINT_FILE not in found.files:
         raise CheckpointError(
             f"checkpoint {ref} has no {CHECKPOINT_FILE} (it holds {sorted(found.files)[:8]}); "

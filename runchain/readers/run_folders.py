@@ -22,8 +22,9 @@ from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP
 from ..errors import RunNotFoundError
 from .runfile import RecordScan, RunFile, iter_records, read_run_file, record_kind
 
-_FOLDER_RE = re.compile(r"^(?:offline-)?run-(?P<stamp>\d{8}_\d{6})-(?P<id>.+?)(?:-(?P<n>\d+))?$")
 OFFLINE_PREFIX = "offline-"  # wandb names offline run folders offline-run-*, online ones run-*
+_FOLDER_RE = re.compile(rf"^(?:{OFFLINE_PREFIX})?run-(?P<stamp>\d{{8}}_\d{{6}})-(?P<id>.+?)"
+                        rf"(?:-(?P<n>\d+))?$")
 
 
 def logged_online(run_file: str | os.PathLike) -> bool:
@@ -161,16 +162,19 @@ class LocalRun:
 
     @property
     def checkpoints_on_wandb(self) -> bool:
-        """Whether W&B, not these files, holds the run's checkpoints: it was logged online
-        (``logged_online``) and no file of it records an artifact."""
-        return not self.checkpoints and any(logged_online(p) for p in self.files)
+        """Whether W&B holds checkpoints of the run that its files do not: a file of it was
+        logged online (``logged_online``) and records no checkpoint, such as the online
+        part of a run resumed in place after an offline one."""
+        recorded = {c.segment for c in self.checkpoints}
+        return any(logged_online(p) and i not in recorded for i, p in enumerate(self.files))
 
 
 def online_note(runs: list[LocalRun]) -> str:
     """The one note on a folder's runs whose checkpoints only W&B holds
     (``LocalRun.checkpoints_on_wandb``), naming the project to read instead."""
     ids = [r.run_id for r in runs]
-    where = sorted({f"{r.entity}/{r.project}" if r.entity else str(r.project) for r in runs})
+    where = sorted({f"{r.entity}/{r.project}" if r.entity else r.project for r in runs
+                    if r.project} or {"ENTITY/PROJECT"})
     shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
     return (f"{len(ids)} run(s) here were logged online ({shown}): W&B holds the checkpoints "
             f"they logged, which their run files do not record, so this tree shows none and "
