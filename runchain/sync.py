@@ -36,7 +36,8 @@ from .contract import CHECKPOINT_TYPE, artifact_name
 from .errors import SyncError, SyncLockedError
 from .parallel import ParentFirstError, parent_first, threads
 from .readers import default_wandb_dir
-from .sync_plan import (OFFLINE_PREFIX, STATE_FILE, PlannedRun, is_synced,  # noqa: F401
+from .readers.run_folders import OFFLINE_PREFIX  # noqa: F401  (runchain.sync's, as before)
+from .sync_plan import (STATE_FILE, PlannedRun, is_synced,  # noqa: F401
                         load_state, plan, save_state)  # the plan's names, as runchain.sync's too
 from .wandb_api import entity_of, open_api, wandb_requests
 

@@ -20,7 +20,7 @@ from .contract import BREADCRUMBS, CheckpointRef, artifact_name, parse_ref, step
 from .errors import ReferenceSyntaxError, SyncError
 from .lineage import RunInfo
 from .readers import default_wandb_dir, open_folder
-from .readers.run_folders import OFFLINE_PREFIX, logged_online
+from .readers.run_folders import logged_online
 
 STATE_FILE = ".runchain-sync.json"  # next to the run folders; with sync.LOCK_FILE, all sync writes
 

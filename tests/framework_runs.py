@@ -158,19 +158,29 @@ def artifacts(wandb_dir: Path, run_id: str) -> list:
 
 def check_chain(wandb_dir: Path, parent: str, child: str, cut: int, step_metric: str,
                 loss: str) -> dict[str, np.ndarray]:
+    """``check_stitched`` of the chain ending at ``child`` in a folder, its segments as
+    ``runchain chain --json`` prints them. Returns the stitched history."""
+    segments = json.loads(cli("chain", child, "--dir", wandb_dir, "--json").stdout)["segments"]
+    return check_stitched(runchain.open_source(wandb_dir), segments,
+                          lambda run_id: raw_history(wandb_dir, run_id),
+                          parent, child, cut, step_metric, loss)
+
+
+def check_stitched(source: runchain.Source, segments: list[dict], raw, parent: str, child: str,
+                   cut: int, step_metric: str, loss: str) -> dict[str, np.ndarray]:
     """The chain ending at ``child``, on the framework's own axis ``step_metric``, keeps
     exactly ``parent``'s rows up to the checkpoint (``step_metric <= cut``), then all of
     ``child``'s, which go on from ``cut`` with no gap and no overlap: the global step is the
-    framework's own. Returns the stitched history."""
-    segments = json.loads(cli("chain", child, "--dir", wandb_dir, "--json").stdout)["segments"]
+    framework's own. ``segments``: the chain's rows as ``runchain chain --json`` has them;
+    ``raw(run_id)``: a run's own rows, uncut. Returns the stitched history."""
     assert [(s["run_id"], s["last_step"], s["step_metric"]) for s in segments] == [
         (parent, cut, step_metric), (child, segments[1]["last_step"], step_metric)]
     assert segments[1]["global_first"] > cut == segments[0]["global_last"]
-    cols = runchain.open_source(wandb_dir).history(child, keys=[loss, step_metric])
+    cols = source.history(child, keys=[loss, step_metric])
     assert np.array_equal(cols["global_step"], cols[step_metric])  # no offset added
     assert np.all(np.diff(cols["global_step"]) >= 0)
     from_parent = cols["run_id"] == parent
-    raw_parent, raw_child = raw_history(wandb_dir, parent), raw_history(wandb_dir, child)
+    raw_parent, raw_child = raw(parent), raw(child)
     kept = raw_parent[step_metric] <= cut
     assert from_parent.sum() == kept.sum() < len(kept)  # the rows trained into the checkpoint
     assert np.array_equal(cols[loss][from_parent], raw_parent[loss][kept], equal_nan=True)

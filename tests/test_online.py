@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import sys
 import pytest
 
 import runchain
+from runchain import views
 from runchain.readers import project as project_reader
 from runchain.readers.project import _page_configs
 from runchain.readers.run_folders import LocalCheckpoint, LocalRun
@@ -107,19 +109,22 @@ def test_tree_chain_and_report_with_project_match_the_offline_tree(online, wandb
     remote = runchain.open_source(project=path)
     local = runchain.open_source(online["offline_dir"])
     ids = [*remote.tree.nodes, *local.tree.nodes]
-    # the same tree lines (cuts, steps, checkpoints, config) but for the ids
+    # the same tree lines (cuts, steps, checkpoints, config) but for the ids; the folder's
+    # as `runchain tree --dir` prints them (views.tree_lines)
     tree = _tree_lines(cli("tree", "--project", path).stdout, ids)
-    assert len(tree) == 6
-    assert tree == _tree_lines(cli("tree", "--dir", online["offline_dir"]).stdout, ids)
+    assert len(tree) == 6 and tree == _tree_lines("\n".join(views.tree_lines(local.tree)), ids)
     # every chain as `runchain chain --csv` writes it, the same from W&B as from the folder
-    tables = {}
-    for where, source in (("--project", remote), ("--dir", local)):
-        arg = path if where == "--project" else online["offline_dir"]
-        tables[where] = sorted(  # rows as dicts: the two readers may order columns apart
-            [sorted(row.items()) for row in csv.DictReader(
-                _without_ids(cli("chain", leaf, where, arg, "--csv", "-").stdout, ids))]
-            for leaf in runchain.leaves(source.tree))
-    assert tables["--project"] == tables["--dir"] and len(tables["--dir"]) >= 3
+    # (rows as dicts: the two readers may order the columns apart)
+    remote_tables = sorted([sorted(row.items()) for row in csv.DictReader(
+        _without_ids(cli("chain", leaf, "--project", path, "--csv", "-").stdout, ids))]
+        for leaf in runchain.leaves(remote.tree))
+    local_tables = []
+    for leaf in runchain.leaves(local.tree):
+        out = io.StringIO()
+        views.write_csv(local.history(leaf), out)
+        local_tables.append([sorted(row.items())
+                             for row in csv.DictReader(_without_ids(out.getvalue(), ids))])
+    assert remote_tables == sorted(local_tables) and len(local_tables) >= 3
     report = cli("report", "--project", path, "-o", tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
     assert "report: " in report.stdout and all(run_id in page for run_id in remote.tree.nodes)
@@ -176,10 +181,7 @@ def test_resume_in_place_online_with_must_then_rewind(wandb_server, tmp_path, mo
     assert do_run(*common, "--n_steps", 5, "--run_id", root, "--checkpoint_artifact", f"{root}@9") == root
     api_run = runchain.open_source(project="inplace")
     assert api_run.tree.nodes[root].info.last_step == 14
-    # past the checkpoint at 4: refused without --rewind, rewound with it
-    proc = script("do_run.py", *common, "--n_steps", 3, "--run_id", root,
-                  "--checkpoint_artifact", f"{root}@4", check=False)
-    assert proc.returncode != 0 and "--rewind" in proc.stderr
+    # past the checkpoint at 4 (test_resume_in_place.py: refused without --rewind)
     do_run(*common, "--n_steps", 3, "--run_id", root, "--checkpoint_artifact", f"{root}@4", "--rewind")
     source = runchain.open_source(project="inplace")
     cols = source.history(root)

@@ -22,7 +22,8 @@ from conftest import isolate, need
 
 need("torch", "transformers", "accelerate", "lightning")  # the test extra has no torch
 
-from framework_runs import enter, example, marker, raw_history
+from framework_runs import check_stitched, enter, example, marker, raw_history
+from runchain.views import chain_rows
 
 pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see docs/development.md
 
@@ -90,35 +91,7 @@ def remote_raw(source: runchain.Source, run_id: str) -> dict[str, np.ndarray]:
             source.fetch([runchain.Segment(run_id, None, 0)], None)[run_id].items()}
 
 
-def check_project_chain(source: runchain.Source, parent: str, child: str, cut: int,
-                        step_metric: str) -> dict[str, np.ndarray]:
-    """``framework_runs.check_chain``, read from a W&B project: the chain ending at ``child``
-    keeps exactly ``parent``'s rows up to the checkpoint (``step_metric <= cut``), then all of
-    ``child``'s, which go on from ``cut`` with no gap and no overlap, on the framework's own
-    axis. Returns the stitched history."""
-    from runchain.views import chain_rows  # what `runchain chain --json` prints
-
-    spans = chain_rows(source.tree, source.chain(child))
-    assert [(s["run_id"], s["last_step"], s["step_metric"]) for s in spans] == [
-        (parent, cut, step_metric), (child, spans[1]["last_step"], step_metric)]
-    assert spans[1]["global_first"] > cut == spans[0]["global_last"]
-    cols = source.history(child, keys=[LOSS, step_metric])
-    assert np.array_equal(cols["global_step"], cols[step_metric])  # no offset added
-    assert np.all(np.diff(cols["global_step"]) >= 0)
-    from_parent = cols["run_id"] == parent
-    raw_parent, raw_child = remote_raw(source, parent), remote_raw(source, child)
-    kept = raw_parent[step_metric] <= cut
-    assert from_parent.sum() == kept.sum() < len(kept)  # the rows trained into the checkpoint
-    assert np.array_equal(cols[LOSS][from_parent], raw_parent[LOSS][kept], equal_nan=True)
-    assert np.array_equal(cols[LOSS][~from_parent], raw_child[LOSS], equal_nan=True)  # all of them
-    assert np.nanmax(cols[step_metric][from_parent]) == cut
-    assert np.nanmin(cols[step_metric][~from_parent]) > cut
-    return cols
-
-
-def test_the_server_refused_no_request_of_the_runs(online):
-    refused = [r for r in online.requests if r["status"] >= 400]
-    assert not refused, refused
+def test_the_runs_logged_and_used_checkpoints_on_w_and_b(online):
     operations = {r["operation"] for r in online.requests}
     # A logged its checkpoints; B found the one it resumed and used it
     assert {"CreateArtifact", "CommitArtifact", "ArtifactMembershipByName",
@@ -167,7 +140,10 @@ def test_b_used_a_checkpoint_artifact_on_w_and_b(online):
 
 
 def test_the_chain_keeps_a_rows_up_to_the_cut_and_all_of_b(online):
-    check_project_chain(online.source, online.a, online.b, online.cut, online.axis)
+    source = online.source  # the segments as `runchain chain --project --json` prints them
+    check_stitched(source, chain_rows(source.tree, source.chain(online.b)),
+                   lambda run_id: remote_raw(source, run_id),
+                   online.a, online.b, online.cut, online.axis, LOSS)
 
 
 def test_w_and_b_holds_every_row_the_runs_logged(online):

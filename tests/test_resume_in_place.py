@@ -16,7 +16,6 @@ was asked ``resume="must"`` (offline wandb has no server to check it against), a
 against the installed wandb.
 """
 
-import collections
 import json
 import os
 import subprocess
@@ -73,15 +72,6 @@ def _root(n_steps=100) -> str:
     return do_run("--n_steps", str(n_steps), "--n_checkpoint_steps", "50", "--n_metrics", "3")
 
 
-def asked(server) -> dict[str, int]:
-    """The requests ``server`` saw since it was last cleared, by operation, every one
-    served; the SDK's own telemetry (``POST /sdk/otel/...``) is left out."""
-    seen = server.requests()
-    assert not [r for r in seen if r["status"] >= 400], seen
-    return dict(collections.Counter(r["operation"] for r in seen
-                                    if not r["operation"].startswith("POST /sdk/otel/")))
-
-
 @pytest.fixture(scope="module")
 def online_root(wandb_server, tmp_path_factory):
     """A run made online on the HTTP stand-in of W&B: steps 0..9, checkpoints at 4 and 9."""
@@ -130,7 +120,7 @@ def test_resume_args_asks_the_run_s_last_step_only_for_a_resume_in_place(online,
     assert runchain.resume_args(None, "new1", mode="online") == {"id": "new1"}
     assert runchain.resume_args(at_4, "other1", mode="online") == {"id": "other1"}
     assert runchain.resume_args(at_4, None, mode="online") == {"id": None}
-    assert asked(wandb_server) == {}  # a fork or a root asks nothing
+    assert wandb_server.asked() == {}  # a fork or a root asks nothing
     assert runchain.resume_args(at_9, root, mode="online") == {"id": root, "resume": "must"}
     assert runchain.resume_args(at_4, root, mode="online", rewind=True) == {
         "resume_from": f"{root}?_step=4"}
@@ -138,9 +128,9 @@ def test_resume_args_asks_the_run_s_last_step_only_for_a_resume_in_place(online,
                        match=f"logged up to step 9 .* --checkpoint_artifact {root}@4 without --run_id"):
         runchain.resume_args(at_4, root, mode="online")
     # each: wandb.Api() (the viewer), api.run(path), its lastHistoryStep
-    assert asked(wandb_server) == {"Viewer": 3, "Run": 3, "RunHistoryKeys": 3}
+    assert wandb_server.asked() == {"Viewer": 3, "Run": 3, "RunHistoryKeys": 3}
     assert runchain.resume_args(at_4, root, mode="offline") == {"id": root, "resume": "must"}
-    assert asked(wandb_server) == {"Viewer": 3, "Run": 3, "RunHistoryKeys": 3}
+    assert wandb_server.asked() == {"Viewer": 3, "Run": 3, "RunHistoryKeys": 3}
 
 
 @pytest.mark.slow  # a real run online (docs/development.md)
@@ -152,7 +142,7 @@ def test_resume_args_online_without_credentials_fails_before_any_request(online,
     wandb_server.clear()
     with pytest.raises(runchain.CredentialsError):
         runchain.resume_args(at_4, root, mode="online")
-    assert asked(wandb_server) == {}
+    assert wandb_server.asked() == {}
 
 
 @pytest.mark.slow  # a real run online (docs/development.md)
@@ -172,7 +162,7 @@ def test_do_run_online_refuses_a_resume_in_place_that_would_lose_rows(online, wa
     assert line.startswith("do_run.py: error: run ") and "steps 5..9 would be lost" in line
     assert "--rewind" in line and f"--checkpoint_artifact {root}@4 without --run_id" in line
     # what it asked: the checkpoint (load_checkpoint) and the run's last step, nothing more
-    sent = asked(wandb_server)
+    sent = wandb_server.asked()
     assert sent["RunHistoryKeys"] == 1
     started = {"UpsertBucket", "RunResumeStatus", "RewindRun", "CreateRunFiles", "UseArtifact",
                "CreateArtifact", "POST /files/{entity}/{project}/{run}/file_stream"}

@@ -26,7 +26,6 @@ session's offline ``demo_tree``) stays only what the HTTP server cannot show:
 
 from __future__ import annotations
 
-import collections
 import json
 import math
 import os
@@ -98,16 +97,6 @@ def plain_chain(project: str, n: int, first: int) -> list[dict]:
             for i in range(n)]
 
 
-def asked(server) -> dict[str, int]:
-    """The requests ``server`` saw since it was last cleared, by operation, every one
-    served; the SDK's own telemetry (``POST /sdk/otel/...``, sent on its own schedule) is
-    left out."""
-    seen = server.requests()
-    assert not [r for r in seen if r["status"] >= 400], seen
-    return dict(collections.Counter(r["operation"] for r in seen
-                                    if not r["operation"].startswith("POST /sdk/otel/")))
-
-
 @pytest.fixture(scope="module")
 def counts(wandb_server, tmp_path_factory):
     """4 runchain runs online in project ``reader-counts``: root, two children of it, a
@@ -176,7 +165,7 @@ def test_listing_with_breadcrumbs_costs_one_request_per_page_not_per_run(counts,
     remote = open_project(f"{wandb_server.entity}/{COUNTS}")
 
     assert len(remote.runs) == 4 and max(n.depth for n in remote.tree.nodes.values()) == 2
-    assert asked(wandb_server) == {"Viewer": 1,  # wandb.Api() checks the key
+    assert wandb_server.asked() == {"Viewer": 1,  # wandb.Api() checks the key
                                    "Runs": math.ceil(4 / per_page)}
 
 
@@ -190,7 +179,7 @@ def test_a_project_without_entity_is_read_in_the_default_entity_at_no_cost(count
     remote = open_project(COUNTS)
 
     assert remote.where == f"{wandb_server.entity}/{COUNTS}"
-    assert asked(wandb_server) == {"Viewer": 1, "Runs": 1}
+    assert wandb_server.asked() == {"Viewer": 1, "Runs": 1}
 
 
 def test_summaries_are_each_run_s_last_logged_values(at_counts):
@@ -206,7 +195,7 @@ def test_metric_names_come_without_a_request(at_counts, wandb_server):
     wandb_server.clear()
     leaf = deepest(at_counts)
     assert at_counts.metrics(leaf) == at_counts.metrics() == ["accuracy/01", "loss/00"]
-    assert asked(wandb_server) == {}  # the listing had the names
+    assert wandb_server.asked() == {}  # the listing had the names
 
 
 def test_run_urls_are_on_the_server_wandb_talks_to(at_counts, wandb_server):
@@ -232,7 +221,7 @@ def test_fetch_cuts_each_parent_on_w_and_b_one_past_the_checkpoint_step(at_count
 
     scans = len(segments)  # all metrics: one unkeyed scan per run
     pages = sum(math.ceil((s.last_step + 1) / 5) for s in segments[:-1]) + N_STEPS // 5
-    assert asked(wandb_server) == {
+    assert wandb_server.asked() == {
         "RunHistoryKeys": scans,  # scan_history asks the run's last step first
         "RunParquetHistory": scans,  # wandb-core opens the scan
         "HistoryPage": pages}  # 2 + 2 + 4, where uncut parents would cost 4 + 4 + 4
@@ -256,7 +245,7 @@ def test_fetch_scans_each_key_on_its_own_with_step(at_counts, wandb_server):
     cols = remote.history(leaf, keys=["loss/00", "accuracy/01"])
 
     # wandb's keyed scan is SampledHistoryPage: one per run and key
-    assert asked(wandb_server) == {"RunHistoryKeys": 2 * n, "RunParquetHistory": 2 * n,
+    assert wandb_server.asked() == {"RunHistoryKeys": 2 * n, "RunParquetHistory": 2 * n,
                                    "SampledHistoryPage": 2 * n}
     whole = remote.history(leaf)
     assert sorted(cols) == sorted(whole)
@@ -290,7 +279,7 @@ def test_artifact_walk_costs_requests_per_run(at_plain, wandb_server, monkeypatc
         wandb_server.clear()
         remote = open_project(project)
         assert remote.tree.nodes[at_plain[project][-1]].depth == n - 1
-        costs[n] = asked(wandb_server)
+        costs[n] = wandb_server.asked()
         assert costs[n] == {
             "Viewer": 1, "Runs": 1,
             "ServerFeaturesQuery": 1,  # wandb's, once per Api, at its first artifact query
@@ -422,7 +411,7 @@ def test_malformed_project_path_raises_before_any_request(wandb_server, tmp_path
 
     with pytest.raises(ProjectNotFoundError, match="expected entity/project"):
         open_project(project)
-    assert asked(wandb_server) == {}
+    assert wandb_server.asked() == {}
 
 
 # -- on the in-memory stand-in: what the HTTP server cannot show -----------------------------

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -847,6 +848,14 @@ class Server:
 
     def requests(self) -> list[dict]:
         return self._call("/_standin/requests")
+
+    def asked(self) -> dict[str, int]:
+        """The requests since the last ``clear``, counted by operation, every one answered;
+        the SDK's own telemetry (``POST /sdk/otel/...``, sent on its own schedule) left out."""
+        seen = self.requests()
+        assert not [r for r in seen if r["status"] >= 400], seen
+        return dict(collections.Counter(r["operation"] for r in seen
+                                        if not r["operation"].startswith("POST /sdk/otel/")))
 
     def refused(self) -> list[dict]:
         """Every request answered with a status of 400 or more, ``clear`` or not."""

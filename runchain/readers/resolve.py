@@ -241,8 +241,8 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
             raise RunNotFoundError(f"run {path} not found on W&B ({e})") from None
     steps = sorted({s for s in steps if s is not None})
     if not steps:
-        hint = (f"; it was logged online, so W&B holds its checkpoints, which its local run "
-                f"files do not record: ask W&B with mode online (--mode online)"
+        hint = ("; it was logged online, so W&B holds its checkpoints, which its local run "
+                "files do not record: ask W&B with mode online (--mode online)"
                 if run is not None and mode != "online" and run.checkpoints_on_wandb else "")
         raise CheckpointNotFoundError(f"run {run_id} saved no checkpoints (no artifact of type "
                                       f"{CHECKPOINT_TYPE!r} holding {CHECKPOINT_FILE} with a "
