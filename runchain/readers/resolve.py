@@ -204,9 +204,9 @@ def checkpoint_steps(run_id: str, *, mode: str = "offline", project: str | None 
     """Local steps of every checkpoint run ``run_id`` saved, ascending.
 
     Read from local run files. Online, W&B is asked for a run with no files here, and for
-    one logged online whose files record no artifact (wandb sends an online run's artifacts
-    to W&B and writes no record of them: ``LocalRun.checkpoints_on_wandb``); its entity
-    and project default to those its files record. Either way a checkpoint is what
+    one with a file logged online that records no checkpoint (wandb sends an online run's
+    artifacts to W&B and writes no record of them: ``LocalRun.checkpoints_on_wandb``); its
+    entity and project default to those its files record. Either way a checkpoint is what
     ``classify`` says: of type ``checkpoint`` with a step, or a framework integration's
     ``model`` artifact with a step.
 
