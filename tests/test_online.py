@@ -2,8 +2,8 @@
 W&B (``tests/wandb_server.py``) on 127.0.0.1. Nothing here is monkeypatched: ``do_many.py``
 and ``do_run.py`` run as subprocesses with ``--mode online``, wandb-core uploads the runs,
 ``wandb.Api`` reads them back with its own GraphQL queries, and ``wandb sync`` uploads
-offline runs. Each test reads back what the SDK sent and compares it with the same tree
-grown offline from the same seed, row for row.
+offline runs. What comes back is compared with what was logged: the tree grown online, and
+the one synced, with the same seed grown offline, row for row.
 """
 
 from __future__ import annotations
