@@ -257,7 +257,8 @@ def wandb_server(tmp_path_factory):
     """A stand-in W&B server for the real SDK online (``tests/wandb_server.py``), in a
     subprocess on 127.0.0.1; one a session (each xdist worker has its own). Yields its
     ``Server``: ``base_url``, ``entity``, ``api_key``, ``env(base_env)``, ``requests()``,
-    ``clear()``. Run wandb against it in an ``isolate``d setup, with ``server.env(...)``."""
+    ``clear()``, ``asked()``, ``refused()``. Go online against it with
+    ``isolate(mp, base, server=wandb_server)``."""
     from wandb_server import serving
     with serving(tmp_path_factory.mktemp("wandb_server")) as server:
         yield server

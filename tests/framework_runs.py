@@ -140,7 +140,11 @@ def marker(path: Path) -> dict:
 
 def raw_history(wandb_dir: Path, run_id: str) -> dict[str, np.ndarray]:
     """Every column of ``run_id``'s rows as logged (its own segment, uncut)."""
-    source = runchain.open_source(wandb_dir)
+    return own_rows(runchain.open_source(wandb_dir), run_id)
+
+
+def own_rows(source: runchain.Source, run_id: str) -> dict[str, np.ndarray]:
+    """Every column of ``run_id``'s rows as ``source`` holds them (its own segment, uncut)."""
     return {k: np.asarray(v) for k, v in source.fetch([runchain.Segment(run_id, None, 0)],
                                                       None)[run_id].items()}
 
@@ -161,18 +165,17 @@ def check_chain(wandb_dir: Path, parent: str, child: str, cut: int, step_metric:
     """``check_stitched`` of the chain ending at ``child`` in a folder, its segments as
     ``runchain chain --json`` prints them. Returns the stitched history."""
     segments = json.loads(cli("chain", child, "--dir", wandb_dir, "--json").stdout)["segments"]
-    return check_stitched(runchain.open_source(wandb_dir), segments,
-                          lambda run_id: raw_history(wandb_dir, run_id),
-                          parent, child, cut, step_metric, loss)
+    return check_stitched(runchain.open_source(wandb_dir), segments, parent, child, cut,
+                          step_metric, loss)
 
 
-def check_stitched(source: runchain.Source, segments: list[dict], raw, parent: str, child: str,
+def check_stitched(source: runchain.Source, segments: list[dict], parent: str, child: str,
                    cut: int, step_metric: str, loss: str) -> dict[str, np.ndarray]:
     """The chain ending at ``child``, on the framework's own axis ``step_metric``, keeps
     exactly ``parent``'s rows up to the checkpoint (``step_metric <= cut``), then all of
     ``child``'s, which go on from ``cut`` with no gap and no overlap: the global step is the
-    framework's own. ``segments``: the chain's rows as ``runchain chain --json`` has them;
-    ``raw(run_id)``: a run's own rows, uncut. Returns the stitched history."""
+    framework's own. ``segments``: the chain's rows as ``runchain chain --json`` has them.
+    Returns the stitched history."""
     assert [(s["run_id"], s["last_step"], s["step_metric"]) for s in segments] == [
         (parent, cut, step_metric), (child, segments[1]["last_step"], step_metric)]
     assert segments[1]["global_first"] > cut == segments[0]["global_last"]
@@ -180,7 +183,7 @@ def check_stitched(source: runchain.Source, segments: list[dict], raw, parent: s
     assert np.array_equal(cols["global_step"], cols[step_metric])  # no offset added
     assert np.all(np.diff(cols["global_step"]) >= 0)
     from_parent = cols["run_id"] == parent
-    raw_parent, raw_child = raw(parent), raw(child)
+    raw_parent, raw_child = own_rows(source, parent), own_rows(source, child)
     kept = raw_parent[step_metric] <= cut
     assert from_parent.sum() == kept.sum() < len(kept)  # the rows trained into the checkpoint
     assert np.array_equal(cols[loss][from_parent], raw_parent[loss][kept], equal_nan=True)

@@ -22,7 +22,7 @@ from conftest import isolate, need
 
 need("torch", "transformers", "accelerate", "lightning")  # the test extra has no torch
 
-from framework_runs import check_stitched, enter, example, marker, raw_history
+from framework_runs import check_stitched, enter, example, marker, own_rows, raw_history
 from runchain.views import chain_rows
 
 pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see docs/development.md
@@ -85,12 +85,6 @@ def online(request, monkeypatch):
     return made
 
 
-def remote_raw(source: runchain.Source, run_id: str) -> dict[str, np.ndarray]:
-    """Every column of ``run_id``'s rows as W&B holds them (its own segment, uncut)."""
-    return {k: np.asarray(v) for k, v in
-            source.fetch([runchain.Segment(run_id, None, 0)], None)[run_id].items()}
-
-
 def test_the_runs_logged_and_used_checkpoints_on_w_and_b(online):
     operations = {r["operation"] for r in online.requests}
     # A logged its checkpoints; B found the one it resumed and used it
@@ -142,14 +136,13 @@ def test_b_used_a_checkpoint_artifact_on_w_and_b(online):
 def test_the_chain_keeps_a_rows_up_to_the_cut_and_all_of_b(online):
     source = online.source  # the segments as `runchain chain --project --json` prints them
     check_stitched(source, chain_rows(source.tree, source.chain(online.b)),
-                   lambda run_id: remote_raw(source, run_id),
                    online.a, online.b, online.cut, online.axis, LOSS)
 
 
 def test_w_and_b_holds_every_row_the_runs_logged(online):
     """The project's rows are the run files' (wandb writes them online too), row for row."""
     for run_id in (online.a, online.b):
-        theirs, ours = remote_raw(online.source, run_id), raw_history(online.dir, run_id)
+        theirs, ours = own_rows(online.source, run_id), raw_history(online.dir, run_id)
         for key in ("_step", online.axis, LOSS):
             assert np.array_equal(theirs[key], ours[key], equal_nan=True), (run_id, key)
 
