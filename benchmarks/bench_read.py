@@ -56,10 +56,10 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
 import runchain.parallel
-from runchain.readers import run_files as local_tree
-from runchain.stitch import rows_to_columns
-from runchain.readers.run_folders import run_folders
-from runchain.readers.runfile import scan_records
+from runchain.readers import decode_once as local_tree
+from runchain.core.stitch import rows_to_columns
+from runchain.readers.local_runs import run_folders
+from runchain.readers.record_log import scan_records
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -235,7 +235,7 @@ def run_records(run_id: str, parent: tuple[str, int, runchain.Breadcrumbs] | Non
                 metrics: int, checkpoint_every: int, rng: np.random.Generator):
     """A run's records, one at a time (a big run's would not fit in memory as messages);
     yields the run's breadcrumbs first."""
-    crumbs = runchain.contract.breadcrumbs_for(
+    crumbs = runchain.core.contract.breadcrumbs_for(
         run_id, *(parent and (parent[0], f"run-{parent[0]}-checkpoint:step-{parent[1]}",
                               parent[1], parent[2]) or ()))
     yield crumbs
@@ -360,7 +360,7 @@ def big_file(base: Path, mb: float, metrics: int, cache: Path) -> None:
     directory = make_big(base, mb, metrics)
     size = sum(p.stat().st_size for p in files_of(directory))
     me = [sys.executable, __file__, "--dir", str(directory), "--measure"]
-    imports = peak_of([sys.executable, "-c", "import runchain.cli, runchain.readers.folder"])[0]
+    imports = peak_of([sys.executable, "-c", "import runchain.commands.cli, runchain.readers.from_folder"])[0]
     print(f"\none big run file: {size / 1e6:.0f} MB; a process that only imports runchain "
           f"peaks at {imports / 1e6:.0f} MB RSS")
     print(f"{'':<24}{'seconds':>8}{'peak RSS MB':>13}{'/ file':>8}{'above imports MB':>18}"

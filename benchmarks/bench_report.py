@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_read import make_deep, write_run  # noqa: E402
 
 import runchain  # noqa: E402
-from runchain import lineage  # noqa: E402
-from runchain.report import build_report  # noqa: E402
+from runchain.core import lineage  # noqa: E402
+from runchain.renderers.report import build_report  # noqa: E402
 
 CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run"]

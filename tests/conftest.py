@@ -201,9 +201,9 @@ def step_into(made: dict, monkeypatch: pytest.MonkeyPatch) -> None:
 POOLED = r"""
 import pickle, sys
 import runchain, runchain.parallel
-from runchain.readers import run_files
-from runchain.report import static
-run_files.PARALLEL_BYTES = 0
+from runchain.readers import decode_once
+from runchain.renderers.report import static
+decode_once.PARALLEL_BYTES = 0
 static.MIN_PARALLEL = 1
 runchain.parallel.workers = lambda: 2
 calls, each = [], runchain.parallel.each

@@ -18,7 +18,7 @@ import numpy as np
 import runchain
 from conftest import ROOT, child_env, cli, need, step_into
 
-from runchain.readers.runfile import read_run_file
+from runchain.readers.record_log import read_run_file
 
 
 # Runs examples/<name> with RunchainCallback replaced by the framework's empty callback:

@@ -1,51 +1,47 @@
-"""The package's shape: imports point down the layers, and no module imports back up.
+"""The package's shape: its folders are its layers, imports point down them, and no module
+imports back up.
 
-Layers, lowest first (a module may import its own layer or a lower one, never a higher):
+The layers, lowest first, are the folders of ``runchain/`` in the order ``LAYERS`` gives
+(docs/development.md draws them). A module may import its own layer or a lower one, never a
+higher:
 
-0. rules with no dependencies: ``errors``, ``version``, ``contract``, ``classify``, ``mode``,
-   ``atomic``
-1. the pure core and the shared boundaries: ``lineage``, ``stitch``, ``source``,
-   ``parallel``, ``artifact_files``, ``wandb_api``
-2. the run side, called from training scripts: ``checkpoints``, ``tracking``
-3. readers, which turn run files or a W&B project into a ``Source``, and the resolver of
-   checkpoint references: ``readers.*``
-4. renderers and tools that consume a ``Source``: ``views``, ``report.*``, ``publish``,
-   ``sync``
-5. entry points: ``cli``, ``__main__`` and the package's ``__init__``
-6. add-ons built on the public API alone, as a user's script would be: ``integrations.*``
+0. the base, the modules at the top of ``runchain/``: errors, the version, atomic writes,
+   the process pool. They import nothing of runchain but each other.
+1. ``core/``: the contract's rules and the pure graph and chain logic (no I/O).
+2. ``wandb_io/``: the W&B boundary: the public API, artifact files, the mode.
+3. ``training/``: what a training script imports: checkpoints, tracking, in-place resume,
+   the state check.
+4. ``readers/``: run files or a W&B project in, a ``Source`` out.
+5. ``renderers/``: what a tree and its chains look like: text, JSON, CSV, the report.
+6. ``commands/``: the command line and what only it runs: watch, sync, publish.
+7. the entry points: ``runchain/__init__.py`` (the public API) and ``__main__.py``.
+8. ``integrations/``: add-ons built on the public API alone, as a user's script would be.
+
+A module in a folder not in ``LAYERS`` is outside every layer, and fails the tests.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "runchain"
-LAYERS = {
-    "runchain.errors": 0, "runchain.version": 0, "runchain.contract": 0, "runchain.classify": 0,
-    "runchain.mode": 0, "runchain.atomic": 0, "runchain.state_check": 0,
-    "runchain.lineage": 1, "runchain.parents": 1, "runchain.stitch": 1, "runchain.source": 1,
-    "runchain.parallel": 1,
-    "runchain.artifact_files": 1, "runchain.wandb_api": 1,
-    "runchain.checkpoints": 2, "runchain.tracking": 2, "runchain.in_place": 2,
-    "runchain.readers": 3, "runchain.readers.folder": 3, "runchain.readers.run_folders": 3,
-    "runchain.readers.run_files": 3, "runchain.readers.resolve": 3,
-    "runchain.readers.runfile": 3, "runchain.readers.history_columns": 3,
-    "runchain.readers.run_cache": 3, "runchain.readers.cache_folder": 3,
-    "runchain.readers.project": 3, "runchain.readers.grown": 3,
-    "runchain.readers.timelines": 3, "runchain.readers.run_state": 3,
-    "runchain.views": 4, "runchain.watch": 4, "runchain.report": 4, "runchain.report.figures": 4,
-    "runchain.report.data": 4, "runchain.report.page": 4, "runchain.report.static": 4,
-    "runchain.report.palette": 4, "runchain.publish": 4, "runchain.sync": 4,
-    "runchain.sync_plan": 4,
-    "runchain.cli": 5, "runchain.cli_cache": 5, "runchain.cli_watch": 5, "runchain.__main__": 5, "runchain": 5,
-    "runchain.integrations": 6, "runchain.integrations.marker": 6,
-    "runchain.integrations.transformers": 6, "runchain.integrations.lightning": 6,
-}
-CORE = ("runchain.contract", "runchain.classify", "runchain.lineage", "runchain.parents",
-        "runchain.stitch", "runchain.source")
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "runchain"
+LAYERS = ("core", "wandb_io", "training", "readers", "renderers", "commands", "integrations")
+ENTRY = ("runchain", "runchain.__main__")
+
+
+def layer(name: str) -> int:
+    """The layer of module ``name``, from where it sits; -1 for a folder outside every layer."""
+    parts = name.split(".")
+    if name in ENTRY:
+        return LAYERS.index("commands") + 2
+    if len(parts) == 2 and not (PACKAGE / parts[1]).is_dir():
+        return 0
+    return LAYERS.index(parts[1]) + 1 + (parts[1] == "integrations") if parts[1] in LAYERS else -1
 
 
 def module_name(path: Path) -> str:
@@ -90,14 +86,41 @@ def graph() -> dict[str, set[str]]:
     return {name: imports(path, set(mods)) for name, path in mods.items()}
 
 
-def test_every_module_has_a_layer():
-    assert set(modules()) == set(LAYERS), "add new modules to LAYERS, or remove gone ones"
+def test_every_module_sits_in_a_layer():
+    outside = [name for name in modules() if layer(name) < 0]
+    assert not outside, f"move these into a layer's folder, or add the folder to LAYERS: {outside}"
+
+
+def test_at_most_ten_modules_at_the_top():
+    top = [p.name for p in PACKAGE.glob("*.py")]
+    assert len(top) <= 10, top
+
+
+def test_the_drawing_in_docs_names_the_layers_in_order():
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    drawing = text[text.index("<!-- layers -->"):text.index("<!-- /layers -->")]
+    drawn = re.findall(r"runchain/(\w+)/", drawing)  # drawn top down: the highest layer first
+    assert list(dict.fromkeys(reversed(drawn))) == list(LAYERS), drawn
+
+
+def test_the_layer_rule_fails_an_upward_import():
+    """The check below, on a made-up graph: a reader importing the command line is caught."""
+    assert layer("runchain.readers.x") < layer("runchain.commands.cli")
+    assert layer("runchain.errors") < layer("runchain.core.contract") < layer("runchain.wandb_io.api")
+    assert layer("runchain.training.tracking") < layer("runchain.readers.resolve")
+    assert layer("runchain.elsewhere.x") == -1
+    assert upward({"runchain.readers.x": {"runchain.commands.cli"}}) == [
+        "runchain.readers.x (layer 4) imports runchain.commands.cli (layer 6)"]
+
+
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    return [f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)})"
+            for a, targets in sorted(edges.items()) for b in sorted(targets) if layer(b) > layer(a)]
 
 
 def test_imports_point_down_the_layers():
-    upward = [f"{a} (layer {LAYERS[a]}) imports {b} (layer {LAYERS[b]})"
-              for a, targets in graph().items() for b in sorted(targets) if LAYERS[b] > LAYERS[a]]
-    assert not upward, "\n".join(upward)
+    wrong = upward(graph())
+    assert not wrong, "\n".join(wrong)
 
 
 def test_no_import_cycle_inside_runchain():
@@ -120,19 +143,19 @@ def test_no_import_cycle_inside_runchain():
 
 
 def test_the_core_imports_no_reader_and_no_renderer():
-    for name in CORE:
-        wrong = {b for b in graph()[name] if LAYERS[b] >= 2}
+    for name in (n for n in modules() if n.startswith("runchain.core.")):
+        wrong = {b for b in graph()[name] if layer(b) > layer("runchain.core.x")}
         assert not wrong, f"{name} imports {wrong}"
 
 
 def test_the_import_graph_sees_relative_and_function_level_imports():
     """The graph sees function-level and relative imports, or the tests above prove nothing."""
     edges = graph()
-    assert "runchain.readers.folder" in edges["runchain.readers"]
-    assert "runchain.source" in edges["runchain.readers.folder"]  # `from ..source import`
-    assert "runchain.parallel" in edges["runchain.readers.run_files"]  # `from .. import parallel`
-    assert "runchain.report" in edges["runchain.cli"]  # imported inside a function
-    assert "runchain.checkpoints" not in edges["runchain.tracking"]  # for annotations only
+    assert "runchain.readers.from_folder" in edges["runchain.readers"]
+    assert "runchain.core.source" in edges["runchain.readers.from_folder"]  # `from ..source import`
+    assert "runchain.parallel" in edges["runchain.readers.decode_once"]  # `from .. import parallel`
+    assert "runchain.renderers.report" in edges["runchain.commands.cli"]  # imported inside a function
+    assert "runchain.training.checkpoints" not in edges["runchain.training.tracking"]  # for annotations only
 
 
 def test_no_module_is_over_400_lines():
@@ -197,9 +220,9 @@ def test_a_training_script_loads_no_reader_cache_report_sync_or_publish(tmp_path
                           text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "runchain.tracking" in loaded and "runchain.checkpoints" in loaded  # it did run
-    heavy = [m for m in loaded if m.startswith(("runchain.readers", "runchain.report",
-                                                "runchain.sync", "runchain.publish",
-                                                "runchain.views", "runchain.cli"))]
+    assert "runchain.training.tracking" in loaded and "runchain.training.checkpoints" in loaded  # it did run
+    heavy = [m for m in loaded if m.startswith(("runchain.readers", "runchain.renderers.report",
+                                                "runchain.commands.sync", "runchain.commands.publish",
+                                                "runchain.renderers.formats", "runchain.commands.cli"))]
     assert not heavy, f"a training script loaded {heavy}"
-    assert all(LAYERS[m] <= 2 for m in loaded if m != "runchain"), loaded
+    assert all(layer(m) <= layer("runchain.training.x") for m in loaded if m != "runchain"), loaded

@@ -18,10 +18,11 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
 from conftest import cli, plain_run, run_file
-from runchain import cli as runchain_cli
-from runchain.readers import history_columns, runfile
-from runchain.readers.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
-from runchain.stitch import STITCHED
+from runchain.commands import cli as runchain_cli
+from runchain.readers import history_columns, record_log
+from runchain.readers.record_log import (IncompleteRunWarning, read_run_file, record_kind,
+                                         scan_records)
+from runchain.core.stitch import STITCHED
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md
@@ -36,7 +37,7 @@ def _write(path, records):
     for body in records:
         first = True
         while True:
-            room = runfile.BLOCK_LEN - len(data) % runfile.BLOCK_LEN
+            room = record_log.BLOCK_LEN - len(data) % record_log.BLOCK_LEN
             if room < 7:
                 data += bytes(room)
                 continue
@@ -66,7 +67,7 @@ def _records(steps):
     """A run record with a config bigger than three blocks, history rows (a key that only the
     last rows log), a checkpoint artifact, and an exit record."""
     run = pb.Record(num=1, run=pb.RunRecord(run_id="big", project="p"))
-    run.run.config.update.add(key="blob", value_json=json.dumps("x" * (3 * runfile.BLOCK_LEN + 5)))
+    run.run.config.update.add(key="blob", value_json=json.dumps("x" * (3 * record_log.BLOCK_LEN + 5)))
     artifact = pb.Record(artifact=pb.ArtifactRecord(name="run-big-checkpoint", type="checkpoint",
                                                     metadata=json.dumps({"step": 3})))
     rows = [_history(s, extra="late" if s >= steps - 5 else None) for s in range(steps)]
@@ -77,34 +78,34 @@ def _records(steps):
 @pytest.mark.parametrize("read_blocks", [1, 3, 32])
 def test_records_read_a_few_blocks_at_a_time_are_the_records_written(tmp_path, monkeypatch,
                                                                      read_blocks):
-    monkeypatch.setattr(runfile, "READ_BLOCKS", read_blocks)
+    monkeypatch.setattr(record_log, "READ_BLOCKS", read_blocks)
     written = _records(20_000)
     path = tmp_path / "run-big.wandb"
     _write(path, written)
-    assert path.stat().st_size > 4 * read_blocks * runfile.BLOCK_LEN  # many reads
-    scan = runfile.RecordScan()
+    assert path.stat().st_size > 4 * read_blocks * record_log.BLOCK_LEN  # many reads
+    scan = record_log.RecordScan()
     with open(path, "rb") as f:
-        assert list(runfile.iter_records(f, str(path), scan)) == written
+        assert list(record_log.iter_records(f, str(path), scan)) == written
     assert scan.reason is None and scan.torn_at is None
 
 
 def test_a_file_cut_near_read_boundaries_yields_every_record_before_the_cut(tmp_path, monkeypatch):
-    monkeypatch.setattr(runfile, "READ_BLOCKS", 2)
+    monkeypatch.setattr(record_log, "READ_BLOCKS", 2)
     written = _records(800)
     whole = tmp_path / "whole.wandb"
     ends = _write(whole, written)
     data = whole.read_bytes()
-    read_len = 2 * runfile.BLOCK_LEN
+    read_len = 2 * record_log.BLOCK_LEN
     cuts = {c for k in range(1, len(data) // read_len + 1)
             for c in range(k * read_len - 9, k * read_len + 9)}
-    cuts |= {ends[0] - 1, ends[0] - runfile.BLOCK_LEN, ends[-1] - 1, 8, 7, 3}  # mid-record too
+    cuts |= {ends[0] - 1, ends[0] - record_log.BLOCK_LEN, ends[-1] - 1, 8, 7, 3}  # mid-record too
     cut_file = tmp_path / "run-cut.wandb"
     for cut in sorted(c for c in cuts if 0 < c < len(data)):
         cut_file.write_bytes(data[:cut])
         expected = [r for r, end in zip(written, ends) if end <= cut]
-        scan = runfile.RecordScan()
+        scan = record_log.RecordScan()
         with open(cut_file, "rb") as f:
-            assert list(runfile.iter_records(f, str(cut_file), scan)) == expected, cut
+            assert list(record_log.iter_records(f, str(cut_file), scan)) == expected, cut
         assert scan_records(data[:cut]).records == expected, cut
         if scan.reason is not None:
             assert scan.torn_at <= cut
@@ -133,10 +134,10 @@ def test_a_big_real_run_read_in_small_pieces_decodes_as_wandbs_record_class_does
     path = run_file(wandb_dir, proc.stdout.split()[-1])
     whole_records = scan_records(path.read_bytes()).records
     rows = [r for r in whole_records if record_kind(r) == "history"]
-    assert path.stat().st_size > 8 * runfile.BLOCK_LEN  # many reads of one block
+    assert path.stat().st_size > 8 * record_log.BLOCK_LEN  # many reads of one block
     expected = history_columns._slow(rows)  # wandb's own Record class, item by item
 
-    monkeypatch.setattr(runfile, "READ_BLOCKS", 1)
+    monkeypatch.setattr(record_log, "READ_BLOCKS", 1)
     monkeypatch.setattr(history_columns, "BATCH_BYTES", 20_000)  # dozens of batches
     run = read_run_file(path)
     assert list(run.history) == list(expected)

@@ -13,8 +13,8 @@ import pytest
 
 import runchain
 from conftest import cli, plain_run, run_file
-from runchain.readers import run_files as local_tree
-from runchain.readers.run_cache import entry_path
+from runchain.readers import decode_once as local_tree
+from runchain.readers.cache_entry import entry_path
 
 
 def _read_all(directory):

@@ -142,7 +142,7 @@ class Full:
 import os, types  # atomic.py opens its temporary file with os.fdopen: that file fills up
 runchain.atomic.os = types.SimpleNamespace(
     **{**vars(os), "fdopen": lambda *args, **kwargs: Full(os.fdopen(*args, **kwargs))})
-from runchain.cli import main
+from runchain.commands.cli import main
 sys.argv[0] = "runchain"
 main()
 '''

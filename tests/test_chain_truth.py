@@ -23,7 +23,7 @@ import pytest
 import runchain
 from conftest import cli, isolate
 from foreign import append_use_artifact, original_root, plain, run_files, scripted
-from runchain.readers.project import open_project
+from runchain.readers.from_project import open_project
 from wandb_standin import StandinApi, project_from_dir
 
 pytestmark = pytest.mark.slow  # see docs/development.md
@@ -114,7 +114,7 @@ def test_a_fork_and_a_rewind_by_an_older_wandb_read_as_the_installed_ones(
 
 def test_the_committed_old_run_files_hold_their_branch_points_only_in_the_config():
     """What makes them worth keeping: an SDK 0.20+ writes the run record's branch_point."""
-    from runchain.readers.runfile import read_run_file
+    from runchain.readers.record_log import read_run_file
     for version in OLD_SDKS:
         for path in (DATA / f"wandb-{version}").rglob("run-oldforkb.wandb"):
             assert read_run_file(path).branch_point == ("oldforka", 15), version

@@ -3,8 +3,8 @@
 import pytest
 
 from conftest import isolate, rows, script
-from runchain.readers.run_folders import run_folders
-from runchain.readers.runfile import read_run_file
+from runchain.readers.local_runs import run_folders
+from runchain.readers.record_log import read_run_file
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md

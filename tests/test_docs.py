@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from runchain.cli import main
+from runchain.commands.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

@@ -6,8 +6,8 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["runchain.contract", "runchain.classify", "runchain.stitch",
-                                  "runchain.lineage", "runchain.readers.resolve"])
+@pytest.mark.parametrize("name", ["runchain.core.contract", "runchain.core.classify", "runchain.core.stitch",
+                                  "runchain.core.lineage", "runchain.readers.resolve"])
 def test_docstring_examples_hold(name):
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0

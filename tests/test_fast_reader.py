@@ -15,8 +15,9 @@ from wandb.proto import wandb_internal_pb2 as pb
 import runchain
 from conftest import do_run, plain_run, pooled, run_file
 import runchain.parallel
-from runchain.readers import run_files as local_tree, history_columns
-from runchain.readers.runfile import IncompleteRunWarning, read_run_file, record_kind, scan_records
+from runchain.readers import decode_once as local_tree, history_columns
+from runchain.readers.record_log import (IncompleteRunWarning, read_run_file, record_kind,
+                                         scan_records)
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md

@@ -165,7 +165,7 @@ def test_a_runchain_child_records_a_reference_that_exists(original):
     source = runchain.open_source(original["dir"])
     crumbs = source.tree.nodes[original["ours"]].info.breadcrumbs
     assert crumbs.parent_checkpoint == f"run-{original['root']}-checkpoint:v2"
-    from runchain import sync
+    from runchain.commands import sync
     (planned,) = [p for p in sync.plan(original["dir"]) if p.run_id == original["ours"]]
     assert planned.edge.ref.alias == "v2" and planned.edge.problem is None
 
@@ -204,7 +204,7 @@ def test_a_forks_chain_is_its_parents_rows_to_the_fork_then_its_own(forked):
 
 
 def test_the_w_and_b_reader_sees_the_same_fork(forked):
-    from runchain.readers.project import open_project
+    from runchain.readers.from_project import open_project
     from wandb_standin import StandinApi, project_from_dir
     remote = open_project("ent/orig", api=StandinApi(project_from_dir(forked["dir"])))
     node = remote.tree.nodes[forked["b"]]
@@ -375,7 +375,7 @@ def test_only_project_limits_a_folder_to_one_project(twins):
 def test_the_w_and_b_reader_reads_the_original_examples_runs_alike(original):
     """On W&B the step comes from downloading checkpoint.json (once per artifact), and the
     child's use_artifact record is the edge; both readers give the same tree and chains."""
-    from runchain.readers.project import open_project
+    from runchain.readers.from_project import open_project
     from wandb_standin import StandinApi, project_from_dir
     runs = [d for d in project_from_dir(original["dir"]) if d.project == "orig"]
     api = StandinApi(runs)

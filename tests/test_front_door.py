@@ -18,8 +18,8 @@ import pytest
 
 import runchain
 from conftest import cli, do_run, run_file
-from runchain.readers.runfile import read_run_file
-from runchain.views import FIGURES
+from runchain.readers.record_log import read_run_file
+from runchain.renderers.formats import FIGURES
 
 
 def offline_run(wandb_dir: Path, project: str = "p", name: str | None = None,

@@ -14,7 +14,7 @@ import pytest
 import runchain
 from conftest import do_run, isolate, run_file
 from runchain.readers import grown
-from runchain.readers.runfile import read_run_file
+from runchain.readers.record_log import read_run_file
 
 pytestmark = pytest.mark.slow  # one real run of 2,000 steps, read many times
 
@@ -50,7 +50,7 @@ def live(made, tmp_path, monkeypatch):
         calls["grew"] += meta is not None
         return meta
 
-    monkeypatch.setattr("runchain.readers.run_files.resume", counted)
+    monkeypatch.setattr("runchain.readers.decode_once.resume", counted)
 
     def write(data: bytes) -> None:
         with path.open("r+b") as f:  # in place, as wandb appends: the inode stays

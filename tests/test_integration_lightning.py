@@ -202,7 +202,7 @@ def test_a_plain_lightning_run_that_used_a_model_checkpoint_is_its_child_one_ste
 
 
 def test_the_wandb_reader_reads_the_plain_lightning_runs_the_same(plain, monkeypatch):
-    from runchain.readers.project import open_project
+    from runchain.readers.from_project import open_project
     from wandb_standin import StandinApi, project_from_dir
 
     enter(plain, monkeypatch)

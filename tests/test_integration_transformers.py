@@ -199,7 +199,7 @@ def test_a_plain_trainer_run_that_used_a_model_checkpoint_is_its_child_on_the_tr
 def test_the_wandb_reader_reads_the_plain_trainer_runs_the_same(plain, monkeypatch):
     """Against a stand-in W&B holding the offline runs as synced (the edge: Q's used
     ``model`` artifact)."""
-    from runchain.readers.project import open_project
+    from runchain.readers.from_project import open_project
     from wandb_standin import StandinApi, project_from_dir
 
     enter(plain, monkeypatch)
@@ -220,7 +220,7 @@ def test_the_report_draws_each_run_from_its_first_framework_step(runs, env):
     not at its offset 0 (where they would cover A's)."""
     import base64
 
-    from runchain.report.data import payload
+    from runchain.renderers.report.data import payload
 
     source = runchain.open_source(runs.dir)
     described = {r["id"]: r for r in payload(source, [LOSS], [LOSS], [runs.b], "test")["runs"]}
@@ -236,7 +236,7 @@ def test_the_wandb_reader_reads_the_callback_runs_on_the_trainer_axis_too(runs, 
     """Against a stand-in W&B holding the offline runs as synced: the breadcrumbs declare
     the axis, the summary lists the checkpoint steps, the summary's step metric is the last
     step; the tree and the stitched history are the folder reader's."""
-    from runchain.readers.project import open_project
+    from runchain.readers.from_project import open_project
     from wandb_standin import StandinApi, project_from_dir
 
     remote = open_project("ent/runchain-hf", api=StandinApi(project_from_dir(runs.dir)))

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from runchain.contract import Breadcrumbs, breadcrumbs_for
+from runchain.core.contract import Breadcrumbs, breadcrumbs_for
 from runchain.errors import CycleError, RunNotFoundError
-from runchain.lineage import (CheckpointInfo, RunInfo, Segment, build_tree, chain, chains, find_run,
-                              leaves)
+from runchain.core.lineage import (CheckpointInfo, RunInfo, Segment, build_tree, chain, chains,
+                                   find_run, leaves)
 
 
 def run(run_id: str, last_step: int | None = 99, used=(), crumbs: Breadcrumbs | None = None,
@@ -232,7 +232,7 @@ def test_stitch_never_replaces_a_column_a_run_logged():
     is runchain's own, so nothing is renamed for it."""
     import numpy as np
     from runchain.errors import MetricError
-    from runchain.stitch import metric_columns, stitch, stitched_names
+    from runchain.core.stitch import metric_columns, stitch, stitched_names
     segments = [Segment("a", 1, 0), Segment("b", None, 2)]
     histories = {"a": {"_step": np.arange(3), "loss": np.array([3.0, 2.0, 1.0]),
                        "step": np.array([1000.0, 1001.0, 1002.0])},
@@ -310,7 +310,7 @@ def test_breadcrumbs_record_the_axis_and_a_continuing_child_keeps_the_offset():
 
 
 def test_breadcrumbs_with_a_step_metric_that_is_not_a_name_are_malformed():
-    from runchain.contract import breadcrumbs_problem
+    from runchain.core.contract import breadcrumbs_problem
 
     config = {**breadcrumbs_for("a").to_config(), "step_metric": 5}
     assert breadcrumbs_problem(config) == ("breadcrumbs (config['runchain']) hold step_metric=5, "
@@ -319,7 +319,7 @@ def test_breadcrumbs_with_a_step_metric_that_is_not_a_name_are_malformed():
 
 
 def test_framework_checkpoints_are_read_from_aliases_and_file_names_and_nothing_else():
-    from runchain.classify import framework_checkpoint
+    from runchain.core.classify import framework_checkpoint
 
     assert framework_checkpoint("model", ["checkpoint_global_step_7", "epoch_0.31"], None) == (7, HF)
     assert framework_checkpoint("model", [], {"original_filename": "step=5.ckpt"}) == (4, "trainer/global_step")
@@ -331,7 +331,7 @@ def test_framework_checkpoints_are_read_from_aliases_and_file_names_and_nothing_
 
 
 def test_any_artifact_holding_checkpoint_json_is_a_checkpoint_but_wandbs_own_are_not_asked():
-    from runchain.classify import classify
+    from runchain.core.classify import classify
     asked = []
 
     def state(step):
@@ -347,7 +347,7 @@ def test_any_artifact_holding_checkpoint_json_is_a_checkpoint_but_wandbs_own_are
 
 
 def test_tree_lines_cap_the_indent_so_output_grows_with_runs_not_depth_squared():
-    from runchain.views import INDENT_CAP, tree_lines
+    from runchain.renderers.formats import INDENT_CAP, tree_lines
     ids = [f"r{i:05d}" for i in range(2000)]
     runs = [run(ids[0], 9, ckpts=(4, 9))] + [
         run(ids[i], 9, used=[(ids[i - 1], 4)], ckpts=(4, 9)) for i in range(1, len(ids))]

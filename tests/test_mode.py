@@ -3,7 +3,7 @@
 import pytest
 
 from runchain import CredentialsError, ModeError, resolve_mode
-from runchain.mode import credential_source
+from runchain.wandb_io.mode import credential_source
 
 KEY = "k" * 40
 

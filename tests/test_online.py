@@ -21,10 +21,10 @@ import sys
 import pytest
 
 import runchain
-from runchain import views
-from runchain.readers import project as project_reader
-from runchain.readers.project import _page_configs
-from runchain.readers.run_folders import LocalCheckpoint, LocalRun
+from runchain.renderers import formats
+from runchain.readers import from_project as project_reader
+from runchain.readers.from_project import _page_configs
+from runchain.readers.local_runs import LocalCheckpoint, LocalRun
 from conftest import cli, do_run, isolate, rows, script, step_into
 
 pytestmark = pytest.mark.slow  # real runs in subprocesses (docs/development.md)
@@ -110,9 +110,9 @@ def test_tree_chain_and_report_with_project_match_the_offline_tree(online, wandb
     local = runchain.open_source(online["offline_dir"])
     ids = [*remote.tree.nodes, *local.tree.nodes]
     # the same tree lines (cuts, steps, checkpoints, config) but for the ids; the folder's
-    # as `runchain tree --dir` prints them (views.tree_lines)
+    # as `runchain tree --dir` prints them (formats.tree_lines)
     tree = _tree_lines(cli("tree", "--project", path).stdout, ids)
-    assert len(tree) == 6 and tree == _tree_lines("\n".join(views.tree_lines(local.tree)), ids)
+    assert len(tree) == 6 and tree == _tree_lines("\n".join(formats.tree_lines(local.tree)), ids)
     # every chain as `runchain chain --csv` writes it, the same from W&B as from the folder
     # (rows as dicts: the two readers may order the columns apart)
     remote_tables = sorted([sorted(row.items()) for row in csv.DictReader(
@@ -121,7 +121,7 @@ def test_tree_chain_and_report_with_project_match_the_offline_tree(online, wandb
     local_tables = []
     for leaf in runchain.leaves(local.tree):
         out = io.StringIO()
-        views.write_csv(local.history(leaf), out)
+        formats.write_csv(local.history(leaf), out)
         local_tables.append([sorted(row.items())
                              for row in csv.DictReader(_without_ids(out.getvalue(), ids))])
     assert remote_tables == sorted(local_tables) and len(local_tables) >= 3

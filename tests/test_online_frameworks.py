@@ -23,7 +23,7 @@ from conftest import isolate, need
 need("torch", "transformers", "accelerate", "lightning")  # the test extra has no torch
 
 from framework_runs import check_stitched, enter, example, marker, own_rows, raw_history
-from runchain.views import chain_rows
+from runchain.renderers.formats import chain_rows
 
 pytestmark = [pytest.mark.framework, pytest.mark.slow]  # see docs/development.md
 

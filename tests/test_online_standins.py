@@ -34,7 +34,7 @@ import pytest
 import wandb
 
 import runchain
-from runchain.mode import credential_source
+from runchain.wandb_io.mode import credential_source
 
 from conftest import isolate, step_into
 

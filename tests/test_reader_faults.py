@@ -18,8 +18,9 @@ import runchain
 from conftest import cli, isolate, plain_run
 from foreign import _chunks
 from runchain.errors import CacheError, RunchainError, RunFileError
-from runchain.readers import cache_folder, run_cache, run_files, runfile
-from runchain.readers.runfile import RecordScan, iter_records, record_kind
+from runchain.readers import (cache_folder, cache_entry, decode_once,
+                              record_log)
+from runchain.readers.record_log import RecordScan, iter_records, record_kind
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +75,10 @@ def test_a_run_file_gone_at_its_cache_key_stat_is_left_out_with_a_note(env, monk
         if os.fspath(path) == str(gone):
             raise FileNotFoundError(2, "No such file or directory", os.fspath(path))
         return real_key(path)
-    real_key = run_files.file_key
-    monkeypatch.setattr(run_files, "file_key", file_key)
+    real_key = decode_once.file_key
+    monkeypatch.setattr(decode_once, "file_key", file_key)
     src, notes = _read(env["dir"])
-    monkeypatch.setattr(run_files, "file_key", real_key)
+    monkeypatch.setattr(decode_once, "file_key", real_key)
     _assert_left_out(src, notes, env, _id(gone))
 
 
@@ -88,9 +89,9 @@ def test_a_run_file_gone_when_opened_is_left_out_with_a_note(env, monkeypatch):
         if os.fspath(path) == str(gone):
             raise FileNotFoundError(2, "No such file or directory", os.fspath(path))
         return open(path, *args, **kwargs)
-    monkeypatch.setattr(runfile, "open", open_, raising=False)
+    monkeypatch.setattr(record_log, "open", open_, raising=False)
     src, notes = _read(env["dir"])
-    monkeypatch.delattr(runfile, "open")
+    monkeypatch.delattr(record_log, "open")
     _assert_left_out(src, notes, env, _id(gone))
 
 
@@ -146,7 +147,7 @@ def _write_run(wandb_dir: Path, source: Path, run_id: str, kinds: set[str]) -> P
     folder = wandb_dir / f"offline-run-20260101_000000-{run_id}"
     folder.mkdir()
     path = folder / f"run-{run_id}.wandb"
-    data = bytearray(source.read_bytes()[:runfile.HEADER_LEN])
+    data = bytearray(source.read_bytes()[:record_log.HEADER_LEN])
     for raw in _records(source):
         if record_kind(raw) not in kinds:
             continue
@@ -264,7 +265,7 @@ def test_a_read_with_the_cache_path_a_file_warns_and_reads_without_a_cache(env, 
     path = tmp_path / "cachefile"
     path.write_text("not a folder")
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(path))
-    with pytest.warns(run_cache.CacheWarning, match=rf"cache path {path} is a file.*without a cache"):
+    with pytest.warns(cache_entry.CacheWarning, match=rf"cache path {path} is a file.*without a cache"):
         src = runchain.open_source(env["dir"])
     assert src.history(env["ids"][2], keys=["loss"])["loss"].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
     assert path.read_text() == "not a folder"

@@ -14,10 +14,10 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
 from conftest import cli, isolate, plain_run, pooled, script
-from runchain.readers.runfile import read_run_file, record_kind, scan_records
-from runchain.report import build_report, write_report
-from runchain.report.data import pieces_of, read_pieces, shown_where, thin
-from runchain.report.palette import PALETTE
+from runchain.readers.record_log import read_run_file, record_kind, scan_records
+from runchain.renderers.report import build_report, write_report
+from runchain.renderers.report.data import pieces_of, read_pieces, shown_where, thin
+from runchain.renderers.report.palette import PALETTE
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md
@@ -96,7 +96,7 @@ def test_every_user_string_is_escaped(demo, tmp_path):
 
 
 def test_script_json_escapes_what_could_end_the_element():
-    from runchain.report.data import script_json
+    from runchain.renderers.report.data import script_json
     value = {"name": "</script><!--\u2028\u2029&"}
     text = script_json(value)
     assert not re.search("[<>&\u2028\u2029]", text) and json.loads(text) == value
@@ -113,7 +113,7 @@ def test_nothing_external_is_referenced(demo):
 
 
 def test_a_w_and_b_source_links_each_run_to_its_page(demo):
-    from runchain.readers.project import open_project
+    from runchain.readers.from_project import open_project
     from wandb_standin import StandinApi, project_from_dir
     runs = [d for d in project_from_dir(demo["dir"]) if d.project == "runchain-demo"]
     source = open_project("ent/runchain-demo", api=StandinApi(runs))
@@ -248,7 +248,7 @@ COLORS = {"a": "#0000ff", "b": "#ff0000"}
 
 
 def test_chains_drawn_together_share_a_scale_that_fits_them_all():
-    from runchain.report.figures import chain_scale
+    from runchain.renderers.report.figures import chain_scale
     short, long = _chain(5.0, 7.0, n=20), _chain(-3.0, 2.0, n=50)
     long["m"][7] = np.nan  # a row that did not log m
     (x0, x1), ((m0, m1), (g0, g1)) = chain_scale([short, long], ["m", "gone"])
@@ -278,7 +278,7 @@ def _region(ax, height: int) -> tuple[slice, slice]:
 
 
 def test_chain_picture_draws_each_run_where_its_data_is():
-    from runchain.report.figures import ChainCanvas, chain_scale
+    from runchain.renderers.report.figures import ChainCanvas, chain_scale
     flat = _chain(5.0, 5.0)
     scale = chain_scale([flat, _chain(0.0, 10.0)], ["m", "gone"])
     canvas = ChainCanvas(["m", "gone"])
@@ -309,7 +309,7 @@ def test_chain_picture_draws_each_run_where_its_data_is():
 
 def test_chain_picture_keeps_nothing_from_the_chain_before():
     """The canvas is reused and blitted; each picture equals one drawn on a fresh canvas."""
-    from runchain.report.figures import ChainCanvas, chain_scale
+    from runchain.renderers.report.figures import ChainCanvas, chain_scale
     flat, ramp = _chain(5.0, 5.0), _chain(0.0, 10.0)
     scale = chain_scale([flat, ramp], ["m", "gone"])
     other = chain_scale([_chain(100.0, 300.0)], ["m", "gone"])
@@ -321,7 +321,7 @@ def test_chain_picture_keeps_nothing_from_the_chain_before():
 
 
 def test_fan_draws_the_shared_run_then_each_branch_in_its_run_colour():
-    from runchain.report.figures import fan
+    from runchain.renderers.report.figures import fan
     to_b, to_c = _chain(0.0, 1.0), _chain(0.0, 1.0)
     to_c["run_id"] = np.where(to_c["run_id"] == "b", "c", to_c["run_id"])
     to_c["m"][10:] = 0.0  # c parts from b after the shared run a
@@ -337,7 +337,7 @@ def test_fan_draws_the_shared_run_then_each_branch_in_its_run_colour():
 def test_fan_draws_a_run_kept_in_two_timelines_both_ways():
     """c branched from run a's rows as they were before a was resumed in place with other
     rows: the fan draws a's rows in each timeline, not only the first chain's."""
-    from runchain.report.figures import fan
+    from runchain.renderers.report.figures import fan
     to_b, to_c = _chain(0.0, 1.0), _chain(0.0, 1.0)
     to_c["run_id"] = np.where(to_c["run_id"] == "b", "c", to_c["run_id"])
     to_c["m"][:] = 1.0  # a's abandoned rows and c: flat at the top
@@ -363,7 +363,7 @@ def test_runs_that_logged_no_metric_still_get_a_report(wandb_dir, tmp_path):
 
 def test_cold_runs_are_decoded_in_a_pool_then_pictures_drawn_in_one(demo, tmp_path, monkeypatch):
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cold"))
-    calls, _ = pooled("from runchain.report import build_report\n"
+    calls, _ = pooled("from runchain.renderers.report import build_report\n"
                       f"build_report(runchain.open_source({str(demo['dir'])!r}), static=True)\n")
     asked = [(desc, parallel and forks) for _, desc, _, parallel, forks in calls]
     assert ("decoding histories", True) in asked and asked[-1] == ("drawing", True)
@@ -375,8 +375,8 @@ def _ink_at_right_edge(png: bytes) -> bool:
 
 def test_long_run_names_and_ids_fit_in_the_pictures(demo):
     import dataclasses
-    from runchain.report.figures import fan, tree_map
-    from runchain.report.palette import run_colors
+    from runchain.renderers.report.figures import fan, tree_map
+    from runchain.renderers.report.palette import run_colors
     tree = runchain.open_source(demo["dir"]).tree
     def with_name(node):  # as W&B names runs
         return dataclasses.replace(node, info=dataclasses.replace(node.info, name="bright-sun-1042"))

@@ -16,7 +16,7 @@ import pytest
 
 import runchain
 from conftest import do_run, isolate, plain_run
-from runchain.report import write_report
+from runchain.renderers.report import write_report
 
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # see docs/development.md
@@ -265,7 +265,7 @@ def _span(tree, root):
     for run_id in under:
         node = tree.nodes[run_id]
         under += node.children
-        first = runchain.lineage.first_local_step(node)
+        first = runchain.core.lineage.first_local_step(node)
         lo = min(lo, node.global_offset + first)
         hi = max(hi, node.global_offset + (node.info.last_step if node.info.last_step is not None else first))
     return [lo, hi]
@@ -357,7 +357,7 @@ def test_the_runs_table_sorts_filters_and_shows_each_runs_and_chains_values(open
     chains = [f"chain to {leaf}" for leaf in runchain.leaves(tree)]
     assert sorted(_table(opened)) == sorted(list(tree.nodes) + chains)
     opened.page.locator(".runs th", has_text="global steps").click()
-    starts = {r: n.global_offset + runchain.lineage.first_local_step(n) for r, n in tree.nodes.items()}
+    starts = {r: n.global_offset + runchain.core.lineage.first_local_step(n) for r, n in tree.nodes.items()}
     runs_in_order = [r for r in _table(opened) if r in starts]
     assert [starts[r] for r in runs_in_order] == sorted(starts.values())
     opened.page.locator(".runs th", has_text="global steps").click()  # again: descending

@@ -1,4 +1,4 @@
-"""Resume in place by W&B's rules (runchain/in_place.py): ``resume="must"``, a rewind, or a
+"""Resume in place by W&B's rules (runchain/training/in_place.py): ``resume="must"``, a rewind, or a
 refusal before ``wandb.init`` that loses no row.
 
 Online, for real: one ``do_run.py --mode online`` root on the HTTP stand-in of W&B

@@ -34,7 +34,7 @@ def test_each_reference_form_resolves_offline(tree, form, step):
 def test_child_resolves_to_its_own_checkpoint_with_its_parents_breadcrumbs(tree):
     ckpt = runchain.load_checkpoint(f"{tree['child']}@9", mode="offline", wandb_dir=tree["dir"])
     assert ckpt.run_breadcrumbs.parent_run == tree["root"]
-    assert runchain.contract.breadcrumbs_for("x", tree["child"], "r", 9,
+    assert runchain.core.contract.breadcrumbs_for("x", tree["child"], "r", 9,
                                              ckpt.run_breadcrumbs).global_offset == 30
 
 
@@ -43,7 +43,7 @@ def test_do_run_accepts_every_form_and_records_the_pinned_reference(wandb_dir):
     for form in (f"{root}@9", root, f"run-{root}-checkpoint:v0",
                  f"me/runchain-demo/run-{root}-checkpoint:step-19"):
         child = do_run("--n_steps", 2, "--resume-from", form)
-        crumbs = runchain.readers.runfile.read_run_file(run_file(wandb_dir, child)).config["runchain"]
+        crumbs = runchain.readers.record_log.read_run_file(run_file(wandb_dir, child)).config["runchain"]
         step = 19 if form in (root, f"me/runchain-demo/run-{root}-checkpoint:step-19") else 9
         assert crumbs["parent_checkpoint"] == f"run-{root}-checkpoint:step-{step}"
         assert crumbs["global_offset"] == step + 1
@@ -188,7 +188,7 @@ def test_an_empty_reference_is_an_error_not_a_new_root(tree):
     (lambda path: path.write_text("{not json"), "not valid JSON"),
 ])
 def test_a_checkpoint_json_that_cannot_be_read_is_one_clear_error(tmp_path, make, needle):
-    from runchain.artifact_files import read_checkpoint_json
+    from runchain.wandb_io.artifact_files import read_checkpoint_json
     path = tmp_path / "checkpoint.json"
     make(path)
     with pytest.raises(runchain.CheckpointError, match=needle):

@@ -10,7 +10,7 @@ import pytest
 
 import runchain
 from conftest import cli, do_run, isolate, run_file
-from runchain.readers.runfile import IncompleteRunWarning, read_run_file, scan_records
+from runchain.readers.record_log import IncompleteRunWarning, read_run_file, scan_records
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md

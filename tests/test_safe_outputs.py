@@ -27,9 +27,10 @@ import pytest
 from click.testing import CliRunner
 
 import runchain
-from runchain import atomic, cli
-from runchain import sync as syncing
-from runchain.artifact_files import leaves_folder
+from runchain import atomic
+from runchain.commands import cli
+from runchain.commands import sync as syncing
+from runchain.wandb_io.artifact_files import leaves_folder
 from runchain.errors import SyncLockedError
 from runchain.integrations.marker import read_marker, write_marker
 
@@ -154,7 +155,7 @@ def test_write_marker_never_writes_through_a_planted_symlink(tmp_path):
 HOLDER = r'''
 import sys
 from pathlib import Path
-from runchain.sync import sync_lock
+from runchain.commands.sync import sync_lock
 with sync_lock(Path(sys.argv[1])):
     print("held", flush=True)
     sys.stdin.read()  # until the parent closes it (or kills this process)

@@ -8,7 +8,7 @@ import wandb
 
 import runchain
 from conftest import run_file
-from runchain.readers.runfile import read_run_file
+from runchain.readers.record_log import read_run_file
 
 
 def _init(wandb_dir):
@@ -114,8 +114,8 @@ def test_the_last_logged_step_is_kept_per_run_object_and_goes_with_it(wandb_dir)
     assert runchain.last_logged_step(again) == 0
     assert runchain.last_logged_step(first) == 2  # still its own
     key = id(first)
-    assert key in runchain.tracking._last_logged
+    assert key in runchain.training.tracking._last_logged
     del first
     gc.collect()
-    assert key not in runchain.tracking._last_logged  # collected, its entry gone with it
+    assert key not in runchain.training.tracking._last_logged  # collected, its entry gone with it
     again.finish()

@@ -50,7 +50,7 @@ def hf_rows(steps, loss=0.0):
 
 def remote(wandb_dir):
     """The folder as a stand-in W&B project holding it synced (tests/wandb_standin.py)."""
-    from runchain.readers.project import open_project
+    from runchain.readers.from_project import open_project
     from wandb_standin import StandinApi, project_from_dir
 
     return open_project("ent/axes", api=StandinApi(project_from_dir(wandb_dir)))
@@ -84,7 +84,7 @@ def test_a_declared_axis_never_logged_is_read_on_step_with_a_note(wandb_dir, how
     if how == "step sync":  # runchain.start declares it: wandb writes 0 into every row
         run = make(wandb_dir, start=HF, rows=[{"loss": 1.0}, {"loss": 0.5}])
     else:  # breadcrumbs that say so, and nothing declared
-        crumbs = runchain.contract.breadcrumbs_for("x", step_metric=HF).to_config()
+        crumbs = runchain.core.contract.breadcrumbs_for("x", step_metric=HF).to_config()
         run = make(wandb_dir, config={"runchain": crumbs}, rows=[{"loss": 1.0}, {"loss": 0.5}])
     source = runchain.open_source(wandb_dir)
     info = source.tree.nodes[run].info

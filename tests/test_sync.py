@@ -1,7 +1,7 @@
 """``runchain sync``: the plan on real offline trees, upload and linking against stand-ins.
 
 The plan is made from real offline runs grown by ``do_many.py``. W&B cannot be reached
-from here, so the upload boundary (``runchain.sync.upload_run``, which runs ``wandb sync``)
+from here, so the upload boundary (``runchain.commands.sync.upload_run``, which runs ``wandb sync``)
 is replaced by ``FakeWandbSync``, which puts the uploaded runs on the in-memory stand-in
 W&B of ``tests/wandb_standin.py``; linking then talks to that stand-in through the same
 method names as wandb's public API. ``tests/test_wandb_contract.py`` checks those names,
@@ -27,10 +27,10 @@ import wandb
 from click.testing import CliRunner
 
 import runchain
-from runchain import cli
-from runchain import sync as syncing
+from runchain.commands import cli
+from runchain.commands import sync as syncing
 from runchain.errors import CredentialsError, SourceError, SyncError
-from runchain.readers.run_folders import run_folders
+from runchain.readers.local_runs import run_folders
 
 from conftest import do_run, isolate, plain_run, script
 from wandb_standin import RunData, StandinApi, StandinArtifact, uploaded_runs
@@ -118,7 +118,7 @@ def odd_copy(odd, tmp_path, monkeypatch):
 
 
 class FakeWandbSync:
-    """Stands in for ``wandb sync`` at ``runchain.sync.upload_run``: it puts the runs of the
+    """Stands in for ``wandb sync`` at ``runchain.commands.sync.upload_run``: it puts the runs of the
     folders on the stand-in W&B, as a plain ``wandb sync`` would (no input edges)."""
 
     def __init__(self, api: StandinApi, fail_at: int | None = None, delay: float = 0.0):

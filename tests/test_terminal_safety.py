@@ -1,7 +1,7 @@
 """Run data cannot drive the terminal, and SIGTERM leaves no partial file.
 
 Run names, config keys and values, projects, ids from folder names, notes and error
-messages all reach the terminal through ``views.visible``: a control character (ESC, CR,
+messages all reach the terminal through ``formats.visible``: a control character (ESC, CR,
 LF, BEL, a bidi override) is printed as its escape. Real offline runs, the real CLI in a
 subprocess.
 """
@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from conftest import cli
-from runchain.views import visible
+from runchain.renderers.formats import visible
 from test_front_door import offline_run
 
 HOSTILE = "\x1b[2J\x1b]0;owned\x07\r\nforged line\u202e"
@@ -79,10 +79,10 @@ def test_json_output_escapes_by_json_s_own_rules(hostile):
 
 SIGTERM_MIDWAY = r"""
 import os, signal, sys
-import runchain.views as views
-from runchain.cli import main
+import runchain.renderers.formats as formats
+from runchain.commands.cli import main
 
-write_csv = views.write_csv
+write_csv = formats.write_csv
 
 def interrupted(columns, out):  # SIGTERM arrives halfway through writing the CSV
     out.write("global_step\n0\n")
@@ -90,7 +90,7 @@ def interrupted(columns, out):  # SIGTERM arrives halfway through writing the CS
     os.kill(os.getpid(), signal.SIGTERM)
     return write_csv(columns, out)
 
-views.write_csv = interrupted
+formats.write_csv = interrupted
 main(sys.argv[1:])
 """
 

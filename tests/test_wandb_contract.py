@@ -33,7 +33,7 @@ from wandb.sdk.artifacts.artifact_manifest import ArtifactManifest
 from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
 
 import runchain
-import runchain.sync
+import runchain.commands.sync
 from conftest import need
 
 REPO = Path(__file__).resolve().parents[1]
@@ -420,7 +420,7 @@ def test_wandb_sync_accepts_the_arguments_runchain_passes(tmp_path):
     folders = [tmp_path / "offline-run-20260101_000000-abc", tmp_path / "offline-run-20260102_000000-abc"]
     for folder in folders:
         folder.mkdir()
-    args = runchain.sync.wandb_sync_args(folders, "ent", "proj")
+    args = runchain.commands.sync.wandb_sync_args(folders, "ent", "proj")
 
     ctx = _sync_context(args)
 
@@ -445,15 +445,15 @@ def test_wandb_sync_marker_is_the_one_runchain_reads(tmp_path):
     run_file = folder / "run-abc.wandb"
     run_file.write_bytes(b"")
 
-    assert not beta_sync._is_synced(run_file) and not runchain.sync.is_synced(run_file)
+    assert not beta_sync._is_synced(run_file) and not runchain.commands.sync.is_synced(run_file)
     (folder / "run-abc.wandb.synced").touch()  # the name wandb-core's markSynced writes
-    assert beta_sync._is_synced(run_file) and runchain.sync.is_synced(run_file)
+    assert beta_sync._is_synced(run_file) and runchain.commands.sync.is_synced(run_file)
     # wandb treats run-* folders as logged online, as runchain sync's plan does
     assert not beta_sync._is_online(run_file)
     online = tmp_path / "run-20260101_000000-def"
     online.mkdir()
     assert beta_sync._is_online(online / "run-def.wandb")
-    assert runchain.sync.OFFLINE_PREFIX == "offline-" and not online.name.startswith("offline-")
+    assert runchain.commands.sync.OFFLINE_PREFIX == "offline-" and not online.name.startswith("offline-")
 
 
 def test_wandb_api_reports_a_missing_run_or_artifact_as_value_error():
@@ -669,7 +669,7 @@ def test_table_scan_finds_the_calls_it_guards():
 
 
 def test_table_covers_every_record_field_runfile_reads():
-    tree = ast.parse((REPO / "runchain" / "readers" / "runfile.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "runchain" / "readers" / "record_log.py").read_text(encoding="utf-8"))
     known = {part for path, _, _ in RECORD_FIELDS for part in path.split(".")}
     known |= set(MESSAGE_METHODS)
     read = {node.attr for node in ast.walk(tree)  # record.run.start_time.seconds, ...
@@ -679,7 +679,7 @@ def test_table_covers_every_record_field_runfile_reads():
 
 
 def test_table_record_kinds_match_what_runfile_matches_on():
-    tree = ast.parse((REPO / "runchain" / "readers" / "runfile.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "runchain" / "readers" / "record_log.py").read_text(encoding="utf-8"))
     compared = {node.comparators[0].value for node in ast.walk(tree)
                 if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
                 and node.left.id == "kind" and isinstance(node.comparators[0], ast.Constant)

@@ -1,4 +1,4 @@
-"""The W&B reader (``runchain.readers.project.open_project``).
+"""The W&B reader (``runchain.readers.from_project.open_project``).
 
 Against the HTTP stand-in of W&B (``tests/wandb_server.py``, the ``wandb_server`` fixture):
 real runs, made online by the real SDK, read back by the real ``wandb.Api``. Two module
@@ -41,8 +41,8 @@ from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
 import runchain
 from runchain.errors import ProjectNotFoundError, SourceError
-from runchain.readers import project as wandb_runs
-from runchain.readers.project import open_project
+from runchain.readers import from_project as wandb_runs
+from runchain.readers.from_project import open_project
 
 from conftest import isolate, script, step_into
 from wandb_standin import RunData, StandinApi, deep_chain, project_from_dir, without_runchain

@@ -1,4 +1,4 @@
-"""The live view: ``runchain report --watch`` and ``runchain tree --watch`` redraw when a run
+"""Watching a folder: ``runchain report --watch`` and ``runchain tree --watch`` redraw when a run
 logs or starts. Real offline runs, the real CLI in a subprocess; every wait is a bounded
 number of polls, never a time limit."""
 
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from conftest import do_run, run_file
-from runchain.watch import signature, watch
+from runchain.commands.watch import signature, watch
 
 POLLS = 1200  # rounds of 0.1 s at most, per wait
 

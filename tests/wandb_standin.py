@@ -1,7 +1,7 @@
 """An in-memory W&B for the W&B reader and ``runchain sync``, built from real offline run files.
 
-The objects carry the names of wandb's public API that ``runchain.readers.project`` and
-``runchain.sync`` use: ``Api.runs`` / ``Api.run`` / ``Api.artifact`` /
+The objects carry the names of wandb's public API that ``runchain.readers.from_project`` and
+``runchain.commands.sync`` use: ``Api.runs`` / ``Api.run`` / ``Api.artifact`` /
 ``Api.default_entity``; the ``Runs`` listing (``entity``, ``project``, ``len``, paged
 iteration); a public ``Run`` (``id``, ``name``, ``state``, ``project``, ``entity``,
 ``url``, ``config``, ``summary_metrics``, ``lastHistoryStep``, ``scan_history``,
@@ -53,8 +53,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from runchain.contract import artifact_name, breadcrumbs_for, step_alias
-from runchain.readers.runfile import read_run_file, record_kind, scan_records
+from runchain.core.contract import artifact_name, breadcrumbs_for, step_alias
+from runchain.readers.record_log import read_run_file, record_kind, scan_records
 from wandb.proto import wandb_internal_pb2 as pb
 
 STEP = "_step"

@@ -12,11 +12,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..source import Source
-from .folder import open_folder
-from .project import open_project
+from ..core.source import Source
+from .from_folder import open_folder
+from .from_project import open_project
 from ..errors import RunNotFoundError
-from .run_folders import default_wandb_dir, run_folders
+from .local_runs import default_wandb_dir, run_folders
 
 __all__ = ["default_wandb_dir", "open_folder", "open_project", "open_source"]
 

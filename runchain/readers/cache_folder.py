@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import CacheError
-from .run_cache import FORMAT, CacheWarning, DamagedEntry, grid_path, read_entry
+from .cache_entry import FORMAT, CacheWarning, DamagedEntry, grid_path, read_entry
 
 DEFAULT_MAX_MB = 2048
 STRAY_SECONDS = 3600  # a grid without an entry, or a temporary file, older than this is litter

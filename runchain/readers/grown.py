@@ -26,8 +26,8 @@ import numpy as np
 
 from ..errors import RunFileError
 from .history_columns import STEP, concat_columns
-from .run_cache import DamagedEntry, from_meta, open_grid, store
-from .runfile import RunFile, read_records
+from .cache_entry import DamagedEntry, from_meta, open_grid, store
+from .record_log import RunFile, read_records
 
 PIECE = 1 << 20  # bytes crc'd at a time
 

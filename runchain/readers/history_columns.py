@@ -30,8 +30,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
 
-from ..contract import LOCAL_STEP as STEP
-from ..stitch import rows_to_columns
+from ..core.contract import LOCAL_STEP as STEP
+from ..core.stitch import rows_to_columns
 _MARK_KEY = "\x00"  # wandb keys are never NUL
 _MARK_VALUE = b"\x00"  # and values are JSON, never NUL
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import wandb
 
-from ..artifact_files import read_checkpoint_json
-from ..checkpoints import Checkpoint
-from ..contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, LATEST, MODEL_TYPE, Breadcrumbs,
-                       CheckpointRef, checkpoint_label, parse_ref, step_alias)
+from ..wandb_io.artifact_files import read_checkpoint_json
+from ..training.checkpoints import Checkpoint
+from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, LATEST, MODEL_TYPE, Breadcrumbs,
+                             CheckpointRef, checkpoint_label, parse_ref, step_alias)
 from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
-from ..wandb_api import checkpoint_state, classify_artifact, entity_of, open_api, wandb_requests
-from .run_folders import LocalCheckpoint, LocalRun, default_wandb_dir, read_local_run
+from ..wandb_io.api import checkpoint_state, classify_artifact, entity_of, open_api, wandb_requests
+from .local_runs import LocalCheckpoint, LocalRun, default_wandb_dir, read_local_run
 
 
 def labels(checkpoint: LocalCheckpoint, shared: bool = False) -> tuple[str, ...]:

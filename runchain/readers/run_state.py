@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .runfile import RunFile
+from .record_log import RunFile
 
 STALE_AFTER = 60.0  # seconds; 4x wandb's 15 s flush and stats interval
 _PID = re.compile(r"Configure stats pid to (\d+)|MainThread:(\d+) ")

@@ -28,8 +28,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..contract import LOCAL_STEP, as_step
-from .runfile import RunFile
+from ..core.contract import LOCAL_STEP, as_step
+from .record_log import RunFile
 
 
 @dataclasses.dataclass(frozen=True)

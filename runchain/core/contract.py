@@ -1,0 +1,398 @@
+"""The checkpoint contract, in code: names, aliases, references, checkpoint.json, breadcrumbs.
+
+Everything here is pure: no wandb calls, no file access. See ``docs/contract.md``.
+
+Steps: a *local* step is a run's step on its own axis: wandb's ``_step`` by default, or
+the step metric the run declares in its breadcrumbs (a framework's ``train/global_step``);
+a *global* step is its place on the chain, ``global_offset + local step``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import re
+from typing import Any, Mapping
+
+from ..errors import CheckpointError, ReferenceSyntaxError
+
+CHECKPOINT_TYPE = "checkpoint"  # artifact type of every checkpoint (the output edge)
+CHECKPOINT_FILE = "checkpoint.json"  # JSON object with the local "step"; written last
+CONFIG_KEY = "runchain"  # run.config key holding the breadcrumbs
+SUMMARY_CHECKPOINTS = "checkpoints"  # run.summary["runchain"]["checkpoints"]: steps saved
+CHAIN_VIEW_KEY = "runchain_chain"  # config of a `runchain publish` run; readers leave it out
+STEP_METRIC = "global_step"  # history key, declared as the step metric of every other key
+LOCAL_STEP = "_step"  # wandb's own history key: a run's local step
+LATEST = "latest"
+MODEL_TYPE = "model"  # what W&B's HF and Lightning integrations log their checkpoints as
+HF_STEP_METRIC = "train/global_step"  # the step metric WandbCallback declares
+LIGHTNING_STEP_METRIC = "trainer/global_step"  # the step metric WandbLogger declares
+INT64_MAX = 2**63 - 1  # steps are int64 in every array runchain builds
+STEP_LIMIT = 2.0**63  # a logged float below this is a step (as_step); int64 holds its floor
+
+_ID = r"[A-Za-z0-9_.\-]+"
+_NAME_RE = re.compile(rf"^run-(?P<run_id>{_ID})-checkpoint$")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def checkpoint_label(step: int, aliases: Any, version: str) -> str:
+    """How a reference names a checkpoint so that it exists on W&B: its alias
+    ``step-<step>`` where it has one (runchain's own), else its version ``vN``.
+
+    Example:
+        >>> checkpoint_label(9, ["latest"], "v0"), checkpoint_label(9, ["step-9"], "v0")
+        ('v0', 'step-9')
+    """
+    return step_alias(step) if step_alias(step) in aliases else version
+
+
+def is_step(value: Any) -> bool:
+    """The one rule for a step: a non-negative integer within int64. JSON ``true`` is not one.
+
+    Example:
+        >>> [is_step(v) for v in (0, 39, -1, 2.0, True, "5", 2**63)]
+        [True, True, False, False, False, False, False]
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
+
+
+def as_step(value: Any) -> int | None:
+    """The one rule for a logged number as a step: a step is itself; a finite float from 0 up
+    to (not including) 2**63 is its floor, as W&B's charts place a fractional step; anything
+    else (negative, NaN, infinite, beyond int64, a boolean, a string) is None.
+
+    Example:
+        >>> [as_step(v) for v in (39, 15.0, 2.5, -1, float("nan"), True, 2.0**63, "5")]
+        [39, 15, 2, None, None, None, None, None]
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int):
+        return value if is_step(value) else None
+    return math.floor(value) if 0 <= value < STEP_LIMIT else None  # NaN fails both
+
+
+def fork_point(run_id: str, branch_run: Any, branch_step: Any) -> tuple[str, int] | None:
+    """The one rule for a W&B fork: ``wandb.init(fork_from=f"{parent}?_step={s}")`` records a
+    branch point (parent, s); the fork's own ``_step`` then starts at ``int(s) + 1``. Returns
+    (parent, the parent's last step it keeps, inclusive), or None: no fork, a rewind of the
+    run itself (``resume_from``), or a step that is not a non-negative number.
+
+    Example:
+        >>> fork_point("b", "a", 15.0), fork_point("a", "a", 15.0)
+        (('a', 15), None)
+    """
+    if not isinstance(branch_run, str) or not branch_run or branch_run == run_id:
+        return None
+    step = as_step(branch_step)
+    return None if step is None else (branch_run, step)
+
+
+def config_branch_point(config: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """The branch point wandb 0.19 and older record for ``fork_from`` / ``resume_from``:
+    only in the run's config, as ``_wandb.branch_point = {"run_id": R, "step": S}`` (newer
+    SDKs write the run record's own ``branch_point``). Returns (R, S) as recorded, or None.
+
+    Example:
+        >>> config_branch_point({"_wandb": {"branch_point": {"run_id": "a", "step": 15}}})
+        ('a', 15)
+    """
+    wandb_keys = config.get("_wandb")
+    branch = wandb_keys.get("branch_point") if isinstance(wandb_keys, Mapping) else None
+    if not isinstance(branch, Mapping) or not isinstance(branch.get("run_id"), str):
+        return None
+    return branch["run_id"], branch.get("step")
+
+
+def declared_axis(declared: dict[str, str]) -> str | None:
+    """The step metric a run declared (``define_metric``) for ``*``, else the one it gave
+    the most metrics (ties: the first declared); None if it declared none.
+
+    Example:
+        >>> declared_axis({"loss": "step", "acc": "epoch", "lr": "epoch"}), declared_axis({})
+        ('epoch', None)
+    """
+    if "*" in declared:
+        return declared["*"]
+    counts = collections.Counter(declared.values())
+    return max(counts, key=counts.__getitem__) if counts else None
+
+
+def config_declared_axis(config: Mapping[str, Any]) -> str | None:
+    """The step metric a run declared with ``define_metric``, as W&B keeps it online: its
+    raw config's ``_wandb.m``, the metric definitions wandb's sender uploads, each a
+    ``MetricRecord`` as a dict keyed by field number (``"1"`` name, ``"4"`` step_metric,
+    ``"5"`` step_metric_index, 1-based into the list). A glob (``*``) is sent expanded, one
+    entry per metric logged. Read from the SDK's sender code; not checked against W&B.
+
+    Example:
+        >>> config_declared_axis({"_wandb": {"m": [{"1": "gs"}, {"1": "loss", "5": 1}]}})
+        'gs'
+    """
+    wandb_keys = config.get("_wandb")
+    entries = wandb_keys.get("m") if isinstance(wandb_keys, Mapping) else None
+    if not isinstance(entries, list):
+        return None
+    entries = [e if isinstance(e, Mapping) else {} for e in entries]
+    declared = {}
+    for defined in entries:
+        name, step, index = defined.get("1") or defined.get("2"), defined.get("4"), defined.get("5")
+        if not step and type(index) is int and 1 <= index <= len(entries):
+            step = entries[index - 1].get("1")
+        if isinstance(name, str) and isinstance(step, str) and step:
+            declared[name] = step
+    return declared_axis(declared)
+
+
+def step_metric_of(value: Any) -> str:
+    """The axis a run's steps, or a checkpoint's step, are on: ``value`` when it names a
+    step metric (a non-empty string, as breadcrumbs or checkpoint metadata record it),
+    else ``_step``.
+
+    Example:
+        >>> step_metric_of("train/global_step"), step_metric_of(None), step_metric_of(3)
+        ('train/global_step', '_step', '_step')
+    """
+    return value if isinstance(value, str) and value else LOCAL_STEP
+
+
+def continues_axis(parent_metric: str, child_metric: str) -> bool:
+    """The one rule for a child whose steps go on from its parent's: both are on the same
+    declared step metric (a framework's global step continues across a resume), so the
+    child is not offset a second time. ``_step`` starts again at 0 in every new run, so a
+    child on ``_step`` never continues (a W&B fork is the exception ``fork_point`` handles).
+
+    Example:
+        >>> continues_axis("train/global_step", "train/global_step"), continues_axis("_step", "_step")
+        (True, False)
+    """
+    return parent_metric == child_metric != LOCAL_STEP
+
+
+def user_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's config as its user set it: without runchain's breadcrumbs and wandb's own
+    ``_wandb`` key."""
+    return {k: v for k, v in config.items() if k not in (CONFIG_KEY, "_wandb", CHAIN_VIEW_KEY)}
+
+
+def is_chain_view(config: Mapping[str, Any]) -> bool:
+    """Whether a run is a ``runchain publish`` chain view: a view of runs, not a run of the
+    tree, so readers leave it out."""
+    return CHAIN_VIEW_KEY in config
+
+
+def artifact_name(run_id: str) -> str:
+    """Name of the checkpoint artifact collection of a run: ``run-<run_id>-checkpoint``."""
+    return f"run-{run_id}-checkpoint"
+
+
+def step_alias(step: int) -> str:
+    """Alias of the checkpoint saved at local step ``step``: ``step-<step>``."""
+    return f"step-{step}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointRef:
+    """A parsed checkpoint reference. ``entity``/``project`` are None when not given."""
+
+    run_id: str
+    alias: str = LATEST  # an alias ("latest", "step-39") or a version ("v3")
+    entity: str | None = None
+    project: str | None = None
+
+    @property
+    def name(self) -> str:
+        return artifact_name(self.run_id)
+
+    @property
+    def short(self) -> str:
+        """``run-<id>-checkpoint:<alias>``, without entity and project."""
+        return f"{self.name}:{self.alias}"
+
+    def __str__(self) -> str:
+        prefix = "/".join(p for p in (self.entity, self.project) if p)
+        return f"{prefix}/{self.short}" if prefix else self.short
+
+
+def parse_ref(text: str) -> CheckpointRef:
+    """Parse a checkpoint reference in any accepted form.
+
+    Accepted: ``entity/project/run-<id>-checkpoint:<alias or vN>``,
+    ``project/run-<id>-checkpoint:<alias or vN>``, ``run-<id>-checkpoint:<alias or vN>``,
+    ``<run_id>@<step>`` (alias ``step-<step>``) and ``<run_id>`` (alias ``latest``).
+
+    Example:
+        >>> parse_ref("abc123@39")
+        CheckpointRef(run_id='abc123', alias='step-39', entity=None, project=None)
+
+    Raises:
+        ReferenceSyntaxError: the text matches none of the forms.
+    """
+    raw = text
+    text = text.strip()
+    hint = ("expected entity/project/run-<id>-checkpoint:<alias>, run-<id>-checkpoint:<alias>, "
+            "<run_id>@<step> or <run_id>")
+    if not text:
+        raise ReferenceSyntaxError(f"empty checkpoint reference; {hint}")
+    if "@" in text:
+        run_id, _, step = text.partition("@")
+        # ASCII digits only (str.isdigit takes "²"), and short enough for int64 before int()
+        if (not re.fullmatch(_ID, run_id) or not re.fullmatch(r"[0-9]{1,19}", step)
+                or not is_step(int(step))):
+            raise ReferenceSyntaxError(
+                f"bad checkpoint reference {raw!r}: <run_id>@<step> needs a run id and a "
+                f"non-negative integer step below 2**63, e.g. 1a2b3c4d@39")
+        return CheckpointRef(run_id=run_id, alias=step_alias(int(step)))
+    path, _, alias = text.partition(":")
+    if _ and not _ALIAS_RE.fullmatch(alias):
+        raise ReferenceSyntaxError(f"bad alias {alias!r} in checkpoint reference {raw!r}; {hint}")
+    parts = path.split("/")
+    if len(parts) > 3 or any(not p for p in parts):
+        raise ReferenceSyntaxError(f"bad checkpoint reference {raw!r}; {hint}")
+    *prefix, last = parts
+    match = _NAME_RE.fullmatch(last)
+    if match:
+        run_id = match["run_id"]
+    elif not prefix and not _ and re.fullmatch(_ID, last):
+        run_id = last  # a bare run id
+    else:
+        raise ReferenceSyntaxError(
+            f"bad checkpoint reference {raw!r}: {last!r} is not an artifact named "
+            f"run-<id>-checkpoint; {hint}")
+    entity, project = ([None] * (2 - len(prefix)) + prefix)
+    return CheckpointRef(run_id=run_id, alias=alias or LATEST, entity=entity, project=project)
+
+
+def checkpoint_step(obj: Any, where: str) -> int:
+    """Validate a decoded ``checkpoint.json`` and return its local ``"step"``.
+
+    Args:
+        obj: the decoded JSON value.
+        where: what to name in the error (the reference or file path).
+
+    Raises:
+        CheckpointError: not an object, no ``"step"``, or a step that is not a
+            non-negative integer.
+    """
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"{CHECKPOINT_FILE} in {where} holds a JSON {type(obj).__name__}, expected an "
+            f'object like {{"step": 39}}')
+    if "step" not in obj:
+        raise CheckpointError(
+            f'{CHECKPOINT_FILE} in {where} has no "step" key (keys: {sorted(obj)[:8]}); the '
+            f"contract needs the run's local step at save time")
+    step = obj["step"]
+    if not is_step(step):
+        raise CheckpointError(
+            f'{CHECKPOINT_FILE} in {where} has "step": {step!r}; expected a non-negative '
+            f"integer (the run's local _step when the checkpoint was saved)")
+    return step
+
+
+@dataclasses.dataclass(frozen=True)
+class Breadcrumbs:
+    """What a run records under ``config["runchain"]`` about its place in the tree."""
+
+    parent_run: str | None
+    parent_checkpoint: str | None
+    parent_step: int | None  # the parent's checkpoint step, on the parent's axis, inclusive
+    global_offset: int  # global step of this run's local step 0
+    root_run: str
+    depth: int
+    # the run's step axis when it is not _step: the step metric its rows and checkpoints
+    # count in (a framework's train/global_step); written only when set
+    step_metric: str | None = None
+
+    def to_config(self) -> dict[str, Any]:
+        config = dataclasses.asdict(self)
+        if self.step_metric is None:
+            del config["step_metric"]  # runs on _step keep the breadcrumbs they always had
+        return config
+
+    @classmethod
+    def from_config(cls, value: Any) -> Breadcrumbs | None:
+        """Breadcrumbs from a run config's ``runchain`` value, or None if absent or malformed
+        (``breadcrumbs_problem`` says what is wrong)."""
+        if breadcrumbs_problem(value) is not None or not isinstance(value, dict):
+            return None
+        return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls) if f.name in value})
+
+
+BREADCRUMBS = f"breadcrumbs (config[{CONFIG_KEY!r}])"  # how problems with them begin
+_BREADCRUMB_TYPES = {  # field -> (accepts the value, what it should be)
+    "parent_run": (lambda v: v is None or (isinstance(v, str) and v != ""), "a run id or null"),
+    "parent_checkpoint": (lambda v: v is None or isinstance(v, str), "a reference or null"),
+    "parent_step": (lambda v: v is None or is_step(v), "a step or null"),
+    "global_offset": (is_step, "a step"),
+    "root_run": (lambda v: isinstance(v, str) and v != "", "a run id"),
+    "depth": (is_step, "a non-negative integer"),
+}
+
+
+def breadcrumbs_problem(value: Any) -> str | None:
+    """What is wrong with a run config's ``runchain`` value, naming the field; None when it
+    is absent (a plain wandb run) or well formed.
+
+    Example:
+        >>> breadcrumbs_problem({"parent_step": "5"})
+        "breadcrumbs (config['runchain']) lack parent_run, parent_checkpoint, global_offset, root_run, depth"
+    """
+    if value is None:
+        return None
+    where = BREADCRUMBS
+    if not isinstance(value, dict):
+        return f"{where} are a JSON {type(value).__name__}, not an object"
+    missing = [name for name in _BREADCRUMB_TYPES if name not in value]
+    if missing:
+        return f"{where} lack {', '.join(missing)}"
+    for name, (accepts, expected) in _BREADCRUMB_TYPES.items():
+        if not accepts(value[name]):
+            return f"{where} hold {name}={value[name]!r:.60}, expected {expected}"
+    metric = value.get("step_metric")  # optional: absent on _step runs
+    if metric is not None and not (isinstance(metric, str) and metric):
+        return f"{where} hold step_metric={metric!r:.60}, expected a metric name or null"
+    return None
+
+
+def read_breadcrumbs(config: Mapping[str, Any]) -> tuple[Breadcrumbs | None, tuple[str, ...]]:
+    """A run config's breadcrumbs, and the problems that made runchain ignore them: the run is
+    then read as a plain wandb run (its parent from the checkpoints it used)."""
+    problem = breadcrumbs_problem(config.get(CONFIG_KEY))
+    if problem is not None:
+        return None, (f"{problem}; read as a plain wandb run",)
+    return Breadcrumbs.from_config(config.get(CONFIG_KEY)), ()
+
+
+def breadcrumbs_for(run_id: str, parent_run: str | None = None,
+                    parent_checkpoint: str | None = None, parent_step: int | None = None,
+                    parent_breadcrumbs: Breadcrumbs | None = None,
+                    step_metric: str | None = None, parent_step_metric: str | None = None
+                    ) -> Breadcrumbs:
+    """Breadcrumbs of run ``run_id``, started fresh or from a parent's checkpoint.
+
+    A parent without breadcrumbs (plain wandb code) counts as a root: offset 0, depth 0.
+    ``step_metric`` is the run's own axis (None: ``_step``); a child whose axis continues
+    its parent's (``continues_axis``) gets the parent's offset, not one past the cut.
+    ``parent_step_metric`` is the parent checkpoint's axis, where its breadcrumbs do not say.
+
+    Example:
+        >>> breadcrumbs_for("child", "root", "run-root-checkpoint:step-39", 39).global_offset
+        40
+    """
+    if parent_run is None:
+        return Breadcrumbs(None, None, None, global_offset=0, root_run=run_id, depth=0,
+                           step_metric=step_metric)
+    parent = parent_breadcrumbs or breadcrumbs_for(parent_run)
+    axis = step_metric_of(parent.step_metric or parent_step_metric)
+    continues = continues_axis(axis, step_metric_of(step_metric))
+    return Breadcrumbs(
+        parent_run=parent_run,
+        parent_checkpoint=parent_checkpoint,
+        parent_step=parent_step,
+        global_offset=parent.global_offset + (0 if continues else parent_step + 1),
+        root_run=parent.root_run,
+        depth=parent.depth + 1,
+        step_metric=step_metric,
+    )

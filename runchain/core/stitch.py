@@ -1,0 +1,224 @@
+"""Stitch a chain's histories onto one global step axis. Pure: arrays in, arrays out.
+
+Each run in a chain keeps its rows with local step ``<= last_step`` (inclusive; the leaf
+keeps all), and every kept row moves to ``global_step = global_offset + local step``. A
+run's local step is its ``_step``, or the value of the step metric it declares
+(``axis_steps``); on a declared axis, rows a restart of the counter replaced are left
+out (``superseded``).
+
+Both readers turn logged rows into columns with the rules here: ``as_number`` for a
+value, ``rows_to_columns`` for a run's rows, ``is_metric`` for a key.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .contract import LOCAL_STEP, STEP_LIMIT, STEP_METRIC
+from ..errors import MetricError
+from .lineage import Segment
+
+Columns = Mapping[str, np.ndarray]  # "_step" (int) plus one float array per metric
+
+
+STITCHED = (STEP_METRIC, "run_id", "step")  # the columns stitch adds
+OWN_PREFIX = "runchain/"  # a stitched column's name where a run logged a key of that name
+
+
+def stitched_names(columns: Columns) -> dict[str, str]:
+    """What each stitched column (``global_step``, ``run_id``, ``step``) is called in
+    ``columns``: its own name, or ``runchain/<name>`` where a run of the chain logged a key
+    of that name, which keeps it (``stitch``).
+
+    Example:
+        >>> stitched_names({"runchain/global_step": 0, "global_step": 0, "run_id": 0, "step": 0})
+        {'global_step': 'runchain/global_step', 'run_id': 'run_id', 'step': 'step'}
+    """
+    return {name: OWN_PREFIX + name if OWN_PREFIX + name in columns else name for name in STITCHED}
+
+
+def metric_columns(columns: Columns) -> list[str]:
+    """The metric columns of a stitched history: all but the stitched ones."""
+    stitched = set(stitched_names(columns).values())
+    return [k for k in columns if k not in stitched]
+
+
+INTERNAL = (LOCAL_STEP, "_runtime", "_timestamp")  # the history keys wandb adds to every row
+
+
+def is_metric(key: str) -> bool:
+    """Whether a history key is listed as a metric: not one wandb adds itself (``_step``,
+    ``_runtime``, ``_timestamp``; a user's ``_x`` is a metric), and not a name ``stitch``
+    gives its own columns (a run's own ``global_step``, ``step`` or ``run_id`` is still
+    kept in its chain's history, under its name: ``stitch``)."""
+    return key not in INTERNAL and key not in STITCHED
+
+
+def _logged_stitched(segments: Sequence[Segment], histories: Mapping[str, Columns]) -> list[str]:
+    """The stitched columns' names that a run of the chain logged itself: ``step`` and
+    ``run_id`` from any run, ``global_step`` from a run that is not runchain's own (whose
+    ``global_step`` is the one ``stitch`` computes, ``Segment.runchain``)."""
+    return [name for name in STITCHED
+            if any(name in histories[s.run_id] for s in segments
+                   if not (name == STEP_METRIC and s.runchain))]
+
+
+def as_number(value: Any) -> float:
+    """The one rule for a logged history value: a number is itself (an integer too large for
+    a float is +-inf); anything else (a string, a boolean, null, media) is NaN.
+
+    Example:
+        >>> [as_number(v) for v in (3, 0.5, "nan?", True, None, 10**400)]
+        [3.0, 0.5, nan, nan, nan, inf]
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range
+        return math.inf if value > 0 else -math.inf
+
+
+def rows_to_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Rows (key -> decoded value) -> one float64 column per key that holds a number in at
+    least one row; every value ``as_number``, so a stray string is NaN and its neighbours stay.
+
+    Example:
+        >>> rows_to_columns([{"loss": 1.0, "note": "x"}, {"loss": "oops"}])["loss"].tolist()
+        [1.0, nan]
+    """
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            columns[name] = np.array([as_number(v) for v in values], np.float64)
+    return columns
+
+
+def metric_keys(histories: Iterable[Columns]) -> list[str]:
+    """Metric names across histories, in first-seen order (see ``is_metric``)."""
+    seen: dict[str, None] = {}
+    for columns in histories:
+        seen.update((key, None) for key in columns if is_metric(key))
+    return list(seen)
+
+
+def axis_steps(columns: Columns, step_metric: str = LOCAL_STEP) -> np.ndarray:
+    """A run's local step, row by row (int64): its ``_step``, or on a declared axis the
+    step metric's value. A row without one takes the value before it, as W&B's step sync
+    plots it; rows before the first value take the first; no value at all is step 0. A
+    value is a step as ``contract.as_step`` says (its floor, from 0 up to 2**63), row by row.
+
+    Example:
+        >>> cols = {"_step": np.arange(4), "train/global_step": np.array([np.nan, 5, np.nan, 10])}
+        >>> axis_steps(cols, "train/global_step").tolist(), axis_steps(cols).tolist()
+        ([5, 5, 5, 10], [0, 1, 2, 3])
+    """
+    if step_metric == LOCAL_STEP:
+        return np.asarray(columns[LOCAL_STEP], dtype=np.int64)
+    n = len(columns[LOCAL_STEP])
+    if step_metric not in columns:
+        return np.zeros(n, np.int64)
+    values = np.asarray(columns[step_metric], dtype=np.float64)
+    ok = np.isfinite(values) & (values >= 0) & (values < STEP_LIMIT)  # contract.as_step's bounds
+    if not ok.any():
+        return np.zeros(n, np.int64)
+    last = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
+    last[last < 0] = np.flatnonzero(ok)[0]
+    return np.floor(values[last]).astype(np.int64)
+
+
+def superseded(steps: np.ndarray) -> np.ndarray:
+    """Which rows of a run a later restart of its counter replaced (bool per row). Where a
+    declared axis goes down (a resume in place W&B continued, a second training in one
+    run), the rows after it replace the earlier rows from that step on, as a rewind does.
+
+    Example:
+        >>> superseded(np.array([5, 10, 15, 10, 15, 20])).tolist()
+        [False, True, True, False, False, False]
+    """
+    later = np.full(steps.size, np.iinfo(np.int64).max)  # at row i: a drop's step at row i + 1
+    drops = np.flatnonzero(steps[1:] < steps[:-1])
+    if not drops.size:
+        return np.zeros(steps.size, bool)
+    later[drops] = steps[drops + 1]
+    return steps >= np.minimum.accumulate(later[::-1])[::-1]
+
+
+def _thin(n: int, k: int) -> np.ndarray:
+    """At most ``k`` indices of ``range(n)``, evenly spread, always keeping both ends."""
+    if n <= k:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max(k, 2))).astype(np.int64))
+
+
+def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
+           keys: Sequence[str] | None = None, samples: int | None = None) -> dict[str, np.ndarray]:
+    """The stitched history of a chain, as columns sorted by ``global_step``.
+
+    Args:
+        segments: root -> leaf, from ``lineage.chain``.
+        histories: run id -> columns; each needs ``_step`` (ascending), and its segment's
+            ``step_metric`` where the run declares one.
+        keys: metrics to include; default every metric any segment logged.
+        samples: thin to about this many rows for plotting, keeping each segment's
+            first and last kept row.
+
+    Returns:
+        ``global_step`` (int64), ``run_id`` (str), ``step`` (int64, local, on the run's
+        axis) and one float64 array per metric, NaN where a run did not log it. A column
+        runchain adds never replaces one a run logged: where a run logged ``step`` or
+        ``run_id``, or a plain run its own ``global_step``, those values keep their name and
+        runchain's column is ``runchain/<name>`` (``stitched_names``).
+
+    Example:
+        >>> cols = stitch(chain(tree, "leaf"), histories, keys=["loss/00"])  # doctest: +SKIP
+    """
+    logged = _logged_stitched(segments, histories)
+    taken = [k for k in keys or () if k in STITCHED and k not in logged]
+    if taken:
+        raise MetricError(f"metric {taken[0]!r} has the name of a column the stitched history "
+                          f"always has ({', '.join(STITCHED)}), and no run of the chain logged "
+                          f"it; ask for the other metrics")
+    keys = list(keys) if keys is not None else (
+        logged + metric_keys(histories[s.run_id] for s in segments))
+    names = {name: OWN_PREFIX + name if name in keys else name for name in STITCHED}
+    kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
+    for seg in segments:  # pass 1: only the axis, so a lazy mapping loads one column per run
+        steps = axis_steps(histories[seg.run_id], seg.step_metric)
+        keep = None if seg.last_step is None else steps <= seg.last_step
+        if seg.step_metric != LOCAL_STEP:  # _step runs: the readers resolved their timelines
+            fresh = ~superseded(steps)
+            keep = fresh if keep is None else keep & fresh
+        rows = np.arange(steps.size) if keep is None else np.flatnonzero(keep)
+        kept.append(rows)
+    if samples is not None:
+        total = sum(rows.size for rows in kept) or 1
+        kept = [rows[_thin(rows.size, max(2, samples * rows.size // total))] for rows in kept]
+    n = sum(rows.size for rows in kept)
+    width = max((len(s.run_id) for s in segments), default=1)
+    out = {names[STEP_METRIC]: np.empty(n, np.int64), names["step"]: np.empty(n, np.int64),
+           names["run_id"]: np.empty(n, dtype=f"<U{width}")}
+    out.update({k: np.full(n, np.nan) for k in keys})
+    start = 0
+    for seg, rows in zip(segments, kept):  # pass 2: one run's columns at a time
+        columns = histories[seg.run_id]
+        end = start + rows.size
+        steps = axis_steps(columns, seg.step_metric)[rows]
+        out[names["step"]][start:end] = steps
+        out[names[STEP_METRIC]][start:end] = seg.global_offset + steps
+        out[names["run_id"]][start:end] = seg.run_id
+        for k in keys:
+            if k in columns:
+                out[k][start:end] = np.asarray(columns[k], dtype=np.float64)[rows]
+        start = end
+    order = np.argsort(out[names[STEP_METRIC]], kind="stable")  # already sorted unless a run's axis was
+    if not np.array_equal(order, np.arange(n)):
+        out = {k: v[order] for k, v in out.items()}
+    return out
