@@ -2,7 +2,7 @@
 
 import pytest
 
-from runchain import CheckpointRef, ReferenceSyntaxError, parse_ref
+from runchain import CheckpointRef, ReferenceSyntaxError, parse_ref, step_alias
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -33,3 +33,18 @@ def test_malformed_reference_names_itself_and_the_accepted_forms(text):
         parse_ref(text)
     assert repr(text.strip()) in str(err.value) or "empty" in str(err.value)
     assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize("step", [0, 1, 39, 2**63 - 1])
+def test_a_step_alias_reads_back_as_its_step(step):
+    from runchain.core.contract import alias_step
+    assert alias_step(step_alias(step)) == step
+    assert parse_ref(f"abc123@{step}").alias == step_alias(step)
+
+
+@pytest.mark.parametrize("alias", ["latest", "v3", "step-", "step-x", "step--1", "step-007",
+                                   "step-1.5", f"step-{2**63}", "step-\u00b2", "best", " step-3"])
+def test_only_what_step_alias_writes_reads_back_as_a_step(alias):
+    """So `<id>@<step>`, the chain command and the resolver agree on what names a step."""
+    from runchain.core.contract import alias_step
+    assert alias_step(alias) is None

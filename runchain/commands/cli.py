@@ -20,7 +20,7 @@ from ..atomic import atomic_open
 from .cache import cache
 from .watch import watch_options, watched
 from ..errors import RunchainError
-from ..core.contract import parse_ref
+from ..core.contract import alias_step, parse_ref
 from ..readers import open_source
 from ..core.source import Source
 from ..version import __version__
@@ -175,7 +175,7 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
     try:
         at = None
         if "@" in run_id:  # <id>@<step>, the form checkpoint references use
-            run_id, at = run_id.partition("@")[0], int(parse_ref(run_id).alias[len("step-"):])
+            run_id, at = run_id.partition("@")[0], alias_step(parse_ref(run_id).alias)
         run_id = source.resolve(run_id)
         segments = source.chain(run_id, at)
         metrics = tuple(source.match_metrics(metrics))  # globs: loss/*

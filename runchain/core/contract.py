@@ -192,6 +192,31 @@ def step_alias(step: int) -> str:
     return f"step-{step}"
 
 
+def alias_step(alias: str) -> int | None:
+    """The step a ``step-<step>`` alias names, ``step_alias`` read back exactly, else None:
+    for ``latest``, a version ``vN``, any other alias, ``step-007`` (not what ``step_alias``
+    writes) or a step that is not one (``is_step``).
+
+    Example:
+        >>> alias_step("step-39"), alias_step("latest"), alias_step("step-007")
+        (39, None, None)
+    """
+    match = re.fullmatch(r"step-(0|[1-9][0-9]{0,18})", alias)
+    return int(match[1]) if match and is_step(int(match[1])) else None
+
+
+def child_offset(parent_offset: int, parent_step: int, continues: bool) -> int:
+    """The one rule for a child's global offset (the global step of its local step 0): one
+    past the checkpoint's step on its parent's axis, or the parent's own offset when the
+    child's step counter continues the parent's (a W&B fork, a resume in place).
+
+    Example:
+        >>> child_offset(0, 39, False), child_offset(40, 9, False), child_offset(40, 9, True)
+        (40, 50, 40)
+    """
+    return parent_offset + (0 if continues else parent_step + 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckpointRef:
     """A parsed checkpoint reference. ``entity``/``project`` are None when not given."""
@@ -391,7 +416,7 @@ def breadcrumbs_for(run_id: str, parent_run: str | None = None,
         parent_run=parent_run,
         parent_checkpoint=parent_checkpoint,
         parent_step=parent_step,
-        global_offset=parent.global_offset + (0 if continues else parent_step + 1),
+        global_offset=child_offset(parent.global_offset, parent_step, continues),
         root_run=parent.root_run,
         depth=parent.depth + 1,
         step_metric=step_metric,

@@ -51,7 +51,7 @@ import dataclasses
 import difflib
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .contract import LOCAL_STEP, Breadcrumbs, continues_axis
+from .contract import LOCAL_STEP, Breadcrumbs, child_offset, continues_axis
 from ..errors import CheckpointNotFoundError, CycleError, RunNotFoundError
 from .parents import branched_timeline, continues_counter, odd_steps, parent_of
 
@@ -203,7 +203,7 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
     while queue:
         parent = queue.popleft()
         for child in children[parent]:
-            offsets[child] = offsets[parent] + (0 if child in continuing else steps[child] + 1)
+            offsets[child] = child_offset(offsets[parent], steps[child], child in continuing)
             depths[child] = depths[parent] + 1
             queue.append(child)
     for kids in children.values():

@@ -21,7 +21,7 @@ import wandb
 from ..wandb_io.artifact_files import read_checkpoint_json
 from ..training.checkpoints import Checkpoint
 from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, LATEST, MODEL_TYPE, Breadcrumbs,
-                             CheckpointRef, checkpoint_label, parse_ref, step_alias)
+                             CheckpointRef, alias_step, checkpoint_label, parse_ref, step_alias)
 from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from ..wandb_io.api import checkpoint_state, classify_artifact, entity_of, open_api, wandb_requests
 from .local_runs import LocalCheckpoint, LocalRun, default_wandb_dir, read_local_run
@@ -56,9 +56,9 @@ def pick_checkpoint(run: LocalRun, ref: CheckpointRef) -> LocalCheckpoint:
         matches = named
     else:
         matches = [c for c in named if ref.alias in labels(c)]
-    if not matches and ref.alias.startswith("step-"):
+    if not matches and alias_step(ref.alias) is not None:
         matches = [c for c in run.valid_checkpoints
-                   if step_alias(c.step) == ref.alias and c.type == CHECKPOINT_TYPE]
+                   if c.step == alias_step(ref.alias) and c.type == CHECKPOINT_TYPE]
     if not matches:
         newest = {c.step: c for c in run.valid_checkpoints if c.type == CHECKPOINT_TYPE}
         known = [c.label if c.label == step_alias(s) else f"{c.version} (step {s})"
@@ -130,7 +130,7 @@ def _load_remote(ref: CheckpointRef, project: str | None, entity: str | None,
     try:
         artifact = api.artifact(path)
     except (ValueError, wandb.errors.CommError) as e:
-        artifact = _by_step(api, ref, entity, project) if ref.alias.startswith("step-") else None
+        artifact = _by_step(api, ref, entity, project) if alias_step(ref.alias) is not None else None
         if artifact is None:
             raise CheckpointNotFoundError(f"checkpoint {path} not found on W&B ({e}); check the "
                                           f"run id and alias in the W&B UI, Artifacts tab") from None
@@ -166,7 +166,7 @@ def _by_step(api: Any, ref: CheckpointRef, entity: str, project: str) -> Any:
             return None
         for artifact in logged:
             step = classify_artifact(artifact, path).step  # a broken one is not the one asked for
-            if step is not None and artifact.type == CHECKPOINT_TYPE and step_alias(step) == ref.alias:
+            if step is not None and artifact.type == CHECKPOINT_TYPE and step == alias_step(ref.alias):
                 found = artifact
     return found
 

@@ -60,7 +60,7 @@ def build_report(source: Source, metrics: Sequence[str] | None = None,
     """
     tree = source.tree
     leaves = list(dict.fromkeys(leaves)) if leaves else deepest_first(tree)
-    for leaf in leaves:
+    for leaf in leaves:  # the one check of --leaf, for the page and the pictures
         lineage.find_run(tree, leaf)
     if metrics:
         source.check_metrics(metrics)

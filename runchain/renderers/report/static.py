@@ -74,24 +74,19 @@ def _runs_table(source: Source, order: Sequence[str], colors: Mapping[str, str])
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def build_static(source: Source, metrics: Sequence[str], leaves: Sequence[str] | None = None) -> str:
+def build_static(source: Source, metrics: Sequence[str], leaves: Sequence[str]) -> str:
     """The report as an HTML string of pictures.
 
     Args:
         source: from ``open_source``.
         metrics: metrics to draw (``report.build_report`` picks the default).
-        leaves: chains to draw, by their last run; default every leaf.
-
-    Raises:
-        RunNotFoundError: a run in ``leaves`` is not in the source.
+        leaves: chains to draw, by their last run, as ``report.build_report`` checked them.
     """
     tree = source.tree
     order = _order(tree)
     colors = run_colors(order)
     every_leaf = lineage.leaves(tree)
-    leaves = list(leaves) if leaves else every_leaf
-    for leaf in leaves:
-        lineage.find_run(tree, leaf)
+    leaves = list(leaves)
     metrics = list(metrics)
     chain_of = {leaf: lineage.chain(tree, leaf)  # a --leaf may name an inner run
                 for leaf in dict.fromkeys(leaves + every_leaf)}
