@@ -12,8 +12,9 @@ import importlib
 from typing import Any
 
 from .training.checkpoints import Checkpoint, save_checkpoint
-from .core.contract import (CONFIG_KEY, Breadcrumbs, CheckpointRef, artifact_name, is_step,
-                            parse_ref, step_alias)
+from .core.contract import (CONFIG_KEY, CheckpointRef, artifact_name, is_step, parse_ref,
+                            step_alias)
+from .core.breadcrumbs import Breadcrumbs
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError,
                      ModeError, MetricError, MissingExtraError, ProjectNotFoundError,
                      ReferenceSyntaxError, RunchainError, RunFileError, ResumeError,

@@ -226,3 +226,20 @@ def test_a_training_script_loads_no_reader_cache_report_sync_or_publish(tmp_path
                                                 "runchain.renderers.formats", "runchain.commands.cli"))]
     assert not heavy, f"a training script loaded {heavy}"
     assert all(layer(m) <= layer("runchain.training.x") for m in loaded if m != "runchain"), loaded
+
+
+def test_no_two_modules_of_a_package_differ_only_by_an_underscore_or_a_plural():
+    """``runfile``/``run_files``/``run_folders``/``folder`` once sat side by side."""
+    def plain(name: str) -> str:
+        return name.replace("_", "").removesuffix("s")
+
+    clashes = []
+    for folder in sorted({p.parent for p in PACKAGE.rglob("*.py")}):
+        names = sorted(p.stem for p in folder.glob("*.py")) + sorted(
+            p.name for p in folder.iterdir() if (p / "__init__.py").is_file())
+        seen: dict[str, str] = {}
+        for name in names:
+            if plain(name) in seen:
+                clashes.append(f"{folder.relative_to(PACKAGE.parent)}: {seen[plain(name)]} and {name}")
+            seen.setdefault(plain(name), name)
+    assert not clashes, clashes

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from runchain.core.contract import Breadcrumbs, breadcrumbs_for
+from runchain.core.breadcrumbs import Breadcrumbs, breadcrumbs_for
 from runchain.errors import CycleError, RunNotFoundError
 from runchain.core.lineage import (CheckpointInfo, RunInfo, Segment, build_tree, chain, chains,
                                    find_run, leaves)
@@ -310,7 +310,7 @@ def test_breadcrumbs_record_the_axis_and_a_continuing_child_keeps_the_offset():
 
 
 def test_breadcrumbs_with_a_step_metric_that_is_not_a_name_are_malformed():
-    from runchain.core.contract import breadcrumbs_problem
+    from runchain.core.breadcrumbs import breadcrumbs_problem
 
     config = {**breadcrumbs_for("a").to_config(), "step_metric": 5}
     assert breadcrumbs_problem(config) == ("breadcrumbs (config['runchain']) hold step_metric=5, "

@@ -34,7 +34,7 @@ def test_each_reference_form_resolves_offline(tree, form, step):
 def test_child_resolves_to_its_own_checkpoint_with_its_parents_breadcrumbs(tree):
     ckpt = runchain.load_checkpoint(f"{tree['child']}@9", mode="offline", wandb_dir=tree["dir"])
     assert ckpt.run_breadcrumbs.parent_run == tree["root"]
-    assert runchain.core.contract.breadcrumbs_for("x", tree["child"], "r", 9,
+    assert runchain.core.breadcrumbs.breadcrumbs_for("x", tree["child"], "r", 9,
                                              ckpt.run_breadcrumbs).global_offset == 30
 
 

@@ -84,7 +84,7 @@ def test_a_declared_axis_never_logged_is_read_on_step_with_a_note(wandb_dir, how
     if how == "step sync":  # runchain.start declares it: wandb writes 0 into every row
         run = make(wandb_dir, start=HF, rows=[{"loss": 1.0}, {"loss": 0.5}])
     else:  # breadcrumbs that say so, and nothing declared
-        crumbs = runchain.core.contract.breadcrumbs_for("x", step_metric=HF).to_config()
+        crumbs = runchain.core.breadcrumbs.breadcrumbs_for("x", step_metric=HF).to_config()
         run = make(wandb_dir, config={"runchain": crumbs}, rows=[{"loss": 1.0}, {"loss": 0.5}])
     source = runchain.open_source(wandb_dir)
     info = source.tree.nodes[run].info

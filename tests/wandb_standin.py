@@ -53,7 +53,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from runchain.core.contract import artifact_name, breadcrumbs_for, step_alias
+from runchain.core.contract import artifact_name, step_alias
+from runchain.core.breadcrumbs import breadcrumbs_for
 from runchain.readers.record_log import read_run_file, record_kind, scan_records
 from wandb.proto import wandb_internal_pb2 as pb
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..atomic import atomic_write
-from ..core.contract import BREADCRUMBS, CheckpointRef, artifact_name, parse_ref, step_alias
+from ..core.contract import CheckpointRef, artifact_name, parse_ref, step_alias
+from ..core.breadcrumbs import BREADCRUMBS
 from ..errors import ReferenceSyntaxError, SyncError
 from ..core.lineage import RunInfo
 from ..readers import default_wandb_dir, open_folder

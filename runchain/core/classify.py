@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence  # abc's isinstance: typ
 from typing import Any
 
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, HF_STEP_METRIC, LIGHTNING_STEP_METRIC,
-                       LOCAL_STEP, MODEL_TYPE, Breadcrumbs, is_step, step_metric_of)
+                       LOCAL_STEP, MODEL_TYPE, is_step, step_metric_of)
+from .breadcrumbs import Breadcrumbs
 from ..errors import CheckpointError
 
 # artifact types wandb makes itself (run.log_code, launch jobs, logged tables, the parquet

@@ -51,7 +51,8 @@ import dataclasses
 import difflib
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .contract import LOCAL_STEP, Breadcrumbs, child_offset, continues_axis
+from .contract import LOCAL_STEP, continues_axis
+from .breadcrumbs import Breadcrumbs, child_offset
 from ..errors import CheckpointNotFoundError, CycleError, RunNotFoundError
 from .parents import branched_timeline, continues_counter, odd_steps, parent_of
 

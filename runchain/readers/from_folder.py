@@ -25,7 +25,8 @@ import numpy as np
 
 from ..core.classify import run_axis, unlogged_axis_note, unplaceable_note
 from ..core.contract import (CHAIN_VIEW_KEY, LOCAL_STEP, MODEL_TYPE, fork_point, is_chain_view,
-                             is_step, read_breadcrumbs, user_config)
+                             is_step, user_config)
+from ..core.breadcrumbs import read_breadcrumbs
 from ..errors import RunFileError, RunNotFoundError
 from ..core.lineage import CheckpointInfo, RunInfo, Segment
 from ..core.source import Source

@@ -27,9 +27,10 @@ from tqdm import tqdm
 
 from ..core.classify import left_out, run_axis, unlogged_axis_note, unplaceable_note
 from ..core.contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE,
-                             SUMMARY_CHECKPOINTS, Breadcrumbs, as_step, checkpoint_label,
-                             fork_point, is_chain_view, config_branch_point, config_declared_axis,
-                             is_step, read_breadcrumbs, step_alias, user_config)
+                             SUMMARY_CHECKPOINTS, as_step, checkpoint_label, fork_point,
+                             is_chain_view, config_branch_point, config_declared_axis, is_step,
+                             step_alias, user_config)
+from ..core.breadcrumbs import Breadcrumbs, read_breadcrumbs
 from ..errors import ProjectNotFoundError
 from ..core.lineage import CheckpointInfo, RunInfo, Segment
 from ..parallel import threads

@@ -18,7 +18,8 @@ from typing import Any
 from ..wandb_io.artifact_files import read_checkpoint_json
 from ..core.classify import classify, left_out
 from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE,
-                             Breadcrumbs, artifact_name, checkpoint_label)
+                             artifact_name, checkpoint_label)
+from ..core.breadcrumbs import Breadcrumbs
 from ..errors import RunNotFoundError
 from .record_log import RecordScan, RunFile, iter_records, read_run_file, record_kind
 

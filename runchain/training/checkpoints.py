@@ -23,7 +23,8 @@ import wandb
 
 from ..wandb_io.artifact_files import check_entry_names, local_path
 from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
-                             Breadcrumbs, CheckpointRef, artifact_name, is_step, step_alias)
+                             CheckpointRef, artifact_name, is_step, step_alias)
+from ..core.breadcrumbs import Breadcrumbs
 from ..errors import CheckpointError
 from .tracking import last_logged_step
 from ..wandb_io.api import wandb_requests
