@@ -243,9 +243,10 @@ def test_a_cap_smaller_than_one_read_keeps_that_reads_entries(tree, truth, tmp_p
     assert messages == [] and len(_entries(cache)) == 2
 
 
+@pytest.mark.parametrize("name", ["cache", "vcache"])  # named as a format folder is, nearly
 def test_an_older_formats_entries_are_removed_and_others_files_are_left_alone(
-        tree, tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
+        tree, tmp_path, monkeypatch, name):
+    cache = tmp_path / name
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(cache))
     old = cache / "ab" / ("ab" + "0" * 38 + ".json")  # format 4 kept entries at the top
     old.parent.mkdir(parents=True)

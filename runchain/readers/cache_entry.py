@@ -118,7 +118,7 @@ def file_key(path: str | os.PathLike) -> list[int]:
     return [FORMAT, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
-# -- the names of cache files: built and recognised here, and nowhere else ---------------------
+# -- cache file names: built and recognised here, and nowhere else (a temporary file's: atomic)
 _ENTRY_NAME = re.compile(r"([0-9a-f]{40})\.json")  # sha1 of the run file's real path
 _GRID_NAME = re.compile(r"([0-9a-f]{40})-[0-9a-f]{16}\.npy")  # ... and of the file's key
 _FORMAT_NAME = re.compile(r"v(\d+)")

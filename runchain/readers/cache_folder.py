@@ -153,7 +153,8 @@ def prune(folder: Path, keep: set[Path] = frozenset(), limit: int | None = None)
 
     for path, st in _files(folder):
         if path.parent.parent != current:
-            version = None if path.parent == folder else folder_format(path.parent.parent.name)
+            top = path.parent.parent  # v<N>/, or the folder itself for format 4's shards
+            version = None if top == folder else folder_format(top.name)
             if version is None or version < FORMAT:
                 remove(path, st)  # an older format's, never read again (a newer one's stays)
         elif cache_file_kind(path.name) == "temp":
