@@ -10,12 +10,16 @@ its name makes runchain pick another name, never write through it. A target that
 keeps its permission bits; a new one gets ``0o666`` less the umask, as ``open()`` gives, or
 the caller's ``perms``. A target that is a symlink is replaced by the file (``os.replace``
 renames over the link itself), so the link's target is never written.
+
+A private file (``perms=PRIVATE_FILE``, ``0600``) and a private folder (``private_folder``,
+``0700``) have their one rule here: the cache of decoded run files uses both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -25,6 +29,40 @@ _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 for _name in ("O_NOFOLLOW", "O_BINARY", "O_CLOEXEC"):  # where the OS has them
     _FLAGS |= vars(os).get(_name, 0)
 _ATTEMPTS = 100  # names taken by someone else before giving up (FileExistsError)
+PRIVATE_FILE = 0o600  # perms= of a file only its user may read
+PRIVATE_FOLDER = 0o700
+_TEMP_NAME = re.compile(r"\..+\.\d+\.tmp")  # 12 random digits; a process id before
+
+
+def _temp_path(target: Path) -> Path:
+    """A fresh temporary name beside ``target``: ``.<name>.<12 random digits>.tmp``."""
+    return target.with_name(f".{target.name}.{secrets.randbelow(10 ** 12):012d}.tmp")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is named as a temporary file of ``atomic_open`` is (a write under
+    way, or one a killed process left), as this or an older runchain named them."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def private_folder(folder: Path, tighten: bool = True) -> None:
+    """Make ``folder`` (and missing parents) exist, ``0700`` where runchain creates it; with
+    ``tighten``, also make it ``0700`` if it exists, this user owns it and others may read it
+    (best effort).
+
+    Raises:
+        OSError: it cannot be created.
+    """
+    folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    if not tighten:
+        return
+    try:
+        st = os.stat(folder)
+        mine = st.st_uid == os.geteuid() if hasattr(os, "geteuid") else True  # Windows: no uid
+        if st.st_mode & 0o077 and mine:
+            os.chmod(folder, PRIVATE_FOLDER)
+    except OSError:  # someone else's, or a read-only file system: it still serves
+        pass
 
 
 def _create_temp(target: Path, perms: int | None) -> tuple[int, Path]:
@@ -36,8 +74,7 @@ def _create_temp(target: Path, perms: int | None) -> tuple[int, Path]:
         keep = None
     wanted = perms if perms is not None else keep
     for _ in range(_ATTEMPTS):
-        # digits, as readers.cache_folder recognises a stray temporary file by them
-        tmp = target.with_name(f".{target.name}.{secrets.randbelow(10 ** 12):012d}.tmp")
+        tmp = _temp_path(target)
         try:
             fd = os.open(tmp, _FLAGS, 0o666 if wanted is None else wanted & 0o666)
         except FileExistsError:

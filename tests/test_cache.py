@@ -2,6 +2,7 @@
 warning, never a traceback or a wrong row; it is pruned and kept under its size cap; and
 ``runchain cache info|clear`` show and empty it. On real offline runs and real files."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -13,8 +14,10 @@ import pytest
 
 import runchain
 from conftest import cli, plain_run, run_file
-from runchain.readers import decode_once as local_tree
-from runchain.readers.cache_entry import entry_path
+from runchain import atomic
+from runchain.readers import cache_entry, decode_once, grown
+from runchain.readers.cache_entry import CacheEntry, Grid, entry_path
+from runchain.readers.record_log import ArtifactRecord, RunFile, read_run_file
 
 
 def _read_all(directory):
@@ -134,7 +137,7 @@ def test_a_damaged_entry_is_read_again_with_one_warning_and_rewritten(
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the entry was not rewritten: a third read decoded the file")
-    monkeypatch.setattr(local_tree, "read_run_file", no_reading)
+    monkeypatch.setattr(decode_once, "read_run_file", no_reading)
     histories, _, messages = _read_all(tree["dir"])
     _equal(histories, truth[0])
     assert messages == []
@@ -240,9 +243,10 @@ def test_a_cap_smaller_than_one_read_keeps_that_reads_entries(tree, truth, tmp_p
     assert messages == [] and len(_entries(cache)) == 2
 
 
+@pytest.mark.parametrize("name", ["cache", "vcache"])  # named as a format folder is, nearly
 def test_an_older_formats_entries_are_removed_and_others_files_are_left_alone(
-        tree, tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
+        tree, tmp_path, monkeypatch, name):
+    cache = tmp_path / name
     monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(cache))
     old = cache / "ab" / ("ab" + "0" * 38 + ".json")  # format 4 kept entries at the top
     old.parent.mkdir(parents=True)
@@ -291,3 +295,93 @@ def test_a_run_with_no_rows_is_cached_and_read_back(wandb_dir):
     _equal(warm, cold)
     assert messages == [] and list(Path(os.environ["RUNCHAIN_CACHE_DIR"]).rglob("*.npy"))
     assert all(len(column) == 0 for history in warm.values() for column in history.values())
+
+
+# -- the entry is a typed record, its JSON and its file names are cache_entry's alone -----------
+
+def _every_field_set(path) -> RunFile:
+    """A run whose every field an entry holds differs from its default."""
+    run = RunFile(path=os.path.realpath(path), run_id="r1", project="p", entity="e", name="n",
+                  start_time=1.5, config={"lr": 0.1, "nested": {"a": [1, 2]}},
+                  artifacts=[ArtifactRecord("m", "model", ["latest", "step-3"], {"step": 3},
+                                            {"checkpoint.json": "/x"}, "d1")],
+                  used=[("model", "m:v0")], first_step=0, last_step=9, exit_code=0,
+                  branch_point=("parent", 4.0), declared_axis="epoch", host="h",
+                  torn="torn record", declared={"loss": "epoch"}, record_end=80, prefix_crc=1234)
+    blank = RunFile(path="")
+    held = [f.name for f in dataclasses.fields(RunFile) if f.name not in ("history", "summary")]
+    assert [f for f in held if getattr(run, f) == getattr(blank, f)] == []
+    return run
+
+
+def test_a_cache_entry_round_trips_through_its_json_equal_to_itself(tmp_path):
+    path = tmp_path / "run-r1.wandb"
+    path.write_bytes(b"")
+    run, key = _every_field_set(path), cache_entry.file_key(path)
+    for entry in (CacheEntry.of(run, key), CacheEntry.of(run, key, Grid(["_step", "a"], 3, [1, 2]))):
+        assert cache_entry._decode(cache_entry._encode(entry)) == entry
+    cache = tmp_path / "cache"
+    stored = cache_entry.store(cache, path, key, run, {"_step": np.arange(3), "a": np.ones(3)})
+    assert stored == CacheEntry.of(run, key, stored.grid) and stored.columns == ["_step", "a"]
+    assert cache_entry.read_entry(entry_path(cache, path)) == stored
+    assert cache_entry.load_entry(cache, path, key) == stored
+    assert type(stored.run.branch_point) is tuple and type(stored.run.used[0]) is tuple
+
+
+def test_every_file_the_cache_writes_is_named_as_the_cache_recognises(tmp_path):
+    path, cache = tmp_path / "run-r1.wandb", tmp_path / "cache"
+    path.write_bytes(b"")
+    run, key = _every_field_set(path), cache_entry.file_key(path)
+    cache_entry.store(cache, path, key, run, {"_step": np.arange(3)})
+    entry_file = entry_path(cache, path)
+    kinds = {p.relative_to(cache): cache_entry.cache_file_kind(p.name)
+             for p in cache.rglob("*") if p.is_file()}
+    assert sorted(kinds.values()) == ["entry", "grid"]
+    (grid_file,) = [cache / p for p, kind in kinds.items() if kind == "grid"]
+    assert grid_file == cache_entry.grid_path(entry_file, key)
+    assert cache_entry.entry_file_of(grid_file) == cache_entry.entry_file_of(entry_file) == entry_file
+    assert cache_entry.folder_format(entry_file.parent.parent.name) == cache_entry.FORMAT
+    assert cache_entry.is_shard(entry_file.parent.name)
+    assert cache_entry.cache_file_kind(atomic._temp_path(entry_file).name) == "temp"
+    assert cache_entry.cache_file_kind("notes.txt") is None
+
+
+def test_decode_once_and_grown_are_handed_cache_entries_never_dicts(tree, tmp_path, monkeypatch):
+    """A fresh decode, a file grown since it was cached, and a warm read: every entry that
+    crosses into decode_once or grown is a CacheEntry."""
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cache"))
+    source = run_file(tree["dir"], tree["root"])
+    path = tmp_path / "wandb" / source.parent.name / source.name
+    path.parent.mkdir(parents=True)
+    data, seen, resumed = source.read_bytes(), [], []
+    real_resume, real_open = decode_once.resume, decode_once.open_grid
+
+    def resume(folder, run_path, key, entry):
+        resumed.append(real_resume(folder, run_path, key, entry))
+        seen.extend([entry, resumed[-1]])
+        return resumed[-1]
+
+    def open_grid(folder, run_path, entry, heal):
+        seen.append(entry)
+        return real_open(folder, run_path, entry, heal)
+    monkeypatch.setattr(decode_once, "resume", resume)
+    monkeypatch.setattr(decode_once, "open_grid", open_grid)
+    monkeypatch.setattr(grown, "open_grid", open_grid)
+    path.write_bytes(b"")
+    for part in (data[:len(data) // 2], data, None):  # cold, grown, warm
+        if part is not None:
+            with path.open("r+b") as f:  # in place, as wandb appends: the inode stays
+                f.write(part)
+                f.truncate(len(part))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the half file is torn, and says so
+            files = decode_once.RunFiles([path])
+            entries = [files.entries[path]]
+            files.decode([path])
+            entries.append(files.entries[path])
+            steps = files.opener(path)()["_step"]
+        assert all(type(e) is CacheEntry and type(e.grid) in (Grid, type(None)) for e in entries)
+        assert type(entries[-1].grid) is Grid and files.runs[path] is entries[-1].run
+    assert len(resumed) == 1 and resumed[0] is not None  # the grown file went on from its entry
+    assert seen and all(type(e) is CacheEntry for e in seen)
+    np.testing.assert_array_equal(steps, read_run_file(path).history["_step"])

@@ -7,25 +7,25 @@ entries, and grids or temporary files no entry names that are older than an hour
 younger one may be a write under way). Then, while the folder is over
 ``$RUNCHAIN_CACHE_MAX_MB`` megabytes (default 2048), it removes the least recently used
 entries; the entries of the read itself stay, even above the cap. Only files named as
-cache entries are ever removed, so a ``RUNCHAIN_CACHE_DIR`` shared with other files is safe.
+cache entries are ever removed, so a ``RUNCHAIN_CACHE_DIR`` shared with other files is safe;
+what a cache file is named is ``cache_entry``'s rule (``cache_file_kind`` and its kin).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import time
 import warnings
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import CacheError
-from .cache_entry import FORMAT, CacheWarning, DamagedEntry, grid_path, read_entry
+from .cache_entry import (FORMAT, CacheWarning, DamagedEntry, cache_file_kind, entry_file_of,
+                          folder_format, format_folder, grid_path, is_shard, read_entry)
 
 DEFAULT_MAX_MB = 2048
 STRAY_SECONDS = 3600  # a grid without an entry, or a temporary file, older than this is litter
-_NAME = re.compile(r"[0-9a-f]{40}\.json|[0-9a-f]{40}-[0-9a-f]{16}\.npy|\..+\.\d+\.tmp")
 
 
 def max_bytes() -> int:
@@ -67,6 +67,12 @@ def _scandir(folder: str | os.PathLike) -> list[os.DirEntry]:
         return []
 
 
+def _is_cache_folder(name: str) -> bool:
+    """Whether a folder named ``name`` in the cache folder is runchain's: ``v<N>``, or a
+    shard at the top (format 4's)."""
+    return folder_format(name) is not None or is_shard(name)
+
+
 def _files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
     """Every file in ``folder`` named as a cache file is, in any format's subfolder.
 
@@ -75,15 +81,15 @@ def _files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
     """
     try:
         tops = [d for d in _scandir(folder) if d.is_dir(follow_symlinks=False)
-                and re.fullmatch(r"v\d+|[0-9a-f]{2}", d.name)]
+                and _is_cache_folder(d.name)]
     except NotADirectoryError:
         raise CacheError(not_a_folder(folder)) from None
     for top in tops:
-        subs = [top] if not top.name.startswith("v") else [  # format 4 had no v<N>/ level
-            d for d in _scandir(top.path) if re.fullmatch(r"[0-9a-f]{2}", d.name)]
+        subs = [top] if is_shard(top.name) else [  # format 4 had no v<N>/ level
+            d for d in _scandir(top.path) if is_shard(d.name)]
         for sub in subs:
             for item in _scandir(sub.path):
-                if _NAME.fullmatch(item.name) and item.is_file(follow_symlinks=False):
+                if cache_file_kind(item.name) and item.is_file(follow_symlinks=False):
                     try:
                         yield Path(item.path), item.stat(follow_symlinks=False)
                     except FileNotFoundError:  # another process removed it meanwhile
@@ -98,8 +104,9 @@ def info(folder: Path) -> CacheInfo:
             folder.
     """
     files = list(_files(folder))
-    current = folder / f"v{FORMAT}"
-    entries = sum(p.suffix == ".json" and p.parent.parent == current for p, _ in files)
+    current = format_folder(folder)
+    entries = sum(cache_file_kind(p.name) == "entry" and p.parent.parent == current
+                  for p, _ in files)
     return CacheInfo(folder, entries, sum(st.st_size for _, st in files), max_bytes())
 
 
@@ -119,7 +126,7 @@ def clear(folder: Path) -> CacheInfo:
 
 def _remove_empty(folder: Path) -> None:
     for sub in sorted(folder.glob("*/*"), reverse=True) + sorted(folder.glob("*")):
-        if sub.is_dir() and re.fullmatch(r"v\d+|[0-9a-f]{2}", sub.name):
+        if sub.is_dir() and _is_cache_folder(sub.name):
             try:
                 sub.rmdir()
             except OSError:  # not empty: someone else's files, or a new entry
@@ -133,8 +140,8 @@ def prune(folder: Path, keep: set[Path] = frozenset(), limit: int | None = None)
     Returns the bytes removed.
     """
     limit = max_bytes() if limit is None else limit
-    current, now = folder / f"v{FORMAT}", time.time()
-    # entry (the JSON path) -> [its files], and when it was last used
+    current, now = format_folder(folder), time.time()
+    # entry file (the JSON) -> [its files], and when it was last used
     groups: dict[Path, list[tuple[Path, os.stat_result]]] = {}
     used: dict[Path, float] = {}
     removed = 0
@@ -146,40 +153,42 @@ def prune(folder: Path, keep: set[Path] = frozenset(), limit: int | None = None)
 
     for path, st in _files(folder):
         if path.parent.parent != current:
-            version = path.parent.parent.name
-            if not version.startswith("v") or int(version[1:]) < FORMAT:
+            top = path.parent.parent  # v<N>/, or the folder itself for format 4's shards
+            version = None if top == folder else folder_format(top.name)
+            if version is None or version < FORMAT:
                 remove(path, st)  # an older format's, never read again (a newer one's stays)
-        elif path.name.endswith(".tmp"):
+        elif cache_file_kind(path.name) == "temp":
             if now - st.st_mtime > STRAY_SECONDS:
                 remove(path, st)
         else:
-            entry = path.with_name(path.name[:40] + ".json")
-            groups.setdefault(entry, []).append((path, st))
-            if path == entry:
-                used[entry] = st.st_mtime
-    for entry, files in groups.items():
-        if entry in keep:
+            entry_file = entry_file_of(path)
+            groups.setdefault(entry_file, []).append((path, st))
+            if path == entry_file:
+                used[entry_file] = st.st_mtime
+    for entry_file, files in groups.items():
+        if entry_file in keep:
             continue
         try:
-            meta = read_entry(entry) if entry in used else None
+            cached = read_entry(entry_file) if entry_file in used else None
         except (OSError, DamagedEntry):
-            meta = None
-        if entry in used and (meta is None or not os.path.exists(meta["path"])):
+            cached = None
+        if entry_file in used and (cached is None or not os.path.exists(cached.run.path)):
             doomed = {p for p, _ in files}  # damaged, or its run file is gone
         else:
-            grid = None if meta is None or meta["grid"] is None else grid_path(entry, meta["key"])
+            grid = (None if cached is None or cached.grid is None else
+                    grid_path(entry_file, cached.key))
             doomed = {p for p, st in files  # a grid no entry names, and not just written
-                      if p not in (entry, grid) and now - st.st_mtime > STRAY_SECONDS}
+                      if p not in (entry_file, grid) and now - st.st_mtime > STRAY_SECONDS}
         for path, st in files:
             if path in doomed:
                 remove(path, st)
         files[:] = [(p, st) for p, st in files if p not in doomed]
     total = sum(st.st_size for files in groups.values() for _, st in files)
-    for entry in sorted(used, key=used.get):
+    for entry_file in sorted(used, key=used.get):
         if total <= limit:
             break
-        if entry not in keep:
-            for path, st in groups.get(entry, []):
+        if entry_file not in keep:
+            for path, st in groups.get(entry_file, []):
                 remove(path, st)
                 total -= st.st_size
     return removed

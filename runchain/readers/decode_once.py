@@ -1,15 +1,17 @@
 """The run files of a local folder, decoded once and cached: lineage up front, each history
 when first asked.
 
-Each run file is decoded once (``runfile`` + ``history_columns``) and cached
-(``run_cache``); later reads of an unchanged file cost a stat and a small load. When
-several files are not cached yet, they are decoded in a process pool on every core this
-process may use.
+Each run file is decoded once (``record_log`` + ``history_columns``) and cached
+(``cache_entry``); later reads of an unchanged file cost a stat and a small load. Each
+file's ``CacheEntry`` is what this module holds: read from the cache, gone on from where it
+ended when the file grew (``grown``), or made from a fresh decode. When several files are
+not cached yet, they are decoded in a process pool on every core this process may use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import warnings
 from pathlib import Path
@@ -18,12 +20,13 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import parallel
+from ..atomic import private_folder
 from ..core.contract import LOCAL_STEP
 from ..errors import RunFileError
+from .cache_entry import (CacheEntry, CacheWarning, DamagedEntry, Grid, cache_dir, entry_path,
+                          file_key, load_entry, open_grid, store)
 from .cache_folder import not_a_folder, prune
 from .grown import resume
-from .cache_entry import (CacheWarning, DamagedEntry, cache_dir, entry_path, file_key, from_meta,
-                          load_meta, open_grid, store, to_meta)
 from .local_runs import never_started
 from .record_log import IncompleteRunWarning, RunFile, read_run_file
 from .timelines import FileAxis, Part, RunHistory
@@ -63,10 +66,10 @@ def _lineage(path: str, key: list[int], folder: str | None) -> RunFile | None:
     return run
 
 
-def _history(path: str, key: list[int], folder: str | None) -> tuple[dict | None, dict | None]:
-    """Decode one file's history and cache it. Returns the entry's meta if it was cached,
-    else the columns themselves (so a worker sends back little); (None, None) if the file
-    vanished."""
+def _history(path: str, key: list[int], folder: str | None) -> tuple[Grid | None, dict | None]:
+    """Decode one file's history and cache it. Returns its cache entry's ``Grid`` if it was
+    cached, else the columns themselves (so a worker sends back little); (None, None) if
+    the file vanished."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteRunWarning)
         try:
@@ -77,14 +80,14 @@ def _history(path: str, key: list[int], folder: str | None) -> tuple[dict | None
             run = RunFile(path=path, history={LOCAL_STEP: np.empty(0, np.int64)})
     if folder is not None:
         with contextlib.suppress(OSError):
-            return store(Path(folder), path, key, run, run.history), None
+            return store(Path(folder), path, key, run, run.history).grid, None
     return None, run.history
 
 
 class RunFiles:
     """The run files of a folder: lineage read up front, each history decoded when first asked.
 
-    Both stages go through the cache (``run_cache``), and decode many files in a pool. A
+    Both stages go through the cache (``cache_entry``), and decode many files in a pool. A
     damaged cache entry gets one warning, and its file is decoded again. A file that
     vanished before its lineage was read is left out and listed in ``gone``; one that
     vanishes before its history is decoded raises ``RunFileError`` then.
@@ -100,21 +103,21 @@ class RunFiles:
             except _GONE:
                 self.gone.append(p)
         paths = [p for p in paths if p in self.keys]
-        self.metas: dict[Path, dict] = {}
+        self.entries: dict[Path, CacheEntry] = {}
         self.memory: dict[Path, dict[str, np.ndarray]] = {}  # histories when nothing is cached
         cold, grown_now = [], []
         for path in paths:
-            meta = self._load(path) if self.folder else None
-            if meta is not None and meta["key"] != self.keys[path]:  # the file changed since:
-                meta = resume(self.folder, path, self.keys[path], meta)  # if it only grew, only
-                grown_now += [path] if meta is not None else []  # the bytes it gained are read
-            if meta is None:
+            entry = self._load(path) if self.folder else None
+            if entry is not None and entry.key != self.keys[path]:  # the file changed since:
+                entry = resume(self.folder, path, self.keys[path], entry)  # if it only grew,
+                grown_now += [path] if entry is not None else []  # only its new bytes are read
+            if entry is None:
                 cold.append(path)
             else:
-                self.metas[path] = meta
+                self.entries[path] = entry
         if cold and self.folder is not None:
             try:
-                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private if new
+                private_folder(self.folder, tighten=False)  # private if new
             except OSError as e:
                 why = (not_a_folder(self.folder) if self.folder.is_file() else
                        f"cannot create the cache folder {self.folder} ({e.strerror}); set "
@@ -128,9 +131,9 @@ class RunFiles:
                 self.gone.append(path)
                 del self.keys[path]
                 continue
-            self.metas[path] = {**to_meta(run, self.keys[path]), "columns": None, "grid": None}
+            self.entries[path] = CacheEntry.of(run, self.keys[path])
         cold = [p for p in cold if p in self.keys]
-        self.runs = {path: from_meta(self.metas[path]) for path in paths if path in self.keys}
+        self.runs = {path: self.entries[path].run for path in paths if path in self.keys}
         # files that hold no run (a wandb.init that never started): left out with a note
         self.unstarted = {path for path, run in self.runs.items() if never_started(run)}
         for path in cold + grown_now:  # once per version of a file: a cached one warned when read
@@ -140,11 +143,11 @@ class RunFiles:
         if cold:
             self._prune()
 
-    def _load(self, path: Path) -> dict | None:
-        """The cached meta of ``path``, of this version of the file or an older one (its
+    def _load(self, path: Path) -> CacheEntry | None:
+        """The cache entry of ``path``, of this version of the file or an older one (its
         ``key`` says which); None if there is none."""
         try:
-            return load_meta(self.folder, path, None)
+            return load_entry(self.folder, path, None)
         except DamagedEntry as e:
             self._warn(path, str(e))
             return None
@@ -171,18 +174,17 @@ class RunFiles:
                 run and says to read again.
         """
         todo = [p for p in dict.fromkeys(paths)
-                if self.metas[p]["grid"] is None and p not in self.memory]
+                if self.entries[p].grid is None and p not in self.memory]
         results = parallel.each(_history, [self._job(p) for p in todo], "decoding histories",
                                 sum(self.keys[p][1] for p in todo) >= PARALLEL_BYTES)
-        gone = [path for path, (meta, columns) in zip(todo, results) if columns is meta is None]
-        for path, (meta, columns) in zip(todo, results):
-            if columns is meta is None:
+        gone = [path for path, (grid, columns) in zip(todo, results) if columns is grid is None]
+        for path, (grid, columns) in zip(todo, results):
+            if columns is grid is None:
                 continue
-            if meta is None:
+            if grid is None:
                 self.memory[path] = columns
             else:
-                self.metas[path] = {**self.metas[path], "columns": meta["columns"],
-                                    "grid": meta["grid"]}
+                self.entries[path] = dataclasses.replace(self.entries[path], grid=grid)
         if todo:
             self._prune()
         if gone:
@@ -198,7 +200,7 @@ class RunFiles:
     def columns(self, path: Path) -> list[str]:
         """The history column names of one file, decoding it first if needed."""
         self.decode([path])
-        return list(self.memory[path]) if path in self.memory else self.metas[path]["columns"]
+        return list(self.memory[path]) if path in self.memory else self.entries[path].columns
 
     def opener(self, path: Path) -> Part:
         if path in self.memory:
@@ -209,7 +211,7 @@ class RunFiles:
         if path in self.memory:  # healed since the opener was made
             return dict(self.memory[path])
         try:
-            return open_grid(self.folder, path, self.metas[path],
+            return open_grid(self.folder, path, self.entries[path],
                              heal=functools.partial(self._heal, path))
         except DamagedEntry as e:
             return self._heal(path, str(e))

@@ -1,9 +1,10 @@
 """A run file that grew since it was cached is decoded from where the cached part ended.
 
 A live run's file grows as it logs, and ``runchain report --watch`` or a second look at a
-run still training reads it again. The cache entry of a decoded file records where its
-last whole record ended (``RunFile.record_end``) and the crc32 of the file's bytes up to
-there (``RunFile.prefix_crc``, taken by the read itself). When the file changed (another cache key), ``resume``
+run still training reads it again. The ``CacheEntry`` of a decoded file records where its
+last whole record ended (``entry.run.record_end``) and the crc32 of the file's bytes up to
+there (``entry.run.prefix_crc``, taken by the read itself). When the file changed (another
+cache key), ``resume``
 checks it is still the same file, grown: same inode and device, at least that long, and
 the same bytes up to ``record_end`` (their crc32, read again). Then only the records from
 there on are read: applied to the cached run (config, artifacts, exit, ...), their rows
@@ -16,17 +17,18 @@ still being written) is not part of ``record_end``: it is read again next time, 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import zlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from ..errors import RunFileError
 from .history_columns import STEP, concat_columns
-from .cache_entry import DamagedEntry, from_meta, open_grid, store
+from .cache_entry import CacheEntry, DamagedEntry, open_grid, store
 from .record_log import RunFile, read_records
 
 PIECE = 1 << 20  # bytes crc'd at a time
@@ -66,28 +68,27 @@ def read_more(run: RunFile) -> RunFile:
     return run
 
 
-def resume(folder: Path, path: Path, key: list[int], meta: Mapping[str, Any]) -> dict | None:
-    """The new cache entry of ``path`` (its meta), decoded from where ``meta``'s entry ended;
-    None when the file is not that entry's file grown (then decode it whole).
+def resume(folder: Path, path: Path, key: list[int], entry: CacheEntry) -> CacheEntry | None:
+    """The new cache entry of ``path``, decoded from where ``entry`` (an older version's)
+    ended; None when the file is not that entry's file grown (then decode it whole).
 
-    ``key`` is the file's new cache key (``run_cache.file_key``), taken before reading.
+    ``key`` is the file's new cache key (``cache_entry.file_key``), taken before reading.
     """
-    end, crc = meta.get("record_end") or 0, meta.get("prefix_crc")
-    old_key = meta["key"]
-    if (meta.get("grid") is None or crc is None or end <= 0 or meta.get("torn") ==
-            "undecodable record" or old_key[4:] != key[4:] or key[1] < end):
+    end, crc = entry.run.record_end or 0, entry.run.prefix_crc
+    if (entry.grid is None or crc is None or end <= 0 or entry.run.torn == "undecodable record"
+            or entry.key[4:] != key[4:] or key[1] < end):
         return None  # no decoded rows to go on from, another file, or a shorter one
     try:
         if prefix_crc(path, end) != crc:
             return None  # rewritten in place
-        old = open_grid(folder, path, meta, heal=_damaged)
+        old = open_grid(folder, path, entry, heal=_damaged)
         columns = {name: old[name] for name in old}
-        run = read_more(from_meta(meta))  # its crc32 goes on from the checked prefix's
+        # on a copy: reading applies records to the run in place, and entry stays as it was
+        run = read_more(copy.deepcopy(entry.run))  # its crc32 goes on from the checked prefix's
     except (OSError, RunFileError, DamagedEntry):
         return None  # the slow way reads it, and says what is wrong
     history = concat_columns([columns, run.history]) if run.history[STEP].size else columns
     history[STEP] = np.asarray(history[STEP], np.int64)
-    run.history = {}
     return store(folder, path, key, run, history)
 
 
