@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import RunFileError
 from .history_columns import STEP, concat_columns
 from .cache_entry import CacheEntry, DamagedEntry, open_grid, store
-from .record_log import RunFile, read_records
+from .record_log import UNDECODABLE, RunFile, read_records
 
 PIECE = 1 << 20  # bytes crc'd at a time
 
@@ -75,7 +75,7 @@ def resume(folder: Path, path: Path, key: list[int], entry: CacheEntry) -> Cache
     ``key`` is the file's new cache key (``cache_entry.file_key``), taken before reading.
     """
     end, crc = entry.run.record_end or 0, entry.run.prefix_crc
-    if (entry.grid is None or crc is None or end <= 0 or entry.run.torn == "undecodable record"
+    if (entry.grid is None or crc is None or end <= 0 or entry.run.torn == UNDECODABLE
             or entry.key[4:] != key[4:] or key[1] < end):
         return None  # no decoded rows to go on from, another file, or a shorter one
     try:

@@ -50,6 +50,7 @@ class RecordScan:
 
 _SEEDS = {kind: zlib.crc32(bytes((kind,))) for kind in (FULL, FIRST, MIDDLE, LAST)}
 READ_BLOCKS = 32  # blocks read at a time: the file is never held whole
+UNDECODABLE = "undecodable record"  # RunFile.torn: a CRC-valid record does not parse
 
 
 def scan_records(data: bytes, path: str = "<bytes>") -> RecordScan:
@@ -351,8 +352,7 @@ def read_records(f: BinaryIO, path: str, history: bool, summary: bool,
         failed = True
         for _ in records:  # the records after it still count (artifacts, exit)
             pass
-    run.torn = "undecodable record" if broke else scan.reason or (
-        "undecodable record" if failed else None)
+    run.torn = UNDECODABLE if broke else scan.reason or (UNDECODABLE if failed else None)
     run.record_end, run.prefix_crc = scan.record_end, scan.crc
     if run.branch_point is None:  # wandb 0.19 and older record it in the config only
         run.branch_point = config_branch_point(run.config)
