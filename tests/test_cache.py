@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import cli, plain_run, run_file
+from helpers import cli, plain_run, run_file
 from runchain.readers import decode_once as local_tree
 from runchain.readers.cache_entry import entry_path
 

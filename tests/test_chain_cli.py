@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import runchain
-from conftest import cli, do_run, isolate
+from helpers import cli, do_run, isolate
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import runchain
-from conftest import cli
+from helpers import cli
 
 
 def _run(*cmd):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import cli, do_run, run_file
+from helpers import cli, do_run, run_file
 from runchain.readers.record_log import read_run_file
 from runchain.renderers.formats import FIGURES
 

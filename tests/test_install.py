@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli, isolate
+from helpers import ROOT, cli, isolate
 
 # What `runchain report --static` prints without matplotlib and pillow, all it prints
 STATIC_MISSING = ("Error: runchain report --static needs matplotlib and pillow (the static "

@@ -25,7 +25,7 @@ from runchain.renderers import formats
 from runchain.readers import from_project as project_reader
 from runchain.readers.from_project import _page_configs
 from runchain.readers.local_runs import LocalCheckpoint, LocalRun
-from conftest import cli, do_run, isolate, rows, script, step_into
+from helpers import cli, do_run, isolate, rows, script, step_into
 
 pytestmark = pytest.mark.slow  # real runs in subprocesses (docs/development.md)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import do_run, isolate, plain_run
+from helpers import do_run, isolate, plain_run
 from runchain.renderers.report import write_report
 
 

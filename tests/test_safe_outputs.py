@@ -34,7 +34,7 @@ from runchain.wandb_io.artifact_files import leaves_folder
 from runchain.errors import SyncLockedError
 from runchain.integrations.marker import read_marker, write_marker
 
-from conftest import isolate
+from helpers import isolate
 from test_sync import FAKE_KEY, FakeWandbSync
 from wandb_standin import StandinApi
 

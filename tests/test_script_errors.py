@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, script
+from helpers import ROOT, script
 
 CONFIG = {"n_metrics": 2, "lr": 0.01, "seed": 0}
 MODEL = {k: [0.5, 0.5] for k in ("rate", "scale", "period", "noise", "progress")}
@@ -20,7 +20,7 @@ GOOD = {"config": CONFIG, "model": MODEL, "optimizer": {"lr": 0.01}, "iter_num":
 def _checkpoint_with(wandb_dir, text: str, run_id: str = "plain001") -> str:
     """A plain wandb offline run that logged two rows and a checkpoint artifact holding
     ``checkpoint.json`` = ``text``, as any script keeping to the contract could; returns its
-    id. In a subprocess, as ``conftest.plain_run``."""
+    id. In a subprocess, as ``helpers.plain_run``."""
     code = ("import sys, wandb\n"
             "run = wandb.init(project='runchain-demo', id=sys.argv[1], mode='offline')\n"
             "run.log({'loss': 1.0}, step=0)\n"

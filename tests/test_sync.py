@@ -32,7 +32,7 @@ from runchain.commands import sync as syncing
 from runchain.errors import CredentialsError, SourceError, SyncError
 from runchain.readers.local_runs import run_folders
 
-from conftest import do_run, isolate, plain_run, script
+from helpers import do_run, isolate, plain_run, script
 from wandb_standin import RunData, StandinApi, StandinArtifact, uploaded_runs
 
 

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import cli
+from helpers import cli
 from runchain.renderers.formats import visible
 from test_front_door import offline_run
 

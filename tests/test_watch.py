@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import do_run, run_file
+from helpers import do_run, run_file
 from runchain.commands.watch import signature, watch
 
 POLLS = 1200  # rounds of 0.1 s at most, per wait
