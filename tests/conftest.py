@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import NO_SKIP, do_run, isolate, step_into
+from helpers import NO_SKIP, Processes, do_run, isolate, step_into
 
 
 def _no_skip(report) -> None:
@@ -36,6 +36,16 @@ def pytest_make_collect_report(collector):
 def wandb_dir(tmp_path, monkeypatch) -> Path:
     """An isolated offline W&B setup; returns the ``wandb/`` folder runs are written to."""
     return isolate(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def processes():
+    """Starts the processes a test signals or might leave running (``helpers.Processes``:
+    SIGINT at its default whatever pytest was started with, each in a process group of its
+    own); at teardown, whether the test passed or failed, ends every group it started:
+    SIGTERM, then SIGKILL after a short grace."""
+    with Processes() as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

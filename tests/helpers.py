@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,78 @@ def pooled(code: str) -> tuple[list[tuple], object]:
         return pickle.loads(out.read_bytes())
 
 
+
+
+# -- processes a test signals -----------------------------------------------------------------
+
+# Runs first in each process ``Processes.start`` starts, then becomes the command (exec keeps
+# its pid): SIGINT back to its default. A process started with SIGINT ignored (a background
+# job: ``nohup python -m pytest &``, as CI runners start the suite) passes that on through
+# exec to every process it starts, and a Ctrl-C a test sends them would never arrive. SIGPIPE
+# and SIGXFSZ, which Python ignores, go back to theirs too, as ``subprocess`` does for its
+# children. Python itself (``-S -I``: no site, no environment) starts in a few milliseconds.
+SIGINT_DEFAULT = ("import os, signal, sys\n"
+                  "for name in ('SIGINT', 'SIGPIPE', 'SIGXFSZ'):\n"
+                  "    signal.signal(getattr(signal, name), signal.SIG_DFL)\n"
+                  "os.execvp(sys.argv[1], sys.argv[1:])\n")
+
+
+class Processes:
+    """The processes one test starts and signals, or might leave running; the ``processes``
+    fixture yields one and ends them all at teardown, whatever the test did.
+
+    Example:
+        >>> with Processes() as started:  # doctest: +SKIP
+        ...     proc = started.start([sys.executable, "-m", "runchain", "tree", "--watch"])
+        ...     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, to its whole group
+    """
+
+    def __init__(self, grace: float = 3.0):
+        self.grace = grace  # seconds from SIGTERM to SIGKILL at the end
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, args, **popen) -> subprocess.Popen:
+        """Start ``args`` (``subprocess.Popen`` takes ``popen``) as a terminal would for Ctrl-C:
+        SIGINT at its default (``SIGINT_DEFAULT``), in a new session and process group whose
+        id is its pid, so ``os.killpg(proc.pid, sig)`` reaches it and what it starts, and
+        nothing else."""
+        proc = subprocess.Popen([sys.executable, "-S", "-I", "-c", SIGINT_DEFAULT,
+                                 *map(str, args)], start_new_session=True, **popen)
+        self.started.append(proc)
+        return proc
+
+    def end(self) -> None:
+        """End the group of each process started here: SIGTERM while the process runs, then,
+        after ``grace`` seconds at most, SIGKILL to its whole group (what it started too, a
+        ``do_run.py`` that ``do_many.py`` started, which may outlive it); close its pipes."""
+        for proc in self.started:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=self.grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            _signal_group(proc, signal.SIGKILL)
+            try:
+                proc.wait(timeout=60)  # a hang guard: SIGKILL cannot be caught
+            except subprocess.TimeoutExpired:
+                pass
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:  # a stdin whose reader is gone
+                    pass
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.end()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # its group id is its pid (start_new_session)
+    except ProcessLookupError:  # the whole group is gone already
+        pass

@@ -129,25 +129,28 @@ def test_a_cut_past_the_last_step_is_an_error_naming_that_step(tree):
 
 # -- pipes --------------------------------------------------------------------------------
 
-def test_a_closed_pipe_ends_quietly_with_exit_0(wandb_dir):
+# In subprocesses: a pipe whose reader goes away is what is tested.
+
+def test_a_closed_pipe_ends_quietly_with_exit_0(wandb_dir, processes):
     offline_run(wandb_dir, rows=3000, metrics=10)  # ~500 KB of CSV: past any pipe buffer
-    proc = subprocess.Popen([sys.executable, "-m", "runchain", "chain",
-                             runchain.leaves(runchain.open_source(wandb_dir).tree)[0], "--csv", "-"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    leaf = runchain.leaves(runchain.open_source(wandb_dir).tree)[0]
+    proc = processes.start([sys.executable, "-m", "runchain", "chain", leaf, "--csv", "-"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline().startswith(b"global_step,run_id,step,m/00")
     proc.stdout.close()  # as `head -1` does
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 0 and err == ""
 
 
-def test_a_closed_pipe_ends_tree_quietly_too(wandb_dir):
+def test_a_closed_pipe_ends_tree_quietly_too(wandb_dir, processes):
     for i in range(4):
         offline_run(wandb_dir, name=f"r{i}", config={"lr": i, **{f"k{j}": "x" * 1000 for j in range(20)}})
     assert len(cli("tree", "--json").stdout) > 1 << 16  # past a pipe buffer
-    proc = subprocess.run(f"{sys.executable} -m runchain tree --json | head -c 10; "
-                          f"exit ${{PIPESTATUS[0]}}", shell=True, capture_output=True, text=True,
-                          timeout=300, executable="/bin/bash")
-    assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", '[\n  {\n    ')
+    proc = processes.start(["/bin/bash", "-c", f"{sys.executable} -m runchain tree --json | "
+                            f"head -c 10; exit ${{PIPESTATUS[0]}}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    assert (proc.returncode, err, out) == (0, "", '[\n  {\n    ')
 
 
 # -- names --------------------------------------------------------------------------------

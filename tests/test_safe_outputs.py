@@ -127,10 +127,10 @@ with atomic_open(sys.argv[1]) as f:
 '''
 
 
-def test_a_sigterm_during_a_write_leaves_no_partial_file(tmp_path):
+def test_a_sigterm_during_a_write_leaves_no_partial_file(tmp_path, processes):
     out = tmp_path / "chain.csv"
-    proc = subprocess.Popen([sys.executable, "-c", SIGTERMED, str(out)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = processes.start([sys.executable, "-c", SIGTERMED, str(out)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
     assert len(listing(tmp_path)) == 1  # the temporary file
     proc.send_signal(signal.SIGTERM)
@@ -178,14 +178,12 @@ def synced(tree, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def holder(synced):
-    """Another process holding the sync lock of the ``synced`` folder."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(synced[0])],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def holder(synced, processes):
+    """Another process holding the sync lock of the ``synced`` folder (``processes`` ends it)."""
+    proc = processes.start([sys.executable, "-c", HOLDER, str(synced[0])],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
-    yield proc
-    proc.kill()
-    proc.wait()
+    return proc
 
 
 def test_a_second_sync_names_the_process_holding_the_lock_and_uploads_nothing(synced, holder):

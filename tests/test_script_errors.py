@@ -94,12 +94,14 @@ def test_do_many_rerun_refuses_a_second_tree_unless_asked(wandb_dir):
     assert len(_runs(wandb_dir)) == len(first) + 4
 
 
-def test_ctrl_c_in_do_many_ends_with_one_line(wandb_dir):
+def test_ctrl_c_in_do_many_ends_with_one_line(wandb_dir, processes):
+    """The run it is training has a million steps: only the Ctrl-C ends it (and the
+    ``processes`` fixture, should the test fail first)."""
     logs = wandb_dir / "do_many-logs"
-    proc = subprocess.Popen(
+    proc = processes.start(
         [sys.executable, str(ROOT / "do_many.py"), "--n_runs", "3", "--n_steps", "1000000",
          "--n_metrics", "2", "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=os.environ.copy(), start_new_session=True)
+        text=True, env=os.environ.copy())
     for _ in range(600):  # until the root run has started (bounded rounds, no time limit)
         if any(wandb_dir.glob("offline-run-*/run-*.wandb")) and any(logs.glob("*.log")):
             break

@@ -1,6 +1,7 @@
 """Watching a folder: ``runchain report --watch`` and ``runchain tree --watch`` redraw when a run
-logs or starts. Real offline runs, the real CLI in a subprocess; every wait is a bounded
-number of polls, never a time limit."""
+logs or starts. Real offline runs, the real CLI in a subprocess (what is tested is a process
+that runs until Ctrl-C or SIGTERM), started by the ``processes`` fixture, which ends it
+whatever happens; every wait is a bounded number of polls, never a time limit."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ def _until(found, what: str):
     raise AssertionError(f"never saw {what}")
 
 
-def _start(*args: str, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "runchain", *args],
-                            stdout=out.open("w"), stderr=subprocess.PIPE, text=True,
-                            env=os.environ.copy(), start_new_session=True)
+def _start(processes, *args: str, out: Path) -> subprocess.Popen:
+    with out.open("w") as stdout:
+        return processes.start([sys.executable, "-m", "runchain", *args], stdout=stdout,
+                               stderr=subprocess.PIPE, text=True, env=os.environ.copy())
 
 
 def _stop(proc: subprocess.Popen) -> str:
@@ -67,13 +68,14 @@ def test_watch_redraws_once_per_change_of_the_run_files(wandb_dir):
     assert n == 2 and len(redraws) == 2 and redraws[0] != redraws[1]
 
 
-def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_path):
+def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_path, processes):
     root = do_run("--n_steps", "20", "--n_checkpoint_steps", "10", "--n_metrics", "2")
     report = tmp_path / "live.html"
-    reporting = _start("report", "--watch", "--interval", "0.2", "-o", str(report), "--dir",
-                       str(wandb_dir), out=tmp_path / "report.out")
+    reporting = _start(processes, "report", "--watch", "--interval", "0.2", "-o", str(report),
+                       "--dir", str(wandb_dir), out=tmp_path / "report.out")
     tree_out = tmp_path / "tree.out"
-    treeing = _start("tree", "--watch", "--interval", "0.2", "--dir", str(wandb_dir), out=tree_out)
+    treeing = _start(processes, "tree", "--watch", "--interval", "0.2", "--dir", str(wandb_dir),
+                     out=tree_out)
     try:
         assert _until(lambda: _report_runs(report) == [root], "the first report")
         data = _report_data(report)
@@ -94,11 +96,12 @@ def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_p
     assert (tmp_path / "report.out").read_text().splitlines()[-1] == f"report: {report.resolve()}"
 
 
-def test_sigterm_ends_report_watch_like_ctrl_c_with_a_page_that_stays_put(wandb_dir, tmp_path):
+def test_sigterm_ends_report_watch_like_ctrl_c_with_a_page_that_stays_put(wandb_dir, tmp_path,
+                                                                          processes):
     root = do_run("--n_steps", "10", "--n_checkpoint_steps", "5", "--n_metrics", "2")
     report = tmp_path / "live.html"
-    proc = _start("report", "--watch", "--interval", "0.2", "-o", str(report), "--dir",
-                  str(wandb_dir), out=tmp_path / "report.out")
+    proc = _start(processes, "report", "--watch", "--interval", "0.2", "-o", str(report),
+                  "--dir", str(wandb_dir), out=tmp_path / "report.out")
     try:
         _until(lambda: _report_runs(report) == [root], "the first report")
     finally:
