@@ -10,6 +10,8 @@ import re
 import signal
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,62 @@ def script(name: str, *args: str, check: bool = True) -> subprocess.CompletedPro
 
 
 def cli(*args: object, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m runchain ARGS`` in a real subprocess; by default it must exit 0."""
+    """Run ``runchain ARGS`` in this process with click's ``CliRunner``, in this process's
+    environment and folder; by default it must exit 0. Returns what ``runchain_process``
+    would: the exit code, stdout and stderr as a user sees them.
+
+    As a new process would: Python's own warning filters and registries (pytest's are set
+    aside), a warning printed to stderr, an uncaught exception's traceback on stderr with exit
+    code 1. The signal handlers the command installs (SIGTERM) are this process's again after
+    it, and so is ``warnings.showwarning``, which the command replaces.
+
+    Example:
+        >>> cli("chain", "1a2b3c4d", "--json").stdout  # doctest: +SKIP
+    """
+    from click.testing import CliRunner
+    from runchain.commands.cli import main
+    argv = [str(a) for a in args]
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with warnings.catch_warnings():
+            _python_warning_filters()
+            warnings.showwarning = _warning_to_stderr
+            result = CliRunner().invoke(main, argv, prog_name="runchain")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    returncode, stderr = result.exit_code, result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))  # as Python prints it
+    if check:
+        assert returncode == 0, stderr
+    return subprocess.CompletedProcess(["runchain", *argv], returncode, result.stdout, stderr)
+
+
+def _python_warning_filters() -> None:
+    """The warning filters a new Python process starts with (``python -W`` or
+    ``PYTHONWARNINGS`` unset); setting them resets every warning registry, so a warning shows
+    once per command, as once per process."""
+    warnings.resetwarnings()
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__",
+                            append=True)
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                     ResourceWarning):
+        warnings.filterwarnings("ignore", category=category, append=True)
+
+
+def _warning_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python's own ``showwarning``, to the ``sys.stderr`` of the moment (the runner's)."""
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def runchain_process(*args: object, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python -m runchain ARGS`` in a real subprocess; by default it must exit 0.
+
+    For what needs a process of its own, else ``cli``: a command that starts a W&B run
+    (``publish``: wandb sets up once per process, from the environment of its first run, and
+    its service may still write the run's file after ``finish()`` returns), imports blocked
+    by ``PYTHONPATH``, and checks of ``cli`` itself. Pipes and signals: ``Processes``."""
     proc = subprocess.run([sys.executable, "-m", "runchain", *map(str, args)],
                           capture_output=True, text=True, env=child_env(), timeout=600)
     if check:

@@ -1,6 +1,7 @@
 """The CLI as a new user meets it: values of a chain's metrics, a run's summary, refusals of
-what it cannot do, a closed pipe, runs named by display name, and quiet, right labels. Every
-test runs the real ``runchain`` in a subprocess on real offline runs."""
+what it cannot do, a closed pipe, runs named by display name, and quiet, right labels, on real
+offline runs. The CLI runs in process (``helpers.cli``), but for a pipe and a W&B run it
+starts, which need a process of their own."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 import runchain
-from helpers import cli, do_run, run_file
+from helpers import cli, run_file, runchain_process
 from runchain.readers.record_log import read_run_file
 from runchain.renderers.formats import FIGURES
 
@@ -173,6 +174,9 @@ def test_a_name_several_runs_have_lists_the_ids_it_could_mean(wandb_dir):
 
 # -- quiet and right ----------------------------------------------------------------------
 
+# publish starts a W&B run: in a process of its own, as a user runs it (wandb sets up once
+# per process, from the environment of its first run, and its service may still write the
+# run's file after finish() returns)
 def _publish_into_a_copy(tree, tmp_path, monkeypatch) -> None:
     """An offline publish writes a run where WANDB_DIR points: a copy, so the shared tree stays
     as made."""
@@ -182,7 +186,7 @@ def _publish_into_a_copy(tree, tmp_path, monkeypatch) -> None:
 
 def test_publish_offline_prints_no_wandb_warning(tree, tmp_path, monkeypatch):
     _publish_into_a_copy(tree, tmp_path, monkeypatch)
-    proc = cli("publish", tree["child"], "--mode", "offline")
+    proc = runchain_process("publish", tree["child"], "--mode", "offline")
     assert proc.stdout.startswith(f"published chain-{tree['child']} as run ")
     assert "offline run in" in proc.stdout
     assert "WARNING" not in proc.stderr and "wandb:" not in proc.stderr
@@ -190,13 +194,13 @@ def test_publish_offline_prints_no_wandb_warning(tree, tmp_path, monkeypatch):
 
 def test_publish_takes_a_display_name(tree, tmp_path, monkeypatch):
     _publish_into_a_copy(tree, tmp_path, monkeypatch)
-    proc = cli("publish", "root", "--mode", "offline")
+    proc = runchain_process("publish", "root", "--mode", "offline")
     assert proc.stdout.startswith(f"published chain-{tree['root']} as run ")
 
 
 def test_sync_dry_run_labels_a_chain_view_as_one(tree, tmp_path, monkeypatch):
     _publish_into_a_copy(tree, tmp_path, monkeypatch)
-    view = cli("publish", tree["child"], "--mode", "offline").stdout.split()[4].rstrip(":")
+    view = runchain_process("publish", tree["child"], "--mode", "offline").stdout.split()[4].rstrip(":")
     proc = cli("sync", "--dry-run")
     lines = {line.split()[1]: line for line in proc.stdout.splitlines()}
     assert lines[view].endswith(f"chain view of {tree['child']}")

@@ -13,7 +13,7 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from helpers import cli, isolate, plain_run, pooled, script
+from helpers import cli, isolate, plain_run, pooled, runchain_process, script
 from runchain.readers.record_log import read_run_file, record_kind, scan_records
 from runchain.renderers.report import build_report, write_report
 from runchain.renderers.report.data import pieces_of, read_pieces, shown_where, thin
@@ -435,7 +435,8 @@ def test_publish_read_back_equals_chain_csv(demo, tmp_path):
     src = runchain.open_source(demo["dir"])
     leaf = max(src.tree.nodes, key=lambda r: src.tree.nodes[r].depth)
     before = set(demo["dir"].glob("offline-run-*"))
-    proc = cli("publish", leaf, "--dir", demo["dir"], "--mode", "offline")
+    # a W&B run: in a process of its own (helpers.runchain_process)
+    proc = runchain_process("publish", leaf, "--dir", demo["dir"], "--mode", "offline")
     (folder,) = set(demo["dir"].glob("offline-run-*")) - before
     (path,) = folder.glob("run-*.wandb")
     assert "chain-" + leaf in proc.stdout

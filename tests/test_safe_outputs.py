@@ -24,17 +24,15 @@ import types
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import runchain
 from runchain import atomic
-from runchain.commands import cli
 from runchain.commands import sync as syncing
 from runchain.wandb_io.artifact_files import leaves_folder
 from runchain.errors import SyncLockedError
 from runchain.integrations.marker import read_marker, write_marker
 
-from helpers import isolate
+from helpers import cli, isolate
 from test_sync import FAKE_KEY, FakeWandbSync
 from wandb_standin import StandinApi
 
@@ -202,11 +200,11 @@ def test_a_second_sync_names_the_process_holding_the_lock_and_uploads_nothing(sy
 def test_the_cli_says_which_process_holds_the_lock_and_exits_1(synced, holder, monkeypatch):
     folder, api, boundary, _ = synced
     monkeypatch.setattr(syncing, "sync", functools.partial(syncing.sync, api=api))
-    proc = CliRunner().invoke(cli.main, ["sync", "--dir", str(folder)])
-    assert proc.exit_code == 1 and f"pid {holder.pid}" in proc.output, proc.output
+    proc = cli("sync", "--dir", folder, check=False)
+    assert proc.returncode == 1 and f"pid {holder.pid}" in proc.stderr, proc.stderr
     assert boundary.calls == []
-    dry = CliRunner().invoke(cli.main, ["sync", "--dir", str(folder), "--dry-run"])
-    assert dry.exit_code == 0, dry.output  # a dry run changes nothing, so it takes no lock
+    dry = cli("sync", "--dir", folder, "--dry-run", check=False)
+    assert dry.returncode == 0, dry.stderr  # a dry run changes nothing, so it takes no lock
 
 
 def test_a_lock_left_by_a_killed_sync_is_taken_over_with_a_warning(synced, holder):

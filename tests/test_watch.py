@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import do_run, run_file
+from helpers import cli, do_run, run_file
 from runchain.commands.watch import signature, watch
 
 POLLS = 1200  # rounds of 0.1 s at most, per wait
@@ -113,6 +113,5 @@ def test_sigterm_ends_report_watch_like_ctrl_c_with_a_page_that_stays_put(wandb_
 
 
 def test_watch_refuses_a_w_and_b_project(wandb_dir):
-    proc = subprocess.run([sys.executable, "-m", "runchain", "report", "--watch", "--project",
-                           "ent/proj"], capture_output=True, text=True, timeout=600)
+    proc = cli("report", "--watch", "--project", "ent/proj", check=False)
     assert proc.returncode == 2 and "local folder" in proc.stderr
