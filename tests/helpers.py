@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -103,8 +104,9 @@ def cli(*args: object, check: bool = True) -> subprocess.CompletedProcess:
             warnings.showwarning = _warning_to_stderr
             result = CliRunner().invoke(main, argv, prog_name="runchain")
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+        if threading.current_thread() is threading.main_thread():  # where the CLI sets them
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
     returncode, stderr = result.exit_code, result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(*result.exc_info))  # as Python prints it
