@@ -13,7 +13,7 @@ mode.``), so ``append_use_artifact`` appends the record online wandb writes for 
 ``Record(use_artifact=UseArtifactRecord(id, type, name))``, with ``name`` as the caller
 typed it, in the run file's own chunk format.
 
-Every function runs wandb in a subprocess with the caller's environment (``conftest.isolate``
+Every function runs wandb in a subprocess with the caller's environment (``helpers.isolate``
 points every W&B folder into a temporary directory) and returns what it made.
 """
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import runchain
-from conftest import ROOT, child_env, cli, need, step_into
+from helpers import ROOT, child_env, cli, need, step_into
 
 from runchain.readers.record_log import read_run_file
 
@@ -130,7 +130,7 @@ def example(name: str, *args: object, env: dict[str, str] | None = None,
 
 def enter(made: types.SimpleNamespace, monkeypatch) -> None:
     """Step into the environment a module fixture made its runs in: its variables, its folder
-    (``conftest.step_into``)."""
+    (``helpers.step_into``)."""
     step_into({"env": made.env, "cwd": made.base}, monkeypatch)
 
 

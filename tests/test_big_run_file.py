@@ -17,7 +17,7 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import cli, plain_run, run_file
+from helpers import cli, plain_run, run_file
 from runchain.commands import cli as runchain_cli
 from runchain.readers import history_columns, record_log
 from runchain.readers.record_log import (IncompleteRunWarning, read_run_file, record_kind,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import cli, plain_run, run_file
+from helpers import cli, plain_run, run_file
 from runchain import atomic
 from runchain.readers import cache_entry, decode_once, grown
 from runchain.readers.cache_entry import CacheEntry, Grid, entry_path

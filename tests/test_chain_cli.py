@@ -1,15 +1,17 @@
-"""runchain tree / runchain chain on real offline trees, through real subprocesses."""
+"""runchain tree / runchain chain on real offline trees, the CLI run in process."""
 
 import csv
-import subprocess
-import sys
+import errno
 import json
+import os
 import shutil
+import types
 
 import pytest
 
 import runchain
-from conftest import cli, do_run, isolate
+import runchain.atomic
+from helpers import cli, do_run, isolate
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md
@@ -119,10 +121,6 @@ def test_missing_parent_starts_the_chain_at_the_earliest_known_run(chained, tmp_
     assert len(runchain.open_source(copy).runs) == 3
 
 
-FULL_DISK = r'''
-import builtins, errno, sys
-import runchain.atomic
-
 class Full:
     """A file on a disk that fills up after 4 KiB: the write raises ENOSPC."""
     def __init__(self, f):
@@ -139,20 +137,14 @@ class Full:
     def __getattr__(self, name):
         return getattr(self.f, name)
 
-import os, types  # atomic.py opens its temporary file with os.fdopen: that file fills up
-runchain.atomic.os = types.SimpleNamespace(
-    **{**vars(os), "fdopen": lambda *args, **kwargs: Full(os.fdopen(*args, **kwargs))})
-from runchain.commands.cli import main
-sys.argv[0] = "runchain"
-main()
-'''
 
-
-def test_a_full_disk_leaves_the_csv_as_it_was(chained, tmp_path):
+def test_a_full_disk_leaves_the_csv_as_it_was(chained, tmp_path, monkeypatch):
+    # atomic.py opens its temporary file with os.fdopen: that file fills up
+    monkeypatch.setattr(runchain.atomic, "os", types.SimpleNamespace(
+        **{**vars(os), "fdopen": lambda *args, **kwargs: Full(os.fdopen(*args, **kwargs))}))
     out = tmp_path / "chain.csv"
     out.write_text("an older file\n")
-    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "chain", chained["fork"], "--dir",
-                           str(chained["dir"]), "--csv", str(out)], capture_output=True, text=True)
+    proc = cli("chain", chained["fork"], "--dir", chained["dir"], "--csv", out, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"cannot write the CSV to {out}: No space left on device" in proc.stderr
     assert out.read_text() == "an older file\n"  # whole or absent: the old one, untouched

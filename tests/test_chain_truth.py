@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import cli, isolate
+from helpers import cli, isolate
 from foreign import append_use_artifact, original_root, plain, run_files, scripted
 from runchain.readers.from_project import open_project
 from wandb_standin import StandinApi, project_from_dir

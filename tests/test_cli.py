@@ -1,11 +1,14 @@
-"""The runchain command: --help and --version, as a console script and as python -m."""
+"""The runchain command: --help and --version, as a console script and as python -m (in
+subprocesses: the entry points are what is tested); its folder options, in process."""
 
 import shutil
+import signal
 import subprocess
 import sys
+import warnings
 
 import runchain
-from conftest import cli
+from helpers import cli, runchain_process
 
 
 def _run(*cmd):
@@ -49,3 +52,21 @@ def test_the_default_folder_falls_back_to_dot_wandb_where_a_logger_wrote(tree, t
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
     proc = cli("tree")
     assert tree["root"] in proc.stdout and "but ./wandb does" in proc.stderr
+
+
+def test_the_cli_in_process_prints_what_a_runchain_process_prints(tree):
+    """``helpers.cli``, which most tests use, against ``python -m runchain``: the same exit
+    code, stdout and stderr, a warning each time (as once per process), and this process's
+    SIGTERM handler and ``warnings.showwarning`` as they were."""
+    before = signal.getsignal(signal.SIGTERM), warnings.showwarning
+    calls = [["tree", "--dir", tree["dir"].parent],  # a warning, then the tree
+             ["tree", "--dir", tree["dir"].parent],  # the same warning again
+             ["chain", tree["child"], "--metric", "loss/*"],
+             ["chain", "nosuchrun"]]  # an error, exit 1
+    ran = [cli(*args, check=False) for args in calls]
+    assert [(r.returncode, r.stdout, r.stderr) for r in ran] == [
+        (p.returncode, p.stdout, p.stderr) for p in (runchain_process(*args, check=False)
+                                                     for args in calls)]
+    assert ran[0].stderr.startswith("warning: ") and ran[1].stderr == ran[0].stderr
+    assert [r.returncode for r in ran] == [0, 0, 0, 1]
+    assert (signal.getsignal(signal.SIGTERM), warnings.showwarning) == before

@@ -4,7 +4,7 @@ import json
 
 from wandb.proto import wandb_internal_pb2 as pb
 
-from conftest import rows, run_file
+from helpers import rows, run_file
 from runchain.readers.record_log import read_run_file, scan_records
 
 BREADCRUMB_FIELDS = {"parent_run", "parent_checkpoint", "parent_step", "global_offset", "root_run",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import isolate, rows, script
+from helpers import isolate, rows, script
 from runchain.readers.local_runs import run_folders
 from runchain.readers.record_log import read_run_file
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import do_run, rows, run_file
+from helpers import do_run, rows, run_file
 from runchain.readers.record_log import read_run_file
 
 pytestmark = pytest.mark.slow  # see docs/development.md

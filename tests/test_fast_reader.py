@@ -13,7 +13,7 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import do_run, plain_run, pooled, run_file
+from helpers import do_run, plain_run, pooled, run_file
 import runchain.parallel
 from runchain.readers import decode_once as local_tree, history_columns
 from runchain.readers.record_log import (IncompleteRunWarning, read_run_file, record_kind,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import runchain
-from conftest import cli, do_run, script
+from helpers import cli, do_run, script
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md
@@ -48,7 +48,7 @@ def run_with_config(wandb_dir: Path, name: str, config: dict, steps: int = 5) ->
 def bad_crumbs(tmp_path_factory):
     """A real root from do_run.py, and one plain run per kind of malformed breadcrumbs, each
     claiming that root as its parent."""
-    from conftest import isolate
+    from helpers import isolate
     with pytest.MonkeyPatch.context() as mp:
         wdir = isolate(mp, tmp_path_factory.mktemp("bad_crumbs"))
         root = do_run("--n_steps", 20, "--n_checkpoint_steps", 10, "--n_metrics", 2)
@@ -98,7 +98,7 @@ def test_chain_of_a_run_with_bad_breadcrumbs_is_its_own_rows(bad_crumbs):
 def original(tmp_path_factory):
     """A root of the original example (checkpoints v0-v2 at steps 9, 19, 29), a child of its
     v1 (step 19) as the original writes it, and a runchain child of its step 29."""
-    from conftest import isolate
+    from helpers import isolate
     from foreign import original_child, original_root
     with pytest.MonkeyPatch.context() as mp:
         wdir = isolate(mp, tmp_path_factory.mktemp("original"))
@@ -176,7 +176,7 @@ def test_a_runchain_child_records_a_reference_that_exists(original):
 def forked(tmp_path_factory):
     """A plain run A (loss 0..29 at _step 0..29) and B = wandb.init(fork_from=f"{A}?_step=15")
     (loss 100..109), made with the installed wandb's own fork_from."""
-    from conftest import isolate
+    from helpers import isolate
     from foreign import plain
     with pytest.MonkeyPatch.context() as mp:
         wdir = isolate(mp, tmp_path_factory.mktemp("forked"))
@@ -222,7 +222,7 @@ def rewound(tmp_path_factory):
     """A of the original example (checkpoints at 9, 19, 29), rewound with W&B's own
     resume_from to step 15 (10 rows, 16-25), and a runchain child of A@29, the checkpoint
     the rewind abandoned."""
-    from conftest import isolate
+    from helpers import isolate
     from foreign import original_root, plain
     with pytest.MonkeyPatch.context() as mp:
         wdir = isolate(mp, tmp_path_factory.mktemp("rewound"))
@@ -318,7 +318,7 @@ def test_a_child_going_on_with_its_parents_counter_is_warned_and_noted(tree, tmp
 
 
 def test_cuts_and_checkpoints_past_the_logged_rows_get_a_note(bad_crumbs, tmp_path, monkeypatch):
-    from conftest import isolate
+    from helpers import isolate
     wdir = isolate(monkeypatch, tmp_path)
     root = do_run("--n_steps", 10, "--n_checkpoint_steps", 10, "--n_metrics", 2)
     crumbs = {"parent_run": root, "parent_checkpoint": f"run-{root}-checkpoint:step-500",
@@ -334,7 +334,7 @@ def test_cuts_and_checkpoints_past_the_logged_rows_get_a_note(bad_crumbs, tmp_pa
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory):
     """Run id twinid01 in project projA (20 rows) and in projB (12 rows), in one folder."""
-    from conftest import isolate
+    from helpers import isolate
     from foreign import plain
     with pytest.MonkeyPatch.context() as mp:
         wdir = isolate(mp, tmp_path_factory.mktemp("twins"))

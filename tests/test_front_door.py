@@ -1,6 +1,7 @@
 """The CLI as a new user meets it: values of a chain's metrics, a run's summary, refusals of
-what it cannot do, a closed pipe, runs named by display name, and quiet, right labels. Every
-test runs the real ``runchain`` in a subprocess on real offline runs."""
+what it cannot do, a closed pipe, runs named by display name, and quiet, right labels, on real
+offline runs. The CLI runs in process (``helpers.cli``), but for a pipe and a W&B run it
+starts, which need a process of their own."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import cli, do_run, run_file
+from helpers import cli, run_file, runchain_process
 from runchain.readers.record_log import read_run_file
 from runchain.renderers.formats import FIGURES
 
@@ -129,25 +130,28 @@ def test_a_cut_past_the_last_step_is_an_error_naming_that_step(tree):
 
 # -- pipes --------------------------------------------------------------------------------
 
-def test_a_closed_pipe_ends_quietly_with_exit_0(wandb_dir):
+# In subprocesses: a pipe whose reader goes away is what is tested.
+
+def test_a_closed_pipe_ends_quietly_with_exit_0(wandb_dir, processes):
     offline_run(wandb_dir, rows=3000, metrics=10)  # ~500 KB of CSV: past any pipe buffer
-    proc = subprocess.Popen([sys.executable, "-m", "runchain", "chain",
-                             runchain.leaves(runchain.open_source(wandb_dir).tree)[0], "--csv", "-"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    leaf = runchain.leaves(runchain.open_source(wandb_dir).tree)[0]
+    proc = processes.start([sys.executable, "-m", "runchain", "chain", leaf, "--csv", "-"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline().startswith(b"global_step,run_id,step,m/00")
     proc.stdout.close()  # as `head -1` does
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 0 and err == ""
 
 
-def test_a_closed_pipe_ends_tree_quietly_too(wandb_dir):
+def test_a_closed_pipe_ends_tree_quietly_too(wandb_dir, processes):
     for i in range(4):
         offline_run(wandb_dir, name=f"r{i}", config={"lr": i, **{f"k{j}": "x" * 1000 for j in range(20)}})
     assert len(cli("tree", "--json").stdout) > 1 << 16  # past a pipe buffer
-    proc = subprocess.run(f"{sys.executable} -m runchain tree --json | head -c 10; "
-                          f"exit ${{PIPESTATUS[0]}}", shell=True, capture_output=True, text=True,
-                          timeout=300, executable="/bin/bash")
-    assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", '[\n  {\n    ')
+    proc = processes.start(["/bin/bash", "-c", f"{sys.executable} -m runchain tree --json | "
+                            f"head -c 10; exit ${{PIPESTATUS[0]}}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    assert (proc.returncode, err, out) == (0, "", '[\n  {\n    ')
 
 
 # -- names --------------------------------------------------------------------------------
@@ -170,6 +174,9 @@ def test_a_name_several_runs_have_lists_the_ids_it_could_mean(wandb_dir):
 
 # -- quiet and right ----------------------------------------------------------------------
 
+# publish starts a W&B run: in a process of its own, as a user runs it (wandb sets up once
+# per process, from the environment of its first run, and its service may still write the
+# run's file after finish() returns)
 def _publish_into_a_copy(tree, tmp_path, monkeypatch) -> None:
     """An offline publish writes a run where WANDB_DIR points: a copy, so the shared tree stays
     as made."""
@@ -179,7 +186,7 @@ def _publish_into_a_copy(tree, tmp_path, monkeypatch) -> None:
 
 def test_publish_offline_prints_no_wandb_warning(tree, tmp_path, monkeypatch):
     _publish_into_a_copy(tree, tmp_path, monkeypatch)
-    proc = cli("publish", tree["child"], "--mode", "offline")
+    proc = runchain_process("publish", tree["child"], "--mode", "offline")
     assert proc.stdout.startswith(f"published chain-{tree['child']} as run ")
     assert "offline run in" in proc.stdout
     assert "WARNING" not in proc.stderr and "wandb:" not in proc.stderr
@@ -187,13 +194,13 @@ def test_publish_offline_prints_no_wandb_warning(tree, tmp_path, monkeypatch):
 
 def test_publish_takes_a_display_name(tree, tmp_path, monkeypatch):
     _publish_into_a_copy(tree, tmp_path, monkeypatch)
-    proc = cli("publish", "root", "--mode", "offline")
+    proc = runchain_process("publish", "root", "--mode", "offline")
     assert proc.stdout.startswith(f"published chain-{tree['root']} as run ")
 
 
 def test_sync_dry_run_labels_a_chain_view_as_one(tree, tmp_path, monkeypatch):
     _publish_into_a_copy(tree, tmp_path, monkeypatch)
-    view = cli("publish", tree["child"], "--mode", "offline").stdout.split()[4].rstrip(":")
+    view = runchain_process("publish", tree["child"], "--mode", "offline").stdout.split()[4].rstrip(":")
     proc = cli("sync", "--dry-run")
     lines = {line.split()[1]: line for line in proc.stdout.splitlines()}
     assert lines[view].endswith(f"chain view of {tree['child']}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import do_run, isolate, run_file
+from helpers import do_run, isolate, run_file
 from runchain.readers import grown
 from runchain.readers.record_log import read_run_file
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli, isolate
+from helpers import ROOT, isolate, runchain_process
 
 # What `runchain report --static` prints without matplotlib and pillow, all it prints
 STATIC_MISSING = ("Error: runchain report --static needs matplotlib and pillow (the static "
@@ -32,18 +32,20 @@ def test_static_report_without_matplotlib_names_the_extra(tree, tmp_path, monkey
     for name in ("matplotlib", "PIL"):
         (blocker / name).mkdir(parents=True)
         (blocker / name / "__init__.py").write_text(f"raise ImportError('no {name} here')\n")
-    monkeypatch.setenv("PYTHONPATH", str(blocker))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(  # the blockers first
+        filter(None, [str(blocker), os.environ.get("PYTHONPATH")])))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)  # the tree's folder is shared: read it, write nothing there
 
-    proc = cli("report", "--static", "--dir", tree["dir"], check=False)
+    # in processes of their own: where matplotlib and PIL do not import
+    proc = runchain_process("report", "--static", "--dir", tree["dir"], check=False)
 
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [STATIC_MISSING]
     assert list(work.iterdir()) == []
 
-    page = cli("report", "--dir", tree["dir"], "-o", "page.html")
+    page = runchain_process("report", "--dir", tree["dir"], "-o", "page.html")
     assert page.returncode == 0 and (work / "page.html").stat().st_size > 10_000
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import isolate, need
+from helpers import isolate, need
 
 need("torch", "lightning")  # skip without them (the test extra has no torch)
 

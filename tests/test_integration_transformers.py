@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import cli, isolate, need
+from helpers import cli, isolate, need
 
 need("torch", "transformers", "accelerate")  # skip without them (the test extra has no torch)
 

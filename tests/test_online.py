@@ -25,7 +25,7 @@ from runchain.renderers import formats
 from runchain.readers import from_project as project_reader
 from runchain.readers.from_project import _page_configs
 from runchain.readers.local_runs import LocalCheckpoint, LocalRun
-from conftest import cli, do_run, isolate, rows, script, step_into
+from helpers import cli, do_run, isolate, rows, runchain_process, script, step_into
 
 pytestmark = pytest.mark.slow  # real runs in subprocesses (docs/development.md)
 
@@ -256,7 +256,9 @@ def test_sync_to_another_project_is_refused_before_any_upload(grown, wandb_serve
 def test_publish_online_logs_the_chain_as_one_run_on_w_and_b(online, wandb_server, tmp_path):
     source = runchain.open_source(project="grown")
     leaf = max(source.tree.nodes, key=lambda r: source.tree.nodes[r].depth)
-    proc = cli("publish", leaf, "--project", "grown", "--mode", "online", "--to-project", "views")
+    # a W&B run: in a process of its own (helpers.runchain_process)
+    proc = runchain_process("publish", leaf, "--project", "grown", "--mode", "online",
+                            "--to-project", "views")
     view_id = re.search(r"as run (\S+):", proc.stdout)[1]
     run = __import__("wandb").Api().run(f"{wandb_server.entity}/views/{view_id}")
     assert run.name == f"chain-{leaf}" and run.jobType == "chain-view"

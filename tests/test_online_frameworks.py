@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import runchain
-from conftest import isolate, need
+from helpers import isolate, need
 
 need("torch", "transformers", "accelerate", "lightning")  # the test extra has no torch
 

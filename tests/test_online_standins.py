@@ -36,7 +36,7 @@ import wandb
 import runchain
 from runchain.wandb_io.mode import credential_source
 
-from conftest import isolate, step_into
+from helpers import isolate, step_into
 
 PARENT = "par3nt01"
 CHILD = "ch1ld002"

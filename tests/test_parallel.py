@@ -2,12 +2,12 @@
 
 import pytest
 
-from conftest import pooled
+from helpers import pooled
 
 
 @pytest.mark.parametrize("pool", [False, True])
 def test_results_come_back_in_job_order(pool):
-    """In a fresh process (``conftest.pooled``), so that no thread another test started keeps
+    """In a fresh process (``helpers.pooled``), so that no thread another test started keeps
     the pool from forking."""
     calls, (results, caller) = pooled(
         "import os\n"

@@ -15,7 +15,7 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import cli, isolate, plain_run
+from helpers import cli, isolate, plain_run
 from foreign import _chunks
 from runchain.errors import CacheError, RunchainError, RunFileError
 from runchain.readers import (cache_folder, cache_entry, decode_once,

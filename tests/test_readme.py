@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import isolate, script
+from helpers import isolate, script
 
 pytestmark = pytest.mark.slow  # it makes real runs; see docs/development.md
 

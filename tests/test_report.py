@@ -13,7 +13,7 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
 import runchain
-from conftest import cli, isolate, plain_run, pooled, script
+from helpers import cli, isolate, plain_run, pooled, runchain_process, script
 from runchain.readers.record_log import read_run_file, record_kind, scan_records
 from runchain.renderers.report import build_report, write_report
 from runchain.renderers.report.data import pieces_of, read_pieces, shown_where, thin
@@ -209,7 +209,7 @@ def _assert_chains_put_together(source, data: dict, runs: dict) -> None:
 def test_a_chain_through_an_abandoned_checkpoint_gets_that_timeline_s_rows(wandb_dir):
     """The report reads each run's rows once, not each chain whole: a child forked from a
     checkpoint that a later resume in place abandoned still gets the rows it was saved after."""
-    from conftest import do_run
+    from helpers import do_run
     root = do_run("--n_steps", "40", "--n_checkpoint_steps", "10", "--n_metrics", "2")
     child = do_run("--checkpoint_artifact", f"{root}@29", "--n_steps", "10")
     do_run("--run_id", root, "--checkpoint_artifact", f"{root}@9", "--n_steps", "40", "--seed", "7")
@@ -435,7 +435,8 @@ def test_publish_read_back_equals_chain_csv(demo, tmp_path):
     src = runchain.open_source(demo["dir"])
     leaf = max(src.tree.nodes, key=lambda r: src.tree.nodes[r].depth)
     before = set(demo["dir"].glob("offline-run-*"))
-    proc = cli("publish", leaf, "--dir", demo["dir"], "--mode", "offline")
+    # a W&B run: in a process of its own (helpers.runchain_process)
+    proc = runchain_process("publish", leaf, "--dir", demo["dir"], "--mode", "offline")
     (folder,) = set(demo["dir"].glob("offline-run-*")) - before
     (path,) = folder.glob("run-*.wandb")
     assert "chain-" + leaf in proc.stdout

@@ -9,13 +9,14 @@ import io
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import runchain
-from conftest import do_run, isolate, plain_run
+from helpers import do_run, isolate, plain_run
 from runchain.renderers.report import write_report
 
 
@@ -70,12 +71,18 @@ def browser():
 class Opened:
     """A page with the report loaded, and everything it asked for or complained about."""
 
-    def __init__(self, browser, path, width=1280, hash=""):
+    def __init__(self, browser, path, width=1280, hash="", paused=False):
+        """``paused``: the page's timers run only when the test runs the page's clock
+        (``page.clock.run_for``), in this document and the ones it reloads into."""
         self.requests, self.dialogs, self.errors = [], [], []
         self.page = browser.new_page(viewport={"width": width, "height": 900})
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        if paused:  # before the page loads: its first timer already waits for the test
+            now = time.time()
+            self.page.clock.install(time=now)
+            self.page.clock.pause_at(now + 86400)  # later than now, by far, whatever the load
         self.url = path.as_uri() + hash
         self.page.goto(self.url)
         self.page.wait_for_selector("html[data-ready]", state="attached")  # no eval: CSP
@@ -461,13 +468,17 @@ def test_a_watched_report_reloads_itself_keeping_its_view_and_asking_no_network(
     """``runchain report --watch`` writes a page that reloads from its file; the view (chain,
     metrics, smoothing, log, zoom) lives in the URL, so it survives the reload."""
     live = write_report(site["source"], site["report"].with_name("live.html"), reload=1.0)
-    opened = Opened(browser, live)
+    # The page's clock waits for the test: a reload due while the test reads the page would
+    # destroy what it reads ("Execution context was destroyed"), on a machine slow enough.
+    opened = Opened(browser, live, paused=True)
     try:
         assert "live: written at" in opened.js("document.querySelector('.live').innerText")
         view = _set_view(opened, site)
         opened.js("() => { window.beforeReload = true; }")
-        with opened.page.expect_event("load"):  # the page's own timer reloads it
-            pass
+        opened.page.clock.run_for(999)  # not yet
+        assert opened.js("window.beforeReload") is True
+        with opened.page.expect_navigation():  # the page's own timer reloads it, and it loads
+            opened.page.clock.run_for(1)
         opened.page.wait_for_selector("html[data-ready]", state="attached")
         assert opened.js("window.beforeReload === undefined")  # a new document, not the old one
         restored = opened.js(VIEW)

@@ -25,7 +25,7 @@ import pytest
 import wandb
 
 import runchain
-from conftest import ROOT, do_run, isolate, script, step_into
+from helpers import ROOT, do_run, isolate, script, step_into
 
 PROJECT = "resume-in-place"  # on the server shared by every test module of a worker
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 import runchain
-from conftest import do_run, isolate, run_file, script, step_into
+from helpers import do_run, isolate, run_file, script, step_into
 
 
 pytestmark = pytest.mark.slow  # see docs/development.md

@@ -27,9 +27,10 @@ run.finish()
 '''
 
 
-def start_writer(wandb_dir) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER], cwd=wandb_dir.parent,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def start_writer(processes, wandb_dir) -> tuple[subprocess.Popen, str]:
+    """A run being written by a live process (``processes``: ended with the test)."""
+    proc = processes.start([sys.executable, "-c", WRITER], cwd=wandb_dir.parent,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().strip()  # printed after wandb.init returned
 
 
@@ -37,8 +38,8 @@ def state(wandb_dir, run_id: str) -> str:
     return runchain.open_source(wandb_dir).tree.nodes[run_id].info.state
 
 
-def test_a_live_run_is_running_and_a_killed_one_crashed(wandb_dir):
-    proc, run_id = start_writer(wandb_dir)
+def test_a_live_run_is_running_and_a_killed_one_crashed(wandb_dir, processes):
+    proc, run_id = start_writer(processes, wandb_dir)
     try:
         assert state(wandb_dir, run_id) == "running"  # however its file ends right now
     finally:
@@ -47,16 +48,16 @@ def test_a_live_run_is_running_and_a_killed_one_crashed(wandb_dir):
     assert state(wandb_dir, run_id) == "crashed"  # its writer is gone: no need to wait
 
 
-def test_a_run_that_finished_is_finished(wandb_dir):
-    proc, run_id = start_writer(wandb_dir)
+def test_a_run_that_finished_is_finished(wandb_dir, processes):
+    proc, run_id = start_writer(processes, wandb_dir)
     proc.communicate("")  # closes stdin: the writer finishes its run
     assert proc.returncode == 0
     assert state(wandb_dir, run_id) == "finished"
 
 
-def test_without_a_known_writer_a_run_is_crashed_once_its_file_is_stale(wandb_dir):
+def test_without_a_known_writer_a_run_is_crashed_once_its_file_is_stale(wandb_dir, processes):
     """A folder copied from elsewhere (no pid to ask): the file's age decides."""
-    proc, run_id = start_writer(wandb_dir)
+    proc, run_id = start_writer(processes, wandb_dir)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (folder,) = wandb_dir.glob(f"offline-run-*-{run_id}")

@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 import runchain
-from conftest import cli, do_run, isolate, run_file
+from helpers import cli, do_run, isolate, run_file
 from runchain.readers.record_log import IncompleteRunWarning, read_run_file, scan_records
 
 

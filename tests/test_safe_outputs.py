@@ -24,17 +24,15 @@ import types
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import runchain
 from runchain import atomic
-from runchain.commands import cli
 from runchain.commands import sync as syncing
 from runchain.wandb_io.artifact_files import leaves_folder
 from runchain.errors import SyncLockedError
 from runchain.integrations.marker import read_marker, write_marker
 
-from conftest import isolate
+from helpers import cli, isolate
 from test_sync import FAKE_KEY, FakeWandbSync
 from wandb_standin import StandinApi
 
@@ -127,10 +125,10 @@ with atomic_open(sys.argv[1]) as f:
 '''
 
 
-def test_a_sigterm_during_a_write_leaves_no_partial_file(tmp_path):
+def test_a_sigterm_during_a_write_leaves_no_partial_file(tmp_path, processes):
     out = tmp_path / "chain.csv"
-    proc = subprocess.Popen([sys.executable, "-c", SIGTERMED, str(out)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = processes.start([sys.executable, "-c", SIGTERMED, str(out)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
     assert len(listing(tmp_path)) == 1  # the temporary file
     proc.send_signal(signal.SIGTERM)
@@ -178,14 +176,12 @@ def synced(tree, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def holder(synced):
-    """Another process holding the sync lock of the ``synced`` folder."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(synced[0])],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def holder(synced, processes):
+    """Another process holding the sync lock of the ``synced`` folder (``processes`` ends it)."""
+    proc = processes.start([sys.executable, "-c", HOLDER, str(synced[0])],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
-    yield proc
-    proc.kill()
-    proc.wait()
+    return proc
 
 
 def test_a_second_sync_names_the_process_holding_the_lock_and_uploads_nothing(synced, holder):
@@ -204,11 +200,11 @@ def test_a_second_sync_names_the_process_holding_the_lock_and_uploads_nothing(sy
 def test_the_cli_says_which_process_holds_the_lock_and_exits_1(synced, holder, monkeypatch):
     folder, api, boundary, _ = synced
     monkeypatch.setattr(syncing, "sync", functools.partial(syncing.sync, api=api))
-    proc = CliRunner().invoke(cli.main, ["sync", "--dir", str(folder)])
-    assert proc.exit_code == 1 and f"pid {holder.pid}" in proc.output, proc.output
+    proc = cli("sync", "--dir", folder, check=False)
+    assert proc.returncode == 1 and f"pid {holder.pid}" in proc.stderr, proc.stderr
     assert boundary.calls == []
-    dry = CliRunner().invoke(cli.main, ["sync", "--dir", str(folder), "--dry-run"])
-    assert dry.exit_code == 0, dry.output  # a dry run changes nothing, so it takes no lock
+    dry = cli("sync", "--dir", folder, "--dry-run", check=False)
+    assert dry.returncode == 0, dry.stderr  # a dry run changes nothing, so it takes no lock
 
 
 def test_a_lock_left_by_a_killed_sync_is_taken_over_with_a_warning(synced, holder):

@@ -7,7 +7,7 @@ import pytest
 import wandb
 
 import runchain
-from conftest import run_file
+from helpers import run_file
 from runchain.readers.record_log import read_run_file
 
 

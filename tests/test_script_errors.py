@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, script
+from helpers import ROOT, script
 
 CONFIG = {"n_metrics": 2, "lr": 0.01, "seed": 0}
 MODEL = {k: [0.5, 0.5] for k in ("rate", "scale", "period", "noise", "progress")}
@@ -20,7 +20,7 @@ GOOD = {"config": CONFIG, "model": MODEL, "optimizer": {"lr": 0.01}, "iter_num":
 def _checkpoint_with(wandb_dir, text: str, run_id: str = "plain001") -> str:
     """A plain wandb offline run that logged two rows and a checkpoint artifact holding
     ``checkpoint.json`` = ``text``, as any script keeping to the contract could; returns its
-    id. In a subprocess, as ``conftest.plain_run``."""
+    id. In a subprocess, as ``helpers.plain_run``."""
     code = ("import sys, wandb\n"
             "run = wandb.init(project='runchain-demo', id=sys.argv[1], mode='offline')\n"
             "run.log({'loss': 1.0}, step=0)\n"
@@ -94,12 +94,14 @@ def test_do_many_rerun_refuses_a_second_tree_unless_asked(wandb_dir):
     assert len(_runs(wandb_dir)) == len(first) + 4
 
 
-def test_ctrl_c_in_do_many_ends_with_one_line(wandb_dir):
+def test_ctrl_c_in_do_many_ends_with_one_line(wandb_dir, processes):
+    """The run it is training has a million steps: only the Ctrl-C ends it (and the
+    ``processes`` fixture, should the test fail first)."""
     logs = wandb_dir / "do_many-logs"
-    proc = subprocess.Popen(
+    proc = processes.start(
         [sys.executable, str(ROOT / "do_many.py"), "--n_runs", "3", "--n_steps", "1000000",
          "--n_metrics", "2", "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=os.environ.copy(), start_new_session=True)
+        text=True, env=os.environ.copy())
     for _ in range(600):  # until the root run has started (bounded rounds, no time limit)
         if any(wandb_dir.glob("offline-run-*/run-*.wandb")) and any(logs.glob("*.log")):
             break

@@ -24,15 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wandb
-from click.testing import CliRunner
 
 import runchain
-from runchain.commands import cli
 from runchain.commands import sync as syncing
 from runchain.errors import CredentialsError, SourceError, SyncError
 from runchain.readers.local_runs import run_folders
 
-from conftest import do_run, isolate, plain_run, script
+from helpers import cli, do_run, isolate, plain_run, runchain_process, script
 from wandb_standin import RunData, StandinApi, StandinArtifact, uploaded_runs
 
 
@@ -203,16 +201,15 @@ def test_plan_orders_parents_before_children_and_keeps_every_folder_of_a_resumed
     assert len(root.folders) == 2 and list(root.folders) == sorted(root.folders)  # oldest first
 
 
-def test_dry_run_prints_the_plan_without_credentials_and_changes_nothing(grown, tmp_path):
+def test_dry_run_prints_the_plan_without_credentials_and_changes_nothing(grown, tmp_path,
+                                                                         monkeypatch):
+    isolate(monkeypatch, tmp_path)  # no credentials
     target = tmp_path / "wandb"
     shutil.copytree(grown["dir"], target, symlinks=True)
     before = digest(target)
 
-    proc = subprocess.run([sys.executable, "-m", "runchain", "sync", "--dry-run", "--dir",
-                           str(target)], capture_output=True, text=True, env=grown["env"],
-                          timeout=120)
+    proc = cli("sync", "--dry-run", "--dir", target)
 
-    assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     printed = [line.split()[1] for line in lines]
     assert sorted(printed) == sorted(run_folders(target))
@@ -386,15 +383,15 @@ def test_a_parent_neither_local_nor_on_wandb_is_unlinkable_and_the_rest_carries_
     boundary = fake(api)
     monkeypatch.setattr(syncing, "sync", functools.partial(syncing.sync, api=api))
 
-    proc = CliRunner().invoke(cli.main, ["sync", "--dir", str(odd_copy)])
+    proc = cli("sync", "--dir", odd_copy, check=False)
 
-    assert proc.exit_code == 1, proc.output
+    assert proc.returncode == 1, proc.stderr
     assert "orph0001" in boundary.uploaded  # the run itself is uploaded
-    assert "linked xent0001 <- other-team/upstream/run-far00001-checkpoint:step-9" in proc.output
-    (line,) = [line for line in proc.output.splitlines() if line.startswith("unlinkable")]
+    assert "linked xent0001 <- other-team/upstream/run-far00001-checkpoint:step-9" in proc.stdout
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("unlinkable")]
     assert line.startswith("unlinkable orph0001 <- ent/runchain-demo/run-gone0001-checkpoint:step-9")
     assert "gone0001 is neither in this folder nor on W&B" in line
-    assert "1 edge(s) could not be linked" in proc.output
+    assert "1 edge(s) could not be linked" in proc.stderr
     assert api.data["orph0001"].used == []
 
 
@@ -432,10 +429,9 @@ def test_without_credentials_sync_fails_before_any_upload(copy, grown, monkeypat
 
     assert "wandb login" in str(info.value) and "--dry-run" in str(info.value)
     assert boundary.calls == []
-    proc = subprocess.run([sys.executable, "-m", "runchain", "sync", "--dir", str(copy)],
-                          capture_output=True, text=True, env=grown["env"], timeout=120)
+    proc = cli("sync", "--dir", copy, check=False)
     assert proc.returncode == 1 and "wandb login" in proc.stderr
-    assert digest(copy) == before  # not even a state file
+    assert boundary.calls == [] and digest(copy) == before  # not even a state file
 
 
 def test_a_failed_request_while_linking_raises_source_error_and_keeps_the_uploads(
@@ -492,8 +488,7 @@ def test_unreadable_run_files_are_left_alone_and_the_rest_is_synced(copy, grown,
     bad = _garbage(copy)
     (copy / "offline-run-20260101_000000-norunfil").mkdir()  # a wandb.init that never started
     before = digest(copy)
-    proc = subprocess.run([sys.executable, "-m", "runchain", "sync", "--dry-run", "--dir",
-                           str(copy)], capture_output=True, text=True, timeout=120)
+    proc = cli("sync", "--dry-run", "--dir", copy, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert (f"warning: run folder {copy / 'offline-run-20260101_000000-norunfil'} holds no run "
             f"(a wandb.init that never started?); left out; not synced") in proc.stderr
@@ -546,18 +541,15 @@ def is_synced_marker(run_file: Path) -> bool:
     return run_file.with_name(run_file.name + ".synced").exists()
 
 
-def test_a_chain_view_is_uploaded_after_the_runs_it_shows(copy, grown):
+def test_a_chain_view_is_uploaded_after_the_runs_it_shows(copy, grown, monkeypatch):
     leaf = next(iter(edges(grown)))
-    env = {**os.environ, "WANDB_DIR": str(copy.parent)}  # the view lands beside the runs
-    proc = subprocess.run([sys.executable, "-m", "runchain", "publish", leaf, "--dir", str(copy),
-                           "--mode", "offline"], capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.setenv("WANDB_DIR", str(copy.parent))  # the view lands beside the runs
+    runchain_process("publish", leaf, "--dir", copy, "--mode", "offline")  # a W&B run
     runs = syncing.plan(copy)
     ids = [item.run_id for item in runs]
     (view,) = [item for item in runs if item.run_id not in grown["crumbs"]]
     assert view.parent == leaf and ids.index(view.run_id) > ids.index(leaf)
     assert view.pending and view.edge is None and view.problem is None
-    dry = subprocess.run([sys.executable, "-m", "runchain", "sync", "--dry-run", "--dir",
-                          str(copy)], capture_output=True, text=True)
+    dry = cli("sync", "--dry-run", "--dir", copy)
     assert f"upload {view.run_id}  project runchain-demo" in dry.stdout
     assert f"of {len(grown['crumbs']) + 1} runs to upload" in dry.stderr

@@ -2,8 +2,9 @@
 
 Run names, config keys and values, projects, ids from folder names, notes and error
 messages all reach the terminal through ``formats.visible``: a control character (ESC, CR,
-LF, BEL, a bidi override) is printed as its escape. Real offline runs, the real CLI in a
-subprocess.
+LF, BEL, a bidi override) is printed as its escape. Real offline runs, the CLI in process
+(``helpers.cli``, whose stdout keeps a lone CR, where a subprocess's text would turn it into
+a newline); the SIGTERM in a subprocess of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import cli
+from helpers import cli
 from runchain.renderers.formats import visible
 from test_front_door import offline_run
 

@@ -34,7 +34,7 @@ from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
 
 import runchain
 import runchain.commands.sync
-from conftest import need
+from helpers import need
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "runchain").rglob("*.py")) + [REPO / "do_run.py", REPO / "do_many.py"]

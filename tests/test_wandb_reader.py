@@ -44,7 +44,7 @@ from runchain.errors import ProjectNotFoundError, SourceError
 from runchain.readers import from_project as wandb_runs
 from runchain.readers.from_project import open_project
 
-from conftest import isolate, script, step_into
+from helpers import isolate, script, step_into
 from wandb_standin import RunData, StandinApi, deep_chain, project_from_dir, without_runchain
 
 pytestmark = pytest.mark.slow  # real runs in subprocesses (docs/development.md)

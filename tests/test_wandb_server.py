@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from conftest import isolate
+from helpers import isolate
 
 for _module in ("graphql", "flask"):
     pytest.importorskip(_module, reason=f"{__name__} needs {_module}: pip install graphql-core "

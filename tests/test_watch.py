@@ -1,6 +1,7 @@
 """Watching a folder: ``runchain report --watch`` and ``runchain tree --watch`` redraw when a run
-logs or starts. Real offline runs, the real CLI in a subprocess; every wait is a bounded
-number of polls, never a time limit."""
+logs or starts. Real offline runs, the real CLI in a subprocess (what is tested is a process
+that runs until Ctrl-C or SIGTERM), started by the ``processes`` fixture, which ends it
+whatever happens; every wait is a bounded number of polls, never a time limit."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import do_run, run_file
+from helpers import cli, do_run, run_file
 from runchain.commands.watch import signature, watch
 
 POLLS = 1200  # rounds of 0.1 s at most, per wait
@@ -28,10 +29,10 @@ def _until(found, what: str):
     raise AssertionError(f"never saw {what}")
 
 
-def _start(*args: str, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "runchain", *args],
-                            stdout=out.open("w"), stderr=subprocess.PIPE, text=True,
-                            env=os.environ.copy(), start_new_session=True)
+def _start(processes, *args: str, out: Path) -> subprocess.Popen:
+    with out.open("w") as stdout:
+        return processes.start([sys.executable, "-m", "runchain", *args], stdout=stdout,
+                               stderr=subprocess.PIPE, text=True, env=os.environ.copy())
 
 
 def _stop(proc: subprocess.Popen) -> str:
@@ -67,13 +68,14 @@ def test_watch_redraws_once_per_change_of_the_run_files(wandb_dir):
     assert n == 2 and len(redraws) == 2 and redraws[0] != redraws[1]
 
 
-def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_path):
+def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_path, processes):
     root = do_run("--n_steps", "20", "--n_checkpoint_steps", "10", "--n_metrics", "2")
     report = tmp_path / "live.html"
-    reporting = _start("report", "--watch", "--interval", "0.2", "-o", str(report), "--dir",
-                       str(wandb_dir), out=tmp_path / "report.out")
+    reporting = _start(processes, "report", "--watch", "--interval", "0.2", "-o", str(report),
+                       "--dir", str(wandb_dir), out=tmp_path / "report.out")
     tree_out = tmp_path / "tree.out"
-    treeing = _start("tree", "--watch", "--interval", "0.2", "--dir", str(wandb_dir), out=tree_out)
+    treeing = _start(processes, "tree", "--watch", "--interval", "0.2", "--dir", str(wandb_dir),
+                     out=tree_out)
     try:
         assert _until(lambda: _report_runs(report) == [root], "the first report")
         data = _report_data(report)
@@ -94,11 +96,12 @@ def test_report_and_tree_watch_show_a_new_run_and_end_on_ctrl_c(wandb_dir, tmp_p
     assert (tmp_path / "report.out").read_text().splitlines()[-1] == f"report: {report.resolve()}"
 
 
-def test_sigterm_ends_report_watch_like_ctrl_c_with_a_page_that_stays_put(wandb_dir, tmp_path):
+def test_sigterm_ends_report_watch_like_ctrl_c_with_a_page_that_stays_put(wandb_dir, tmp_path,
+                                                                          processes):
     root = do_run("--n_steps", "10", "--n_checkpoint_steps", "5", "--n_metrics", "2")
     report = tmp_path / "live.html"
-    proc = _start("report", "--watch", "--interval", "0.2", "-o", str(report), "--dir",
-                  str(wandb_dir), out=tmp_path / "report.out")
+    proc = _start(processes, "report", "--watch", "--interval", "0.2", "-o", str(report),
+                  "--dir", str(wandb_dir), out=tmp_path / "report.out")
     try:
         _until(lambda: _report_runs(report) == [root], "the first report")
     finally:
@@ -110,6 +113,5 @@ def test_sigterm_ends_report_watch_like_ctrl_c_with_a_page_that_stays_put(wandb_
 
 
 def test_watch_refuses_a_w_and_b_project(wandb_dir):
-    proc = subprocess.run([sys.executable, "-m", "runchain", "report", "--watch", "--project",
-                           "ent/proj"], capture_output=True, text=True, timeout=600)
+    proc = cli("report", "--watch", "--project", "ent/proj", check=False)
     assert proc.returncode == 2 and "local folder" in proc.stderr
