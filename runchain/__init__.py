@@ -11,24 +11,24 @@ and ``default_wandb_dir`` read run files, so their modules load when first named
 import importlib
 from typing import Any
 
-from .training.checkpoints import Checkpoint, save_checkpoint
+from .core.breadcrumbs import Breadcrumbs
 from .core.contract import (CONFIG_KEY, CheckpointRef, artifact_name, is_step, parse_ref,
                             step_alias)
-from .core.breadcrumbs import Breadcrumbs
+from .core.lineage import (CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain,
+                           chains, kept_last_step, leaves)
+from .core.source import Source
+from .core.stitch import stitch
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError,
                      ModeError, MetricError, MissingExtraError, ProjectNotFoundError,
                      ReferenceSyntaxError, RunchainError, RunFileError, ResumeError,
                      RunNotFoundError, SourceError, SyncError, SyncLockedError)
-from .training.in_place import in_place_init, resume_args
-from .core.lineage import (CheckpointInfo, RunInfo, RunNode, Segment, Tree, build_tree, chain,
-                           chains, kept_last_step, leaves)
-from .wandb_io.mode import resolve_mode
 from .parallel import ParentFirstError, parent_first
-from .core.source import Source
+from .training.checkpoints import Checkpoint, save_checkpoint
+from .training.in_place import in_place_init, resume_args
 from .training.state_check import check_state
-from .core.stitch import stitch
 from .training.tracking import last_logged_step, log, start
 from .version import __version__  # noqa: F401 (the package version)
+from .wandb_io.mode import resolve_mode
 
 # name -> the module that defines it, imported on first use (PEP 562)
 _READERS = {"load_checkpoint": ".readers.resolve", "checkpoint_steps": ".readers.resolve",

@@ -15,7 +15,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 import runchain
 from helpers import do_run, plain_run, pooled, run_file
 import runchain.parallel
-from runchain.readers import decode_once as local_tree, history_columns
+from runchain.readers import decode_once, history_columns
 from runchain.readers.record_log import (IncompleteRunWarning, read_run_file, record_kind,
                                          scan_records)
 
@@ -89,7 +89,7 @@ def test_warm_read_comes_from_the_cache_and_equals_the_cold_read(tree, tmp_path,
 
     def no_reading(*args, **kwargs):
         raise AssertionError("a warm read decoded a run file")
-    monkeypatch.setattr(local_tree, "read_run_file", no_reading)
+    monkeypatch.setattr(decode_once, "read_run_file", no_reading)
     warm_src, warm = _history_of_every_run(tree["dir"])
     assert warm.keys() == cold.keys()
     for run_id in cold:

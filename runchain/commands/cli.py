@@ -15,15 +15,15 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..renderers import formats
 from ..atomic import atomic_open
+from ..core.contract import alias_step, parse_ref
+from ..core.source import Source
+from ..errors import RunchainError
+from ..readers import open_source
+from ..renderers import formats
+from ..version import __version__
 from .cache import cache
 from .watch import watch_options, watched
-from ..errors import RunchainError
-from ..core.contract import alias_step, parse_ref
-from ..readers import open_source
-from ..core.source import Source
-from ..version import __version__
 
 
 def _echo(line: str, err: bool = False) -> None:

@@ -20,11 +20,11 @@ import wandb
 from tqdm import tqdm
 
 from ..core.contract import CHAIN_VIEW_KEY, STEP_METRIC
-from ..errors import RunchainError
-from ..wandb_io.mode import resolve_mode
 from ..core.source import Source
 from ..core.stitch import metric_columns, stitched_names
+from ..errors import RunchainError
 from ..renderers.formats import global_span
+from ..wandb_io.mode import resolve_mode
 
 JOB_TYPE = "chain-view"
 SEGMENT_COLUMNS = ["run_id", "name", "state", "kept_first_step", "kept_last_step",

@@ -37,9 +37,9 @@ from ..errors import SyncError, SyncLockedError
 from ..parallel import ParentFirstError, parent_first, threads
 from ..readers import default_wandb_dir
 from ..readers.local_runs import OFFLINE_PREFIX  # noqa: F401  (this module's too)
+from ..wandb_io.api import entity_of, open_api, wandb_requests
 from .sync_plan import (STATE_FILE, PlannedRun, is_synced,  # noqa: F401
                         load_state, plan, save_state)  # the plan's names, as this module's too
-from ..wandb_io.api import entity_of, open_api, wandb_requests
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..atomic import atomic_write
-from ..core.contract import CheckpointRef, artifact_name, parse_ref, step_alias
 from ..core.breadcrumbs import BREADCRUMBS
-from ..errors import ReferenceSyntaxError, SyncError
+from ..core.contract import CheckpointRef, artifact_name, parse_ref, step_alias
 from ..core.lineage import RunInfo
+from ..errors import ReferenceSyntaxError, SyncError
 from ..readers import default_wandb_dir, open_folder
 from ..readers.local_runs import logged_online
 

@@ -23,10 +23,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence  # abc's isinstance: typing's is slower
 from typing import Any
 
+from ..errors import CheckpointError
+from .breadcrumbs import Breadcrumbs
 from .contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, HF_STEP_METRIC, LIGHTNING_STEP_METRIC,
                        LOCAL_STEP, MODEL_TYPE, is_step, step_metric_of)
-from .breadcrumbs import Breadcrumbs
-from ..errors import CheckpointError
 
 # artifact types wandb makes itself (run.log_code, launch jobs, logged tables, the parquet
 # history): never a checkpoint, so no reader asks them for checkpoint.json

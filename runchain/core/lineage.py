@@ -51,9 +51,9 @@ import dataclasses
 import difflib
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .contract import LOCAL_STEP, continues_axis
-from .breadcrumbs import Breadcrumbs, child_offset
 from ..errors import CheckpointNotFoundError, CycleError, RunNotFoundError
+from .breadcrumbs import Breadcrumbs, child_offset
+from .contract import LOCAL_STEP, continues_axis
 from .parents import branched_timeline, continues_counter, odd_steps, parent_of
 
 

@@ -17,8 +17,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import lineage
 from ..errors import MetricError
+from . import lineage
 from .stitch import INTERNAL, STITCHED, Columns, is_metric, stitch
 
 # (chain segments, metric keys or None for all) -> run id -> columns. Each run's columns hold

@@ -17,8 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .contract import LOCAL_STEP, STEP_LIMIT, STEP_METRIC
 from ..errors import MetricError
+from .contract import LOCAL_STEP, STEP_LIMIT, STEP_METRIC
 from .lineage import Segment
 
 Columns = Mapping[str, np.ndarray]  # "_step" (int) plus one float array per metric

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.source import Source
+from ..errors import RunNotFoundError
 from .from_folder import open_folder
 from .from_project import open_project
-from ..errors import RunNotFoundError
 from .local_runs import default_wandb_dir, run_folders
 
 __all__ = ["default_wandb_dir", "open_folder", "open_project", "open_source"]

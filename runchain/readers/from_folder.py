@@ -23,20 +23,20 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..core.breadcrumbs import read_breadcrumbs
 from ..core.classify import run_axis, unlogged_axis_note, unplaceable_note
 from ..core.contract import (CHAIN_VIEW_KEY, LOCAL_STEP, MODEL_TYPE, fork_point, is_chain_view,
                              is_step, user_config)
-from ..core.breadcrumbs import read_breadcrumbs
-from ..errors import RunFileError, RunNotFoundError
 from ..core.lineage import CheckpointInfo, RunInfo, Segment
 from ..core.source import Source
 from ..core.stitch import axis_steps, metric_keys, superseded
-from .resolve import labels
+from ..errors import RunFileError, RunNotFoundError
 from .decode_once import RunFiles
 from .local_runs import (LocalCheckpoint, LocalRun, empty_note, gone_note, merge_segments,
                          online_note, scan_run_folders)
-from .run_state import run_state
 from .record_log import RunFile
+from .resolve import labels
+from .run_state import run_state
 from .timelines import FileAxis, RunHistory, abandoned_in, file_axes, first_step, last_step
 
 Used = tuple[str, int, str]  # a used checkpoint: (its producer's key, its step, that step's axis)

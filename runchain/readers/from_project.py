@@ -25,17 +25,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from ..core.breadcrumbs import Breadcrumbs, read_breadcrumbs
 from ..core.classify import left_out, run_axis, unlogged_axis_note, unplaceable_note
 from ..core.contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE,
                              SUMMARY_CHECKPOINTS, as_step, checkpoint_label, fork_point,
                              is_chain_view, config_branch_point, config_declared_axis, is_step,
                              step_alias, user_config)
-from ..core.breadcrumbs import Breadcrumbs, read_breadcrumbs
-from ..errors import ProjectNotFoundError
 from ..core.lineage import CheckpointInfo, RunInfo, Segment
-from ..parallel import threads
 from ..core.source import Fetch, Source
 from ..core.stitch import Columns, as_number, is_metric, rows_to_columns
+from ..errors import ProjectNotFoundError
+from ..parallel import threads
 from ..wandb_io.api import Memo, classify_artifact, open_api, wandb_requests
 
 PER_PAGE = 500  # runs per listing request

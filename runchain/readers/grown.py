@@ -27,8 +27,8 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import RunFileError
-from .history_columns import STEP, concat_columns
 from .cache_entry import CacheEntry, DamagedEntry, open_grid, store
+from .history_columns import STEP, concat_columns
 from .record_log import UNDECODABLE, RunFile, read_records
 
 PIECE = 1 << 20  # bytes crc'd at a time

@@ -15,12 +15,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..wandb_io.artifact_files import read_checkpoint_json
+from ..core.breadcrumbs import Breadcrumbs
 from ..core.classify import classify, left_out
 from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE,
                              artifact_name, checkpoint_label)
-from ..core.breadcrumbs import Breadcrumbs
 from ..errors import RunNotFoundError
+from ..wandb_io.artifact_files import read_checkpoint_json
 from .record_log import RecordScan, RunFile, iter_records, read_run_file, record_kind
 
 OFFLINE_PREFIX = "offline-"  # wandb names offline run folders offline-run-*, online ones run-*

@@ -18,13 +18,13 @@ from typing import Any
 
 import wandb
 
-from ..wandb_io.artifact_files import read_checkpoint_json
-from ..training.checkpoints import Checkpoint
+from ..core.breadcrumbs import Breadcrumbs
 from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, LATEST, MODEL_TYPE, CheckpointRef,
                              alias_step, checkpoint_label, parse_ref, step_alias)
-from ..core.breadcrumbs import Breadcrumbs
 from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
+from ..training.checkpoints import Checkpoint
 from ..wandb_io.api import checkpoint_state, classify_artifact, entity_of, open_api, wandb_requests
+from ..wandb_io.artifact_files import read_checkpoint_json
 from .local_runs import LocalCheckpoint, LocalRun, default_wandb_dir, read_local_run
 
 

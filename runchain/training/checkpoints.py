@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 
 import wandb
 
-from ..wandb_io.artifact_files import check_entry_names, local_path
+from ..core.breadcrumbs import Breadcrumbs
 from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, SUMMARY_CHECKPOINTS,
                              CheckpointRef, artifact_name, is_step, step_alias)
-from ..core.breadcrumbs import Breadcrumbs
 from ..errors import CheckpointError
-from .tracking import last_logged_step
 from ..wandb_io.api import wandb_requests
+from ..wandb_io.artifact_files import check_entry_names, local_path
+from .tracking import last_logged_step
 
 
 @dataclasses.dataclass(frozen=True)

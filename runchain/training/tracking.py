@@ -10,8 +10,8 @@ import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..core.contract import CHECKPOINT_TYPE, CONFIG_KEY, STEP_METRIC
 from ..core.breadcrumbs import Breadcrumbs, breadcrumbs_for
+from ..core.contract import CHECKPOINT_TYPE, CONFIG_KEY, STEP_METRIC
 from ..errors import RunchainError
 
 if TYPE_CHECKING:

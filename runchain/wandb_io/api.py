@@ -25,10 +25,10 @@ try:  # wandb-core's failures, which wandb's paginators pass on unwrapped (wandb
 except ImportError:  # a wandb without that module raises its own errors.Error subclasses
     WandbApiFailedError = wandb.errors.Error
 
-from .artifact_files import read_checkpoint_json
 from ..core.classify import Classified, classify
 from ..core.contract import CHECKPOINT_FILE, LOCAL_STEP
 from ..errors import CredentialsError, RunchainError, SourceError
+from .artifact_files import read_checkpoint_json
 from .mode import DEFAULT_BASE_URL, LOGIN_HINT, credential_source
 
 # What a failed request to W&B raises: wandb's own errors (CommError, AuthenticationError),

@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ...core import lineage
 from ...atomic import atomic_open
-from ...errors import MissingExtraError
+from ...core import lineage
 from ...core.source import Source
+from ...errors import MissingExtraError
 
 DEFAULT_SHOWN = 4  # metrics the static report draws, the first by name
 STATIC_MISSING = ("runchain report --static needs matplotlib and pillow (the static extra): pip "

@@ -14,8 +14,8 @@ from typing import Mapping, Sequence
 
 from tqdm import tqdm
 
-from ...core import lineage
 from ... import parallel
+from ...core import lineage
 from ...core.source import Source
 from ...version import __version__
 from ..formats import checkpoint_steps, global_span, step_range
