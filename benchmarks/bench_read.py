@@ -235,7 +235,7 @@ def run_records(run_id: str, parent: tuple[str, int, runchain.Breadcrumbs] | Non
                 metrics: int, checkpoint_every: int, rng: np.random.Generator):
     """A run's records, one at a time (a big run's would not fit in memory as messages);
     yields the run's breadcrumbs first."""
-    crumbs = runchain.core.contract.breadcrumbs_for(
+    crumbs = runchain.core.breadcrumbs.breadcrumbs_for(
         run_id, *(parent and (parent[0], f"run-{parent[0]}-checkpoint:step-{parent[1]}",
                               parent[1], parent[2]) or ()))
     yield crumbs
