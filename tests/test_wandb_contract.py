@@ -4,7 +4,7 @@ the arguments runchain passes.
 ``CALLS`` lists each use as (use, owner, attribute, args, kwargs): the call is checked with
 ``inspect.signature(...).bind`` so a renamed or removed parameter fails here, not in a
 user's training run. ``ATTRS`` lists the properties and fields read. ``RECORD_FIELDS``
-lists the ``wandb_internal_pb2.Record`` fields ``runfile.py`` reads. The ``test_table_*``
+lists the ``wandb_internal_pb2.Record`` fields ``record_log.py`` reads. The ``test_table_*``
 tests scan runchain's source with ``ast`` so the tables cannot silently fall behind it.
 """
 
@@ -150,7 +150,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     # a listed field, reached through wandb's Attrs.__getattr__ (its own test below)
     ("getattr(*, 'historyLineCount')", PublicRun, "historyLineCount", "listed"),
     # the page a listing last fetched: where a listed run's raw config is read (wandb 0.31's
-    # listed Run drops rawconfig["_wandb"]; readers/project.py, _list)
+    # listed Run drops rawconfig["_wandb"]; readers/from_project.py, _list)
     ("runs.last_response", PublicRuns, "last_response", "instance"),
     ("getattr(*, 'last_response')", PublicRuns, "last_response", "instance"),
     ("runs.entity", PublicRuns, "entity", "instance"),
@@ -177,7 +177,7 @@ if ModelCheckpoint is not None:
     ATTRS += [(f"getattr(*, {name!r})", ModelCheckpoint, name, "instance")
               for name in LIGHTNING_ATTRS]
 
-# protobuf descriptors runfile.py and history_columns.py read: the record_type oneof, and
+# protobuf descriptors record_log.py and history_columns.py read: the record_type oneof, and
 # the field numbers of the flat history view. Each use appears bare and subscripted.
 for _message, _table in (("Record", "oneofs_by_name"), ("Record", "fields_by_name"),
                          ("HistoryRecord", "fields_by_name"), ("HistoryItem", "fields_by_name")):
@@ -192,7 +192,7 @@ for _message, _table in (("Record", "oneofs_by_name"), ("Record", "fields_by_nam
 DICT_VALUED = ("artifact.manifest.entries", "producer.config", "run.rawconfig",
                "run.summary_metrics")
 
-# Record fields runfile.py reads, as paths from Record: (path, repeated, type).
+# Record fields record_log.py reads, as paths from Record: (path, repeated, type).
 RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("history", False, "message"),
     ("history.item", True, "message"),
@@ -225,7 +225,7 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("artifact.name", False, "string"),
     ("artifact.type", False, "string"),
     ("artifact.aliases", True, "string"),
-    ("artifact.metadata", False, "string"),  # JSON text: runfile.py json.loads it
+    ("artifact.metadata", False, "string"),  # JSON text: record_log.py json.loads it
     ("artifact.digest", False, "string"),
     ("artifact.manifest", False, "message"),
     ("artifact.manifest.contents", True, "message"),
@@ -250,7 +250,7 @@ RECORD_FIELDS: list[tuple[str, bool, str]] = [
     ("use_artifact.type", False, "string"),
     ("use_artifact.name", False, "string"),
 ]
-# record_type kinds runfile.py matches on (it reads the oneof's tag, then compares names)
+# record_type kinds record_log.py matches on (it reads the oneof's tag, then compares names)
 RECORD_KINDS = ("history", "summary", "run", "config", "artifact", "use_artifact", "exit",
                 "metric")
 MESSAGE_METHODS = ("ParseFromString", "HasField")
@@ -487,18 +487,18 @@ _CPP_TYPES = {
 
 @pytest.mark.parametrize("path, repeated, kind", RECORD_FIELDS,
                          ids=[f"Record.{row[0]}" for row in RECORD_FIELDS])
-def test_wandb_record_has_the_field_runfile_reads(path, repeated, kind):
+def test_wandb_record_has_the_field_record_log_reads(path, repeated, kind):
     field = _record_field(path)
     assert field.is_repeated == repeated, f"Record.{path}: repeated is {field.is_repeated}"
     assert field.cpp_type in _CPP_TYPES[kind], f"Record.{path}: cpp_type {field.cpp_type}"
 
 
-def test_wandb_record_type_oneof_holds_the_kinds_runfile_matches():
+def test_wandb_record_type_oneof_holds_the_kinds_record_log_matches():
     oneof = pb.Record.DESCRIPTOR.oneofs_by_name["record_type"]
     assert set(RECORD_KINDS) <= {f.name for f in oneof.fields}
     for method in MESSAGE_METHODS:
         assert callable(getattr(pb.Record(), method))
-    # runfile.py applies run.config and config records with the same code
+    # record_log.py applies run.config and config records with the same code
     assert _record_field("run.config").message_type is _record_field("config").message_type
 
 
@@ -545,7 +545,7 @@ def test_wandb_artifact_accepts_what_save_checkpoint_builds(tmp_path, monkeypatc
 # -- the tables against runchain's source ---------------------------------------------
 
 WANDB_NAMES = {"run", "artifact", "api", "entry", "wandb", "remote", "producer", "runs"}
-PROTO_NAMES = {"record", "r", "a", "c", "item", "update"}  # runfile.py: protobuf messages
+PROTO_NAMES = {"record", "r", "a", "c", "item", "update"}  # record_log.py: protobuf messages
 
 
 def _chain(node: ast.AST) -> list[str] | None:
@@ -668,7 +668,7 @@ def test_table_scan_finds_the_calls_it_guards():
         assert own not in uses, f"scan mistook runchain's {own} for wandb"
 
 
-def test_table_covers_every_record_field_runfile_reads():
+def test_table_covers_every_record_field_record_log_reads():
     tree = ast.parse((REPO / "runchain" / "readers" / "record_log.py").read_text(encoding="utf-8"))
     known = {part for path, _, _ in RECORD_FIELDS for part in path.split(".")}
     known |= set(MESSAGE_METHODS)
@@ -678,7 +678,7 @@ def test_table_covers_every_record_field_runfile_reads():
     assert read - known == set(), "Record fields read but missing from RECORD_FIELDS"
 
 
-def test_table_record_kinds_match_what_runfile_matches_on():
+def test_table_record_kinds_match_what_record_log_matches_on():
     tree = ast.parse((REPO / "runchain" / "readers" / "record_log.py").read_text(encoding="utf-8"))
     compared = {node.comparators[0].value for node in ast.walk(tree)
                 if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)

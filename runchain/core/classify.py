@@ -57,8 +57,8 @@ def classify(type: str, aliases: Any, metadata: Any, read_state: Callable[[], An
         read_state: returns its validated ``checkpoint.json`` (None when it has none), or
             raises ``CheckpointError``; called only when the metadata holds no step.
         run_axis: the axis of a step whose metadata names none: the step metric the
-            logging run declared with ``define_metric`` (``runfile.declared_axis``) when
-            it has no breadcrumbs, else ``_step``.
+            logging run declared with ``define_metric`` (``RunFile.declared_axis``) when it
+            has no breadcrumbs, else ``_step``.
 
     Example:
         >>> classify("checkpoint", ["step-39"], {"step": 39}, dict)
@@ -177,7 +177,7 @@ def run_axis(crumbs: Breadcrumbs | None, checkpoint_axes: Sequence[str],
         logs: whether the run logged a metric (asked of a used checkpoint's axis and of
             ``declared``).
         declared: the step metric the run declared with ``define_metric``
-            (``runfile.declared_axis``; online, its config's ``_wandb.m``).
+            (``RunFile.declared_axis``; online, its config's ``_wandb.m``).
 
     Returns:
         Its breadcrumbs' axis (``_step`` unless they name a step metric); else, without

@@ -1,5 +1,5 @@
-"""Readers turn where runs live into a ``Source``: a local ``wandb/`` folder (``folder``: run
-files, decoded in bulk and cached) or a W&B project (``project``: wandb's public API).
+"""Readers turn where runs live into a ``Source``: a local ``wandb/`` folder (``from_folder``: run
+files, decoded in bulk and cached) or a W&B project (``from_project``: wandb's public API).
 
 Readers import the core (``contract``, ``lineage``, ``stitch``, ``source``); the core never
 imports a reader.

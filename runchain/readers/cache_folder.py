@@ -1,7 +1,7 @@
 """The cache folder as a whole: what it holds (``info``), emptying it (``clear``), and
 keeping it to live run files and under its size cap (``prune``).
 
-``prune`` runs after each read that wrote entries (``folder.RunFiles``): the cache grows
+``prune`` runs after each read that wrote entries (``decode_once.RunFiles``): the cache grows
 only then. It removes entries whose run file is gone, entries of older formats, damaged
 entries, and grids or temporary files no entry names that are older than an hour (a
 younger one may be a write under way). Then, while the folder is over

@@ -3,7 +3,7 @@
 ``open_folder`` works in stages, each a function from plain data to plain data, in the
 order the data flows:
 
-1. **discover** the run folders, and read each file's lineage (``run_files``, cached);
+1. **discover** the run folders, and read each file's lineage (``decode_once``, cached);
 2. **merge** each run's files (several when resumed in place) into one ``FolderRun``;
 3. **timelines**: where each file's rows go on its run's axis (``timelines.file_axes``);
 4. **edges**: which run produced each checkpoint a run used (its producer, step and axis);
@@ -136,18 +136,18 @@ def merge(folders: Mapping[str, list[Path]], runs: Mapping[Path, RunFile], root:
             raise RunNotFoundError(f"no runs of project {only_project!r} under "
                                    f"{root.resolve()}; it holds {', '.join(projects)}")
     keyed = _keyed(folders, runs)
-    merged, views = [], {}
+    merged, chain_views = [], {}
     for key, paths in keyed.items():
         run_id = runs[paths[0]].run_id or key.rpartition("/")[2]
         segments = tuple(runs[p] for p in paths)
         local = merge_segments(run_id, paths, list(segments))
         if is_chain_view(local.config):
             shown = local.config[CHAIN_VIEW_KEY]
-            views[key] = (shown.get("leaf") if isinstance(shown, dict) else None,
+            chain_views[key] = (shown.get("leaf") if isinstance(shown, dict) else None,
                           local.project, paths)
         else:
             merged.append(FolderRun(key, run_id, tuple(paths), segments, local))
-    return merged, views
+    return merged, chain_views
 
 
 # -- 3. timelines ---------------------------------------------------------------------------
@@ -336,7 +336,7 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
     left_out += more
     if not found:
         raise _no_runs(root)
-    runs, views = merge(found, files.runs, Path(root), only_project)
+    runs, chain_views = merge(found, files.runs, Path(root), only_project)
     shared = _shared_collections(runs)
     runs = step_axes(edges(timelines(runs, shared), shared), files, left_out)
     keys = {r.key for r in runs}
@@ -359,5 +359,5 @@ def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Sou
         return metric_keys(files.columns(p) for p in paths)
 
     online = [r.local for r in sorted(runs, key=lambda r: r.key) if r.local.checkpoints_on_wandb]
-    return Source(str(root), infos, fetch, metric_names, files=folders, chain_views=views,
+    return Source(str(root), infos, fetch, metric_names, files=folders, chain_views=chain_views,
                   left_out=tuple(left_out), notes=(online_note(online),) if online else ())

@@ -183,7 +183,7 @@ def save_checkpoint(run: Any, state: dict[str, Any], *, step: int,
             f"counter such as iter_num or a framework's global step; pass the step you logged")
     logged = run.log_artifact(artifact, aliases=[step_alias(step), "latest"])
     # The run's checkpoint steps in its summary too: a W&B project listing then shows the
-    # whole tree without one artifact request per run (see runchain.readers.project).
+    # whole tree without one artifact request per run (see runchain.readers.from_project).
     saved = run.summary.get(CONFIG_KEY) or {}
     steps = sorted({*saved.get(SUMMARY_CHECKPOINTS, []), step})
     run.summary[CONFIG_KEY] = {**saved, SUMMARY_CHECKPOINTS: steps}
