@@ -7,6 +7,9 @@
 - ``plain``: any ``wandb.init(**kwargs)``, e.g. W&B's own ``fork_from`` and ``resume_from``.
 - ``scripted``: a plain script with its own step axis (``define_metric``), explicit steps,
   and checkpoints of any artifact type, ``log_model`` among them.
+- ``epochs``: an epoch loop as plain wandb users write it, offline or online: train rows on
+  ``_step``, an ``epoch`` and ``val/*`` row ending each epoch (W&B's ``define_metric``
+  recipe), and artifacts of any type, metadata and layout logged after chosen epochs.
 
 Offline wandb refuses ``use_artifact`` (``TypeError: Cannot use artifact when in offline
 mode.``), so ``append_use_artifact`` appends the record online wandb writes for it,
@@ -100,6 +103,43 @@ run.finish()
 print(json.dumps({"id": run.id}))
 '''
 
+_EPOCHS = r'''
+import json, os, sys, tempfile, wandb
+spec = json.loads(sys.argv[1])
+run = wandb.init(project=spec["project"], name=spec["name"])
+refused = None
+for name, _ in spec.get("uses", []):  # online, the input edges; offline wandb refuses them
+    try:
+        run.use_artifact(name)
+    except TypeError as e:
+        refused = str(e)
+if spec.get("declare"):  # W&B's recipe: some metrics on epoch, the rest on _step
+    run.define_metric("epoch")
+    run.define_metric(spec["declare"], step_metric="epoch")
+step = -1
+for epoch in range(spec.get("epoch0", 0), spec.get("epoch0", 0) + spec["epochs"]):
+    for i in range(5):
+        step += 1
+        run.log({"train/loss": 100.0 * epoch + i})
+    step += 1
+    run.log({"epoch": epoch, "val/loss": 100.0 * epoch + 99})
+    for save in [s for s in spec.get("saves", []) if s["epoch"] == epoch]:
+        fill = lambda v: step if v == "$step" else epoch if v == "$epoch" else v
+        art = wandb.Artifact(save["name"], type=save["type"],
+                             metadata={k: fill(v) for k, v in save.get("metadata", {}).items()})
+        folder = tempfile.mkdtemp()
+        for rel, content in save["files"].items():
+            os.makedirs(os.path.dirname(os.path.join(folder, rel)), exist_ok=True)
+            with open(os.path.join(folder, rel), "w") as f:
+                f.write(json.dumps({k: fill(v) for k, v in content.items()})
+                        if isinstance(content, dict) else content)
+        art.add_dir(folder, name=save.get("under"))
+        run.log_artifact(art)
+run.summary.update(spec.get("summary", {}))  # set, not logged: no history key
+run.finish()
+print(json.dumps({"id": run.id, "refused": refused}))
+'''
+
 
 def _python(code: str, wandb_dir: Path, *args: object) -> dict:
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=wandb_dir.parent,
@@ -167,3 +207,20 @@ def scripted(wandb_dir: Path, project: str, n: int, **spec: object) -> str:
     holding ``checkpoint.json`` with the row's step on the run's axis, type ``"log_model"``
     for ``run.log_model``. Each has the alias ``step-<step>``."""
     return _python(_SCRIPTED, wandb_dir, json.dumps(dict(spec, project=project, n=n)))["id"]
+
+
+def epochs(wandb_dir: Path, project: str, name: str, n: int, **spec: object) -> str:
+    """A run named ``name`` of ``n`` epochs (from ``epoch0``), each 5 rows of ``train/loss =
+    100 * epoch + i`` and a row of ``epoch`` and ``val/loss = 100 * epoch + 99``, implicit
+    steps; ``declare``: ``define_metric(declare, step_metric="epoch")`` after
+    ``define_metric("epoch")``; ``saves``: ``[{"epoch", "name", "type", "metadata", "files",
+    "under"}]`` logged after that epoch's last row (``files``: path -> text, or a JSON object;
+    ``"$step"`` and ``"$epoch"`` in metadata or an object stand for the row's ``_step`` and
+    epoch); ``summary``: keys set in ``run.summary`` at the end, never logged; ``uses``: ``[(name, type)]`` given to ``use_artifact``, in order (offline its
+    records are appended, as online wandb writes them)."""
+    made = _python(_EPOCHS, wandb_dir, json.dumps(dict(spec, project=project, name=name, epochs=n)))
+    online = os.environ.get("WANDB_MODE") == "online"
+    assert made["refused"] is None if online or not spec.get("uses") else made["refused"], made
+    for used, type in [] if online else spec.get("uses", []):
+        append_use_artifact(run_files(wandb_dir, made["id"])[-1], used, type)
+    return made["id"]

@@ -150,6 +150,21 @@ def test_several_checkpoints_used_without_breadcrumbs_latest_wins_with_note():
     assert "run x" in note and "q" in note and "p" in note and "latest" in note
 
 
+def test_a_checkpoint_proper_wins_over_a_later_artifact_that_only_holds_checkpoint_json():
+    runs = [run("p"), run("d"),
+            RunInfo("x", None, None, "finished", last_step=5, used=(("p", 10),),
+                    used_other=(("d", 3),)),
+            RunInfo("y", None, None, "finished", last_step=5, used_other=(("d", 3),))]
+    tree = build_tree(runs)
+    assert (tree.nodes["x"].parent_run, tree.nodes["x"].parent_step) == ("p", 10)
+    assert (tree.nodes["y"].parent_run, tree.nodes["y"].parent_step) == ("d", 3)  # nothing else
+    assert tree.run_notes == {"x": (
+        "run x: used checkpoints of several runs (p, d); parent is p, the latest checkpoint it "
+        "used (of type checkpoint or model, or with a step in its metadata), which comes "
+        "before an artifact that only holds a checkpoint.json (d's)",)}
+    assert tree.notes == tree.run_notes["x"]
+
+
 def test_cycle_through_used_checkpoints_raises_naming_the_runs():
     runs = [run("a", used=[("b", 5)]), run("b", used=[("a", 5)])]
     with pytest.raises(CycleError, match=r"a -> b -> a") as err:

@@ -449,12 +449,14 @@ def logged(step: Any, type: str = "checkpoint", name: str = f"run-{PARENT}-check
 
 
 def test_checkpoint_steps_online_falls_back_to_logged_artifacts_sorted(tmp_path):
-    """Any artifact of type checkpoint counts, whatever its name: its metadata step, else its
-    checkpoint.json's; one whose step cannot be known is left out. An artifact of another
-    type counts by its checkpoint.json alone (run.log_model's type model)."""
+    """Any artifact counts, whatever its type and name: its metadata step (an integer), else
+    its checkpoint.json's; one of type checkpoint whose step cannot be known is left out, and
+    one of another type with neither is no checkpoint."""
     remote = FakePublicRun([logged(99), logged(49), logged(149), logged(49),
-                            logged(10, type="model"),  # its checkpoint.json says 39
-                            logged(3, type="dataset", checkpoint_json=None),  # not a checkpoint
+                            logged(10, type="model"),  # metadata first: its checkpoint.json says 39
+                            logged(3, type="dataset", checkpoint_json=None),  # a metadata step
+                            logged(None, type="dataset"),  # its checkpoint.json says 39
+                            logged(None, type="dataset", checkpoint_json=None),  # no step at all
                             logged(None, checkpoint_json='{"step": 5, "model": 1}'),
                             logged(True, checkpoint_json='{"step": 6}'),  # bad metadata step
                             logged("7", checkpoint_json=None),  # no step anywhere: left out
@@ -464,7 +466,7 @@ def test_checkpoint_steps_online_falls_back_to_logged_artifacts_sorted(tmp_path)
     steps = runchain.checkpoint_steps(PARENT, mode="online", project="proj", api=api,
                                       wandb_dir=tmp_path)
 
-    assert steps == [5, 6, 7, 39, 49, 99, 149]
+    assert steps == [3, 5, 6, 7, 10, 39, 49, 99, 149]
     assert api.run_calls == [f"me/proj/{PARENT}"]
 
 
@@ -631,3 +633,24 @@ def test_checkpoint_files_load_online_with_the_same_code_as_offline(real, tmp_pa
     folder = ckpt.download(tmp_path / "all")
     assert (folder / "weights.npy").read_text() == "the weights"
     assert json.loads((folder / "checkpoint.json").read_text()) == ckpt.state
+
+
+def test_an_expanded_star_declaration_is_the_axis_of_every_metric_the_run_logged():
+    """A sender that uploads ``define_metric("*", ...)`` expanded, one entry per metric,
+    declares nothing for a key set only in ``run.summary`` (the Trainer's ``train_runtime``):
+    the run's listed ``historyKeys`` say which metrics it logged. A declaration for some
+    metrics (``val/*``) is no axis of the run."""
+    from runchain.readers.from_project import _declared
+
+    class Listed:  # a listed public Run: config, summary, and the listed historyKeys
+        config = {}
+        summary_metrics = {"loss": 1.0, "gs": 3, "train_runtime": 1.5, "_step": 3}
+        historyKeys = {"keys": {"loss": {}, "gs": {}, "_step": {}}, "lastStep": 3}
+
+    star = {"_wandb": {"m": [{"1": "gs"}, {"1": "loss", "5": 1}]}}
+    some = {"_wandb": {"m": [{"1": "gs"}, {"1": "val/loss", "5": 1}]}}
+    assert _declared(Listed(), star) == "gs"
+    assert _declared(Listed(), some) is None
+    Listed.historyKeys = None  # a listing without it: the summary's keys, train_runtime too
+    assert _declared(Listed(), star) is None
+

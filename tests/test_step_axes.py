@@ -126,9 +126,11 @@ def test_a_used_model_artifact_without_a_step_is_no_edge_and_is_said(wandb_dir):
     source = runchain.open_source(wandb_dir)
     assert source.tree.nodes[child].parent_run is None
     assert notes_of(source, child) == [
-        f"run {child}: it used model-p:v0, which runchain cannot place (a model artifact with no "
-        f"step in an alias checkpoint_global_step_N or its file name step=N, or a version of a "
-        f"collection several runs logged); it is no edge"]
+        f"run {child}: it used model-p:v0, which runchain cannot place, so it is no edge: it is "
+        f"a model artifact with no step in its metadata, a checkpoint.json, an alias "
+        f"checkpoint_global_step_N or its file name step=N; log it with "
+        f"metadata={{\"step\": N}} (N: the run's _step when it saved), or put a "
+        f"checkpoint.json holding {{\"step\": N}} in it; see docs/contract.md"]
     assert parent in source.tree.roots
 
 

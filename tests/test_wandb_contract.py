@@ -149,6 +149,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     ("run.rawconfig", PublicRun, "rawconfig", "property"),  # config with _wandb (branch_point)
     # a listed field, reached through wandb's Attrs.__getattr__ (its own test below)
     ("getattr(*, 'historyLineCount')", PublicRun, "historyLineCount", "listed"),
+    ("getattr(*, 'historyKeys')", PublicRun, "historyKeys", "listed"),
     # the page a listing last fetched: where a listed run's raw config is read (wandb 0.31's
     # listed Run drops rawconfig["_wandb"]; readers/from_project.py, _list)
     ("runs.last_response", PublicRuns, "last_response", "instance"),
@@ -371,6 +372,16 @@ def test_wandb_runs_listing_carries_the_history_line_count():
     run = PublicRun.__new__(PublicRun)
     run._attrs = {"historyLineCount": 7}
     assert getattr(run, "historyLineCount", None) == 7
+
+
+def test_wandb_runs_listing_carries_the_history_keys():
+    """Which metrics a run logged, against those only set in its summary: the W&B reader's
+    rule for a ``define_metric`` axis declared for all of them (``_history_keys``) reads
+    ``run.historyKeys`` from the listed fields (not the lazy listing's)."""
+    assert "historyKeys" in wandb.apis.public.runs.RUN_FRAGMENT
+    run = PublicRun.__new__(PublicRun)
+    run._attrs = {"historyKeys": {"keys": {"loss": {}}, "lastStep": 3}}
+    assert getattr(run, "historyKeys", None) == {"keys": {"loss": {}}, "lastStep": 3}
 
 
 def test_wandb_last_history_step_is_a_request_per_run():

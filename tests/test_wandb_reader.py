@@ -334,7 +334,8 @@ def test_a_checkpoint_without_any_step_is_left_out_with_a_note(at_plain):
     assert set(remote.tree.roots) == {parent, child}
     assert all(not node.info.checkpoints for node in remote.tree.nodes.values())
     notes = "\n".join(remote.tree.notes)
-    assert "holds no checkpoint.json, and its metadata no step" in notes
+    assert "but neither its metadata nor a checkpoint.json holds its step" in notes
+    assert 'log it with metadata={"step": N}' in notes and "docs/contract.md" in notes
     assert f"run {parent}: " in notes and f"run {child}: " in notes  # it logged, and it used
 
 

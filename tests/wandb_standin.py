@@ -44,6 +44,8 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import fnmatch
+import functools
 import json
 import math
 import threading
@@ -53,7 +55,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from runchain.core.contract import artifact_name, step_alias
+from runchain.core.contract import artifact_name, checkpoint_json_paths, step_alias
 from runchain.core.breadcrumbs import breadcrumbs_for
 from runchain.readers.record_log import read_run_file, record_kind, scan_records
 from wandb.proto import wandb_internal_pb2 as pb
@@ -97,17 +99,16 @@ class StandinArtifact:
         self.api.request("run load")  # logged_by() builds a public Run, which loads itself
         return StandinRun(self.api.data[self.producer], self.api, lazy=True)
 
-    @property
+    @functools.cached_property
     def manifest(self) -> types.SimpleNamespace:  # wandb's ArtifactManifest: .entries by path
-        self.api.request("manifest")
+        self.api.request("manifest")  # fetched once per artifact object, as wandb does
         return types.SimpleNamespace(entries={name: StandinEntry(name, text, self.api)
                                               for name, text in self.files.items()})
 
     def get_entry(self, name: str) -> StandinEntry:
-        self.api.request("manifest")
-        if name not in self.files:
+        if name not in self.manifest.entries:
             raise KeyError(f"Path not contained in artifact: {name}")
-        return StandinEntry(name, self.files[name], self.api)
+        return self.manifest.entries[name]
 
 
 @dataclasses.dataclass
@@ -405,9 +406,8 @@ def runs_from_files(paths: list[Path], entity: str, project: str | None = None) 
             for a in f.artifacts:  # W&B numbers versions per artifact name
                 count = sum(name == a.name for name, _ in digests)
                 version = digests.setdefault((a.name, a.digest), f"v{count}")
-                text = {}
-                if "checkpoint.json" in a.files:
-                    text["checkpoint.json"] = Path(a.files["checkpoint.json"]).read_text()
+                text = {name: Path(a.files[name]).read_text()
+                        for name in checkpoint_json_paths(a.files)}
                 logged.append(StandinArtifact(f"{a.name}:{version}", a.type, version,
                                               list(a.aliases), dict(a.metadata), text, run_id))
         history = {k: np.concatenate([f.history.get(k, np.full(f.history[STEP].size, np.nan))
@@ -416,10 +416,17 @@ def runs_from_files(paths: list[Path], entity: str, project: str | None = None) 
         history[STEP] = history[STEP].astype(np.int64)
         if history[STEP].size:
             summary.setdefault(STEP, int(history[STEP].max()))  # W&B's summary always has it
-        axis = next((f.declared_axis for f in reversed(files) if f.declared_axis), None)
-        if axis is not None:  # define_metric as the sender uploads it: a glob expanded per key
-            keys = [k for k in history if not k.startswith("_") and k != axis]
-            config.setdefault("_wandb", {})["m"] = [{"1": axis}] + [{"1": k, "5": 1} for k in keys]
+        declared = {k: v for f in files for k, v in f.declared.items()}
+        if declared:  # as an older sender uploaded define_metric: a glob expanded per key
+            # (wandb 0.31 sends the glob itself, read through the HTTP stand-in in
+            # tests/test_plain_recipes.py)
+            axes = list(dict.fromkeys(declared.values()))
+            keys = [k for k in history if not k.startswith("_") and k not in axes]
+            m = [{"1": axis} for axis in axes]
+            for k in keys:
+                axis = next((v for g, v in declared.items() if fnmatch.fnmatchcase(k, g)), None)
+                m += [{"1": k, "5": axes.index(axis) + 1}] if axis else []
+            config.setdefault("_wandb", {})["m"] = m
         last = files[-1]
         runs.append(RunData(run_id, project or files[0].project, entity, last.name,
                             _state(last.exit_code, last.torn), config, summary, history, logged,

@@ -36,7 +36,9 @@ def _warn(message, category, filename, lineno, file=None, line=None):
 
 
 def _open(dir: str | None, project: str | None, only_project: str | None = None,
-          shown: set[str] | None = None) -> Source:
+          shown: set[str] | None = None, notes: bool = True) -> Source:
+    """The source, its tree's notes printed (those not ``shown`` yet) unless ``notes`` is
+    False: a command about one chain prints its runs' alone (``_chain_notes``)."""
     warnings.showwarning = _warn  # one line per warning, never a traceback
     if dir is not None and project is not None:
         raise click.UsageError("pass either --dir or --project, not both")
@@ -44,13 +46,25 @@ def _open(dir: str | None, project: str | None, only_project: str | None = None,
         raise click.UsageError("--only-project limits a local folder; a --project is one already")
     try:
         source = open_source(dir, project=project, only_project=only_project)
-        for note in source.tree.notes:
+        for note in source.tree.notes if notes else ():
             if shown is None or note not in shown:
                 _echo(f"note: {note}", err=True)
         (shown if shown is not None else set()).update(source.tree.notes)
         return source
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
+
+
+def _chain_notes(source: Source, run_ids: list[str]) -> None:
+    """The notes on the runs of one chain, and how many the tree has on other runs."""
+    tree = source.tree
+    mine = [note for run_id in run_ids for note in tree.run_notes.get(run_id, ())]
+    for note in mine:
+        _echo(f"note: {note}", err=True)
+    others = len(tree.notes) - len(mine)
+    if others:
+        _echo(f"note: {others} more note(s) on runs outside this chain, or on the folder: "
+              f"`runchain tree` shows them", err=True)
 
 
 class _Main(click.Group):
@@ -168,7 +182,7 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
         runchain chain 1a2b3c4d --metric 'loss/*'
         runchain chain 1a2b3c4d --metric loss/00 --csv chain.csv
     """
-    source = _open(dir, project, only_project)
+    source = _open(dir, project, only_project, notes=run_id is None)
     if run_id is None:
         _list_leaves(source)
         return
@@ -178,6 +192,7 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
             run_id, at = run_id.partition("@")[0], alias_step(parse_ref(run_id).alias)
         run_id = source.resolve(run_id)
         segments = source.chain(run_id, at)
+        _chain_notes(source, [s.run_id for s in segments])
         metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
         columns = (source.history(run_id, keys=metrics or None, last_step=at)
                    if csv_path or metrics else None)

@@ -3,16 +3,17 @@ counts on: one rule each, called by both readers (a local folder, a W&B project)
 ``checkpoint_steps``. Pure: an artifact's ``checkpoint.json`` is read only through the
 ``read_state`` its caller passes.
 
-- **A checkpoint** (``classify``) is an artifact of any type whose ``checkpoint.json``
-  holds its local step, or of type ``checkpoint`` whose metadata does
-  (``logged_checkpoint_step``), on the axis its metadata names (``step_metric``, else
-  ``_step``); or a W&B framework integration's ``model`` artifact whose step is in an alias
+- **A checkpoint** (``classify``) is an artifact of any type whose metadata holds an
+  integer ``step``, or that holds one ``checkpoint.json`` (at any depth) with its local
+  step, on the axis its metadata or ``checkpoint.json`` names (``step_metric``), else
+  ``_step``; or a W&B framework integration's ``model`` artifact whose step is in an alias
   or a file name (``framework_checkpoint``).
 - **A run's axis** (``run_axis``): its breadcrumbs'; else its checkpoints'; else the step
-  metric it declared with ``define_metric`` (for ``*``, else for most metrics), when it
-  logged it; else the axis of the checkpoint it used from another run, when it logged that
-  metric too; else ``_step``. A checkpoint of a run without breadcrumbs whose metadata names
-  no axis is on the run's declared axis.
+  metric it declared for *all* its metrics with ``define_metric`` (``*``), when it logged
+  it; else the axis of the checkpoint it used from another run, when it logged that metric
+  too; else ``_step``. A declaration for some metrics (``val/*`` on ``epoch``) moves
+  neither the run nor its checkpoints off ``_step``. A checkpoint of a run without
+  breadcrumbs whose metadata names no axis is on the run's declared ``*`` axis.
 - **A declared axis never logged** (``unlogged_axis_note``): the run is read on ``_step``.
 """
 
@@ -34,9 +35,16 @@ WANDB_OWN_TYPES = frozenset({"code", "job", "run_table", "wandb-history"})
 
 _HF_ALIAS_RE = re.compile(r"^checkpoint_global_step_(?P<step>[0-9]{1,18})$")
 _LIGHTNING_FILE_RE = re.compile(r"(?:^|[^A-Za-z0-9_])step=(?P<step>[0-9]{1,18})(?:[^0-9]|$)")
-UNPLACEABLE = ("a model artifact with no step in an alias checkpoint_global_step_N or its file "
-               "name step=N")
-
+CONTRACT_DOC = "docs/contract.md"  # where a note's fix is explained
+FIX = (f'log it with metadata={{"step": N}} (N: the run\'s _step when it saved), or put a '
+       f'{CHECKPOINT_FILE} holding {{"step": N}} in it; see {CONTRACT_DOC}')
+UNPLACEABLE = ("it is a model artifact with no step in its metadata, a checkpoint.json, an "
+               f"alias checkpoint_global_step_N or its file name step=N; {FIX}")
+PROPER_TYPES = (CHECKPOINT_TYPE, MODEL_TYPE)  # what a checkpoint is logged as, by name
+SHARED_COLLECTION = ("it is a version of a collection several runs logged, which W&B numbers "
+                     "across them; use it by an alias, which names one run's version")
+NOT_HERE = ("no run read here logged it; read it with the run that logged it (its folder or "
+            "W&B project)")
 
 @dataclasses.dataclass(frozen=True)
 class Classified:
@@ -45,44 +53,68 @@ class Classified:
     step: int | None  # its local step, inclusive; None: not a checkpoint runchain can place
     step_metric: str = LOCAL_STEP  # the axis ``step`` is on
     reason: str = ""  # with no step: why not
-    broken: bool = False  # of type ``checkpoint`` but its step cannot be known: a problem to say
+    broken: bool = False  # meant as a checkpoint, but its step cannot be known: a problem to say
+    # a checkpoint by its type (checkpoint, model) or metadata step; False: an artifact of
+    # another type that is one only by its checkpoint.json, a parent only when the run used
+    # no checkpoint proper (``parents.parent_of``)
+    proper: bool = True
 
 
 def classify(type: str, aliases: Any, metadata: Any, read_state: Callable[[], Any],
              run_axis: str = LOCAL_STEP) -> Classified:
     """The one rule for which logged artifact is a checkpoint, at which step, on which axis.
 
+    - Of any type, a metadata ``step`` (an integer) is its step; else its one
+      ``checkpoint.json``'s, at any depth in it; else a framework integration's alias or
+      file name (``framework_checkpoint``).
+    - The axis is the ``step_metric`` its metadata (or ``checkpoint.json``) names, else
+      ``run_axis``.
+    - An artifact of type ``checkpoint`` whose step cannot be known, or any artifact with
+      several ``checkpoint.json`` files or a broken one, is ``broken``: a note says so.
+    - Without a step, ``reason`` says why, and what to do.
+
     Args:
         type, aliases, metadata: the artifact's.
         read_state: returns its validated ``checkpoint.json`` (None when it has none), or
-            raises ``CheckpointError``; called only when the metadata holds no step.
-        run_axis: the axis of a step whose metadata names none: the step metric the
-            logging run declared with ``define_metric`` (``RunFile.declared_axis``) when it
-            has no breadcrumbs, else ``_step``.
+            raises ``CheckpointError`` (a broken one, or several); called only when the
+            metadata holds no step.
+        run_axis: the axis of a step that names none: the step metric the logging run
+            declared for ``*`` with ``define_metric`` (``RunFile.declared_axis``) when it has
+            no breadcrumbs, else ``_step``.
 
     Example:
         >>> classify("checkpoint", ["step-39"], {"step": 39}, dict)
-        Classified(step=39, step_metric='_step', reason='', broken=False)
-        >>> classify("model", ["latest"], {}, lambda: None).reason
-        'a model artifact with no step in an alias checkpoint_global_step_N or its file name step=N'
-        >>> classify("checkpoint", [], {}, lambda: None).broken
+        Classified(step=39, step_metric='_step', reason='', broken=False, proper=True)
+        >>> classify("model", ["v0"], {"step": 50, "iter_num": 50}, dict).step
+        50
+        >>> classify("checkpoint", [], {"iter_num": 50}, lambda: None).broken
         True
     """
-    framework = framework_checkpoint(type, aliases, metadata)
-    if framework is not None:
-        return Classified(*framework)
     if type in WANDB_OWN_TYPES:
         return Classified(None, reason=f"its type {type!r} is one wandb makes itself")
-    named = metadata.get("step_metric") if isinstance(metadata, Mapping) else None
-    metric = step_metric_of(named if isinstance(named, str) and named else run_axis)
+    meta = metadata if isinstance(metadata, Mapping) else {}
+    named = meta.get("step_metric") if isinstance(meta.get("step_metric"), str) else None
+    if is_step(meta.get("step")):
+        return Classified(meta["step"], step_metric_of(named if named else run_axis))
+    framework = framework_checkpoint(type, aliases, metadata)
+    if framework is not None:  # no read: its step is in an alias or a file name
+        return Classified(*framework)
     try:
-        step = logged_checkpoint_step(type, metadata, read_state)
+        state = read_state()  # validated by the reader (``contract.checkpoint_step``)
     except CheckpointError as e:
-        return Classified(None, metric, str(e), broken=True)
-    if step is None:
-        return Classified(None, metric, UNPLACEABLE if type == MODEL_TYPE else
-                          f"its type is {type!r} and it holds no {CHECKPOINT_FILE}")
-    return Classified(step, metric)
+        return Classified(None, step_metric_of(run_axis), str(e), broken=True)
+    if state is not None:
+        own = state.get("step_metric")  # checkpoint.json may name the axis too
+        named = own if isinstance(own, str) and own else named
+        return Classified(state["step"], step_metric_of(named if named else run_axis),
+                          proper=type in PROPER_TYPES)
+    if type == CHECKPOINT_TYPE:
+        keys = f" (it has {', '.join(sorted(map(str, meta))[:6])})" if meta else ""
+        return Classified(None, reason=f"it has type {CHECKPOINT_TYPE!r}, but neither its "
+                          f"metadata{keys} nor a {CHECKPOINT_FILE} holds its step; {FIX}",
+                          broken=True)
+    return Classified(None, reason=UNPLACEABLE if type == MODEL_TYPE else
+                      f"its type is {type!r} and it holds no {CHECKPOINT_FILE}")
 
 
 def left_out(where: str, reason: str) -> str:
@@ -90,46 +122,35 @@ def left_out(where: str, reason: str) -> str:
     return f"checkpoint {where} is left out: {reason}"
 
 
-def unplaceable_note(name: str) -> str:
-    """The note for a used model artifact no reader can place, as both readers say it."""
-    return (f"it used {name}, which runchain cannot place ({UNPLACEABLE}, or a version of a "
-            f"collection several runs logged); it is no edge")
-
-
-def logged_checkpoint_step(type: str, metadata: Any, read_state: Callable[[], Any]) -> int | None:
-    """A logged artifact's local step as a checkpoint: for type ``checkpoint``, its
-    metadata's ``step``, else its ``checkpoint.json``'s; for any other type (``model``, as
-    ``run.log_model`` writes, or a team's own), its ``checkpoint.json``'s; None when an
-    artifact of another type holds no ``checkpoint.json``.
-
-    An artifact is a checkpoint when it holds a ``checkpoint.json`` with a valid ``"step"``,
-    whatever its type, name, aliases or metadata (the original example's runs have
-    ``{"run_step": N}`` and ``latest`` only; ``log_model`` writes type ``model``): the file
-    is the contract. runchain's own also carry the step in their metadata, which is taken
-    first for type ``checkpoint``: it costs no read.
-
-    Raises:
-        CheckpointError: an artifact of type ``checkpoint`` whose step cannot be known (no
-            ``checkpoint.json``), or any artifact whose ``checkpoint.json`` ``read_state``
-            finds broken.
+def left_out_notes(broken: Sequence[tuple[str, str, str]], of: str = "") -> list[str]:
+    """The notes on one run's broken checkpoints, ``(name, version, reason)`` in logging
+    order: one line per collection and reason, however many versions it has ("31 versions
+    of ckpt-X are left out: ..."). ``of`` follows the name (`` of run R``); a reason naming
+    its version (``name:vN`` + ``of``) is grouped under the collection's name.
 
     Example:
-        >>> logged_checkpoint_step("checkpoint", {"step": 39}, dict)
-        39
-        >>> logged_checkpoint_step("checkpoint", {"run_step": 9}, lambda: {"step": 9, "model": 1})
-        9
+        >>> left_out_notes([("ck", "v0", "no step"), ("ck", "v1", "no step")])
+        ['2 versions of ck (v0, v1) are left out: no step']
     """
-    step = metadata.get("step") if isinstance(metadata, Mapping) else None
-    if type == CHECKPOINT_TYPE and is_step(step):
-        return step
-    state = read_state()  # validated by the reader (``contract.checkpoint_step``)
-    if state is None and type != CHECKPOINT_TYPE:
-        return None
-    if state is None:
-        raise CheckpointError(f"it has type {CHECKPOINT_TYPE!r} but holds no {CHECKPOINT_FILE}, "
-                              f"and its metadata no step; the contract needs {CHECKPOINT_FILE} "
-                              f"with the local step")
-    return state["step"]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, version, reason in broken:
+        generic = reason.replace(f"{name}:{version}{of}", f"{name}{of}")
+        groups.setdefault((name, generic), []).append(version)
+    notes = []
+    for (name, reason), versions in groups.items():
+        if len(versions) == 1:
+            notes.append(left_out(f"{name}:{versions[0]}{of}", reason))
+            continue
+        shown = ", ".join(versions if len(versions) <= 4 else [*versions[:3], "...", versions[-1]])
+        notes.append(f"{len(versions)} versions of {name}{of} ({shown}) are left out: {reason}")
+    return notes
+
+
+def unplaceable_note(name: str, why: str = UNPLACEABLE) -> str:
+    """The note for an artifact a run used that no reader can place, as both readers say
+    it; ``why`` (a ``Classified.reason``, ``NOT_HERE``, ``SHARED_COLLECTION``) ends with
+    what to do."""
+    return f"it used {name}, which runchain cannot place, so it is no edge: {why}"
 
 
 def framework_checkpoint(type: str, aliases: Any, metadata: Any) -> tuple[int, str] | None:

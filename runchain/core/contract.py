@@ -10,11 +10,10 @@ a *global* step is its place on the chain, ``global_offset + local step``.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 import re
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import CheckpointError, ReferenceSyntaxError
 
@@ -106,29 +105,59 @@ def config_branch_point(config: Mapping[str, Any]) -> tuple[str, Any] | None:
     return branch["run_id"], branch.get("step")
 
 
-def declared_axis(declared: dict[str, str]) -> str | None:
-    """The step metric a run declared (``define_metric``) for ``*``, else the one it gave
-    the most metrics (ties: the first declared); None if it declared none.
+def declared_axis(declared: Mapping[str, str], logged: Iterable[str] | None = None) -> str | None:
+    """The step metric a run declared (``define_metric``) for all its metrics: for ``*``;
+    else, given the metrics it ``logged``, the one it gave every one of them (a ``*``
+    declaration expanded, as an older sender uploaded it); None otherwise. A declaration for
+    *some* metrics (W&B's recipe ``define_metric("val/*", step_metric="epoch")``) moves
+    only those metrics' charts: the run stays on ``_step``.
 
     Example:
-        >>> declared_axis({"loss": "step", "acc": "epoch", "lr": "epoch"}), declared_axis({})
+        >>> declared_axis({"*": "epoch"}), declared_axis({"val/*": "epoch"})
         ('epoch', None)
+        >>> declared_axis({"loss": "gs", "acc": "gs"}, ["loss", "acc", "gs"])
+        'gs'
     """
     if "*" in declared:
         return declared["*"]
-    counts = collections.Counter(declared.values())
-    return max(counts, key=counts.__getitem__) if counts else None
+    if logged is None:
+        return None
+    axes = set(declared.values())
+    given = {declared.get(metric) for metric in logged if metric not in axes}
+    return given.pop() if len(given) == 1 and None not in given else None
 
 
-def config_declared_axis(config: Mapping[str, Any]) -> str | None:
-    """The step metric a run declared with ``define_metric``, as W&B keeps it online: its
-    raw config's ``_wandb.m``, the metric definitions wandb's sender uploads, each a
-    ``MetricRecord`` as a dict keyed by field number (``"1"`` name, ``"4"`` step_metric,
-    ``"5"`` step_metric_index, 1-based into the list). A glob (``*``) is sent expanded, one
-    entry per metric logged. Read from the SDK's sender code; not checked against W&B.
+def checkpoint_json_paths(names: Iterable[str]) -> list[str]:
+    """The paths in an artifact that are a ``checkpoint.json``, at any depth
+    (``add_dir(folder, name="step-20")`` puts it at ``step-20/checkpoint.json``).
 
     Example:
-        >>> config_declared_axis({"_wandb": {"m": [{"1": "gs"}, {"1": "loss", "5": 1}]}})
+        >>> checkpoint_json_paths(["ckpt.pt", "step-20/checkpoint.json", "my_checkpoint.json"])
+        ['step-20/checkpoint.json']
+    """
+    return [n for n in names if n == CHECKPOINT_FILE or n.endswith("/" + CHECKPOINT_FILE)]
+
+
+def several_checkpoint_files(paths: Sequence[str]) -> str:
+    """Why an artifact holding several ``checkpoint.json`` files is no checkpoint."""
+    shown = ", ".join(sorted(paths)[:4]) + (", ..." if len(paths) > 4 else "")
+    return (f"it holds {len(paths)} {CHECKPOINT_FILE} files ({shown}), and runchain does not "
+            f"guess which one is the checkpoint's; keep one, or log the step in its metadata "
+            f"(metadata={{\"step\": N}}); see docs/contract.md")
+
+
+def config_declared_axis(config: Mapping[str, Any], logged: Iterable[str] = ()) -> str | None:
+    """The step metric a run declared with ``define_metric`` for all the metrics it
+    ``logged``, as W&B keeps the declarations online: its raw config's ``_wandb.m``, the
+    metric definitions wandb's sender uploads, each a ``MetricRecord`` as a dict keyed by
+    field number (``"1"`` name, ``"2"`` glob, ``"4"`` step_metric, ``"5"``
+    step_metric_index, 1-based into the list). wandb-core (0.31) sends a glob as it is
+    (``{"2": "*", "5": 1}``), as the HTTP stand-in, which keeps what it sends, shows; an
+    older sender sent it expanded, one entry per metric logged, which ``declared_axis``'s
+    rule for ``logged`` covers. Not checked against W&B.
+
+    Example:
+        >>> config_declared_axis({"_wandb": {"m": [{"1": "gs"}, {"1": "loss", "5": 1}]}}, ["loss"])
         'gs'
     """
     wandb_keys = config.get("_wandb")
@@ -143,7 +172,7 @@ def config_declared_axis(config: Mapping[str, Any]) -> str | None:
             step = entries[index - 1].get("1")
         if isinstance(name, str) and isinstance(step, str) and step:
             declared[name] = step
-    return declared_axis(declared)
+    return declared_axis(declared, logged)
 
 
 def step_metric_of(value: Any) -> str:

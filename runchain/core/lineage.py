@@ -11,7 +11,9 @@ Rules (see ``docs/chains.md``):
   (``RunInfo.fork``), else its ``used`` checkpoints.
 - A run that used its own checkpoint (resumed in place) is not an edge.
 - A run that used checkpoints of several runs takes the parent named in its
-  breadcrumbs, else the latest used; a note names the candidates.
+  breadcrumbs, else a checkpoint proper over an artifact that is one only by its
+  ``checkpoint.json`` (``RunInfo.used_other``), else the latest used; a note names the
+  candidates.
 - Each run's steps are on its axis (``RunInfo.step_metric``): ``_step``, or the step
   metric it declares (a framework's ``train/global_step``). Its checkpoints' steps, its
   first and last steps, and a cut through it are all on that axis.
@@ -91,6 +93,9 @@ class RunInfo:
     # ``readers.timelines``. A child that began while file k was the newest branched from
     # timeline k.
     timelines: tuple[tuple[float | None, float], ...] = ()
+    # as ``used``, of artifacts that are checkpoints only by the checkpoint.json they hold (a
+    # dataset's loader state): a parent only when ``used`` names none (``parents.parent_of``)
+    used_other: tuple[tuple[str, int], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +119,8 @@ class Tree:
     nodes: dict[str, RunNode]  # in depth-first order from the roots
     roots: tuple[str, ...]  # ordered by (global_offset, id)
     notes: tuple[str, ...]  # human-readable warnings (missing parents, several checkpoints used)
+    run_notes: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # the
+    # notes on each run, among ``notes``: what ``runchain chain`` says of its runs alone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,19 +166,21 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         CycleError: parent links form a cycle; the message names its runs in order.
     """
     infos: dict[str, RunInfo] = {}
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []  # (run id, note)
     for info in runs:
         if info.id in infos:
-            notes.append(f"run {info.id}: listed more than once in the source; using the last")
+            notes.append((info.id, "listed more than once in the source; using the last"))
         infos[info.id] = info
-        notes += [f"run {info.id}: {problem}" for problem in info.problems]
+        notes += [(info.id, problem) for problem in info.problems]
     parents: dict[str, str] = {}
     steps: dict[str, int] = {}
     forks: set[str] = set()  # W&B forks
     offsets: dict[str, int] = {}  # global offsets, roots first
     for run_id in sorted(infos):
         info = infos[run_id]
-        parent, step, fork = parent_of(info, notes)
+        said: list[str] = []
+        parent, step, fork = parent_of(info, said)
+        notes += [(run_id, note) for note in said]
         if parent is None:
             continue
         if parent in infos and step is not None:
@@ -182,8 +191,8 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
         why = "is named without a checkpoint step" if parent in infos else "is not in the source"
         crumbs = info.breadcrumbs
         offsets[run_id] = crumbs.global_offset if crumbs is not None and crumbs.parent_run != run_id else 0
-        notes.append(f"run {run_id}: parent {parent} {why}; its chain starts at {run_id}"
-                     f" (global offset {offsets[run_id]})")
+        notes.append((run_id, f"parent {parent} {why}; its chain starts at {run_id}"
+                              f" (global offset {offsets[run_id]})"))
     _check_acyclic(parents)
     continuing = forks | {run_id for run_id, parent in parents.items()
                           if continues_axis(infos[parent].step_metric, infos[run_id].step_metric)
@@ -218,7 +227,11 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
                                 depth=depths[run_id], children=tuple(children.get(run_id, ())),
                                 fork=run_id in forks, continues=run_id in continuing,
                                 parent_timeline=branched.get(run_id))
-    return Tree(nodes=nodes, roots=tuple(roots), notes=tuple(notes))
+    run_notes: dict[str, tuple[str, ...]] = {}
+    for run_id, note in notes:
+        run_notes[run_id] = (*run_notes.get(run_id, ()), f"run {run_id}: {note}")
+    return Tree(nodes=nodes, roots=tuple(roots),
+                notes=tuple(f"run {run_id}: {note}" for run_id, note in notes), run_notes=run_notes)
 
 
 def _depth_first(roots: Iterable[str], children: Mapping[str, Sequence[str]]) -> Iterator[str]:

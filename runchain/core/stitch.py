@@ -110,28 +110,66 @@ def metric_keys(histories: Iterable[Columns]) -> list[str]:
 
 
 def axis_steps(columns: Columns, step_metric: str = LOCAL_STEP) -> np.ndarray:
-    """A run's local step, row by row (int64): its ``_step``, or on a declared axis the
-    step metric's value. A row without one takes the value before it, as W&B's step sync
-    plots it; rows before the first value take the first; no value at all is step 0. A
-    value is a step as ``contract.as_step`` says (its floor, from 0 up to 2**63), row by row.
+    """A run's local step, row by row (int64): its ``_step``, or on a declared axis each
+    row's place on it (``axis_rows``).
 
     Example:
         >>> cols = {"_step": np.arange(4), "train/global_step": np.array([np.nan, 5, np.nan, 10])}
         >>> axis_steps(cols, "train/global_step").tolist(), axis_steps(cols).tolist()
         ([5, 5, 5, 10], [0, 1, 2, 3])
     """
+    return axis_rows(columns, step_metric)[0]
+
+
+def axis_rows(columns: Columns, step_metric: str = LOCAL_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's place on a run's axis (int64), and which rows logged the axis themselves.
+
+    On ``_step`` every row has its own. On a declared axis a row's step is the metric's
+    value (``contract.as_step``'s floor, from 0 up to 2**63); a row that did not log it is
+    placed by its ``_step`` between the rows that did: it shows the value before it (rows
+    before the first value, the first), but it comes after that row, so a cut at that value
+    leaves it out (``kept_rows``). No value at all is step 0.
+
+    Example:
+        >>> cols = {"_step": np.arange(4), "epoch": np.array([np.nan, 1, np.nan, 2])}
+        >>> [a.tolist() for a in axis_rows(cols, "epoch")]
+        [[1, 1, 1, 2], [False, True, False, True]]
+    """
     if step_metric == LOCAL_STEP:
-        return np.asarray(columns[LOCAL_STEP], dtype=np.int64)
+        steps = np.asarray(columns[LOCAL_STEP], dtype=np.int64)
+        return steps, np.ones(steps.size, bool)
     n = len(columns[LOCAL_STEP])
     if step_metric not in columns:
-        return np.zeros(n, np.int64)
+        return np.zeros(n, np.int64), np.zeros(n, bool)
     values = np.asarray(columns[step_metric], dtype=np.float64)
     ok = np.isfinite(values) & (values >= 0) & (values < STEP_LIMIT)  # contract.as_step's bounds
     if not ok.any():
-        return np.zeros(n, np.int64)
+        return np.zeros(n, np.int64), ok
     last = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
     last[last < 0] = np.flatnonzero(ok)[0]
-    return np.floor(values[last]).astype(np.int64)
+    return np.floor(values[last]).astype(np.int64), ok
+
+
+def kept_rows(steps: np.ndarray, own: np.ndarray, last_step: int | None,
+              step_metric: str = LOCAL_STEP) -> np.ndarray | None:
+    """Which rows a segment cut at ``last_step`` (inclusive; None: the leaf, no cut) keeps, as
+    a bool per row, or None for all. On a declared axis, rows a restart of the counter
+    replaced are left out (``superseded``), and the cut ends at the last kept row that logged
+    a step up to it: a row after it that did not log the axis was logged after that step
+    (``axis_rows``), so it is left out, never kept under a stale value.
+
+    Example:
+        >>> steps, own = np.array([0, 0, 0, 1, 1, 2]), np.array([1, 0, 0, 1, 0, 1], bool)
+        >>> kept_rows(steps, own, 1, "epoch").tolist()  # row 4 came after epoch 1's row
+        [True, True, True, True, False, False]
+    """
+    if step_metric == LOCAL_STEP:
+        return None if last_step is None else steps <= last_step
+    keep = ~superseded(steps)
+    if last_step is not None:
+        within = np.flatnonzero(keep & own & (steps <= last_step))
+        keep[within[-1] + 1 if within.size else 0:] = False
+    return keep
 
 
 def superseded(steps: np.ndarray) -> np.ndarray:
@@ -191,11 +229,8 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     names = {name: OWN_PREFIX + name if name in keys else name for name in STITCHED}
     kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
     for seg in segments:  # pass 1: only the axis, so a lazy mapping loads one column per run
-        steps = axis_steps(histories[seg.run_id], seg.step_metric)
-        keep = None if seg.last_step is None else steps <= seg.last_step
-        if seg.step_metric != LOCAL_STEP:  # _step runs: the readers resolved their timelines
-            fresh = ~superseded(steps)
-            keep = fresh if keep is None else keep & fresh
+        steps, own = axis_rows(histories[seg.run_id], seg.step_metric)
+        keep = kept_rows(steps, own, seg.last_step, seg.step_metric)
         rows = np.arange(steps.size) if keep is None else np.flatnonzero(keep)
         kept.append(rows)
     if samples is not None:

@@ -69,7 +69,7 @@ __all__ = ["FORMAT", "CacheEntry", "CacheWarning", "DamagedEntry", "Grid", "cach
            "format_folder", "grid_path", "is_shard", "load_entry", "open_grid", "read_entry",
            "store"]
 
-FORMAT = 7  # bump when the entry layout or the decoding changes
+FORMAT = 8  # bump when the entry layout or the decoding changes
 _MAGIC = b"runchain-cache"
 _UNCACHED = ("history", "summary")  # RunFile fields an entry does not hold
 

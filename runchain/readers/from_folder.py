@@ -24,9 +24,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..core.breadcrumbs import read_breadcrumbs
-from ..core.classify import run_axis, unlogged_axis_note, unplaceable_note
-from ..core.contract import (CHAIN_VIEW_KEY, LOCAL_STEP, MODEL_TYPE, fork_point, is_chain_view,
-                             is_step, user_config)
+from ..core.classify import (NOT_HERE, PROPER_TYPES, SHARED_COLLECTION, left_out_notes,
+                             run_axis, unlogged_axis_note, unplaceable_note)
+from ..core.contract import CHAIN_VIEW_KEY, LOCAL_STEP, fork_point, is_chain_view, is_step, user_config
 from ..core.lineage import CheckpointInfo, RunInfo, Segment
 from ..core.source import Source
 from ..core.stitch import axis_steps, metric_keys, superseded
@@ -39,7 +39,9 @@ from .resolve import labels
 from .run_state import run_state
 from .timelines import FileAxis, RunHistory, abandoned_in, file_axes, first_step, last_step
 
-Used = tuple[str, int, str]  # a used checkpoint: (its producer's key, its step, that step's axis)
+# a used checkpoint: (its producer's key, its step, that step's axis, whether it is a
+# checkpoint proper: by type or metadata step, not only by its checkpoint.json)
+Used = tuple[str, int, str, bool]
 Producers = Mapping[tuple[str | None, str], Used]  # (project or None, "name:label") -> producer
 
 
@@ -190,25 +192,41 @@ def producers(runs: Sequence[FolderRun],
         for c in folder_run.local.valid_checkpoints:
             for label in labels(c, c.name in shared):
                 shift = folder_run.axes[c.segment].shift if c.step_metric == LOCAL_STEP else 0
-                producer = (folder_run.key, c.step + shift, c.step_metric)
+                producer = (folder_run.key, c.step + shift, c.step_metric, c.proper)
                 found[folder_run.local.project, f"{c.name}:{label}"] = producer
                 found.setdefault((None, f"{c.name}:{label}"), producer)
     return found
 
 
+def _why_unplaced(runs: Sequence[FolderRun], shared: Mapping[str, list[str]]) -> dict[str, str]:
+    """``"name:label"`` -> why a run's artifact of that name is no checkpoint, for the notes
+    on its uses; ``"name"`` -> why a use of the collection names no checkpoint here."""
+    why: dict[str, str] = {name: SHARED_COLLECTION for name in shared}
+    for folder_run in runs:
+        for c in folder_run.local.checkpoints:
+            why.setdefault(c.name, "no version of it here has that label; name one that "
+                                   "`runchain tree` lists")
+            if c.step is None and c.reason:
+                why.update((f"{c.name}:{label}", c.reason) for label in labels(c, c.name in shared))
+    return why
+
+
 def edges(runs: Sequence[FolderRun], shared: Mapping[str, list[str]]) -> list[FolderRun]:
     """Each run with the checkpoints it used (its ``use_artifact`` records) that a run of the
-    folder logged, and a note for a used model artifact no run's checkpoint is."""
-    made = producers(runs, shared)
+    folder logged, and one note for each used checkpoint or model that none is
+    (``classify.unplaceable_note``: why, and the fix)."""
+    made, why = producers(runs, shared), _why_unplaced(runs, shared)
     out = []
     for folder_run in runs:
         names = [name for seg in folder_run.segments for _, name in seg.used]  # any type
         project = folder_run.local.project
         used = tuple(made.get((project, name)) or made[None, name]
                      for name in names if (None, name) in made)
-        notes = [unplaceable_note(name) for seg in folder_run.segments
-                 for kind, name in seg.used
-                 if kind == MODEL_TYPE and (None, name) not in made]
+        unplaced = dict.fromkeys(name for seg in folder_run.segments for kind, name in seg.used
+                                 if kind in PROPER_TYPES and (None, name) not in made
+                                 and folder_run.local.breadcrumbs is None)  # else they say
+        notes = [unplaceable_note(name, why.get(name) or why.get(name.partition(":")[0])
+                                  or NOT_HERE) for name in unplaced]
         out.append(dataclasses.replace(folder_run, used=used, unplaced=tuple(notes)))
     return out
 
@@ -252,7 +270,7 @@ def step_axes(runs: Sequence[FolderRun], files: RunFiles,
         declared = [seg.declared_axis for seg in folder_run.segments if seg.declared_axis]
         try:
             metric = run_axis(local.breadcrumbs, [c.step_metric for c in local.valid_checkpoints],
-                              [axis for key, _, axis in folder_run.used if key != folder_run.key],
+                              [axis for key, _, axis, _ in folder_run.used if key != folder_run.key],
                               logs, declared[-1] if declared else None)
             span, notes = None, []
             if metric != LOCAL_STEP:
@@ -289,9 +307,9 @@ def run_info(run: FolderRun, keys: set[str]) -> RunInfo:
     # one per step: a step saved again (resumed in place) has its alias on the newest
     newest = {c.step + (axes[c.segment].shift if on_step else 0): c
               for c in local.valid_checkpoints if c.step_metric == metric}
-    off_axis = [f"checkpoint {c.name}:{c.version} is left out: its step {c.step} is on "
-                f"{c.step_metric}, the run's steps on {metric}"
-                for c in local.valid_checkpoints if c.step_metric != metric]
+    off_axis = left_out_notes([(c.name, c.version, f"its step {c.step} is on {c.step_metric}, "
+                                f"the run's steps on {metric}")
+                               for c in local.valid_checkpoints if c.step_metric != metric])
     checkpoints = tuple(CheckpointInfo(step, c.label, c.version, _checkpoint_timeline(c, step, axes))
                         for step, c in sorted(newest.items()))
     first, last = run.span or (first_step(segments, axes), last_step(segments, axes))
@@ -307,7 +325,9 @@ def run_info(run: FolderRun, keys: set[str]) -> RunInfo:
     return RunInfo(id=run.key, project=segments[0].project, name=named[-1] if named else None,
                    state=run_state(segments[-1], Path(segments[-1].path)),
                    last_step=last, first_step=first, step_metric=metric,
-                   checkpoints=checkpoints, used=tuple((key, step) for key, step, _ in run.used),
+                   checkpoints=checkpoints,
+                   used=tuple((key, step) for key, step, _, proper in run.used if proper),
+                   used_other=tuple((key, step) for key, step, _, proper in run.used if not proper),
                    breadcrumbs=crumbs, entity=local.entity,
                    problems=(*read_breadcrumbs(local.config)[1], *local.problems, *run.notes,
                              *off_axis, *run.unplaced),

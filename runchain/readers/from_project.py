@@ -26,8 +26,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.breadcrumbs import Breadcrumbs, read_breadcrumbs
-from ..core.classify import left_out, run_axis, unlogged_axis_note, unplaceable_note
-from ..core.contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE,
+from ..core.classify import (NOT_HERE, PROPER_TYPES, Classified, left_out_notes, run_axis,
+                             unlogged_axis_note, unplaceable_note)
+from ..core.contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP,
                              SUMMARY_CHECKPOINTS, as_step, checkpoint_label, fork_point,
                              is_chain_view, config_branch_point, config_declared_axis, is_step,
                              step_alias, user_config)
@@ -63,31 +64,32 @@ def _metric_keys(summary: Mapping[str, Any]) -> list[str]:
             and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-def _step_or_note(artifact: Any, where: str, problems: list[str], memo: Memo,
-                  axis: str = LOCAL_STEP) -> tuple[int, str] | None:
-    """(step, its axis) of a checkpoint (``classify``; ``axis`` where its metadata names
-    none), None for any other artifact. A checkpoint whose step cannot be known is left out
-    and named in ``problems``; ``memo`` keeps each ``checkpoint.json`` fetched once."""
+def _classified(artifact: Any, where: str, broken: list[tuple[str, str, str]], memo: Memo,
+                  axis: str = LOCAL_STEP) -> Classified:
+    """``classify`` of a logged artifact (``axis`` where it names none): a checkpoint whose
+    step cannot be known is added to ``broken`` as (collection, version, why), for
+    ``classify.left_out_notes``; ``memo`` keeps each ``checkpoint.json`` fetched once."""
     found = classify_artifact(artifact, where, memo, axis)
     if found.broken:
-        problems.append(left_out(f"{where}/{artifact.name}", found.reason))
-    return None if found.step is None else (found.step, found.step_metric)
+        name, version = artifact.name, artifact.version  # "ckpt:v3", "v3"
+        broken.append((f"{where}/{name.removesuffix(f':{version}')}", version, found.reason))
+    return found
 
 
 def _used(run: Any, where: str, problems: list[str],
-          memo: Memo) -> tuple[tuple[str, int, str], ...]:
-    """(producer run id, local step, its axis) of every checkpoint ``run`` used, as W&B
-    lists them."""
-    used = []
+          memo: Memo) -> tuple[tuple[str, int, str, bool], ...]:
+    """(producer run id, local step, its axis, whether it is a checkpoint proper) of every
+    checkpoint ``run`` used, as W&B lists them; a used checkpoint or model that is none
+    gets one note (``classify.unplaceable_note``)."""
+    used, crumbs = [], CONFIG_KEY in run.config
     for artifact in run.used_artifacts():
-        found = _step_or_note(artifact, where, problems, memo)
-        if found is None and artifact.type == MODEL_TYPE:
-            problems.append(unplaceable_note(artifact.name))
-        if found is None:  # not a checkpoint
-            continue
-        producer = artifact.logged_by()
-        if producer is not None:  # None: W&B knows no run that logged it
-            used.append((producer.id, *found))
+        found = _classified(artifact, where, [], memo)
+        producer = artifact.logged_by() if found.step is not None else None
+        if found.step is not None and producer is not None:
+            used.append((producer.id, found.step, found.step_metric, found.proper))
+        elif artifact.type in PROPER_TYPES and not crumbs:  # breadcrumbs name the parent
+            why = found.reason if found.step is None else NOT_HERE  # no producer: W&B knows none
+            problems.append(unplaceable_note(artifact.name, why))
     return tuple(used)
 
 
@@ -96,17 +98,19 @@ def _logged(run: Any, where: str, problems: list[str], memo: Memo,
     """The checkpoints ``run`` logged, each with its axis, in logging order, a ``checkpoint``
     after a ``model``; one per (axis, step): the newest version of a step winning, a
     ``checkpoint`` over a ``model``, each named by its step alias where it has one.
-    ``declared``: the run's ``define_metric`` axis (``_declared``)."""
+    ``declared``: the run's ``define_metric`` axis for all its metrics (``_declared``)."""
     found: dict[tuple[str, int], tuple[CheckpointInfo, str]] = {}
+    broken: list[tuple[str, str, str]] = []
     axis = declared or LOCAL_STEP  # a plain run's checkpoints count on its declared axis
     for artifact in sorted(run.logged_artifacts(), key=lambda a: a.type == CHECKPOINT_TYPE):
-        step_axis = _step_or_note(artifact, where, problems, memo, axis)
-        if step_axis is not None:
-            step, axis = step_axis
-            found.pop((axis, step), None)  # the newest goes last, as it was logged
-            found[axis, step] = (CheckpointInfo(
+        classified = _classified(artifact, where, broken, memo, axis)
+        if classified.step is not None:
+            step, on = classified.step, classified.step_metric
+            found.pop((on, step), None)  # the newest goes last, as it was logged
+            found[on, step] = (CheckpointInfo(
                 step, checkpoint_label(step, artifact.aliases, artifact.version),
-                artifact.version), axis)
+                artifact.version), on)
+    problems += left_out_notes(broken)
     return tuple(found.values())
 
 
@@ -208,10 +212,29 @@ def _page_configs(page: Any) -> dict[str, dict[str, Any]]:
     return configs
 
 
+def _history_keys(run: Any) -> list[str]:
+    """The metrics ``run`` logged with ``run.log``, from the listed ``historyKeys`` (its
+    summary also holds what was set in ``run.summary`` alone, such as the Trainer's
+    ``train_runtime``); its summary's metrics where the listing has none."""
+    listed = getattr(run, "historyKeys", None)  # a listed field, as wandb names it
+    if isinstance(listed, str):
+        try:
+            listed = json.loads(listed)
+        except ValueError:
+            listed = None
+    keys = listed.get("keys") if isinstance(listed, dict) else None
+    if not isinstance(keys, dict):
+        return _metric_keys(run.summary_metrics)
+    return [k for k in keys if isinstance(k, str) and is_metric(k)]
+
+
 def _declared(run: Any, rawconfig: Mapping[str, Any]) -> str | None:
-    """The step metric a run without breadcrumbs declared with ``define_metric``, from its
-    raw config (``contract.config_declared_axis``); None for a runchain run."""
-    return None if CONFIG_KEY in run.config else config_declared_axis(rawconfig)
+    """The step metric a run without breadcrumbs declared with ``define_metric`` for all the
+    metrics it logged (``_history_keys``), from its raw config
+    (``contract.config_declared_axis``); None for a runchain run."""
+    if CONFIG_KEY in run.config:
+        return None
+    return config_declared_axis(rawconfig, _history_keys(run))
 
 
 def _axis_of(run: Any, walked: Mapping[str, tuple], declared: str | None) -> str:
@@ -219,7 +242,7 @@ def _axis_of(run: Any, walked: Mapping[str, tuple], declared: str | None) -> str
     walk: whether it logged a metric is whether its summary holds it."""
     used, logged, _ = walked.get(run.id, ((), None, []))
     return run_axis(read_breadcrumbs(run.config)[0], [axis for _, axis in logged or ()],
-                    [axis for producer, _, axis in used if producer != run.id],
+                    [axis for producer, _, axis, _ in used if producer != run.id],
                     lambda metric: metric in run.summary_metrics, declared)
 
 
@@ -246,7 +269,9 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
     return RunInfo(id=run.id, project=run.project, name=run.name,
                    state=STATES.get(run.state, "crashed"),
                    last_step=last, checkpoints=checkpoints,
-                   used=tuple((producer, step) for producer, step, _ in used),
+                   used=tuple((producer, step) for producer, step, _, proper in used if proper),
+                   used_other=tuple((producer, step) for producer, step, _, proper in used
+                                    if not proper),
                    breadcrumbs=crumbs, entity=entity, step_metric=axis,
                    first_step=first,
                    problems=(*problems, *walk_problems),
@@ -257,7 +282,7 @@ def _run_info(run: Any, entity: str, walked: Mapping[str, tuple], axis: str,
 def _plain_child(run: Any, walked: Mapping[str, tuple]) -> bool:
     """Whether ``run`` has no breadcrumbs and used a checkpoint of another run."""
     used = walked.get(run.id, ((), None, []))[0]
-    return CONFIG_KEY not in run.config and any(producer != run.id for producer, _, _ in used)
+    return CONFIG_KEY not in run.config and any(producer != run.id for producer, *_ in used)
 
 
 def _starts_at_zero(run: Any) -> bool:

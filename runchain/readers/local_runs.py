@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..core.breadcrumbs import Breadcrumbs
-from ..core.classify import classify, left_out
-from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE,
-                             artifact_name, checkpoint_label)
-from ..errors import RunNotFoundError
+from ..core.classify import classify, left_out_notes
+from ..core.contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE, artifact_name,
+                             checkpoint_json_paths, checkpoint_label, is_step,
+                             several_checkpoint_files)
+from ..errors import CheckpointError, RunNotFoundError
 from ..wandb_io.artifact_files import read_checkpoint_json
 from .record_log import RecordScan, RunFile, iter_records, read_run_file, record_kind
 
@@ -130,6 +131,8 @@ class LocalCheckpoint:
     step: int | None = None  # its local step if it is a checkpoint (classify.classify)
     segment: int = 0  # which of the run's files logged it, oldest first
     step_metric: str = LOCAL_STEP  # the axis ``step`` is on (a framework's global step)
+    proper: bool = True  # a checkpoint by type or metadata step, not only by its checkpoint.json
+    reason: str = ""  # with no step: why it is no checkpoint (classify.classify)
 
     @property
     def label(self) -> str:
@@ -213,23 +216,38 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
     # a plain run's checkpoints count on the axis it declared with define_metric
     declared = [seg.declared_axis for seg in segments if seg.declared_axis]
     axis = declared[-1] if declared and CONFIG_KEY not in config else LOCAL_STEP
+    broken: list[tuple[str, str, str]] = []
     for i, seg in enumerate(segments):
         for a in seg.artifacts:
-            if (a.type not in (CHECKPOINT_TYPE, MODEL_TYPE) and CHECKPOINT_FILE not in a.files
-                    and a.name != artifact_name(run_id)):
+            found_files = checkpoint_json_paths(a.files)
+            if (a.type not in (CHECKPOINT_TYPE, MODEL_TYPE) and not found_files
+                    and not (isinstance(a.metadata, dict) and is_step(a.metadata.get("step"))) and a.name != artifact_name(run_id)):
                 continue  # neither a checkpoint nor what a reference to one could name
             if (a.name, a.digest) not in versions:
                 versions[a.name, a.digest] = f"v{counts.get(a.name, 0)}"
                 counts[a.name] = counts.get(a.name, 0) + 1
             version = versions[a.name, a.digest]
-            where = f"{a.name}:{version} of run {run_id}"
-            found = classify(a.type, a.aliases, a.metadata, lambda: (
-                read_checkpoint_json(a.files[CHECKPOINT_FILE], where)
-                if CHECKPOINT_FILE in a.files else None), axis)
+            found = classify(a.type, a.aliases, a.metadata,
+                             lambda: _state(a.files, found_files,
+                                            f"{a.name}:{version} of run {run_id}"), axis)
             if found.broken:
-                problems.append(left_out(where, found.reason))
+                broken.append((a.name, version, found.reason))
             checkpoints.append(LocalCheckpoint(a.name, a.type, version, a.aliases, a.metadata,
-                                               a.files, found.step, i, found.step_metric))
+                                               a.files, found.step, i, found.step_metric,
+                                               found.proper, found.reason))
+    problems += left_out_notes(broken, of=f" of run {run_id}")
     entity = next((s.entity for s in segments if s.entity), None)
     return LocalRun(run_id, segments[0].project, entity, config, checkpoints, files,
                     incomplete=not all(s.complete for s in segments), problems=problems)
+
+
+def _state(files: dict[str, str], paths: list[str], where: str) -> dict[str, Any] | None:
+    """An artifact's one ``checkpoint.json`` (``paths``, at any depth), read and validated;
+    None when it has none.
+
+    Raises:
+        CheckpointError: it is broken, or there are several (``several_checkpoint_files``).
+    """
+    if len(paths) > 1:
+        raise CheckpointError(several_checkpoint_files(paths))
+    return read_checkpoint_json(files[paths[0]], where) if paths else None

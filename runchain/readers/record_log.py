@@ -188,7 +188,7 @@ class RunFile:
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)  # only if asked for
     exit_code: int | None = None  # None: no exit record (crashed or still running)
     branch_point: tuple[str, float] | None = None  # fork_from / resume_from: (run, _step value)
-    # the step metric the run declared with define_metric: for "*", else for most metrics
+    # the step metric the run declared with define_metric for "*" (contract.declared_axis)
     declared_axis: str | None = None
     host: str | None = None  # the machine that wrote it
     torn: str | None = None  # why reading stopped early, or None

@@ -26,8 +26,8 @@ except ImportError:  # a wandb without that module raises its own errors.Error s
     WandbApiFailedError = wandb.errors.Error
 
 from ..core.classify import Classified, classify
-from ..core.contract import CHECKPOINT_FILE, LOCAL_STEP
-from ..errors import CredentialsError, RunchainError, SourceError
+from ..core.contract import LOCAL_STEP, checkpoint_json_paths, several_checkpoint_files
+from ..errors import CheckpointError, CredentialsError, RunchainError, SourceError
 from .artifact_files import read_checkpoint_json
 from .mode import DEFAULT_BASE_URL, LOGIN_HINT, credential_source
 
@@ -108,17 +108,21 @@ class Memo:
 
 
 def checkpoint_state(artifact: Any, where: str, memo: Memo | None = None) -> dict[str, Any] | None:
-    """The validated ``checkpoint.json`` of a logged artifact, None if it has none: one small
-    download, done once per artifact when a ``memo`` is passed along.
+    """The validated ``checkpoint.json`` of a logged artifact, at any depth in it, None if it
+    has none: its manifest, then one small download, done once per artifact when a ``memo``
+    is passed along.
 
     Raises:
-        CheckpointError: it breaks the contract (not JSON, no valid step).
+        CheckpointError: it breaks the contract (not JSON, no valid step), or it holds
+            several ``checkpoint.json`` files.
     """
     def fetch() -> dict[str, Any] | None:
-        try:
-            entry = artifact.get_entry(CHECKPOINT_FILE)
-        except KeyError:
+        paths = checkpoint_json_paths(map(str, artifact.manifest.entries))  # wandb caches it
+        if len(paths) > 1:
+            raise CheckpointError(several_checkpoint_files(paths))
+        if not paths:
             return None
+        entry = artifact.get_entry(paths[0])
         with tempfile.TemporaryDirectory() as tmp:
             return read_checkpoint_json(entry.download(root=tmp), where)
 
