@@ -19,7 +19,7 @@ from .core.lineage import (CheckpointInfo, RunInfo, RunNode, Segment, Tree, buil
 from .core.source import Source
 from .core.stitch import stitch
 from .errors import (CheckpointError, CheckpointNotFoundError, CredentialsError, CycleError,
-                     ModeError, MetricError, MissingExtraError, ProjectNotFoundError,
+                     ExportError, ModeError, MetricError, MissingExtraError, ProjectNotFoundError,
                      ReferenceSyntaxError, RunchainError, RunFileError, ResumeError,
                      RunNotFoundError, SourceError, SyncError, SyncLockedError)
 from .parallel import ParentFirstError, parent_first
@@ -42,7 +42,8 @@ __all__ = [
     "CheckpointInfo", "RunInfo", "RunNode", "Segment", "Source", "Tree", "build_tree", "chain",
     "chains", "default_wandb_dir", "kept_last_step", "leaves", "open_source", "stitch",
     "ParentFirstError", "parent_first",
-    "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ModeError",
+    "CheckpointError", "CheckpointNotFoundError", "CredentialsError", "CycleError", "ExportError",
+    "ModeError",
     "MetricError", "MissingExtraError", "ProjectNotFoundError", "ReferenceSyntaxError", "RunchainError", "RunFileError",
     "ResumeError", "RunNotFoundError", "SourceError", "SyncError", "SyncLockedError",
 ]

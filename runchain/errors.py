@@ -74,3 +74,9 @@ class CacheError(RunchainError, OSError):
 
 class SyncLockedError(SyncError):
     """Another ``runchain sync`` is syncing the same folder; the message names its process."""
+
+
+class ExportError(RunchainError, OSError):
+    """An export cannot be written where it was asked for (a folder that is not empty, a
+    path that cannot be written); nothing there was changed."""
+

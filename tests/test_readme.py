@@ -11,8 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+import numpy as np
 import pytest
 
+import runchain
 from helpers import isolate, script
 
 pytestmark = pytest.mark.slow  # it makes real runs; see docs/development.md
@@ -101,5 +104,20 @@ def leaf(quickstart):
 def test_looking_at_chains_line_runs(line, quickstart, leaf):
     proc = _run(["bash", "-c", line], quickstart, env={"LEAF": leaf})
     assert proc.returncode == 0, f"{line}\nexited {proc.returncode}:\n{proc.stderr}"
-    if not re.search(r"--csv (?!-)|-o |--output ", line):  # a line writing a file may be quiet
+    if not re.search(r"--csv (?!-)|-o |--output |--parquet ", line):  # a file: may be quiet
         assert proc.stdout.strip(), f"{line} printed nothing"
+
+
+def test_the_readmes_duckdb_query_reads_every_chain_of_an_export(quickstart, tmp_path):
+    """The README's one DuckDB query, as written, over what ``runchain export`` wrote."""
+    (line,) = [line for line in _section("## Looking at chains").splitlines()
+               if line.startswith("duckdb -c ")]
+    query = line.removeprefix("duckdb -c ").strip('"').replace('\\"', '"')
+    out = tmp_path / "chains"
+    assert _run(["runchain", "export", "--parquet", str(out)], quickstart).returncode == 0
+    found = duckdb.sql(query.replace("'chains/", f"'{out}/")).fetchall()
+    source = runchain.open_source(quickstart["cwd"] / "wandb")
+    want = {leaf: float(np.nanmin(source.history(leaf, keys=["loss/00"])["loss/00"]))
+            for leaf in runchain.leaves(source.tree)}
+    assert dict(found) == want and len(want) >= 2
+

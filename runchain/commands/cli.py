@@ -19,52 +19,12 @@ from ..atomic import atomic_open
 from ..core.contract import alias_step, parse_ref
 from ..core.source import Source
 from ..errors import RunchainError
-from ..readers import open_source
 from ..renderers import formats
 from ..version import __version__
 from .cache import cache
+from .export import export, write_parquet
+from .opening import chain_notes, echo, open_runs, source_options, warn_line
 from .watch import watch_options, watched
-
-
-def _echo(line: str, err: bool = False) -> None:
-    """Print one line; its control characters (a newline too) as escapes (``formats.visible``)."""
-    click.echo(formats.visible(line), err=err)
-
-
-def _warn(message, category, filename, lineno, file=None, line=None):
-    _echo(f"warning: {message}", err=True)
-
-
-def _open(dir: str | None, project: str | None, only_project: str | None = None,
-          shown: set[str] | None = None, notes: bool = True) -> Source:
-    """The source, its tree's notes printed (those not ``shown`` yet) unless ``notes`` is
-    False: a command about one chain prints its runs' alone (``_chain_notes``)."""
-    warnings.showwarning = _warn  # one line per warning, never a traceback
-    if dir is not None and project is not None:
-        raise click.UsageError("pass either --dir or --project, not both")
-    if project is not None and only_project is not None:
-        raise click.UsageError("--only-project limits a local folder; a --project is one already")
-    try:
-        source = open_source(dir, project=project, only_project=only_project)
-        for note in source.tree.notes if notes else ():
-            if shown is None or note not in shown:
-                _echo(f"note: {note}", err=True)
-        (shown if shown is not None else set()).update(source.tree.notes)
-        return source
-    except RunchainError as e:
-        raise click.ClickException(str(e)) from None
-
-
-def _chain_notes(source: Source, run_ids: list[str]) -> None:
-    """The notes on the runs of one chain, and how many the tree has on other runs."""
-    tree = source.tree
-    mine = [note for run_id in run_ids for note in tree.run_notes.get(run_id, ())]
-    for note in mine:
-        _echo(f"note: {note}", err=True)
-    others = len(tree.notes) - len(mine)
-    if others:
-        _echo(f"note: {others} more note(s) on runs outside this chain, or on the folder: "
-              f"`runchain tree` shows them", err=True)
 
 
 class _Main(click.Group):
@@ -103,24 +63,13 @@ def main() -> None:
     """
 
 
-def source_options(command):
-    """``--dir`` or ``--project``: where the runs are read from; ``--only-project``: which."""
-    command = click.option("--only-project", default=None, metavar="PROJECT",
-                           help="of a folder holding several W&B projects, only this one's runs "
-                                "[default: all, each run's project shown]")(command)
-    command = click.option("--project", default=None, metavar="ENTITY/PROJECT",
-                           help="read the runs of this W&B project instead (needs credentials)")(command)
-    return click.option("--dir", "dir", type=click.Path(file_okay=False), default=None,
-                        help="wandb/ folder to read [default: $WANDB_DIR/wandb, else ./wandb]")(command)
-
-
 def _live(dir: str | None, project: str | None, only_project: str | None, interval: float,
           draw, last=None) -> None:
     """``--watch``: ``draw`` the folder's runs as they change (``watch.watched``)."""
     if project is not None:
         raise click.UsageError("--watch watches the run files of a local folder, not a W&B "
                                "project; W&B's own pages are live already")
-    watched(lambda shown: _open(dir, None, only_project, shown), draw, interval, last)
+    watched(lambda shown: open_runs(dir, None, only_project, shown), draw, interval, last)
 
 
 @main.command()
@@ -142,19 +91,19 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
         raise click.UsageError("--watch redraws the tree as text lines; drop --json")
     if watching:
         def draw(source):
-            _echo(f"-- {time.strftime('%H:%M:%S')}: {len(source.tree.nodes)} runs --")
+            echo(f"-- {time.strftime('%H:%M:%S')}: {len(source.tree.nodes)} runs --")
             for line in formats.tree_lines(source.tree):
-                _echo(line)
+                echo(line)
             sys.stdout.flush()
         return _live(dir, project, only_project, interval, draw)
-    source = _open(dir, project, only_project)
+    source = open_runs(dir, project, only_project)
     if as_json:
         summaries = source.summaries()  # the histories, for each metric's last value
         runs = [formats.run_json(source.tree, n, summaries[i]) for i, n in source.tree.nodes.items()]
         _echo_json(runs)
         return
     for line in formats.tree_lines(source.tree):
-        _echo(line)
+        echo(line)
 
 
 @main.command()
@@ -165,10 +114,14 @@ def tree(dir: str | None, project: str | None, only_project: str | None, as_json
               "[default: all]")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="write the stitched history to this CSV file ('-' for stdout)")
+@click.option("--parquet", "parquet_path", type=click.Path(dir_okay=False), default=None,
+              help="write the stitched history, with the config keys that differ between "
+                   "runs as columns, to this Parquet file (the parquet extra)")
 @click.option("--json", "as_json", is_flag=True, help="print the chain as JSON: its segments, "
               "and with --metric each metric's first, last, min and max")
 def chain(run_id: str | None, dir: str | None, project: str | None, only_project: str | None,
-          metrics: tuple[str, ...], csv_path: str | None, as_json: bool) -> None:
+          metrics: tuple[str, ...], csv_path: str | None, parquet_path: str | None,
+          as_json: bool) -> None:
     """Show the chain from the root to RUN_ID (or RUN_ID@STEP, cut there too), cut at each
     checkpoint step; with --metric, each metric's first, last, min and max value per run and
     for the chain. RUN_ID may be a run's display name where no other run has it. Without
@@ -181,8 +134,9 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
         runchain chain 1a2b3c4d@599         # the chain ending at that run's step 599
         runchain chain 1a2b3c4d --metric 'loss/*'
         runchain chain 1a2b3c4d --metric loss/00 --csv chain.csv
+        runchain chain 1a2b3c4d --parquet chain.parquet
     """
-    source = _open(dir, project, only_project, notes=run_id is None)
+    source = open_runs(dir, project, only_project, notes=run_id is None)
     if run_id is None:
         _list_leaves(source)
         return
@@ -192,10 +146,12 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
             run_id, at = run_id.partition("@")[0], alias_step(parse_ref(run_id).alias)
         run_id = source.resolve(run_id)
         segments = source.chain(run_id, at)
-        _chain_notes(source, [s.run_id for s in segments])
+        chain_notes(source, [s.run_id for s in segments])
         metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
         columns = (source.history(run_id, keys=metrics or None, last_step=at)
                    if csv_path or metrics else None)
+        if parquet_path is not None:
+            write_parquet(source.arrow(run_id, metrics or None, last_step=at), parquet_path)
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
     shown = formats.chain_json(source.tree, segments, columns if metrics else None)
@@ -203,13 +159,13 @@ def chain(run_id: str | None, dir: str | None, project: str | None, only_project
         _echo_json(shown)
     elif csv_path != "-":
         for line in formats.chain_lines(segments, shown["segments"]):
-            _echo(line)
+            echo(line)
         for line in formats.figure_lines(shown):
-            _echo(line)
+            echo(line)
     if csv_path is not None:
         if metrics:  # say where a metric asked for is missing
             for key, lacking in formats.empty_metrics(columns, segments).items():
-                _echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
+                echo(f"note: metric {key!r} is empty in run(s) {', '.join(lacking)}, "
                       f"which did not log it", err=True)
         _write_csv(columns, csv_path)
 
@@ -223,8 +179,8 @@ def _echo_json(value) -> None:
 def _list_leaves(source: Source) -> None:
     """Every leaf with its depth and global range: the chains there are to show."""
     for line in formats.leaf_lines(source.tree):
-        _echo(line)
-    _echo("show one with: runchain chain <leaf>  (or <run>@<step> for a chain ending "
+        echo(line)
+    echo("show one with: runchain chain <leaf>  (or <run>@<step> for a chain ending "
           "at a checkpoint)", err=True)
 
 
@@ -266,13 +222,13 @@ def report(dir: str | None, project: str | None, only_project: str | None, outpu
         except OSError as e:
             raise click.ClickException(f"cannot write the report to {output}: {e.strerror}; pass "
                                        f"-o a path in an existing, writable folder") from None
-        _echo(f"report: {path.resolve()}" + (f" (written {time.strftime('%H:%M:%S')})" if live else ""))
+        echo(f"report: {path.resolve()}" + (f" (written {time.strftime('%H:%M:%S')})" if live else ""))
 
     if watching:
         # stopped, it is written once more as a plain page, which no longer reloads itself
         return _live(dir, project, only_project, interval, draw,
                      None if static else lambda s: draw(s, live=False))
-    draw(_open(dir, project, only_project))
+    draw(open_runs(dir, project, only_project))
 
 
 @main.command()
@@ -295,7 +251,7 @@ def publish(leaf: str, dir: str | None, project: str | None, only_project: str |
         runchain publish 1a2b3c4d --mode offline
     """
     from .publish import publish as publish_chain
-    source = _open(dir, project, only_project)
+    source = open_runs(dir, project, only_project)
     try:
         metrics = tuple(source.match_metrics(metrics))  # globs: loss/*
         leaf = source.resolve(leaf)  # an id, or a display name only it has
@@ -304,7 +260,7 @@ def publish(leaf: str, dir: str | None, project: str | None, only_project: str |
     except RunchainError as e:
         raise click.ClickException(str(e)) from None
     where = f"offline run in {Path(run.dir).parent}" if run.offline else run.url  # url warns offline
-    _echo(f"published chain-{leaf} as run {run.id}: {where}")
+    echo(f"published chain-{leaf} as run {run.id}: {where}")
 
 
 def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
@@ -319,10 +275,11 @@ def _write_csv(columns: dict[str, np.ndarray], path: str) -> None:
     except OSError as e:
         raise click.ClickException(f"cannot write the CSV to {path}: {e.strerror}; pass --csv "
                                    f"a path in an existing, writable folder (or - for stdout)")
-    _echo(f"wrote {rows} rows to {Path(path)}", err=True)
+    echo(f"wrote {rows} rows to {Path(path)}", err=True)
 
 
 main.add_command(cache)
+main.add_command(export)
 
 
 @main.command("sync")
@@ -356,14 +313,14 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
         runchain sync --jobs 8                       # each run where it was logged
     """
     from . import sync as syncing
-    warnings.showwarning = _warn  # one line per warning, never a traceback
+    warnings.showwarning = warn_line  # one line per warning, never a traceback
     try:
         if dry_run:
             runs = syncing.plan(dir, entity=entity, project=project, only_project=only_project)
             for item in runs:
-                _echo(formats.sync_line(item))
+                echo(formats.sync_line(item))
             edges = sum(item.edge is not None for item in runs)
-            _echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
+            echo(f"dry run: {sum(bool(item.pending) for item in runs)} of {len(runs)} runs "
                   f"to upload, {edges} edges to check; nothing was changed", err=True)
             _left_alone([item for item in runs if item.problem])
             return
@@ -374,12 +331,12 @@ def sync_command(dir: str | None, entity: str | None, project: str | None, dry_r
     uploaded = set(result.uploaded)
     for item in result.runs:
         if item.run_id in uploaded:
-            _echo(f"uploaded {item.run_id}  to {item.entity}/{item.project}")
+            echo(f"uploaded {item.run_id}  to {item.entity}/{item.project}")
         elif item.problem:
-            _echo(formats.sync_line(item))
+            echo(formats.sync_line(item))
     for link in result.links:
-        _echo(f"{link.status} {link.run_id} <- {link.ref}" + (f": {link.reason}" if link.reason else ""))
-    _echo(f"{len(uploaded)} runs uploaded, {len(result.links)} edges checked, "
+        echo(f"{link.status} {link.run_id} <- {link.ref}" + (f": {link.reason}" if link.reason else ""))
+    echo(f"{len(uploaded)} runs uploaded, {len(result.links)} edges checked, "
           f"{len(result.unlinkable)} unlinkable", err=True)
     if result.unlinkable:
         raise click.ClickException(

@@ -12,14 +12,16 @@ import dataclasses
 import difflib
 import fnmatch
 import functools
+import json
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import MetricError
+from ..errors import MetricError, MissingExtraError
 from . import lineage
-from .stitch import INTERNAL, STITCHED, Columns, is_metric, stitch
+from .stitch import (INTERNAL, STITCHED, Columns, is_metric, metric_columns, stitch,
+                     stitched_names)
 
 # (chain segments, metric keys or None for all) -> run id -> columns. Each run's columns hold
 # "_step" and at least the rows up to its segment's cut; extra rows are cut by ``stitch``.
@@ -125,6 +127,30 @@ class Source:
         """
         return _pandas().DataFrame(self.history(leaf, keys, samples))
 
+    def arrow(self, leaf: str, keys: Sequence[str] | None = None,
+              last_step: int | None = None) -> Any:
+        """``history(leaf, keys)`` as a pyarrow ``Table`` (the ``parquet`` extra), columns
+        in ``--csv``'s order: ``global_step``, ``run_id``, ``step``, the metrics as float64
+        (null where a run did not log them), then ``config/<key>`` for each config key whose
+        value differs between the source's runs, each row its run's value.
+
+        Example:
+            >>> import pyarrow.parquet as pq  # doctest: +SKIP
+            >>> pq.write_table(src.arrow("c"), "chain.parquet")
+        """
+        pa = require_pyarrow()
+        columns = self.history(leaf, keys, last_step=last_step)
+        names = stitched_names(columns)
+        order = [names["global_step"], names["run_id"], names["step"], *metric_columns(columns)]
+        table = {k: pa.array(columns[k], from_pandas=True) for k in order}  # NaN -> null
+        chain_runs, row_run = np.unique(columns[names["run_id"]], return_inverse=True)
+        configs = [self.tree.nodes[run_id].info.config for run_id in chain_runs.tolist()]
+        for key, kind in config_columns(self.tree).items():
+            values = pa.array([_config_value(c.get(key), kind) for c in configs],
+                              type=getattr(pa, kind)())
+            table[f"config/{key}"] = values.take(pa.array(row_run))
+        return pa.table(table)
+
     def branches_dataframe(self, root: str, keys: Sequence[str] | None = None,
                            samples: int | None = None) -> Any:
         """Every chain from ``root`` in one ``DataFrame``, a ``leaf`` column naming each
@@ -194,12 +220,64 @@ class Source:
                f"; it has {len(every)} metrics, e.g. {', '.join(every[:5])}"))
 
 
+def config_columns(tree: lineage.Tree) -> dict[str, str]:
+    """The config keys whose value differs between the tree's runs (a run without the key
+    differs too), each with the Arrow type its values share: ``bool_``, ``int64``,
+    ``float64`` or ``string`` (JSON text where they are of several kinds, or not scalars).
+
+    Example:
+        >>> config_columns(tree)  # doctest: +SKIP
+        {'lr': 'float64', 'seed': 'int64'}
+    """
+    configs = [node.info.config for node in tree.nodes.values()]
+    keys = dict.fromkeys(k for config in configs for k in config)
+    missing = object()
+    out = {}
+    for key in keys:
+        values = [config.get(key, missing) for config in configs]
+        if all(_same(v, values[0]) for v in values):
+            continue
+        present = [v for v in values if v is not missing and v is not None]
+        kinds = {bool if isinstance(v, bool) else int if isinstance(v, int) else
+                 float if isinstance(v, float) else str if isinstance(v, str) else object
+                 for v in present}
+        out[key] = ("bool_" if kinds == {bool} else
+                    "int64" if kinds == {int} and all(-2**63 <= v < 2**63 for v in present) else
+                    "float64" if kinds and kinds <= {int, float} else "string")
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two config values are the same: of one type and equal (1 is not 1.0, nor
+    True; a missing key is only itself)."""
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _config_value(value: Any, kind: str) -> Any:
+    """One run's value of a config column of ``kind`` (``config_columns``): itself, or as
+    JSON text in a ``string`` column of values of several kinds."""
+    if value is None or kind != "string" or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def require_pyarrow() -> Any:
+    """The pyarrow module, or ``MissingExtraError`` naming the ``parquet`` extra."""
+    try:
+        import pyarrow
+    except ImportError:
+        raise MissingExtraError("Parquet and Source.arrow need pyarrow (the parquet extra): "
+                                "pip install 'wandb-runchain[parquet]', or from a clone "
+                                "pip install -e '.[parquet]'") from None
+    return pyarrow
+
+
 def _pandas() -> Any:
     try:
         import pandas
     except ImportError:
-        raise ImportError("Source.dataframe needs pandas: pip install pandas, or install "
-                          "runchain with its pandas extra ('.[pandas]')") from None
+        raise MissingExtraError("Source.dataframe needs pandas: pip install pandas, or "
+                                "install runchain with its pandas extra ('.[pandas]')") from None
     return pandas
 
 
