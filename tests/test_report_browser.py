@@ -197,6 +197,53 @@ def test_log_y_and_smoothing_change_the_drawn_series_and_smoothing_zero_is_raw(o
     assert opened.series(0, 2) == raw
 
 
+LOG_LABELS = """() => runchain.charts.filter(u => u).map(u => {
+    const a = u.axes[1];  // uPlot's y axis as drawn: its ticks' values and their labels
+    return a._splits.map((v, k) => [v, a._values[k], u.valToPos(v, 'y')])
+                    .filter(([v, text]) => text != null && text !== '');
+})"""
+
+
+def _assert_log_axes_read(opened):
+    """Every chart's y axis on log: ticks at powers of ten, at most 8 labels, none of them
+    overlapping another (their boxes: the axis font is 12 px high)."""
+    axes = opened.js(LOG_LABELS)
+    assert axes and opened.js("runchain.charts.filter(u => u).every(u => u.scales.y.distr === 3)")
+    for labels in axes:
+        assert 2 <= len(labels) <= 8, labels
+        for value, _, _ in labels:
+            assert value > 0 and math.log10(value) == round(math.log10(value)), labels
+        tops = sorted(pos for _, _, pos in labels)
+        assert all(b - a >= 14 for a, b in zip(tops, tops[1:])), labels
+
+
+def test_log_y_leaves_out_values_at_or_below_zero_and_says_so_with_readable_ticks(opened, site):
+    """accuracy/* starts at 0: on log y it was a RangeError and a blank chart."""
+    leaf = site["grand"]
+    metrics = site["source"].metrics(leaf)
+    opened.js("([leaf, metrics]) => { runchain.select(leaf); runchain.show(metrics); "
+              "runchain.setLog(true); }", [leaf, metrics])
+    _assert_log_axes_read(opened)
+    cols = site["source"].history(leaf)
+    notes = opened.js("() => runchain.charts.map(u => u && u.root.closest('.card')"
+                      ".querySelector('.log-note')?.textContent)")
+    for metric, note in zip(metrics, notes):
+        left = int(np.sum(cols[metric] <= 0))
+        assert note == (f"log y: {left} value{'s' if left != 1 else ''} \u2264 0 left out"
+                        if left else None), metric
+    assert any(notes)  # the demo's accuracy charts hold zeros
+    lo, hi = opened.js("[runchain.charts[0].scales.x.min, runchain.charts[0].scales.x.max]")
+    opened.page.mouse.move(*opened.chart_point(0, lo + (hi - lo) * 0.1))
+    opened.page.mouse.down()
+    opened.page.mouse.move(*opened.chart_point(0, lo + (hi - lo) * 0.2), steps=5)
+    opened.page.mouse.up()
+    _assert_log_axes_read(opened)
+    opened.page.mouse.dblclick(*opened.chart_point(0, (lo + hi) / 2))
+    _assert_log_axes_read(opened)
+    opened.js("runchain.resetZoom()")
+    _assert_log_axes_read(opened)
+
+
 def test_clicking_a_leaf_in_the_tree_map_charts_its_chain(opened, site):
     grand = site["grand"]
     _use_chain(opened, site, grand)  # charts of metrics grand's chain logged (ids are random,

@@ -140,12 +140,31 @@ function factor(ys) {  // divide values this huge (up to +-1e308) so scale arith
   for (const v of ys) if (v != null && Math.abs(v) > big) big = Math.abs(v);
   return big < 1e100 ? 1 : Math.pow(10, Math.floor(Math.log10(big)));
 }
+const decade = e => Number("1e" + Math.max(-300, Math.min(300, e)));  // exactly 10**e
 function yRange(u, min, max) {
+  if (u.scales.y.distr === 3) {  // log: whole decades, so its ticks (logSplits) are powers of ten
+    if (!(min > 0) || !(max > 0)) return [1, 10];  // nothing drawable in view: still a log range
+    const lo = decade(Math.floor(Math.log10(min))), hi = decade(Math.ceil(Math.log10(max)));
+    return [lo, hi > lo ? hi : lo * 10];
+  }
   if (min == null || max == null) return [0, 1];
-  if (u.scales.y.distr === 3) return [min / 1.5, max * 1.5];
   if (min === max) { const p = Math.abs(min) * 0.05 || 0.5; return [min - p, max + p]; }
   const pad = (max / 2 - min / 2) * 0.1;
   return [min - pad, max + pad];
+}
+function logSplits(u, axis, min, max) {  // a log axis's ticks: powers of ten, at most 8 labels
+  const a = Math.ceil(Math.log10(min) - 1e-9), b = Math.floor(Math.log10(max) + 1e-9);
+  if (!(min > 0) || !(b >= a)) return [];
+  const every = Math.ceil((b - a + 1) / 8), out = [];
+  for (let e = a; e <= b; e += every) out.push(decade(e));
+  return out;
+}
+function logNote(body, ys) {  // a log chart leaves out values <= 0, and says how many, in its head
+  let left = 0;
+  for (const v of ys) if (v != null && v <= 0) left++;
+  const head = body.parentNode.querySelector(".card-head");
+  if (state.log && left) head.insertBefore(el("span", {class: "meta log-note"},
+    `log y: ${left} value${left === 1 ? "" : "s"} \u2264 0 left out`), head.children[1]);
 }
 // -- several chains on one chart (branches, compare) ---------------------------------------
 // 20 colours that read apart on white; past 20 chains the branches chart draws every chain

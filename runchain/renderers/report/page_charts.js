@@ -68,6 +68,7 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   card.draw = () => {
     d = chainData(state.leaf, metric); segs = d.segs;
     if (!d.x.length) return empty("this chain");
+    logNote(body, d.y);
     const raw = d.y.map(v => state.log && v <= 0 ? null : v);
     f = state.log ? 1 : factor(raw);
     drawnRaw = raw.map(v => v == null ? null : v / f);
@@ -122,7 +123,8 @@ function chartOptions(metric, f, lo, hi) {  // what every chain chart shares: si
     scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
              y: {distr: state.log ? 3 : 1, range: yRange}},
     axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
-           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f))}],
+           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f)),
+            ...(state.log ? {splits: logSplits} : {})}],
   };
 }
 function trackHover(u) {  // its hover card shows only while the mouse is over it

@@ -28,6 +28,7 @@ function compareData(metric) {  // {lines: [{t: [x, y], color, what}], empty: no
   return {lines, empty: !lines.length};
 }
 function drawCompare(metric, lines, body, tipBox) {  // lines: compareData(metric).lines
+  logNote(body, lines.flatMap(s => Array.from(s.t[1])));
   const data = uPlot.join(lines.map(s => [s.t[0], s.t[1].map(v => state.log && v <= 0 ? null : v)]));
   let f = 1;
   if (!state.log) for (const s of data.slice(1)) f = Math.max(f, factor(s));
