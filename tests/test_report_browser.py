@@ -244,6 +244,48 @@ def test_log_y_leaves_out_values_at_or_below_zero_and_says_so_with_readable_tick
     _assert_log_axes_read(opened)
 
 
+def test_branches_follow_log_y_and_smoothing(opened, site):
+    _use_chain(opened, site, site["grand"])
+    raw = opened.js("runchain.branches.data.slice(1)")
+    opened.js("runchain.setSmoothing(0.9)")
+    smooth = opened.js("runchain.branches.data.slice(1)")
+    assert smooth != raw and [len(s) for s in smooth] == [len(s) for s in raw]
+    opened.js("runchain.setLog(true)")
+    branches = opened.js("""(() => { const u = runchain.branches, a = u.axes[1];
+        return [u.scales.y.distr, a._splits.filter((v, k) => a._values[k] !== '')]; })()""")
+    assert branches[0] == 3 and 2 <= len(branches[1]) <= 8
+    assert all(math.log10(v) == round(math.log10(v)) for v in branches[1])
+
+
+def test_a_charts_y_range_is_set_by_hand_kept_in_the_url_and_back_to_auto(opened, browser, site):
+    _use_chain(opened, site, site["grand"])
+    metric = opened.js("runchain.state.metrics[0]")
+    auto = opened.js("[runchain.charts[0].scales.y.min, runchain.charts[0].scales.y.max]")
+    head = opened.page.locator(".card").first
+    head.locator(".y-range summary").click()
+    head.locator(".y-min").fill("0.1")
+    head.locator(".y-min").dispatch_event("change")
+    head.locator(".y-max").fill("0.5")
+    head.locator(".y-max").dispatch_event("change")
+    assert opened.js("[runchain.charts[0].scales.y.min, runchain.charts[0].scales.y.max]") == [0.1, 0.5]
+    assert opened.js("runchain.charts[1].scales.y.min") != 0.1  # the other charts stay auto
+    url = opened.page.url
+    assert f"y={metric.replace('/', '%2F')}%2C0.1%2C0.5" in url
+    again = Opened(browser, site["report"], hash=url[url.index("#"):])
+    try:
+        assert again.js("[runchain.charts[0].scales.y.min, runchain.charts[0].scales.y.max]") == [0.1, 0.5]
+        assert again.js("document.querySelector('.card .y-min').value") == "0.1"
+        assert again.errors == []
+    finally:
+        again.page.close()
+    opened.js("runchain.setYRange(0, null, 0.5)")  # only the max: the min is auto again
+    y_min = opened.js("runchain.charts[0].scales.y.min")
+    assert y_min == auto[0] and opened.js("runchain.charts[0].scales.y.max") == 0.5
+    opened.js("runchain.setYRange(0, '', '')")
+    assert opened.js("[runchain.charts[0].scales.y.min, runchain.charts[0].scales.y.max]") == auto
+    assert "y=" not in opened.page.url
+
+
 def test_clicking_a_leaf_in_the_tree_map_charts_its_chain(opened, site):
     grand = site["grand"]
     _use_chain(opened, site, grand)  # charts of metrics grand's chain logged (ids are random,
@@ -438,6 +480,32 @@ def test_the_runs_table_sorts_filters_and_shows_each_runs_and_chains_values(open
     assert opened.js("runchain.state.leaf") == site["child"]
 
 
+def test_the_runs_table_shows_the_metric_columns_chosen_in_rows_one_line_high(opened, site):
+    _use_chain(opened, site, site["grand"])
+    headers = lambda: opened.js(  # noqa: E731
+        "[...document.querySelectorAll('.runs th')].map(th => th.textContent.replace(/ [\u25b2\u25bc]$/, ''))")
+    charted = opened.js("runchain.state.metrics")
+    metric_cols = lambda: [h for h in headers() if h.endswith((" last", " min", " max"))]  # noqa: E731
+    assert metric_cols() == [f"{m} {w}" for m in charted for w in ("last", "min", "max")]
+    other = next(m for m in site["source"].metrics() if m not in charted)
+    opened.page.locator(".metric-cols summary").click()
+    opened.page.locator(f".metric-cols input[value='{charted[0]}']").uncheck()
+    opened.page.locator(f".metric-cols input[value='{other}']").check()
+    want = [m for m in site["source"].metrics() if m in (set(charted[1:]) | {other})]
+    assert metric_cols() == [f"{m} {w}" for m in want for w in ("last", "min", "max")]
+    opened.js("runchain.show([runchain.state.metrics[0]])")  # a choice outlives the charts
+    assert metric_cols() == [f"{m} {w}" for m in want for w in ("last", "min", "max")]
+    opened.page.locator(".metric-cols .charted").click()  # back to the charted ones
+    assert metric_cols() == [f"{opened.js('runchain.state.metrics[0]')} {w}" for w in ("last", "min", "max")]
+    heights = opened.js("[...document.querySelectorAll('.runs tbody tr')].map(tr => tr.offsetHeight)")
+    line = opened.js("parseFloat(getComputedStyle(document.querySelector('.runs td')).lineHeight) || 16")
+    assert max(heights) < 2 * line  # every row one line
+    cut = opened.js("""[...document.querySelectorAll('.runs td')].filter(td => td.scrollWidth > td.clientWidth + 1)
+                       .map(td => [td.title, td.textContent])""")
+    assert cut and all(title == text for title, text in cut)  # a cut cell is whole on hover
+    assert any("</script>" in title for title, _ in cut)  # the hostile run's long name
+
+
 def _cards(opened):
     """(section, metrics of its cards) in page order."""
     return opened.js("[...document.querySelectorAll('.metric-section')].map(s => [s.dataset.group, "
@@ -509,6 +577,30 @@ def test_compare_overlays_chains_each_in_its_colour_drawing_shared_rows_once(ope
     assert text.splitlines()[1].startswith("chain to ")
     opened.page.locator(".chips .remove").click()
     assert opened.js("runchain.state.compare") == [] and opened.js("runchain.charts[0].lines") is None
+
+
+def test_hover_on_compared_chains_lists_every_chain_with_its_value_run_and_steps(opened, site):
+    """With 3 chains compared, the card names each: its value at the cursor's global step,
+    its run and that run's local step; the chain of the line under the mouse first."""
+    grand, child, hostile = site["grand"], site["child"], site["hostile"]
+    opened.js("([leaf, m, vs]) => { runchain.select(leaf); runchain.show([m]); runchain.compare(vs); }",
+              [grand, "loss/00", [child, hostile]])
+    at = 35  # grand's chain: root to 19, child to 29 (local 9), grand from 30; child's own
+    entries = opened.js("(x) => runchain.hoverAt(0, x)", at)
+    want = []
+    for leaf in (grand, child, hostile):
+        g, r, local, v = _rows(site, leaf, "loss/00")
+        k = int(np.searchsorted(g, at, side="right")) - 1  # the last row at or before it
+        want.append({"chain": leaf, "value": float(v[k]), "run": str(r[k]), "step": int(local[k]),
+                     "global": int(g[k])})
+    assert entries == want
+    assert entries[0]["run"] == grand and entries[1]["run"] == child and entries[1]["step"] == 35 - 20
+    text = opened.hover(0, at)  # the card shows them all, each chain with its run and step
+    blocks = text.splitlines()[1:]
+    assert len(blocks) == 6 and sum(line.startswith("chain to ") for line in blocks) == 3
+    for e in entries:
+        assert any(f"run {e['run']}" in line and f"local step {e['step']}," in line
+                   for line in blocks), (e, text)
 
 
 def test_a_watched_report_reloads_itself_keeping_its_view_and_asking_no_network(browser, site):

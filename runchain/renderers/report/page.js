@@ -9,10 +9,12 @@ runs.forEach((r, i) => { if (r.parent != null && byId.has(r.parent)) kids[byId.g
 const state = {
   leaf: D.leaves[0] ?? D.allLeaves[0] ?? (runs[0] && runs[0].id),
   metrics: D.shown.slice(), log: false, smooth: 0, x: null, search: "", collapsed: new Set(), compare: [],
+  y: {},  // metric -> [min, max] its chart's y range; null bounds are auto
   root: null, branchMetric: D.shown[0] ?? D.metrics[0] ?? null,
 };
 const api = window.runchain = {data: D, state, charts: [], branches: null, readyAt: null, select, setSmoothing,
-  setLog, setMetric, resetZoom, chainData, compare: ids => compare(ids), show: ms => { state.metrics = ms.slice(); renderCharts(); }};
+  setLog, setMetric, resetZoom, chainData, compare: ids => compare(ids), show: ms => { state.metrics = ms.slice(); renderCharts(); },
+  hoverAt: (i, x) => hoverAt(i, x), setYRange: (i, lo, hi) => setYRange(state.metrics[i], lo, hi)};
 
 // -- helpers -------------------------------------------------------------------------------
 function el(tag, attrs, ...children) {
@@ -159,12 +161,15 @@ function logSplits(u, axis, min, max) {  // a log axis's ticks: powers of ten, a
   for (let e = a; e <= b; e += every) out.push(decade(e));
   return out;
 }
-function logNote(body, ys) {  // a log chart leaves out values <= 0, and says how many, in its head
+function logNote(ys) {  // on log y, what a chart leaves out (its values <= 0), or null
   let left = 0;
   for (const v of ys) if (v != null && v <= 0) left++;
-  const head = body.parentNode.querySelector(".card-head");
-  if (state.log && left) head.insertBefore(el("span", {class: "meta log-note"},
-    `log y: ${left} value${left === 1 ? "" : "s"} \u2264 0 left out`), head.children[1]);
+  return state.log && left ? el("span", {class: "meta log-note"},
+    `log y: ${left} value${left === 1 ? "" : "s"} \u2264 0 left out`) : null;
+}
+function headNote(body, ys) {  // logNote in the head of the card holding body
+  const head = body.parentNode.querySelector(".card-head"), note = logNote(ys);
+  if (note) head.insertBefore(note, head.children[1]);
 }
 // -- several chains on one chart (branches, compare) ---------------------------------------
 // 20 colours that read apart on white; past 20 chains the branches chart draws every chain

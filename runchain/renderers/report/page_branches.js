@@ -26,9 +26,11 @@ function renderBranches() {
       return el("span", {class: "item", onclick: () => select(l)},
         el("span", {class: "swatch", style: `background:${colorOf[k]}`}), label(byId.get(l))); })));
   if (!lines.length) { branchBox.append(el("p", {class: "meta empty"}, `${metric} not logged from this root`)); return; }
-  const data = uPlot.join(lines.map(s => [s.t[0], ema(s.t[1], state.smooth)]));
+  const note = logNote(lines.flatMap(s => Array.from(s.t[1])));  // smoothing and log y as above
+  if (note) branchLegend.append(note);
+  const data = uPlot.join(lines.map(s => [s.t[0], ema(s.t[1].map(v => state.log && v <= 0 ? null : v), state.smooth)]));
   let f = 1;
-  for (const s of data.slice(1)) f = Math.max(f, factor(s));
+  if (!state.log) for (const s of data.slice(1)) f = Math.max(f, factor(s));
   const [lo, hi] = rootExtent(root);  // the whole root, whichever chain is charted above
   const forks = [];  // [global step, value] where a child started from a run of this root
   for (const c of chains) c.segs.slice(0, -1).forEach(s => {  // the parent's row at each cut
@@ -38,9 +40,11 @@ function renderBranches() {
   const btip = el("div", {class: "chart-tip"});
   const u = new uPlot({
     width: Math.max(280, branchBox.clientWidth) - 4, height: 320, legend: {show: false},
-    scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]}, y: {range: yRange}},
+    scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
+             y: {distr: state.log ? 3 : 1, range: yRange}},
     axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
-           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f))}],
+           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f)),
+            ...(state.log ? {splits: logSplits} : {})}],
     series: [{}, ...lines.map(s => ({label: s.what, stroke: s.color, spanGaps: true,
       width: s.leaf != null && s.leaf === state.leaf ? 2 : 1.2}))],
     focus: {alpha: 0.25},
@@ -50,6 +54,7 @@ function renderBranches() {
       draw: [u => {
         const ctx = u.ctx; ctx.save(); ctx.fillStyle = "#000";
         for (const [x, y] of forks) {
+          if (state.log && !(y > 0)) continue;  // off a log axis
           ctx.beginPath(); ctx.arc(u.valToPos(x, "x", true), u.valToPos(y / f, "y", true), 3 * devicePixelRatio, 0, 7); ctx.fill();
         }
         ctx.restore();

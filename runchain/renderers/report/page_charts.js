@@ -4,6 +4,7 @@
 // setAttribute, never as HTML.
 // -- chain charts --------------------------------------------------------------------------
 let syncing = false, hovered = null, runsLater = null;  // hovered: the chart under the mouse
+let openY = null;  // the metric whose y-range box is open
 function shareZoom(u, key) {
   if (key !== "x" || syncing || !api.charts.includes(u)) return;  // not a chart already replaced
   syncing = true;
@@ -52,6 +53,7 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
     save("png", "save this chart as a PNG picture", savePng),
     save("csv", "save the rows this chart draws as CSV",
          v => state.compare.length ? compareCsv(metric) : saveCsv(v, d, smooth, f)),
+    yControl(metric),
     el("button", {type: "button", class: "remove", title: "remove this chart",
       onclick: () => { state.metrics.splice(index, 1); renderCharts(); }}, "\u00d7")), body, tipBox);
   card.style.width = chartSize().width + 10 + "px";  // its size before its chart is drawn
@@ -68,7 +70,7 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   card.draw = () => {
     d = chainData(state.leaf, metric); segs = d.segs;
     if (!d.x.length) return empty("this chain");
-    logNote(body, d.y);
+    headNote(body, d.y);
     const raw = d.y.map(v => state.log && v <= 0 ? null : v);
     f = state.log ? 1 : factor(raw);
     drawnRaw = raw.map(v => v == null ? null : v / f);
@@ -117,11 +119,29 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   return u;
   }
 }
+function yControl(metric) {  // "y": the chart's y range, min and max (empty: auto)
+  const [lo, hi] = state.y[metric] ?? [];
+  const input = (value, which) => el("input", {type: "text", inputmode: "decimal", class: "y-" + which,
+    placeholder: "auto", size: 6, "aria-label": `y ${which}`, value: value ?? null,
+    onchange: () => setYRange(metric, box.querySelector(".y-min").value, box.querySelector(".y-max").value)});
+  const box = el("details", {class: "y-range" + (lo != null || hi != null ? " set" : ""),
+    open: openY === metric ? "" : null,  // still open once the charts redraw with the new range
+    ontoggle: e => { if (e.target.open) openY = metric; else if (openY === metric) openY = null; }},
+    el("summary", {title: "this chart's y range"}, "y"),
+    el("div", {class: "y-pop"}, "min ", input(lo, "min"), " max ", input(hi, "max")));
+  return box;
+}
 function chartOptions(metric, f, lo, hi) {  // what every chain chart shares: size, scales, axes
+  const range = (u, a, b) => {  // auto, or the bounds set for this metric's chart (setYRange)
+    const [min, max] = state.y[metric] ?? [], auto = yRange(u, a, b);
+    const at = (v, k) => v == null || (state.log && v <= 0) ? auto[k] : v / f;
+    const out = [at(min, 0), at(max, 1)];
+    return out[0] < out[1] ? out : auto;
+  };
   return {
     ...chartSize(), legend: {show: false},
     scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
-             y: {distr: state.log ? 3 : 1, range: yRange}},
+             y: {distr: state.log ? 3 : 1, range}},
     axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
            {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f)),
             ...(state.log ? {splits: logSplits} : {})}],
@@ -246,5 +266,10 @@ function setSmoothing(w) {
   state.smooth = w; smoothIn.value = w; smoothOut.textContent = w.toFixed(2);
   renderCharts(); renderBranches();
 }
-function setLog(on) { state.log = on; logBox.checked = on; renderCharts(); }
+function setLog(on) { state.log = on; logBox.checked = on; renderCharts(); renderBranches(); }
+function setYRange(metric, lo, hi) {  // a chart's y range: min and max, a null bound auto
+  lo = bound(lo); hi = bound(hi);
+  if (lo == null && hi == null) delete state.y[metric]; else state.y[metric] = [lo, hi];
+  renderCharts();
+}
 

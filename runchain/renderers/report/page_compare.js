@@ -23,12 +23,12 @@ function compareData(metric) {  // {lines: [{t: [x, y], color, what}], empty: no
   const leaves = compared(), {own, shared} = overlaySeries(leaves, metric);
   const lines = [...[...shared.values()].map(({ri, abandoned, xy}) => ({t: xy, color: SHARED,
       what: `shared: run ${label(ri)}${abandoned ? " (a timeline it abandoned)" : ""}`})),
-    ...leaves.map((l, k) => ({t: own[k], color: CHAIN_COLORS[k % CHAIN_COLORS.length],
+    ...leaves.map((l, k) => ({t: own[k], color: CHAIN_COLORS[k % CHAIN_COLORS.length], leaf: l,
                               what: `chain to ${label(byId.get(l))}`}))].filter(s => s.t[0].length);
   return {lines, empty: !lines.length};
 }
 function drawCompare(metric, lines, body, tipBox) {  // lines: compareData(metric).lines
-  logNote(body, lines.flatMap(s => Array.from(s.t[1])));
+  headNote(body, lines.flatMap(s => Array.from(s.t[1])));
   const data = uPlot.join(lines.map(s => [s.t[0], s.t[1].map(v => state.log && v <= 0 ? null : v)]));
   let f = 1;
   if (!state.log) for (const s of data.slice(1)) f = Math.max(f, factor(s));
@@ -46,10 +46,9 @@ function drawCompare(metric, lines, body, tipBox) {  // lines: compareData(metri
       setCursor: [u => {
         const i = u.cursor.idx;
         if (i == null || u.cursor.left < 0 || u !== hovered) { tipBox.style.display = "none"; return; }
-        const best = nearestSeries(u, i);  // the line nearest the cursor names its chain
-        if (best < 0) { tipBox.style.display = "none"; return; }
-        tipBox.textContent = [metric, lines[best - 1].what, `global step ${steps(u.data[0][i])}`,
-          `value ${num(u.data[best][i] * f)}`].join("\n");
+        const best = nearestSeries(u, i);  // the chain of the line nearest the cursor comes first
+        const first = best > 0 ? lines[best - 1].leaf : null;
+        tipBox.textContent = hoverText(metric, hoverEntries(metric, u.data[0][i], first));
         tipBox.style.display = "block";
         placeBeside(tipBox, u);
       }],
@@ -71,3 +70,27 @@ function compareCsv(metric) {  // every compared chain's rows as drawn, with its
   }
   download(new Blob([out.join("\n") + "\n"], {type: "text/csv"}), fileName(metric, "csv"));
 }
+function hoverEntries(metric, x, first = null) {  // each charted chain's row at global step x
+  // (the last it drew at or before x): [{chain, value, run, step, global}], ``first``'s first
+  const leaves = compared().filter(l => l !== first);
+  if (first != null && compared().includes(first)) leaves.unshift(first);
+  const out = [];
+  for (const l of leaves) {
+    const d = chainData(l, metric);
+    let lo = 0, hi = d.x.length - 1, k = -1;
+    while (lo <= hi) { const m = (lo + hi) >> 1; if (d.x[m] <= x) { k = m; lo = m + 1; } else hi = m - 1; }
+    if (k < 0) continue;
+    const r = runs[d.run[k]];
+    out.push({chain: l, value: d.y[k], run: r.id, step: d.x[k] - r.offset, global: d.x[k]});
+  }
+  return out;
+}
+function hoverText(metric, entries) {  // the hover card: one block per chain
+  return [metric, ...entries.map(e => `chain to ${label(byId.get(e.chain))}: ${num(e.value)}\n` +
+    `  run ${label(byId.get(e.run))}, local step ${steps(e.step)}, global step ${steps(e.global)}`)].join("\n");
+}
+function hoverAt(i, x) {  // test API: the hover card's entries on chart i at global step x
+  const u = api.charts[i];
+  return u ? hoverEntries(u.metric, x) : null;
+}
+

@@ -9,15 +9,29 @@
 // between runs, each a column the checkboxes switch on and off.
 const configKeys = [...new Set(runs.flatMap(r => Object.keys(r.config)))].sort()
   .filter(k => runs.some(r => r.config[k] !== runs[0].config[k]));
-const table = {sort: null, desc: false, filter: "", keys: new Set(configKeys.slice(0, 6))};
+const table = {sort: null, desc: false, filter: "", keys: new Set(configKeys.slice(0, 6)),
+               metrics: null};  // the metrics with columns: null follows the charted ones
 const runsBox = el("div", {class: "table-wrap"});
 const filterIn = el("input", {type: "search", class: "runs-filter", placeholder: "filter rows\u2026",
   oninput: e => { table.filter = e.target.value; renderRuns(); }});
 const keyPicks = el("span", {class: "config-keys"}, ...configKeys.map(k => el("label", null,
   el("input", {type: "checkbox", value: k, checked: table.keys.has(k) ? "" : null,
     onchange: e => { e.target.checked ? table.keys.add(k) : table.keys.delete(k); renderRuns(); }}), " " + k)));
-runsHolder.append(el("div", {class: "toolbar"}, el("label", null, "filter ", filterIn),
+const metricCols = el("div", {class: "col-pop"});  // its checkboxes follow the charted metrics
+const metricPick = el("details", {class: "metric-cols"},
+  el("summary", {title: "which metrics have last, min and max columns"}, "metric columns"), metricCols);
+const tableMetrics = () => table.metrics ?? state.metrics.filter((m, k) => state.metrics.indexOf(m) === k);
+runsHolder.append(el("div", {class: "toolbar"}, el("label", null, "filter ", filterIn), metricPick,
   configKeys.length ? el("span", null, "config: ", keyPicks) : null), runsBox);
+function renderMetricPicks() {
+  const shown = new Set(tableMetrics());
+  metricCols.replaceChildren(
+    el("button", {type: "button", class: "charted", onclick: () => { table.metrics = null; renderRuns(); }},
+       "the charted ones"),
+    ...D.metrics.map(m => el("label", null, el("input", {type: "checkbox", value: m, checked: shown.has(m) ? "" : null,
+      onchange: e => { const now = new Set(tableMetrics()); e.target.checked ? now.add(m) : now.delete(m);
+                       table.metrics = D.metrics.filter(x => now.has(x)); renderRuns(); }}), " " + m)));
+}
 function runStats(ri, metric) {  // [last, min, max] of a run's logged values, or null
   const mi = D.metrics.indexOf(metric);
   let last = null, at = -Infinity, lo = Infinity, hi = -Infinity;
@@ -49,7 +63,7 @@ function tableColumns() {  // [name, cell(row) -> [sort value, text or node]]
     ["local steps", r => [r.first, r.local]], ["global steps", r => [r.gfirst, r.global]],
     ["state", r => [r.state, r.state]], ["checkpoints", r => [r.nck, r.checkpoints]],
     ["differs", r => [r.differs, r.differs]]];  // from its parent and siblings (report/data.py)
-  for (const m of state.metrics) ["last", "min", "max"].forEach((what, k) =>
+  for (const m of tableMetrics()) ["last", "min", "max"].forEach((what, k) =>
     cols.push([`${m} ${what}`, r => { const st = r.stats(m); return [st ? st[k] : null, st ? short(st[k]) : ""]; }]));
   const asSort = v => v === "" || isNaN(Number(v)) ? v : Number(v);  // config values are JSON text
   for (const key of configKeys) if (table.keys.has(key)) cols.push([key, r => [asSort(r.config[key] ?? ""), r.config[key] ?? ""]]);
@@ -78,6 +92,7 @@ function tableRows() {
   return rows;
 }
 function renderRuns() {
+  renderMetricPicks();
   const cols = tableColumns(), needle = table.filter.trim().toLowerCase();
   let rows = tableRows().map(r => ({r, cells: cols.map(([, cell]) => cell(r))}));
   if (needle) rows = rows.filter(({cells}) => cells.some(([, shown]) =>
@@ -97,7 +112,8 @@ function renderRuns() {
     name, name === table.sort ? (table.desc ? " \u25bc" : " \u25b2") : ""));
   runsBox.replaceChildren(el("table", null, el("thead", null, el("tr", null, ...head)),
     el("tbody", null, ...rows.map(({r, cells}) => el("tr", {class: r.cls, "data-row": r.id, onclick: () => select(r.select)},
-      ...cells.map(([, shown], k) => el("td", {class: cols[k][0] === "state" ? "state-" + r.state : null}, shown)))))));
+      ...cells.map(([, shown], k) => el("td", {class: cols[k][0] === "state" ? "state-" + r.state : null,
+        title: shown instanceof Node ? shown.textContent : String(shown)}, shown)))))));  // whole on hover
 }
 
 // -- start ---------------------------------------------------------------------------------
@@ -108,6 +124,7 @@ function markReady() {  // the first chart is drawn; data-ready lets a test wait
 }
 
 // The URL's hash keeps the view: #view?chain=<leaf>&vs=<leaf>&m=<metric>&m=...&smooth=0.6&log=1&x=lo,hi
+// &y=<metric>,<min>,<max> (a chart's y range; an empty bound is auto)
 // (URLSearchParams), rewritten as it changes; opening the file with it restores that view.
 let restoring = false;
 function readView() {
@@ -116,7 +133,15 @@ function readView() {
   return {chain: q.get("chain"), compare: q.getAll("vs").filter(l => byId.has(l)),
           metrics: q.getAll("m").filter(m => D.metrics.includes(m)),
           smooth: Math.min(0.99, Math.max(0, +q.get("smooth") || 0)), log: q.get("log") === "1",
-          x: x.length === 2 && x.every(Number.isFinite) && x[0] < x[1] ? x : null};
+          x: x.length === 2 && x.every(Number.isFinite) && x[0] < x[1] ? x : null,
+          y: Object.fromEntries(q.getAll("y").map(v => {  // the metric may hold commas: split from the end
+            const parts = v.split(","), hi = parts.pop(), lo = parts.pop();
+            return [parts.join(","), [bound(lo), bound(hi)]];
+          }).filter(([m, r]) => D.metrics.includes(m) && r.some(b => b != null)))};
+}
+function bound(text) {  // a y bound as typed: a finite number, else null (auto)
+  const v = text == null || String(text).trim() === "" ? NaN : Number(text);
+  return Number.isFinite(v) ? v : null;
 }
 function saveView() {
   if (restoring || state.leaf == null) return;
@@ -126,13 +151,14 @@ function saveView() {
   if (state.smooth) q.set("smooth", state.smooth);
   if (state.log) q.set("log", "1");
   if (state.x) q.set("x", state.x.map(v => +v.toPrecision(10)).join(","));
+  for (const [m, [lo, hi]] of Object.entries(state.y)) q.append("y", [m, lo ?? "", hi ?? ""].join(","));
   history.replaceState(null, "", "#view?" + q);
 }
 function applyView(view) {
   restoring = true;
   if (view && byId.has(view.chain)) state.leaf = view.chain;
   if (view && view.metrics.length) state.metrics = view.metrics;
-  if (view) state.compare = view.compare;
+  if (view) { state.compare = view.compare; state.y = view.y; }
   if (view) { state.smooth = view.smooth; smoothIn.value = view.smooth; smoothOut.textContent = view.smooth.toFixed(2);
               state.log = view.log; logBox.checked = view.log; }
   if (state.leaf != null) select(state.leaf, view && view.x);
