@@ -28,7 +28,8 @@ from .cache_entry import (CacheEntry, CacheWarning, DamagedEntry, Grid, cache_di
 from .cache_folder import not_a_folder, prune
 from .grown import resume
 from .local_runs import never_started
-from .record_log import IncompleteRunWarning, RunFile, read_run_file
+from .record_log import TORN_TAIL, IncompleteRunWarning, RunFile, read_run_file
+from .run_state import run_state
 from .timelines import FileAxis, Part, RunHistory
 
 PARALLEL_BYTES = 8 << 20  # decode in a process pool when this much is not cached yet
@@ -137,7 +138,9 @@ class RunFiles:
         # files that hold no run (a wandb.init that never started): left out with a note
         self.unstarted = {path for path, run in self.runs.items() if never_started(run)}
         for path in cold + grown_now:  # once per version of a file: a cached one warned when read
-            if self.runs[path].torn and path not in self.unstarted:  # else noted so
+            run = self.runs[path]  # a live run's file ends inside a record between flushes
+            live = run.torn and run.torn.startswith(TORN_TAIL) and run_state(run, path) == "running"
+            if run.torn and path not in self.unstarted and not live:
                 warnings.warn(f"{path}: {self.runs[path].torn}; read the records before it and "
                               f"marked the run incomplete", IncompleteRunWarning, stacklevel=3)
         if cold:

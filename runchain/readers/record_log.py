@@ -51,6 +51,7 @@ class RecordScan:
 _SEEDS = {kind: zlib.crc32(bytes((kind,))) for kind in (FULL, FIRST, MIDDLE, LAST)}
 READ_BLOCKS = 32  # blocks read at a time: the file is never held whole
 UNDECODABLE = "undecodable record"  # RunFile.torn: a CRC-valid record does not parse
+TORN_TAIL = "file ends inside"  # RunFile.torn of a file cut short: as a live run's often is
 
 
 def scan_records(data: bytes, path: str = "<bytes>") -> RecordScan:
