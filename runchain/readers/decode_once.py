@@ -138,9 +138,10 @@ class RunFiles:
         # files that hold no run (a wandb.init that never started): left out with a note
         self.unstarted = {path for path, run in self.runs.items() if never_started(run)}
         for path in cold + grown_now:  # once per version of a file: a cached one warned when read
-            run = self.runs[path]  # a live run's file ends inside a record between flushes
-            live = run.torn and run.torn.startswith(TORN_TAIL) and run_state(run, path) == "running"
-            if run.torn and path not in self.unstarted and not live:
+            read = self.runs[path]  # a live run's file ends inside a record between flushes
+            torn = read.torn or ""
+            live = torn.startswith(TORN_TAIL) and run_state(read, path) == "running"
+            if torn and path not in self.unstarted and not live:
                 warnings.warn(f"{path}: {self.runs[path].torn}; read the records before it and "
                               f"marked the run incomplete", IncompleteRunWarning, stacklevel=3)
         if cold:
