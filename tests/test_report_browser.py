@@ -9,6 +9,7 @@ import io
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -284,6 +285,34 @@ def test_a_charts_y_range_is_set_by_hand_kept_in_the_url_and_back_to_auto(opened
     opened.js("runchain.setYRange(0, '', '')")
     assert opened.js("[runchain.charts[0].scales.y.min, runchain.charts[0].scales.y.max]") == auto
     assert "y=" not in opened.page.url
+
+
+def test_a_chain_longer_than_the_palette_keeps_its_first_runs_apart_then_draws_dashed(
+        browser, tmp_path, monkeypatch):
+    """24 runs in one chain (written by ``bench_read.make_deep``): its first 20 runs have 20
+    colours; the 4 after repeat colours and are drawn again, dashed, and only those."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_read
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cache"))
+    folder = bench_read.make_deep(tmp_path, depth=24, steps=20, metrics=1)
+    source = runchain.open_source(folder)
+    leaf = runchain.leaves(source.tree)[0]
+    page = Opened(browser, write_report(source, tmp_path / "deep.html"))
+    try:
+        chain = [s.run_id for s in source.chain(leaf)]
+        colors = page.js("(ids) => ids.map(id => runchain.data.runs.find(r => r.id === id).color)", chain)
+        assert len(set(colors[:20])) == 20 and colors[20:] == colors[:4]
+        series = page.js("""(() => { const u = runchain.charts[0];
+            return u.series.slice(1).map((s, k) => [s.dash ?? null, u.data[k + 1]]); })()""")
+        assert [dash for dash, _ in series] == [None, None, [6, 4], [6, 4]]
+        drawn = page.js("runchain.chainData(runchain.state.leaf, runchain.state.metrics[0])")
+        ids = page.js("runchain.data.runs.map(r => r.id)")
+        late = {i for i, r in enumerate(drawn["run"]) if chain.index(ids[r]) >= 20}
+        assert late and all((v is not None) == (i in late) for i, v in enumerate(series[2][1]))
+        assert all((v is not None) == (i not in late) for i, v in enumerate(series[0][1]))
+        assert page.errors == []
+    finally:
+        page.page.close()
 
 
 def test_clicking_a_leaf_in_the_tree_map_charts_its_chain(opened, site):

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from ...core import lineage
 from ...core.source import Source
 from ...core.stitch import stitch, stitched_names
-from .palette import run_colors
+from .palette import PALETTE, run_colors
 
 POINT_BUDGET = 240_000  # points in the whole file, every run and metric (about 4 MB)
 MIN_RUN_POINTS = 64  # per run and metric however many runs there are: 31 buckets' min and max
@@ -226,7 +226,7 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
     seconds after which the page reloads itself (``--watch``), with the time it was written."""
     tree = source.tree
     order = list(tree.nodes)
-    colors = run_colors(order)
+    colors = run_colors(order, {r: tree.nodes[r].parent_run for r in order})
     data = read_pieces(source, metrics)
     abandoned: dict[str, dict[str, Any]] = {}  # run -> its timelines a child branched from
     for (run_id, k), series in data.items():
@@ -264,6 +264,7 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
             "metrics": list(metrics), "shown": list(shown), "leaves": list(leaves),
             "allLeaves": lineage.leaves(tree), "roots": list(tree.roots), "runs": described,
             "reload": reload, "written": time.strftime("%H:%M:%S") if reload else None,
+            "palette": len(PALETTE),  # a chain's runs past this many repeat colours: dashed
             "runPoints": MIN_RUN_POINTS if not metrics else
             max(MIN_RUN_POINTS, POINT_BUDGET // max(1, len(order) * len(metrics)))}
 

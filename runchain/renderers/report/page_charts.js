@@ -80,10 +80,20 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   return card;
   function draw() {
   const [lo, hi] = state.x ?? extent(segs);
+  // a chain of more runs than colours: its runs from the (D.palette + 1)th on repeat the
+  // colours of the first ones, so their rows are drawn again, dashed, in series 3 and 4
+  const at = new Map(segs.map((s, k) => [s.run, k])), late = d.run.map(ri => at.get(ri) >= D.palette);
+  const split = late.some(Boolean) ? (ys, want) => ys.map((v, k) => late[k] === want ? v : null) : null;
+  const lines = split ? [split(drawnRaw, false), split(smooth, false), split(drawnRaw, true), split(smooth, true)]
+                      : [drawnRaw, smooth];
   const u = new uPlot({
     ...chartOptions(metric, f, lo, hi),
     series: [{}, {label: "raw", stroke: stroke(segs, state.smooth > 0 ? "40" : ""), width: 1, spanGaps: true},
-             {label: "smoothed", stroke: stroke(segs, ""), width: 1.5, spanGaps: true, show: state.smooth > 0}],
+             {label: "smoothed", stroke: stroke(segs, ""), width: 1.5, spanGaps: true, show: state.smooth > 0},
+             ...(split ? [{label: "raw, later runs", stroke: stroke(segs, state.smooth > 0 ? "40" : ""), width: 1,
+                           spanGaps: true, dash: [6, 4]},
+                          {label: "smoothed, later runs", stroke: stroke(segs, ""), width: 1.5, spanGaps: true,
+                           dash: [6, 4], show: state.smooth > 0}] : [])],
     cursor: {sync: {key: "rc-chain"}, drag: {x: true, y: false}, points: {show: false},
              bind: {dblclick: () => () => { resetZoom(); return null; }}},
     hooks: {
@@ -113,7 +123,7 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
         tipBox.style.top = (y > u.height / 2 ? y - tipBox.offsetHeight - 14 : y + 14) + "px";
       }],
     },
-  }, [d.x, drawnRaw, smooth], body);
+  }, [d.x, ...lines], body);
   trackHover(u);
   u.metric = metric; u.factor = f; u.chainRuns = d.run;
   return u;

@@ -43,7 +43,9 @@ document.body.append(header, metricList,
   el("h2", {id: "tree"}, "Tree of runs on the global step axis"),
   el("p", {class: "hint"}, "Each bar is a run from its first to its last global step; ticks are " +
     "checkpoints" + (runs.some(r => r.abandoned.length) ? " (dashed: saved in rows a later resume " +
-    "in place or rewind replaced)" : "") + "; the faint part is what no chain keeps; \u2715 marks " +
+    "in place or rewind replaced)" : "") + "; the faint part is what no chain keeps; runs off " +
+    "the charted chain are dimmed. Colour is a run: no two runs of one chain share one (past " +
+    D.palette + " runs, the charts draw the later ones dashed). \u2715 marks " +
     "a crashed or failed run, \u25b6 a running one. Hover for details; click a run to chart the " +
     "chain that ends there."),
   treeBox,

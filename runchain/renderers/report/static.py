@@ -84,7 +84,7 @@ def build_static(source: Source, metrics: Sequence[str], leaves: Sequence[str]) 
     """
     tree = source.tree
     order = _order(tree)
-    colors = run_colors(order)
+    colors = run_colors(order, {r: tree.nodes[r].parent_run for r in order})
     every_leaf = lineage.leaves(tree)
     leaves = list(leaves)
     metrics = list(metrics)
