@@ -657,6 +657,43 @@ def test_a_watched_report_reloads_itself_keeping_its_view_and_asking_no_network(
         opened.page.close()
 
 
+def test_a_watched_report_follows_the_newest_run_and_never_counts_a_starting_one_as_a_root(
+        browser, site, tmp_path, monkeypatch):
+    """With no chain in the URL, "follow newest" is on: a run that starts during the watch
+    becomes the charted chain at the next reload. Its file names no parent yet, so it is
+    "starting", not a root. Choosing a chain turns following off."""
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cache"))
+    copy = tmp_path / "wandb"
+    shutil.copytree(site["dir"], copy)
+    live = tmp_path / "live.html"
+    write_report(runchain.open_source(copy), live, reload=1.0)
+    opened = Opened(browser, live, paused=True)
+    try:
+        newest = max(runchain.leaves(runchain.open_source(copy).tree),
+                     key=lambda l: runchain.open_source(copy).tree.nodes[l].info.started)
+        assert opened.js("[runchain.state.follow, document.querySelector('.follow').checked]") == [True, True]
+        assert opened.js("runchain.state.leaf") == newest
+        roots = len(runchain.open_source(copy).tree.roots)
+        path = plain_run(copy, [{"loss/00": 1.0 / (i + 1)} for i in range(5)])  # a run starts
+        path.write_bytes(path.read_bytes()[:-100])  # still being written: no exit record yet
+        shutil.rmtree(path.parent / "logs")  # no writer to ask: its fresh file says running
+        started = path.name[4:-6]
+        source = runchain.open_source(copy)
+        assert source.tree.nodes[started].info.state == "starting"
+        write_report(source, live, reload=1.0)
+        with opened.page.expect_navigation():
+            opened.page.clock.run_for(1000)
+        opened.page.wait_for_selector("html[data-ready]", state="attached")
+        assert opened.js("runchain.state.leaf") == started
+        header = opened.js("document.querySelector('header .meta, .meta').innerText")
+        assert f"{roots} root(s), 1 starting" in header
+        opened.page.select_option(".chain-pick", newest)  # the user's choice: following stops
+        assert opened.js("[runchain.state.follow, runchain.state.leaf]") == [False, newest]
+        assert "follow=0" in opened.page.url and opened.errors == []
+    finally:
+        opened.page.close()
+
+
 def test_a_run_resumed_in_place_is_drawn_from_its_own_rows_and_its_childs_chain_from_the_old(
         browser, tmp_path, monkeypatch):
     """root logs 0-39 and saves root@29; a child starts from root@29; root is then resumed in

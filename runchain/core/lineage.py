@@ -76,7 +76,8 @@ class RunInfo:
     id: str
     project: str | None
     name: str | None
-    state: str  # "finished", "failed", "crashed" or "running"
+    state: str  # "finished", "failed", "crashed", "running", or "starting": running for
+    # seconds and naming no parent yet, which it may still do (``readers.from_folder``)
     last_step: int | None  # last local step logged (inclusive), None if no rows
     checkpoints: tuple[CheckpointInfo, ...] = ()
     used: tuple[tuple[str, int], ...] = ()  # (producer run id, local checkpoint step), in use order

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -322,8 +323,11 @@ def run_info(run: FolderRun, keys: set[str]) -> RunInfo:
         crumbs = dataclasses.replace(crumbs, parent_run=parent(crumbs.parent_run))
     fork = fork_point(run.run_id, *(segments[0].branch_point or (None, None)))
     named = [s.name for s in segments if s.name]  # a resume in place may give no name: kept
+    state = run_state(segments[-1], Path(segments[-1].path))
+    if state == "running" and crumbs is None and not run.used and fork is None and _new(segments):
+        state = "starting"  # its breadcrumbs or use_artifact record may not be written yet
     return RunInfo(id=run.key, project=segments[0].project, name=named[-1] if named else None,
-                   state=run_state(segments[-1], Path(segments[-1].path)),
+                   state=state,
                    last_step=last, first_step=first, step_metric=metric,
                    checkpoints=checkpoints,
                    used=tuple((key, step) for key, step, _, proper in run.used if proper),
@@ -335,6 +339,17 @@ def run_info(run: FolderRun, keys: set[str]) -> RunInfo:
                    config=user_config(local.config), started=segments[0].start_time,
                    timelines=tuple((seg.start_time, axis.start) for seg, axis in zip(segments, axes))
                    if on_step and len(segments) > 1 else ())
+
+
+STARTING = 30.0  # seconds: two of wandb's 15 s flushes, by when a run's config is in its file
+
+
+def _new(segments: Sequence[RunFile]) -> bool:
+    """Whether a run of one file began less than ``STARTING`` seconds ago: a run that names
+    no parent yet may be a child whose breadcrumbs or ``use_artifact`` record are not
+    flushed yet, so it is "starting", not a root (``runchain report --watch``)."""
+    began = segments[0].start_time
+    return len(segments) == 1 and began is not None and time.time() - began < STARTING
 
 
 def open_folder(root: str | os.PathLike, only_project: str | None = None) -> Source:

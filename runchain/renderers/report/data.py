@@ -241,7 +241,7 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
         kept = max((tree.nodes[c].parent_step for c in node.children), default=info.last_step)
         url = source.urls.get(run_id)
         described.append({
-            "id": run_id, "name": info.name or "", "state": info.state,
+            "id": run_id, "name": info.name or "", "state": info.state, "started": info.started,
             "parent": node.parent_run, "parentStep": node.parent_step,
             "offset": node.global_offset, "firstStep": lineage.first_local_step(node),
             "lastStep": info.last_step, "kept": kept,

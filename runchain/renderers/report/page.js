@@ -10,11 +10,14 @@ const state = {
   leaf: D.leaves[0] ?? D.allLeaves[0] ?? (runs[0] && runs[0].id),
   metrics: D.shown.slice(), log: false, smooth: 0, x: null, search: "", collapsed: new Set(), compare: [],
   y: {},  // metric -> [min, max] its chart's y range; null bounds are auto
+  follow: false,  // --watch: chart the newest leaf's chain at each reload
   root: null, branchMetric: D.shown[0] ?? D.metrics[0] ?? null,
 };
-const api = window.runchain = {data: D, state, charts: [], branches: null, readyAt: null, select, setSmoothing,
+const api = window.runchain = {data: D, state, charts: [], branches: null, readyAt: null,
+  select: id => pick(id), setSmoothing,
   setLog, setMetric, resetZoom, chainData, compare: ids => compare(ids), show: ms => { state.metrics = ms.slice(); renderCharts(); },
-  hoverAt: (i, x) => hoverAt(i, x), setYRange: (i, lo, hi) => setYRange(state.metrics[i], lo, hi)};
+  hoverAt: (i, x) => hoverAt(i, x), setYRange: (i, lo, hi) => setYRange(state.metrics[i], lo, hi),
+  setFollow: on => setFollow(on)};
 
 // -- helpers -------------------------------------------------------------------------------
 function el(tag, attrs, ...children) {

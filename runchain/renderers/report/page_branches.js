@@ -23,7 +23,7 @@ function renderBranches() {
       "hover a line to bring it forward. " : "Colour: each chain, named by its leaf (in the charts above, a run). ",
     "Dark grey: rows several chains share."),
     ...(many ? [] : drawn.map(l => { const k = leaves.indexOf(l);
-      return el("span", {class: "item", onclick: () => select(l)},
+      return el("span", {class: "item", onclick: () => pick(l)},
         el("span", {class: "swatch", style: `background:${colorOf[k]}`}), label(byId.get(l))); })));
   if (!lines.length) { branchBox.append(el("p", {class: "meta empty"}, `${metric} not logged from this root`)); return; }
   const note = logNote(lines.flatMap(s => Array.from(s.t[1])));  // smoothing and log y as above

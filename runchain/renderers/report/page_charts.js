@@ -267,6 +267,19 @@ function select(id, x = null) {  // x: the step range to zoom to (default the wh
   state.root = root; rootPick.value = root;  // its chain is drawn wider there
   if (api.readyAt == null) setTimeout(renderBranches, 0); else renderBranches();  // after the charts
 }
+function pick(id) {  // a chain the user chose: following the newest stops
+  if (state.follow) setFollow(false);
+  select(id);
+}
+function newestLeaf() {  // the leaf that started last (as listed where no start is known)
+  let best = null, at = -Infinity;
+  for (const l of D.allLeaves) { const t = runs[byId.get(l)].started ?? -Infinity; if (t >= at) { at = t; best = l; } }
+  return best;
+}
+function setFollow(on) {  // --watch: chart the newest leaf's chain at each reload
+  state.follow = on; followBox.checked = on;
+  if (on && newestLeaf() != null && newestLeaf() !== state.leaf) select(newestLeaf()); else saveView();
+}
 function setMetric(i, metric) {
   if (!D.metrics.includes(metric)) return false;
   state.metrics[i] = metric; renderCharts();

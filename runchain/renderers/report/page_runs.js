@@ -111,7 +111,7 @@ function renderRuns() {
     title: "sort by " + name, onclick: () => { table.desc = table.sort === name && !table.desc; table.sort = name; renderRuns(); }},
     name, name === table.sort ? (table.desc ? " \u25bc" : " \u25b2") : ""));
   runsBox.replaceChildren(el("table", null, el("thead", null, el("tr", null, ...head)),
-    el("tbody", null, ...rows.map(({r, cells}) => el("tr", {class: r.cls, "data-row": r.id, onclick: () => select(r.select)},
+    el("tbody", null, ...rows.map(({r, cells}) => el("tr", {class: r.cls, "data-row": r.id, onclick: () => pick(r.select)},
       ...cells.map(([, shown], k) => el("td", {class: cols[k][0] === "state" ? "state-" + r.state : null,
         title: shown instanceof Node ? shown.textContent : String(shown)}, shown)))))));  // whole on hover
 }
@@ -134,6 +134,7 @@ function readView() {
           metrics: q.getAll("m").filter(m => D.metrics.includes(m)),
           smooth: Math.min(0.99, Math.max(0, +q.get("smooth") || 0)), log: q.get("log") === "1",
           x: x.length === 2 && x.every(Number.isFinite) && x[0] < x[1] ? x : null,
+          follow: q.has("follow") ? q.get("follow") === "1" : null,
           y: Object.fromEntries(q.getAll("y").map(v => {  // the metric may hold commas: split from the end
             const parts = v.split(","), hi = parts.pop(), lo = parts.pop();
             return [parts.join(","), [bound(lo), bound(hi)]];
@@ -150,6 +151,7 @@ function saveView() {
   for (const m of state.metrics) q.append("m", m);
   if (state.smooth) q.set("smooth", state.smooth);
   if (state.log) q.set("log", "1");
+  if (D.reload) q.set("follow", state.follow ? "1" : "0");
   if (state.x) q.set("x", state.x.map(v => +v.toPrecision(10)).join(","));
   for (const [m, [lo, hi]] of Object.entries(state.y)) q.append("y", [m, lo ?? "", hi ?? ""].join(","));
   history.replaceState(null, "", "#view?" + q);
@@ -157,6 +159,10 @@ function saveView() {
 function applyView(view) {
   restoring = true;
   if (view && byId.has(view.chain)) state.leaf = view.chain;
+  // --watch: follow the newest leaf unless the URL pins a chain and says not to
+  state.follow = !!D.reload && (view?.follow ?? !(view && byId.has(view.chain)));
+  followBox.checked = state.follow;
+  if (state.follow && newestLeaf() != null) state.leaf = newestLeaf();
   if (view && view.metrics.length) state.metrics = view.metrics;
   if (view) { state.compare = view.compare; state.y = view.y; }
   if (view) { state.smooth = view.smooth; smoothIn.value = view.smooth; smoothOut.textContent = view.smooth.toFixed(2);

@@ -6,7 +6,7 @@
 const nChains = D.allLeaves.length;
 document.title = "runchain report: " + D.where;
 const header = el("header", null, el("h1", null, "runchain report"),
-  el("p", {class: "meta"}, `${runs.length} runs, ${D.roots.length} root(s), ${nChains} chain(s), ` +
+  el("p", {class: "meta"}, `${runs.length} runs, ${rootCount()}, ${nChains} chain(s), ` +
     `${D.metrics.length} metric(s), read from `, el("code", null, D.where), `; runchain ${D.version}`),
   D.reload ? el("p", {class: "meta live"}, `live: written at ${D.written}, reloads every ${D.reload} s ` +
     "while runchain report --watch runs") : null,
@@ -15,7 +15,8 @@ const header = el("header", null, el("h1", null, "runchain report"),
     onclick: e => { e.preventDefault(); document.getElementById(s).scrollIntoView(); }}, s))));
 const metricList = el("datalist", {id: "rc-metrics"}, ...D.metrics.map(m => el("option", {value: m})));
 const treeBox = el("div", {class: "treemap"});
-const chainPick = el("select", {class: "chain-pick", onchange: e => select(e.target.value)});
+const chainPick = el("select", {class: "chain-pick", onchange: e => pick(e.target.value)});
+const followBox = el("input", {type: "checkbox", class: "follow", onchange: e => setFollow(e.target.checked)});
 const comparePick = el("select", {class: "compare-pick", "aria-label": "compare with",
   onchange: e => { if (e.target.value) compare([...state.compare, e.target.value]); }});
 const compareChips = el("span", {class: "chips"});
@@ -51,6 +52,8 @@ document.body.append(header, metricList,
   treeBox,
   el("h2", {id: "chains"}, "Chain"),
   el("div", {class: "toolbar"}, el("label", null, "chain to ", chainPick),
+    D.reload ? el("label", {title: "chart the chain of the newest leaf each time the page reloads"},
+                  followBox, " follow newest") : null,
     el("label", null, "compare with ", comparePick), compareChips,
     el("label", null, logBox, " log y"),
     el("label", null, "smoothing ", smoothIn, " ", smoothOut),
@@ -104,7 +107,7 @@ function renderTree() {
       g.append(svg("path", {d: `M${cx},${p * lane + lane / 2}V${y + lane / 2}H${X(start)}`,
         stroke: r.color, fill: "none", class: "link"}));
     }
-    const mark = {crashed: "\u2715", failed: "\u2715", running: "\u25b6"}[r.state];
+    const mark = {crashed: "\u2715", failed: "\u2715", running: "\u25b6", starting: "\u25b7"}[r.state];
     if (mark || labels) {
       const t = svg("text", {x: X(end) + 3, y: y + lane / 2, "dominant-baseline": "central",
         class: mark ? "state-" + r.state : ""});
@@ -129,7 +132,7 @@ function renderTree() {
   root.addEventListener("mouseleave", hideTip);
   root.addEventListener("click", e => {
     const i = Math.floor((e.clientY - root.getBoundingClientRect().top) / lane);
-    if (i >= 0 && i < n) select(runs[i].id);
+    if (i >= 0 && i < n) pick(runs[i].id);
   });
   treeBox.replaceChildren(root);
 }
@@ -137,5 +140,9 @@ function differing(i) {  // config keys whose value is not the same in every run
   const out = {}, cfg = runs[i].config;
   for (const k of Object.keys(cfg)) if (runs.some(r => r.config[k] !== cfg[k])) out[k] = cfg[k];
   return out;
+}
+function rootCount() {  // "2 root(s)", and the runs just starting, which may still name a parent
+  const starting = D.roots.filter(r => runs[byId.get(r)].state === "starting").length;
+  return `${D.roots.length - starting} root(s)` + (starting ? `, ${starting} starting` : "");
 }
 
