@@ -162,12 +162,13 @@ function applyView(view) {
   // --watch: follow the newest leaf unless the URL pins a chain and says not to
   state.follow = !!D.reload && (view?.follow ?? !(view && byId.has(view.chain)));
   followBox.checked = state.follow;
-  if (state.follow && newestLeaf() != null) state.leaf = newestLeaf();
+  const followed = state.follow && newestLeaf() != null && newestLeaf() !== state.leaf;
+  if (followed) state.leaf = newestLeaf();  // a new chain: the old one's zoom is not kept
   if (view && view.metrics.length) state.metrics = view.metrics;
   if (view) { state.compare = view.compare; state.y = view.y; }
   if (view) { state.smooth = view.smooth; smoothIn.value = view.smooth; smoothOut.textContent = view.smooth.toFixed(2);
               state.log = view.log; logBox.checked = view.log; }
-  if (state.leaf != null) select(state.leaf, view && view.x);
+  if (state.leaf != null) select(state.leaf, view && !followed ? view.x : null);
   restoring = false;
   saveView();
 }
