@@ -212,8 +212,9 @@ def _assert_log_axes_read(opened):
     assert axes and opened.js("runchain.charts.filter(u => u).every(u => u.scales.y.distr === 3)")
     for labels in axes:
         assert 2 <= len(labels) <= 8, labels
-        for value, _, _ in labels:
+        for value, text, _ in labels:
             assert value > 0 and math.log10(value) == round(math.log10(value)), labels
+            assert float(text) == pytest.approx(value, rel=1e-3), labels  # a label says its tick
         tops = sorted(pos for _, _, pos in labels)
         assert all(b - a >= 14 for a, b in zip(tops, tops[1:])), labels
 
@@ -242,6 +243,8 @@ def test_log_y_leaves_out_values_at_or_below_zero_and_says_so_with_readable_tick
     opened.page.mouse.dblclick(*opened.chart_point(0, (lo + hi) / 2))
     _assert_log_axes_read(opened)
     opened.js("runchain.resetZoom()")
+    _assert_log_axes_read(opened)
+    opened.js("runchain.setYRange(0, 1e-6, 1)")  # 7 decades: no room to label each
     _assert_log_axes_read(opened)
 
 

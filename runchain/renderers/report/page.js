@@ -157,6 +157,9 @@ function yRange(u, min, max) {
   const pad = (max / 2 - min / 2) * 0.1;
   return [min - pad, max + pad];
 }
+// a y axis's labels, values divided by f (factor); uPlot passes null for a tick it leaves
+// unlabelled (a log axis with no room for every decade), which stays blank, never "0"
+const yLabels = f => (u, vs) => vs.map(v => v == null ? "" : short(v * f));
 function logSplits(u, axis, min, max) {  // a log axis's ticks: powers of ten, at most 8 labels
   const a = Math.ceil(Math.log10(min) - 1e-9), b = Math.floor(Math.log10(max) + 1e-9);
   if (!(min > 0) || !(b >= a)) return [];

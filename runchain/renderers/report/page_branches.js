@@ -43,7 +43,7 @@ function renderBranches() {
     scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
              y: {distr: state.log ? 3 : 1, range: yRange}},
     axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
-           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f)),
+           {size: 72, label: metric, values: yLabels(f),
             ...(state.log ? {splits: logSplits} : {})}],
     series: [{}, ...lines.map(s => ({label: s.what, stroke: s.color, spanGaps: true,
       width: s.leaf != null && s.leaf === state.leaf ? 2 : 1.2}))],

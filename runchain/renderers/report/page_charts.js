@@ -153,7 +153,7 @@ function chartOptions(metric, f, lo, hi) {  // what every chain chart shares: si
     scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
              y: {distr: state.log ? 3 : 1, range}},
     axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
-           {size: 72, label: metric, values: (u, vs) => vs.map(v => short(v * f)),
+           {size: 72, label: metric, values: yLabels(f),
             ...(state.log ? {splits: logSplits} : {})}],
   };
 }
