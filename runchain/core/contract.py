@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from ..errors import CheckpointError, ReferenceSyntaxError
 
@@ -138,12 +138,25 @@ def checkpoint_json_paths(names: Iterable[str]) -> list[str]:
     return [n for n in names if n == CHECKPOINT_FILE or n.endswith("/" + CHECKPOINT_FILE)]
 
 
-def several_checkpoint_files(paths: Sequence[str]) -> str:
-    """Why an artifact holding several ``checkpoint.json`` files is no checkpoint."""
-    shown = ", ".join(sorted(paths)[:4]) + (", ..." if len(paths) > 4 else "")
-    return (f"it holds {len(paths)} {CHECKPOINT_FILE} files ({shown}), and runchain does not "
+def checkpoint_file(names: Iterable[str]) -> str | None:
+    """The path of an artifact's one ``checkpoint.json`` (``checkpoint_json_paths``), None
+    when it holds none.
+
+    Raises:
+        CheckpointError: it holds several; runchain does not guess which one is meant.
+
+    Example:
+        >>> checkpoint_file(["weights.pt", "step-20/checkpoint.json"]), checkpoint_file([])
+        ('step-20/checkpoint.json', None)
+    """
+    paths = checkpoint_json_paths(names)
+    if len(paths) > 1:
+        shown = ", ".join(sorted(paths)[:4]) + (", ..." if len(paths) > 4 else "")
+        raise CheckpointError(
+            f"it holds {len(paths)} {CHECKPOINT_FILE} files ({shown}), and runchain does not "
             f"guess which one is the checkpoint's; keep one, or log the step in its metadata "
             f"(metadata={{\"step\": N}}); see docs/contract.md")
+    return paths[0] if paths else None
 
 
 def config_declared_axis(config: Mapping[str, Any], logged: Iterable[str] = ()) -> str | None:

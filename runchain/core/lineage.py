@@ -228,11 +228,12 @@ def build_tree(runs: Iterable[RunInfo]) -> Tree:
                                 depth=depths[run_id], children=tuple(children.get(run_id, ())),
                                 fork=run_id in forks, continues=run_id in continuing,
                                 parent_timeline=branched.get(run_id))
-    run_notes: dict[str, tuple[str, ...]] = {}
-    for run_id, note in notes:
-        run_notes[run_id] = (*run_notes.get(run_id, ()), f"run {run_id}: {note}")
-    return Tree(nodes=nodes, roots=tuple(roots),
-                notes=tuple(f"run {run_id}: {note}" for run_id, note in notes), run_notes=run_notes)
+    said = [(run_id, f"run {run_id}: {note}") for run_id, note in notes]
+    run_notes: dict[str, list[str]] = collections.defaultdict(list)
+    for run_id, note in said:
+        run_notes[run_id].append(note)
+    return Tree(nodes=nodes, roots=tuple(roots), notes=tuple(note for _, note in said),
+                run_notes={run_id: tuple(kept) for run_id, kept in run_notes.items()})
 
 
 def _depth_first(roots: Iterable[str], children: Mapping[str, Sequence[str]]) -> Iterator[str]:

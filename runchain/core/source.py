@@ -145,11 +145,16 @@ class Source:
         table = {k: pa.array(columns[k], from_pandas=True) for k in order}  # NaN -> null
         chain_runs, row_run = np.unique(columns[names["run_id"]], return_inverse=True)
         configs = [self.tree.nodes[run_id].info.config for run_id in chain_runs.tolist()]
-        for key, kind in config_columns(self.tree).items():
+        for key, kind in self._config_kinds.items():
             values = pa.array([_config_value(c.get(key), kind) for c in configs],
                               type=getattr(pa, kind)())
             table[f"config/{key}"] = values.take(pa.array(row_run))
         return pa.table(table)
+
+    @functools.cached_property
+    def _config_kinds(self) -> dict[str, str]:
+        """``config_columns`` of the tree, found once: an export asks it of every chain."""
+        return config_columns(self.tree)
 
     def branches_dataframe(self, root: str, keys: Sequence[str] | None = None,
                            samples: int | None = None) -> Any:

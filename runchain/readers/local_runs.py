@@ -18,9 +18,8 @@ from typing import Any
 from ..core.breadcrumbs import Breadcrumbs
 from ..core.classify import classify, left_out_notes
 from ..core.contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP, MODEL_TYPE, artifact_name,
-                             checkpoint_json_paths, checkpoint_label, is_step,
-                             several_checkpoint_files)
-from ..errors import CheckpointError, RunNotFoundError
+                             checkpoint_file, checkpoint_json_paths, checkpoint_label, is_step)
+from ..errors import RunNotFoundError
 from ..wandb_io.artifact_files import read_checkpoint_json
 from .record_log import RecordScan, RunFile, iter_records, read_run_file, record_kind
 
@@ -219,8 +218,7 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
     broken: list[tuple[str, str, str]] = []
     for i, seg in enumerate(segments):
         for a in seg.artifacts:
-            found_files = checkpoint_json_paths(a.files)
-            if (a.type not in (CHECKPOINT_TYPE, MODEL_TYPE) and not found_files
+            if (a.type not in (CHECKPOINT_TYPE, MODEL_TYPE) and not checkpoint_json_paths(a.files)
                     and not (isinstance(a.metadata, dict) and is_step(a.metadata.get("step"))) and a.name != artifact_name(run_id)):
                 continue  # neither a checkpoint nor what a reference to one could name
             if (a.name, a.digest) not in versions:
@@ -228,8 +226,8 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
                 counts[a.name] = counts.get(a.name, 0) + 1
             version = versions[a.name, a.digest]
             found = classify(a.type, a.aliases, a.metadata,
-                             lambda: _state(a.files, found_files,
-                                            f"{a.name}:{version} of run {run_id}"), axis)
+                             lambda: _state(a.files, f"{a.name}:{version} of run {run_id}"),
+                             axis)
             if found.broken:
                 broken.append((a.name, version, found.reason))
             checkpoints.append(LocalCheckpoint(a.name, a.type, version, a.aliases, a.metadata,
@@ -241,13 +239,12 @@ def merge_segments(run_id: str, files: list[Path], segments: list[RunFile]) -> L
                     incomplete=not all(s.complete for s in segments), problems=problems)
 
 
-def _state(files: dict[str, str], paths: list[str], where: str) -> dict[str, Any] | None:
-    """An artifact's one ``checkpoint.json`` (``paths``, at any depth), read and validated;
-    None when it has none.
+def _state(files: dict[str, str], where: str) -> dict[str, Any] | None:
+    """An artifact's one ``checkpoint.json`` (``contract.checkpoint_file``), read and
+    validated; None when it has none.
 
     Raises:
-        CheckpointError: it is broken, or there are several (``several_checkpoint_files``).
+        CheckpointError: it is broken, or there are several.
     """
-    if len(paths) > 1:
-        raise CheckpointError(several_checkpoint_files(paths))
-    return read_checkpoint_json(files[paths[0]], where) if paths else None
+    path = checkpoint_file(files)
+    return read_checkpoint_json(files[path], where) if path else None

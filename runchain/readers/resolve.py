@@ -20,8 +20,8 @@ import wandb
 
 from ..core.breadcrumbs import Breadcrumbs
 from ..core.contract import (CHECKPOINT_FILE, CHECKPOINT_TYPE, LATEST, MODEL_TYPE, CheckpointRef,
-                             alias_step, checkpoint_json_paths, checkpoint_label, parse_ref,
-                             several_checkpoint_files, step_alias)
+                             alias_step, checkpoint_file, checkpoint_label, parse_ref,
+                             step_alias)
 from ..errors import CheckpointError, CheckpointNotFoundError, RunNotFoundError
 from ..training.checkpoints import Checkpoint
 from ..wandb_io.api import checkpoint_state, classify_artifact, entity_of, open_api, wandb_requests
@@ -106,13 +106,15 @@ def _load_local(ref: CheckpointRef, wandb_dir: str | os.PathLike) -> Checkpoint:
         raise CheckpointNotFoundError(
             f"{e}. Run {ref.run_id} was logged online, so W&B holds checkpoints of it that its "
             f"local run files do not record: resolve it on W&B with --mode online") from None
-    paths = checkpoint_json_paths(found.files)  # at any depth, as the readers take it
-    if len(paths) != 1:
+    try:
+        path = checkpoint_file(found.files)  # at any depth, as the readers take it
+    except CheckpointError as e:
+        raise CheckpointError(f"checkpoint {ref}: {e}") from None
+    if path is None:
         raise CheckpointError(
-            f"checkpoint {ref}: {several_checkpoint_files(paths)}" if paths else
             f"checkpoint {ref} has no {CHECKPOINT_FILE} (it holds {sorted(found.files)[:8]}); "
             f"every checkpoint needs one with the local step")
-    state = read_checkpoint_json(found.files[paths[0]], str(ref))
+    state = read_checkpoint_json(found.files[path], str(ref))
     step = state["step"]
     _check_metadata(found.metadata, step, str(ref))
     # pinned to a label the checkpoint really has: step-<s> for runchain's own, else vN

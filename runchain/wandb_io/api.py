@@ -26,8 +26,8 @@ except ImportError:  # a wandb without that module raises its own errors.Error s
     WandbApiFailedError = wandb.errors.Error
 
 from ..core.classify import Classified, classify
-from ..core.contract import LOCAL_STEP, checkpoint_json_paths, several_checkpoint_files
-from ..errors import CheckpointError, CredentialsError, RunchainError, SourceError
+from ..core.contract import LOCAL_STEP, checkpoint_file
+from ..errors import CredentialsError, RunchainError, SourceError
 from .artifact_files import read_checkpoint_json
 from .mode import DEFAULT_BASE_URL, LOGIN_HINT, credential_source
 
@@ -117,12 +117,10 @@ def checkpoint_state(artifact: Any, where: str, memo: Memo | None = None) -> dic
             several ``checkpoint.json`` files.
     """
     def fetch() -> dict[str, Any] | None:
-        paths = checkpoint_json_paths(map(str, artifact.manifest.entries))  # wandb caches it
-        if len(paths) > 1:
-            raise CheckpointError(several_checkpoint_files(paths))
-        if not paths:
+        path = checkpoint_file(map(str, artifact.manifest.entries))  # wandb caches it
+        if path is None:
             return None
-        entry = artifact.get_entry(paths[0])
+        entry = artifact.get_entry(path)
         with tempfile.TemporaryDirectory() as tmp:
             return read_checkpoint_json(entry.download(root=tmp), where)
 
