@@ -81,6 +81,8 @@ if axis:  # W&B's own way to put every metric on a step of the user's
 saves = {s["at"]: s for s in spec.get("saves", [])}
 for i in range(spec["n"]):
     row = {"loss": spec.get("base", 0.0) + i}
+    for key, (first, every) in spec.get("also", {}).items():  # logged on every row, no axis
+        row[key] = first + every * i
     if axis:
         row[axis] = spec["axis0"] + spec["every"] * i
     if "first" in spec:
@@ -205,7 +207,8 @@ def scripted(wandb_dir: Path, project: str, n: int, **spec: object) -> str:
     step ``first``; with ``axis``, ``define_metric("*", step_metric=axis)`` and the axis
     logged as ``axis0 + every * i``; ``saves``: ``[{"at": i, "type", "name"}]`` artifacts
     holding ``checkpoint.json`` with the row's step on the run's axis, type ``"log_model"``
-    for ``run.log_model``. Each has the alias ``step-<step>``."""
+    for ``run.log_model``. Each has the alias ``step-<step>``. ``also``: ``{key: [first,
+    every]}``, each logged on every row as ``first + every * i`` (no define_metric)."""
     return _python(_SCRIPTED, wandb_dir, json.dumps(dict(spec, project=project, n=n)))["id"]
 
 

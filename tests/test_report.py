@@ -231,7 +231,7 @@ def test_a_chain_through_an_abandoned_checkpoint_gets_that_timeline_s_rows(wandb
     just_started = [dataclasses.replace(i, last_step=None) if i.id == child else i
                     for i in source.runs if i.id != grandchild]
     pieces = read_pieces(dataclasses.replace(source, runs=just_started), data["metrics"])
-    assert pieces[root, source.chain(child)[0].timeline] == old["series"]
+    assert pieces[root, source.chain(child)[0].timeline]["series"] == old["series"]
     static = build_report(source, static=True)  # its fan draws root both ways
     assert f"chains from {root}" in static and "<td>9, 49  abandoned 19, 29, 39</td>" in static
 

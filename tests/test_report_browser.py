@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import runchain
+from foreign import append_use_artifact, run_files, scripted
 from helpers import do_run, isolate, plain_run
 from runchain.renderers.report import write_report
 
@@ -624,7 +625,7 @@ def test_hover_on_compared_chains_lists_every_chain_with_its_value_run_and_steps
         g, r, local, v = _rows(site, leaf, "loss/00")
         k = int(np.searchsorted(g, at, side="right")) - 1  # the last row at or before it
         want.append({"chain": leaf, "value": float(v[k]), "run": str(r[k]), "step": int(local[k]),
-                     "global": int(g[k])})
+                     "global": int(g[k]), "x": int(g[k])})  # x on the page's axis: global
     assert entries == want
     assert entries[0]["run"] == grand and entries[1]["run"] == child and entries[1]["step"] == 35 - 20
     text = opened.hover(0, at)  # the card shows them all, each chain with its run and step
@@ -633,6 +634,99 @@ def test_hover_on_compared_chains_lists_every_chain_with_its_value_run_and_steps
     for e in entries:
         assert any(f"run {e['run']}" in line and f"local step {e['step']}," in line
                    for line in blocks), (e, text)
+
+
+@pytest.fixture(scope="module")
+def axes_site(tmp_path_factory):
+    """Plain wandb runs logging ``tokens`` and ``epoch`` on every row: a root of 30 rows
+    saving checkpoints at steps 9 and 19; child A resumed from 19, logging both; child B
+    from 9, logging neither. The report of the three."""
+    with pytest.MonkeyPatch.context() as mp:
+        base = tmp_path_factory.mktemp("axes")
+        wdir = isolate(mp, base)
+        root = scripted(wdir, "axes", 30, also={"tokens": [512, 512], "epoch": [0.0, 0.1]},
+                        saves=[{"at": 9, "type": "checkpoint", "name": "ck"},
+                               {"at": 19, "type": "checkpoint", "name": "ck"}])
+        a = scripted(wdir, "axes", 20, base=100.0,
+                     also={"tokens": [512 * 21, 512], "epoch": [2.0, 0.1]})
+        append_use_artifact(run_files(wdir, a)[-1], "ck:step-19")
+        b = scripted(wdir, "axes", 10, base=200.0)
+        append_use_artifact(run_files(wdir, b)[-1], "ck:step-9")
+        source = runchain.open_source(wdir)
+        assert source.tree.notes == () and source.tree.nodes[a].parent_step == 19
+        yield {"source": source, "report": write_report(source, base / "axes.html"),
+               "root": root, "A": a, "B": b}
+
+
+def test_each_x_axis_starts_and_ends_the_chain_where_its_rows_do(browser, axes_site):
+    """The global step, each run's local step, wall time, relative time (hours since the
+    chain's first row, the time between runs left out) and a metric logged on every row:
+    on each, the chain's first and last x are its rows', and resume lines sit where the
+    child's rows start (local step: where the parent was cut)."""
+    o = Opened(browser, axes_site["report"])
+    try:
+        a, root = axes_site["A"], axes_site["root"]
+        o.js("([leaf]) => { runchain.select(leaf); runchain.show(['loss']); }", [a])
+        cols = axes_site["source"].history(a, keys=["loss", "_timestamp", "tokens"])
+        t, run_id, local = cols["_timestamp"], cols["run_id"], cols["step"]
+        first = {r: int(np.flatnonzero(run_id == r)[0]) for r in (root, a)}
+        last = {r: int(np.flatnonzero(run_id == r)[-1]) for r in (root, a)}
+        hours = sum(t[last[r]] - t[first[r]] for r in (root, a)) / 3600
+        want = {"global": ([0, 39], [20]), "local": ([0, 19], [19]),
+                "wall": ([t[0], t[-1]], [t[first[a]]]),
+                "relative": ([0, hours], [(t[last[root]] - t[0]) / 3600]),
+                "tokens": ([512, 512 * 40], [512 * 21])}
+        assert o.js("runchain.state.xAxis") == "global"
+        for axis, ((lo, hi), cuts) in want.items():
+            assert o.js("(n) => runchain.setXAxis(n)", axis) == axis
+            xs = o.js("runchain.charts[0].chainX")  # each point's x, in chain order
+            label = o.js("runchain.charts[0].axes[0].label")
+            assert label == {"global": "global step", "local": "local step", "wall": "wall time",
+                             "relative": "relative time"}.get(axis, axis)
+            if axis == "local":  # x goes back at the resume: one line per run
+                assert xs[:20] == list(range(20)) and xs[20:] == list(range(20))
+                assert len(o.js("runchain.charts[0].series")) == 1 + 2 * 2
+            else:
+                assert xs == sorted(xs) and len(o.js("runchain.charts[0].series")) == 3
+            assert xs[0] == pytest.approx(lo, abs=1e-6) and max(xs) == pytest.approx(hi, abs=1e-6)
+            assert o.js("runchain.cutsOf(0)") == pytest.approx(cuts, abs=1e-6), axis
+            assert f"xaxis={axis}" in o.page.url or axis == "global"
+        # the scale spans the chain; hover names the row and its x
+        o.js("runchain.setXAxis('tokens')")
+        assert o.js("[runchain.charts[0].scales.x.min, runchain.charts[0].scales.x.max]") == [512, 512 * 40]
+        card = o.hover(0, 512 * 25)
+        assert f"run {a}" in card and "local step 4" in card and "tokens 12800" in card
+        # a reload keeps the axis; a chain that did not log tokens on every row says so
+        o.page.reload(); o.page.wait_for_selector("html[data-ready]", state="attached")
+        assert o.js("[runchain.state.xAxis, runchain.charts[0].axes[0].label]") == ["tokens"] * 2
+        o.js("(b) => runchain.select(b)", axes_site["B"])
+        assert o.js("runchain.charts[0].axes[0].label") == "global step"
+        assert "tokens is not logged on every row of this chain" in o.page.inner_text(".x-note")
+        assert o.js("runchain.branches.axes[0].label") == "global step"  # B's root has it not
+        assert o.errors == []
+    finally:
+        o.page.close()
+
+
+def test_compared_chains_and_branches_share_the_x_axis(browser, axes_site):
+    """Compare and branches draw on the page's axis; on the local step each run is its own
+    line, and the hover card gives each chain's row at that x."""
+    o = Opened(browser, axes_site["report"])
+    try:
+        a, b, root = axes_site["A"], axes_site["B"], axes_site["root"]
+        o.js("([a, b]) => { runchain.select(a); runchain.show(['loss']); runchain.compare([b]);"
+             " runchain.setXAxis('relative'); }", [a, b])
+        assert o.js("runchain.charts[0].axes[0].label") == "relative time"
+        xs = o.js("runchain.charts[0].data[0]")
+        assert xs == sorted(xs) and xs[0] == 0
+        o.js("runchain.setXAxis('local')")
+        entries = o.js("runchain.hoverAt(0, 5)")  # A's chain: root rows 0-19, A's from 0
+        assert [(e["chain"], e["x"]) for e in entries] == [(a, 5), (b, 5)]
+        assert {e["run"] for e in entries} == {a, b} and all(e["step"] == 5 for e in entries)
+        assert o.js("runchain.branches.axes[0].label") == "local step"
+        assert o.errors == []
+    finally:
+        o.page.close()
 
 
 def test_a_watched_report_reloads_itself_keeping_its_view_and_asking_no_network(browser, site):

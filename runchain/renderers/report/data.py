@@ -155,13 +155,24 @@ def _tracks_to(tree: lineage.Tree, end: str) -> list[Track]:
                             if node.parent_timeline is not None else [])
 
 
+TIME = "_timestamp"  # wall time of each row, seconds: the page's time x axes
+
+
 class _Pieces:
-    """Thinned pieces per track, filled in as chains are read; each piece is thinned once."""
+    """Thinned pieces per track, filled in as chains are read; each piece is thinned once.
+
+    Besides each metric's series, a piece keeps its rows' wall time (``TIME``, thinned the
+    same way: for the page's time axes, read at any step by interpolation) and the indices
+    of the metrics it logged on every row (those the page offers as an x axis).
+    """
 
     def __init__(self, tree: lineage.Tree, metrics: Sequence[str]):
         self.metrics = list(metrics)
         self.bounds = timelines_of(tree)
         self.done: dict[Track, list[Any]] = {t: [None] * len(b) for t, b in self.bounds.items()}
+        self.times: dict[Track, list[Any]] = {t: [0] * len(b) for t, b in self.bounds.items()}
+        self.complete: dict[Track, list[list[int]]] = {t: [[] for _ in b]
+                                                       for t, b in self.bounds.items()}
         per_run = POINT_BUDGET // max(1, len(self.bounds) * len(self.metrics))  # per track
         self.run_points = max(MIN_RUN_POINTS, per_run)
 
@@ -170,7 +181,8 @@ class _Pieces:
 
     def take(self, track: Track, cut: int | None, steps: np.ndarray,
              columns: Mapping[str, np.ndarray]) -> None:
-        """Thin each piece of ``track`` that rows cut at ``cut`` (inclusive; None: all) hold whole."""
+        """Thin each piece of ``track`` that rows cut at ``cut`` (inclusive; None: all) hold
+        whole; ``columns``: each metric's, and ``TIME`` where the reader has it."""
         bounds, done = self.bounds[track], self.done[track]
         total = max(1, bounds[-1][1] - bounds[0][0] + 1) if bounds else 1  # not from 0: a fork
         for i, (first, last) in enumerate(bounds):
@@ -179,16 +191,25 @@ class _Pieces:
             rows = (steps >= first) & (steps <= last)
             share = max(MIN_PIECE_POINTS, self.run_points * (last - first + 1) // total)
             series = []
-            for metric in self.metrics:
-                kept = thin(steps[rows], columns[metric][rows], share)
+            for k, metric in enumerate(self.metrics):
+                values = columns[metric][rows]
+                kept = thin(steps[rows], values, share)
                 series.append([_b64(kept[0], "<i4"), _b64(kept[1], "<f8")] if kept[0].size else 0)
+                if values.size and np.isfinite(values).all():
+                    self.complete[track][i].append(k)
             done[i] = series
+            if TIME in columns and rows.any():
+                kept = thin(steps[rows], columns[TIME][rows], share)
+                self.times[track][i] = ([_b64(kept[0], "<i4"), _b64(kept[1], "<f8")]
+                                        if kept[0].size else 0)
 
 
-def read_pieces(source: Source, metrics: Sequence[str]) -> dict[Track, list[Any]]:
-    """(run id, timeline) -> per piece, per metric: ``[steps, values]`` in base64, or 0 when
-    not logged. Timeline None is the run's rows as they stand; k, a timeline a rewind or
-    resume in place abandoned, which only the chains of the children it kept reach.
+def read_pieces(source: Source, metrics: Sequence[str]) -> dict[Track, dict[str, list[Any]]]:
+    """(run id, timeline) -> ``{"series": per piece, per metric: [steps, values] in base64,
+    or 0 when not logged; "times": per piece, its rows' [steps, wall times] (or 0);
+    "complete": per piece, the indices of the metrics logged on every row}``. Timeline None
+    is the run's rows as they stand; k, a timeline a rewind or resume in place abandoned,
+    which only the chains of the children it kept reach.
 
     Reads each leaf's chain, then the chain to any run with rows past its last child (the
     part no chain to a leaf keeps). Of each chain, only the runs with pieces still to thin
@@ -204,7 +225,8 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[Track, list[Any]
             if not any(pieces.missing(t) for t in _tracks_to(tree, end)):
                 continue  # an inner run whose pieces the chains through it already gave
             needed = [s for s in source.chain(end) if pieces.missing((s.run_id, s.timeline))]
-            columns = stitch(needed, source.fetch(needed, metrics), keys=metrics)
+            keys = [*metrics, TIME]  # stitch keeps a key no run logged as NaN
+            columns = stitch(needed, source.fetch(needed, keys), keys=keys)
             names = stitched_names(columns)
             run_ids, steps = columns[names["run_id"]], columns[names["step"]]
             edges = np.flatnonzero(run_ids[1:] != run_ids[:-1]) + 1
@@ -215,8 +237,9 @@ def read_pieces(source: Source, metrics: Sequence[str]) -> dict[Track, list[Any]
                 track = (segment.run_id, segment.timeline)
                 if part is not None and pieces.missing(track):
                     pieces.take(track, segment.last_step, steps[part],
-                                {m: columns[m][part] for m in metrics})
-    return {track: [p if p is not None else [0] * len(metrics) for p in done]
+                                {m: columns[m][part] for m in keys})
+    return {track: {"series": [p if p is not None else [0] * len(metrics) for p in done],
+                    "times": pieces.times[track], "complete": pieces.complete[track]}
             for track, done in pieces.done.items()}
 
 
@@ -229,10 +252,10 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
     colors = run_colors(order, {r: tree.nodes[r].parent_run for r in order})
     data = read_pieces(source, metrics)
     abandoned: dict[str, dict[str, Any]] = {}  # run -> its timelines a child branched from
-    for (run_id, k), series in data.items():
+    for (run_id, k), read in data.items():
         if k is not None:
             abandoned.setdefault(run_id, {})[str(k)] = {
-                "pieces": pieces_of(tree.nodes[run_id], tree, k), "series": series,
+                "pieces": pieces_of(tree.nodes[run_id], tree, k), **read,
                 "sharedBelow": shared_below(tree.nodes[run_id], k)}
     described = []  # not "runs": the W&B contract test reads that name as wandb's
     for run_id in order:
@@ -257,7 +280,7 @@ def payload(source: Source, metrics: Sequence[str], shown: Sequence[str],
             "differs": {str(k): json.dumps(v, default=str)[:40]  # what tells it from its
                         for k, v in lineage.config_diff(tree, run_id).items()},  # parent, siblings
             "parentTimeline": node.parent_timeline,  # the parent's track its chains keep
-            "pieces": pieces_of(node, tree), "series": data[run_id, None],
+            "pieces": pieces_of(node, tree), **data[run_id, None],  # series, times, complete
             "timelines": abandoned.get(run_id, {}),
         })
     return {"version": version, "where": shown_where(source.where), "notes": list(tree.notes),

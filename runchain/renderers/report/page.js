@@ -8,7 +8,7 @@ const kids = runs.map(() => []);
 runs.forEach((r, i) => { if (r.parent != null && byId.has(r.parent)) kids[byId.get(r.parent)].push(i); });
 const state = {
   leaf: D.leaves[0] ?? D.allLeaves[0] ?? (runs[0] && runs[0].id),
-  metrics: D.shown.slice(), log: false, smooth: 0, x: null, search: "", collapsed: new Set(), compare: [],
+  metrics: D.shown.slice(), log: false, smooth: 0, x: null, xAxis: "global", search: "", collapsed: new Set(), compare: [],
   y: {},  // metric -> [min, max] its chart's y range; null bounds are auto
   follow: false,  // --watch: chart the newest leaf's chain at each reload
   root: null, branchMetric: D.shown[0] ?? D.metrics[0] ?? null,
@@ -17,7 +17,8 @@ const api = window.runchain = {data: D, state, charts: [], branches: null, ready
   select: id => pick(id), setSmoothing,
   setLog, setMetric, resetZoom, chainData, compare: ids => compare(ids), show: ms => { state.metrics = ms.slice(); renderCharts(); },
   hoverAt: (i, x) => hoverAt(i, x), setYRange: (i, lo, hi) => setYRange(state.metrics[i], lo, hi),
-  setFollow: on => setFollow(on)};
+  setFollow: on => setFollow(on), setXAxis: name => setXAxis(name),
+  cutsOf: i => api.charts[i] ? api.charts[i].cuts : null};
 
 // -- helpers -------------------------------------------------------------------------------
 function el(tag, attrs, ...children) {
@@ -109,23 +110,21 @@ function piece(ri, pi, mi, tl = null) {
   }
   return pieceCache.get(key);
 }
-function chainData(id, metric) {  // {x: global steps, y, run: run index per point, tl: its
-  // timeline (chainOf), segs}
-  const key = id + "\u0000" + metric;
+function chainData(id, metric, axis = "global") {  // {x: global steps, ax: x on axis (page_xaxis.js),
+  // y, run: run index per point, tl: its timeline (chainOf), seg: its segment, segs, ends:
+  // each segment's first and last x on axis, sorted: ax never goes back}
+  const key = id + "\u0000" + metric + "\u0000" + axis;
   if (chainCache.has(key)) return chainCache.get(key);
-  const mi = D.metrics.indexOf(metric), segs = chainOf(id), x = [], y = [], run = [], tls = [];
-  for (const {run: ri, cut, tl} of segs) {
-    const r = runs[ri];
-    for (const [t, upTo] of keptTracks(ri, cut, tl)) track(ri, t).pieces.forEach(([, last], pi) => {
-      if (mi < 0 || (upTo != null && last > upTo)) return;
-      const p = piece(ri, pi, mi, t);
-      if (!p) return;
-      for (let k = 0; k < p[0].length; k++) {
-        x.push(r.offset + p[0][k]); y.push(p[1][k]); run.push(ri); tls.push(t);
-      }
-    });
+  const mi = D.metrics.indexOf(metric), segs = chainOf(id), {at, ends, kept} = axisOf(segs, axis);
+  const x = [], ax = [], y = [], run = [], tls = [], seg = [];
+  for (const p of mi < 0 ? [] : kept) {
+    const r = runs[p.ri], q = piece(p.ri, p.pi, mi, p.t);
+    if (!q) continue;
+    for (let k = 0; k < q[0].length; k++) {
+      x.push(r.offset + q[0][k]); ax.push(at(p, q[0][k])); y.push(q[1][k]); run.push(p.ri); tls.push(p.t); seg.push(p.k);
+    }
   }
-  const out = {x, y, run, tl: tls, segs};
+  const out = {x, ax, y, run, tl: tls, seg, segs, ends, sorted: isSorted(ax)};
   chainCache.set(key, out);
   return out;
 }
@@ -184,24 +183,25 @@ const CHAIN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8
   "#17becf", "#bcbd22", "#7f7f7f", "#000075", "#800000", "#469990", "#f032e6", "#9a6324",
   "#808000", "#42d4f4", "#911eb4", "#3cb44b", "#ff6f61"];
 const SHARED = "#444";
-function overlaySeries(leaves, metric) {
+function overlaySeries(leaves, metric, axis = "global") {
   // Each chain's own rows (kept by no other chain of the root) as its series; rows several
   // chains keep, one series per run, drawn once in SHARED.
   // A run's rows in a timeline a rewind abandoned are other rows past its sharedBelow:
-  // shared only within that timeline.
-  const chains = leaves.map(l => chainData(l, metric));
+  // shared only within that timeline. Points are keyed by global step, drawn at x on axis;
+  // own[k][2] and shared xy[2]: each point's run (byRun).
+  const chains = leaves.map(l => chainData(l, metric, axis));
   const keeps = chains.map(c => new Map(c.segs.flatMap(s => keptTracks(s.run, s.cut, s.tl)
     .map(([t, upTo]) => [s.run + "/" + t, upTo]))));
   const kept = (t, step) => keeps.reduce((n, m) => n + (m.has(t) && (m.get(t) == null || step <= m.get(t)) ? 1 : 0), 0);
-  const own = chains.map(() => [[], []]), shared = new Map(), done = new Set();  // shared: track -> {ri, abandoned, xy: [[x], [y]]}
+  const own = chains.map(() => [[], [], []]), shared = new Map(), done = new Set();  // shared: track -> {ri, abandoned, xy: [[x], [y], [run]]}
   chains.forEach((c, k) => {
     for (let i = 0; i < c.x.length; i++) {
       const ri = c.run[i], t = ri + "/" + c.tl[i], key = t + ":" + c.x[i];
-      if (kept(t, c.x[i] - runs[ri].offset) < 2) { own[k][0].push(c.x[i]); own[k][1].push(c.y[i]); continue; }
+      if (kept(t, c.x[i] - runs[ri].offset) < 2) { own[k][0].push(c.ax[i]); own[k][1].push(c.y[i]); own[k][2].push(ri); continue; }
       if (done.has(key)) continue;  // drawn once
       done.add(key);
-      if (!shared.has(t)) shared.set(t, {ri, abandoned: c.tl[i] != null, xy: [[], []]});
-      shared.get(t).xy[0].push(c.x[i]); shared.get(t).xy[1].push(c.y[i]);
+      if (!shared.has(t)) shared.set(t, {ri, abandoned: c.tl[i] != null, xy: [[], [], []]});
+      shared.get(t).xy[0].push(c.ax[i]); shared.get(t).xy[1].push(c.y[i]); shared.get(t).xy[2].push(ri);
     }
   });
   return {chains, own, shared};

@@ -37,7 +37,7 @@ def _uplot() -> tuple[str, str]:
     return notice + _asset(base + "uPlot.iife.min.js"), _asset(base + "uPlot.min.css")
 
 
-SCRIPTS = ("page.js", "page_tree.js", "page_charts.js", "page_compare.js", "page_branches.js",
+SCRIPTS = ("page.js", "page_xaxis.js", "page_tree.js", "page_charts.js", "page_compare.js", "page_branches.js",
            "page_runs.js")
 
 

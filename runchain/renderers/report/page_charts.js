@@ -15,23 +15,25 @@ function shareZoom(u, key) {
 }
 function resetZoom() {
   state.x = null;
-  const spans = [state.leaf, ...state.compare].map(l => extent(chainOf(l)));
+  const ids = [state.leaf, ...state.compare], axis = axisFor(ids), spans = ids.map(l => axisExtent(l, axis));
   const lo = Math.min(...spans.map(s => s[0])), hi = Math.max(...spans.map(s => s[1]));
   syncing = true;
   for (const c of api.charts) if (c) c.setScale("x", {min: lo, max: hi});
   syncing = false;
   saveView();
 }
-function stroke(segs, alpha) {  // one line, each run's stretch in its colour
+function stroke(segs, ends, alpha) {  // one line, each run's stretch in its colour: from
+  // halfway between the last x of the run before and its first, to halfway past its last
+  const drawn = segs.map((s, k) => [s, ends[k]]).filter(([, e]) => e);
   return u => {
     const {left, width} = u.bbox, ctx = u.ctx;
     if (!(width > 0)) return runs[segs[0].run].color;
     const g = ctx.createLinearGradient(left, 0, left + width, 0);
     const at = v => Math.min(1, Math.max(0, (u.valToPos(v, "x", true) - left) / width));
-    segs.forEach((s, k) => {  // each run's colour from the cut before it to its own cut
-      const r = runs[s.run], prev = segs[k - 1], c = r.color + alpha;
-      g.addColorStop(at(prev ? runs[prev.run].offset + prev.cut + 0.5 : -Infinity), c);
-      g.addColorStop(at(s.cut != null ? r.offset + s.cut + 0.5 : Infinity), c);
+    drawn.forEach(([s, e], k) => {
+      const c = runs[s.run].color + alpha, prev = drawn[k - 1], next = drawn[k + 1];
+      g.addColorStop(at(prev ? (prev[1][1] + e[0]) / 2 : -Infinity), c);
+      g.addColorStop(at(next ? (e[1] + next[1][0]) / 2 : Infinity), c);
     });
     return g;
   };
@@ -41,7 +43,7 @@ function chartSize(box) {
   return {width: Math.floor(W / cols) - 18, height: 220};
 }
 function makeCard(metric, index, box) {  // the card now; its data and chart by card.draw(), when seen
-  let d, segs, f, drawnRaw, smooth;
+  let d, segs, f, drawnRaw, smooth, axis;
   const tipBox = el("div", {class: "chart-tip"});
   const pick = el("input", {list: "rc-metrics", class: "metric-pick", value: metric, "aria-label": "metric",
     onchange: e => setMetric(index, e.target.value)});
@@ -52,7 +54,7 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   const card = el("div", {class: "card"}, el("div", {class: "card-head"}, pick,
     save("png", "save this chart as a PNG picture", savePng),
     save("csv", "save the rows this chart draws as CSV",
-         v => state.compare.length ? compareCsv(metric) : saveCsv(v, d, smooth, f)),
+         v => state.compare.length ? compareCsv(metric) : saveCsv(v, d, smooth, f, axis)),
     yControl(metric),
     el("button", {type: "button", class: "remove", title: "remove this chart",
       onclick: () => { state.metrics.splice(index, 1); renderCharts(); }}, "\u00d7")), body, tipBox);
@@ -68,7 +70,8 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
     return card;
   }
   card.draw = () => {
-    d = chainData(state.leaf, metric); segs = d.segs;
+    axis = axisFor([state.leaf]);
+    d = chainData(state.leaf, metric, axis); segs = d.segs;
     if (!d.x.length) return empty("this chain");
     headNote(body, d.y);
     const raw = d.y.map(v => state.log && v <= 0 ? null : v);
@@ -79,21 +82,39 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
   };
   return card;
   function draw() {
-  const [lo, hi] = state.x ?? extent(segs);
-  // a chain of more runs than colours: its runs from the (D.palette + 1)th on repeat the
-  // colours of the first ones, so their rows are drawn again, dashed, in series 3 and 4
-  const at = new Map(segs.map((s, k) => [s.run, k])), late = d.run.map(ri => at.get(ri) >= D.palette);
-  const split = late.some(Boolean) ? (ys, want) => ys.map((v, k) => late[k] === want ? v : null) : null;
-  const lines = split ? [split(drawnRaw, false), split(smooth, false), split(drawnRaw, true), split(smooth, true)]
-                      : [drawnRaw, smooth];
+  const [lo, hi] = state.x ?? axisExtent(state.leaf, axis);
+  const dashed = [6, 4], soft = state.smooth > 0 ? "40" : "";
+  let data, series, segOf = null;  // segOf: per series, its segment, where each run has its own
+  if (d.sorted) {  // one line, each run's stretch in its colour; a chain of more runs than
+    // colours: its runs from the (D.palette + 1)th on repeat the colours of the first ones,
+    // so their rows are drawn again, dashed, in series 3 and 4
+    const late = d.seg.map(k => k >= D.palette);
+    const split = late.some(Boolean) ? (ys, want) => ys.map((v, k) => late[k] === want ? v : null) : null;
+    data = [d.ax, ...(split ? [split(drawnRaw, false), split(smooth, false), split(drawnRaw, true), split(smooth, true)]
+                           : [drawnRaw, smooth])];
+    series = [{label: "raw", stroke: stroke(segs, d.ends, soft), width: 1, spanGaps: true},
+              {label: "smoothed", stroke: stroke(segs, d.ends, ""), width: 1.5, spanGaps: true, show: state.smooth > 0},
+              ...(split ? [{label: "raw, later runs", stroke: stroke(segs, d.ends, soft), width: 1, spanGaps: true, dash: dashed},
+                           {label: "smoothed, later runs", stroke: stroke(segs, d.ends, ""), width: 1.5, spanGaps: true,
+                            dash: dashed, show: state.smooth > 0}] : [])];
+  } else {  // x goes back from run to run (local step): a line per run, raw and smoothed
+    const shown = [...new Set(d.seg)], tables = shown.map(k => {
+      const ix = d.seg.flatMap((s, i) => s === k ? [i] : []).sort((a, b) => d.ax[a] - d.ax[b]);
+      return [ix.map(i => d.ax[i]), ix.map(i => drawnRaw[i]), ix.map(i => smooth[i])];
+    });
+    data = uPlot.join(tables);
+    segOf = shown.flatMap(k => [k, k]);
+    series = shown.flatMap(k => {
+      const color = runs[segs[k].run].color, dash = k >= D.palette ? dashed : undefined;
+      return [{label: "raw " + runs[segs[k].run].id, stroke: color + soft, width: 1, spanGaps: true, dash},
+              {label: "smoothed " + runs[segs[k].run].id, stroke: color, width: 1.5, spanGaps: true, dash,
+               show: state.smooth > 0}];
+    });
+  }
+  const cuts = cutsOn(segs, axis, d.ends);
   const u = new uPlot({
-    ...chartOptions(metric, f, lo, hi),
-    series: [{}, {label: "raw", stroke: stroke(segs, state.smooth > 0 ? "40" : ""), width: 1, spanGaps: true},
-             {label: "smoothed", stroke: stroke(segs, ""), width: 1.5, spanGaps: true, show: state.smooth > 0},
-             ...(split ? [{label: "raw, later runs", stroke: stroke(segs, state.smooth > 0 ? "40" : ""), width: 1,
-                           spanGaps: true, dash: [6, 4]},
-                          {label: "smoothed, later runs", stroke: stroke(segs, ""), width: 1.5, spanGaps: true,
-                           dash: [6, 4], show: state.smooth > 0}] : [])],
+    ...chartOptions(metric, f, lo, hi, axis),
+    series: [{}, ...series],
     cursor: {sync: {key: "rc-chain"}, drag: {x: true, y: false}, points: {show: false},
              bind: {dblclick: () => () => { resetZoom(); return null; }}},
     hooks: {
@@ -101,8 +122,8 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
       draw: [u => {
         const ctx = u.ctx, {top, height} = u.bbox;
         ctx.save(); ctx.setLineDash([5, 4]); ctx.strokeStyle = "#555"; ctx.lineWidth = 1;
-        for (const s of segs.slice(0, -1)) {  // right after each cut
-          const x = Math.round(u.valToPos(runs[s.run].offset + s.cut + 1, "x", true)) + 0.5;
+        for (const c of cuts) {  // where each run after the first starts
+          const x = Math.round(u.valToPos(c, "x", true)) + 0.5;
           if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
           ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
         }
@@ -110,11 +131,19 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
         markReady();
       }],
       setCursor: [u => {
-        const i = u.cursor.idx;  // the card on the chart under the mouse; the others: the line
-        if (i == null || u.cursor.left < 0 || u !== hovered) { tipBox.style.display = "none"; return; }
+        const ci = u.cursor.idx;  // the card on the chart under the mouse; the others: the line
+        if (ci == null || u.cursor.left < 0 || u !== hovered) { tipBox.style.display = "none"; return; }
+        let i = ci;
+        if (segOf) {  // the run of the line nearest the cursor, its last point at or before x
+          const best = nearestSeries(u, ci);
+          i = best > 0 ? pointAt(d.ax, u.data[0][ci], j => d.seg[j] === segOf[best - 1]) : -1;
+          if (i < 0) { tipBox.style.display = "none"; return; }
+        }
         const r = runs[d.run[i]];
         tipBox.textContent = [`${metric}`, `run ${label(d.run[i])}`,
-          `local step ${d.x[i] - r.offset}`, `global step ${d.x[i]}`, `value ${num(d.y[i])}`]
+          `local step ${d.x[i] - r.offset}`, `global step ${d.x[i]}`]
+          .concat(axis !== "global" && axis !== "local" ? [`${axisName(axis)} ${xText(axis, d.ax[i])}`] : [])
+          .concat([`value ${num(d.y[i])}`])
           .concat(state.smooth > 0 ? [`smoothed ${num(smooth[i] == null ? null : smooth[i] * f)}`] : []).join("\n");
         tipBox.style.display = "block";
         const x = u.cursor.left + u.bbox.left / devicePixelRatio + body.offsetLeft;
@@ -123,9 +152,9 @@ function makeCard(metric, index, box) {  // the card now; its data and chart by 
         tipBox.style.top = (y > u.height / 2 ? y - tipBox.offsetHeight - 14 : y + 14) + "px";
       }],
     },
-  }, [d.x, ...lines], body);
+  }, data, body);
   trackHover(u);
-  u.metric = metric; u.factor = f; u.chainRuns = d.run;
+  u.metric = metric; u.factor = f; u.chainRuns = d.run; u.axis = axis; u.chainX = d.ax; u.cuts = cuts;
   return u;
   }
 }
@@ -141,7 +170,7 @@ function yControl(metric) {  // "y": the chart's y range, min and max (empty: au
     el("div", {class: "y-pop"}, "min ", input(lo, "min"), " max ", input(hi, "max")));
   return box;
 }
-function chartOptions(metric, f, lo, hi) {  // what every chain chart shares: size, scales, axes
+function chartOptions(metric, f, lo, hi, axis) {  // what every chain chart shares: size, scales, axes
   const range = (u, a, b) => {  // auto, or the bounds set for this metric's chart (setYRange)
     const [min, max] = state.y[metric] ?? [], auto = yRange(u, a, b);
     const at = (v, k) => v == null || (state.log && v <= 0) ? auto[k] : v / f;
@@ -150,9 +179,9 @@ function chartOptions(metric, f, lo, hi) {  // what every chain chart shares: si
   };
   return {
     ...chartSize(), legend: {show: false},
-    scales: {x: {time: false, auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
+    scales: {x: {time: axis === "wall", auto: false, min: lo, max: hi, range: (u, a, b) => [a, b]},
              y: {distr: state.log ? 3 : 1, range}},
-    axes: [{size: 44, label: "global step", values: (u, vs) => vs.map(steps)},
+    axes: [{size: 44, label: axisName(axis), ...xValues(axis)},
            {size: 72, label: metric, values: yLabels(f),
             ...(state.log ? {splits: logSplits} : {})}],
   };
@@ -180,11 +209,14 @@ function savePng(u) {  // the chart as drawn, under its title and chain, on whit
   ctx.drawImage(c, 0, pad);
   out.toBlob(b => download(b, fileName(u.metric, "png")), "image/png");
 }
-function saveCsv(u, d, smooth, f) {  // the rows drawn (thinned as drawn), values exactly as embedded
-  const quote = v => /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-  const lines = [["global_step", "run_id", "step", u.metric].concat(state.smooth > 0 ? ["smoothed"] : []).map(quote).join(",")];
+function saveCsv(u, d, smooth, f, axis) {  // the rows drawn (thinned as drawn), values exactly as
+  // embedded; on an axis other than the steps, each row's x too
+  const quote = v => /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v, extra = axis !== "global" && axis !== "local";
+  const lines = [["global_step", "run_id", "step"].concat(extra ? ["x: " + axisName(axis)] : [], [u.metric])
+    .concat(state.smooth > 0 ? ["smoothed"] : []).map(quote).join(",")];
   for (let i = 0; i < d.x.length; i++) {
-    const r = runs[d.run[i]], row = [String(d.x[i]), quote(r.id), String(d.x[i] - r.offset), String(d.y[i])];
+    const r = runs[d.run[i]], row = [String(d.x[i]), quote(r.id), String(d.x[i] - r.offset)]
+      .concat(extra ? [String(d.ax[i])] : [], [String(d.y[i])]);
     if (state.smooth > 0) row.push(smooth[i] == null ? "" : num(smooth[i] * f));
     lines.push(row.join(","));
   }
@@ -234,7 +266,7 @@ function renderCharts() {
     }
   }
   if (!sections.size && state.metrics.length) grid.append(el("p", {class: "meta"}, `no chart matches ${state.search}`));
-  renderLegend(); saveView();
+  renderLegend(); renderXPick(); saveView();
   clearTimeout(runsLater); runsLater = setTimeout(renderRuns, 0);  // its metric columns follow, after the charts
 }
 function renderLegend() {

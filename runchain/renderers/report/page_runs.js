@@ -133,6 +133,7 @@ function readView() {
   return {chain: q.get("chain"), compare: q.getAll("vs").filter(l => byId.has(l)),
           metrics: q.getAll("m").filter(m => D.metrics.includes(m)),
           smooth: Math.min(0.99, Math.max(0, +q.get("smooth") || 0)), log: q.get("log") === "1",
+          xAxis: q.get("xaxis") && (q.get("xaxis") in AXES || D.metrics.includes(q.get("xaxis"))) ? q.get("xaxis") : "global",
           x: x.length === 2 && x.every(Number.isFinite) && x[0] < x[1] ? x : null,
           follow: q.has("follow") ? q.get("follow") === "1" : null,
           y: Object.fromEntries(q.getAll("y").map(v => {  // the metric may hold commas: split from the end
@@ -152,6 +153,7 @@ function saveView() {
   if (state.smooth) q.set("smooth", state.smooth);
   if (state.log) q.set("log", "1");
   if (D.reload) q.set("follow", state.follow ? "1" : "0");
+  if (state.xAxis !== "global") q.set("xaxis", state.xAxis);
   if (state.x) q.set("x", state.x.map(v => +v.toPrecision(10)).join(","));
   for (const [m, [lo, hi]] of Object.entries(state.y)) q.append("y", [m, lo ?? "", hi ?? ""].join(","));
   history.replaceState(null, "", "#view?" + q);
@@ -165,7 +167,7 @@ function applyView(view) {
   const followed = state.follow && newestLeaf() != null && newestLeaf() !== state.leaf;
   if (followed) state.leaf = newestLeaf();  // a new chain: the old one's zoom is not kept
   if (view && view.metrics.length) state.metrics = view.metrics;
-  if (view) { state.compare = view.compare; state.y = view.y; }
+  if (view) { state.compare = view.compare; state.y = view.y; state.xAxis = view.xAxis; }
   if (view) { state.smooth = view.smooth; smoothIn.value = view.smooth; smoothOut.textContent = view.smooth.toFixed(2);
               state.log = view.log; logBox.checked = view.log; }
   if (state.leaf != null) select(state.leaf, view && !followed ? view.x : null);
