@@ -6,10 +6,13 @@ here first, not in the middle of a benchmark."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -38,3 +41,21 @@ def test_a_tree_written_by_bench_report_has_every_run_and_a_parent_for_each_but_
     assert sorted(tree.nodes) == [f"run{i:04d}" for i in range(6)]
     assert tree.roots == ("run0000",)
     assert all(tree.nodes[r].parent_run for r in tree.nodes if r != "run0000")
+
+
+@pytest.mark.slow
+def test_bench_online_counts_fewer_requests_for_a_scan_per_run_than_per_key(tmp_path):
+    """``bench_online.py`` on a small chain: it logs the chain online into the stand-in and
+    prints each case's requests; one scan per run costs 3 a run (and the listing), a scan
+    per key 3 a run and metric."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_online.py"), "--runs", "2",
+                           "--steps", "20", "--metrics", "3", "--latency-ms", "0", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    requests = {line[:26].strip(): int(line[26:].split()[1]) for line in proc.stdout.splitlines()
+                if line.startswith(("chain,", "report,"))}
+    listing = 2  # wandb.Api() checks the key (Viewer), then one Runs page
+    assert requests == {"chain, a scan per key": listing + 3 * 2 * 3,
+                        "chain, a scan per run": listing + 3 * 2,
+                        "report, a scan per run": listing + 3 * 2}

@@ -42,6 +42,7 @@ from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 import runchain
 from runchain.errors import ProjectNotFoundError, SourceError
 from runchain.readers import from_project as wandb_runs
+from runchain.readers import project_history
 from runchain.readers.from_project import open_project
 
 from helpers import isolate, script, step_into
@@ -214,7 +215,7 @@ def test_fetch_cuts_each_parent_on_w_and_b_one_past_the_checkpoint_step(at_count
     leaf = deepest(remote)
     segments = remote.chain(leaf)
     assert len(segments) == 3 and all(s.last_step == 9 for s in segments[:-1])
-    monkeypatch.setattr(wandb_runs, "PAGE_SIZE", 5)
+    monkeypatch.setattr(project_history, "PAGE_SIZE", 5)
     wandb_server.clear()
 
     cols = remote.history(leaf)
@@ -236,7 +237,10 @@ def test_fetch_cuts_each_parent_on_w_and_b_one_past_the_checkpoint_step(at_count
     assert sorted(cols) == ["accuracy/01", "global_step", "loss/00", "run_id", "step"]
 
 
-def test_fetch_scans_each_key_on_its_own_with_step(at_counts, wandb_server):
+def test_fetch_reads_each_run_in_one_scan_of_every_column(at_counts, wandb_server, monkeypatch):
+    """Several metrics cost one scan of every column per run, split locally: 3 requests a
+    run (wandb asks the run's last step, opens the scan, reads a page), where a keyed scan
+    per metric costs 3 per run and metric. Both routes give the same columns."""
     remote = at_counts
     leaf = deepest(remote)
     n = len(remote.chain(leaf))
@@ -244,13 +248,34 @@ def test_fetch_scans_each_key_on_its_own_with_step(at_counts, wandb_server):
 
     cols = remote.history(leaf, keys=["loss/00", "accuracy/01"])
 
-    # wandb's keyed scan is SampledHistoryPage: one per run and key
+    assert wandb_server.asked() == {"RunHistoryKeys": n, "RunParquetHistory": n, "HistoryPage": n}
+    monkeypatch.setattr(project_history, "WIDE_RATIO", 0)  # as for a run of wide rows: keyed scans
+    wandb_server.clear()
+    keyed = remote.history(leaf, keys=["loss/00", "accuracy/01"])
     assert wandb_server.asked() == {"RunHistoryKeys": 2 * n, "RunParquetHistory": 2 * n,
-                                   "SampledHistoryPage": 2 * n}
+                                   "SampledHistoryPage": 2 * n}  # wandb's keyed scan
     whole = remote.history(leaf)
-    assert sorted(cols) == sorted(whole)
+    assert sorted(cols) == sorted(keyed) == sorted(whole)
     for key in cols:
+        np.testing.assert_array_equal(cols[key], keyed[key], err_msg=key)
         np.testing.assert_array_equal(cols[key], whole[key], err_msg=key)
+
+
+def test_a_run_of_wide_rows_or_many_more_keys_is_scanned_by_key():
+    """Media or tables in a run's rows (a listed key of another type than numbers, strings,
+    booleans or nulls), or more than WIDE_RATIO keys per key wanted: one scan per key."""
+    def listed(**kinds):
+        return type("Run", (), {"historyKeys": json.dumps({"keys": {
+            k: {"typeCounts": [{"type": t, "count": 3} for t in ts]} for k, ts in kinds.items()}})})()
+
+    narrow = listed(loss=["number"], acc=["number", "nil"], note=["string"], _step=["number"])
+    assert project_history.whole_rows(narrow, ["loss", "acc"]) and project_history.whole_rows(narrow, None)
+    assert not project_history.whole_rows(narrow, ["loss"])  # one keyed scan is all it costs
+    assert not project_history.whole_rows(listed(loss=["number"], img=["image-file"]), ["loss", "x"])
+    many = listed(**{f"m{i}": ["number"] for i in range(2 * project_history.WIDE_RATIO + 1)})
+    assert not project_history.whole_rows(many, ["m0", "m1"])
+    assert project_history.whole_rows(many, ["m0", "m1", "m2"])
+    assert not project_history.whole_rows(type("Run", (), {"historyKeys": None})(), ["a", "b"])
 
 
 def test_fetch_keeps_rows_of_a_sparse_metric_that_a_joint_scan_would_drop(at_plain,

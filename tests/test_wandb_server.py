@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -446,3 +447,21 @@ def test_a_run_whose_process_died_is_crashed_and_the_server_stops_cleanly(tmp_pa
                     f"{server.entity}/{PROJECT}/{crashed['crashed']}")
     assert state == "crashed"
     assert server.process.returncode == 0  # SIGTERM ends it as a clean exit
+
+
+def test_latency_holds_each_request_and_requests_are_counted_by_operation(tmp_path):
+    """``--latency-ms`` holds every request to the SDK's routes that long (W&B's round trip,
+    for benchmarks); ``GET /_requests`` counts what was served, by operation, and is itself
+    neither held nor counted."""
+    with serving(tmp_path, "--latency-ms", "300") as server:
+        assert json.load(urllib.request.urlopen(server.base_url + "/_requests")) == {
+            "total": 0, "by_operation": {}}
+        held = []
+        for name in ("Me", "Me", "Again"):
+            start = time.monotonic()
+            status, _ = post(server, "/graphql", {"query": f"query {name} {{ viewer {{ entity }} }}"})
+            held.append(time.monotonic() - start)
+            assert status == 200
+        assert min(held) >= 0.3  # a lower bound: the stand-in slept before answering
+        counted = json.load(urllib.request.urlopen(server.base_url + "/_requests"))
+        assert counted == {"total": 3, "by_operation": {"Me": 2, "Again": 1}}

@@ -1,6 +1,6 @@
 """A stand-in of the W&B server on 127.0.0.1, for the REAL wandb SDK (0.31) in online mode.
 
-    python tests/wandb_server.py --port 0 [--data DIR] [--crash-after SECONDS]
+    python tests/wandb_server.py --port 0 [--data DIR] [--crash-after SECONDS] [--latency-ms N]
 
 prints ``WANDB_BASE_URL=http://127.0.0.1:<port>`` and ``WANDB_ENTITY=<entity>`` (its first two
 lines) and serves until SIGTERM or SIGINT. Point the SDK at it with ``WANDB_BASE_URL``,
@@ -8,6 +8,10 @@ lines) and serves until SIGTERM or SIGINT. Point the SDK at it with ``WANDB_BASE
 other keys get 401) and ``WANDB_MODE=online``. ``serving(data_dir)`` below starts it as a
 subprocess for tests (the ``wandb_server`` fixture in conftest.py). State is in memory;
 uploaded files go under ``--data DIR`` (a temporary folder, removed at exit, if not given).
+``--latency-ms N`` holds every request to the SDK's routes N ms before answering, as W&B's
+round trip would (its own ``/_standin/`` and ``/_requests`` routes answer at once); ``GET
+/_requests`` answers ``{"total": N, "by_operation": {...}}``, the requests served so far
+(the SDK's telemetry left out), for benchmarks (``benchmarks/bench_online.py``).
 
 GraphQL is parsed, validated and executed by graphql-core against
 ``wandb_server_schema.graphql``: exactly the subset of W&B's schema that the installed wandb
@@ -86,6 +90,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 import urllib.request
 from pathlib import Path
@@ -107,7 +112,7 @@ def describe(error) -> str:
     return f"{kind}{error.message}{where}"
 
 
-def make_app(store: Store):
+def make_app(store: Store, latency_ms: float = 0.0):
     import graphql
     from flask import Flask, Response, g, request
     from werkzeug.exceptions import HTTPException
@@ -133,8 +138,10 @@ def make_app(store: Store):
         rule = request.url_rule.rule if request.url_rule else request.path
         rule = rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
         g.operation = f"{request.method} {rule}"  # the route's pattern, or an unknown path
-        if request.path.startswith(("/_standin/", "/sdk/otel/")):
+        if request.path.startswith(("/_standin/", "/sdk/otel/", "/_requests")):
             return None
+        if latency_ms:
+            time.sleep(latency_ms / 1000)
         auth = request.authorization
         key = auth.password if auth and auth.type == "basic" and auth.username == "api" else None
         if key is None or len(key) < 40:
@@ -144,7 +151,7 @@ def make_app(store: Store):
 
     @app.after_request
     def record(response):
-        if not request.path.startswith(("/_standin/requests", "/_standin/refused")):
+        if not request.path.startswith(("/_standin/requests", "/_standin/refused", "/_requests")):
             with store.lock:
                 store.requests.append({"n": next(store.request_numbers),
                                        "operation": g.get("operation"),
@@ -220,6 +227,13 @@ def make_app(store: Store):
         with store.lock:
             return Response(json.dumps(store.requests), mimetype="application/json")
 
+    @app.get("/_requests")
+    def requests_total():
+        with store.lock:
+            counted = collections.Counter(r["operation"] for r in store.requests
+                                          if not r["operation"].startswith("POST /sdk/otel/"))
+        return {"total": sum(counted.values()), "by_operation": dict(counted)}
+
     @app.get("/_standin/refused")
     def refused_route():
         with store.lock:
@@ -251,12 +265,15 @@ def main(argv: list[str] | None = None) -> None:
                                                    "folder, removed at exit)")
     parser.add_argument("--crash-after", type=float, default=300.0,
                         help="seconds without file_stream before a running run is crashed")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="hold each request to the SDK's routes this long, as W&B's round "
+                             "trip would")
     args = parser.parse_args(argv)
     data = args.data or Path(tempfile.mkdtemp(prefix="wandb_server_"))
     data.mkdir(parents=True, exist_ok=True)
     store = Store(data, crash_after=args.crash_after)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", args.port, make_app(store), threaded=True)
+    server = make_server("127.0.0.1", args.port, make_app(store, args.latency_ms), threaded=True)
     store.base_url = f"http://127.0.0.1:{server.server_port}"
 
     def stop(signum, frame):

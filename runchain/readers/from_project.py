@@ -11,9 +11,9 @@ What runchain asks W&B for (``docs/chains.md``, "Reading from W&B"):
   checkpoints it used, ``run.used_artifacts()``, and ``artifact.logged_by()`` for each.
 - Only for a run whose summary has no checkpoint list: ``run.logged_artifacts()``.
 - Only for a run on a declared step axis: one short ``scan_history`` for its first step.
-- For one chain's history: ``run.scan_history`` for each run of the chain, cut at the
-  step the next run started from. ``scan_history(keys=...)`` returns only the rows that
-  hold *every* key asked for, so runchain scans each metric separately, with ``_step``.
+- For one chain's history: one ``run.scan_history`` of every column for each run of the
+  chain, cut at the step the next run started from; for a run of wide rows, one keyed
+  scan per metric (``project_history``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import json
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
 from tqdm import tqdm
 
 from ..core.breadcrumbs import Breadcrumbs, read_breadcrumbs
@@ -32,15 +31,15 @@ from ..core.contract import (CHECKPOINT_TYPE, CONFIG_KEY, LOCAL_STEP,
                              SUMMARY_CHECKPOINTS, as_step, checkpoint_label, fork_point,
                              is_chain_view, config_branch_point, config_declared_axis, is_step,
                              step_alias, user_config)
-from ..core.lineage import CheckpointInfo, RunInfo, Segment
-from ..core.source import Fetch, Source
-from ..core.stitch import Columns, as_number, is_metric, rows_to_columns
+from ..core.lineage import CheckpointInfo, RunInfo
+from ..core.source import Source
+from ..core.stitch import is_metric
 from ..errors import ProjectNotFoundError
 from ..parallel import threads
 from ..wandb_io.api import Memo, classify_artifact, open_api, wandb_requests
+from .project_history import fetcher, listed_keys
 
 PER_PAGE = 500  # runs per listing request
-PAGE_SIZE = 10_000  # history steps per scan_history request
 # W&B states -> RunInfo.state; anything else ended without finishing, as far as runchain knows
 STATES = {"finished": "finished", "failed": "failed", "crashed": "crashed", "running": "running",
           "killed": "failed", "preempted": "crashed", "preempting": "running",
@@ -121,59 +120,6 @@ def _walk(run: Any, used: bool, logged: bool, where: str, memo: Memo,
             _logged(run, where, problems, memo, declared) if logged else None, problems)
 
 
-def _scan(run: Any, keys: list[str] | None, max_step: int | None) -> list[dict[str, Any]]:
-    """History rows of ``run`` with local ``_step < max_step`` (exclusive; None: all)."""
-    bound = {} if max_step is None else {"max_step": max_step}
-    return list(run.scan_history(keys=keys, min_step=0, page_size=PAGE_SIZE, **bound))
-
-
-def _columns(rows: Mapping[int, Mapping[str, Any]],
-             keys: Iterable[str] | None) -> dict[str, np.ndarray]:
-    """Rows by ``_step`` -> ``_step`` (int64, ascending) and one float64 column per key in
-    ``keys``, or per key that logged a number when ``keys`` is None (``rows_to_columns``)."""
-    steps = sorted(rows)
-    ordered = [rows[s] for s in steps]
-    if keys is None:
-        columns = rows_to_columns(ordered)
-    else:
-        columns = {key: np.array([as_number(row.get(key)) for row in ordered], np.float64)
-                   for key in keys}
-    columns.pop(LOCAL_STEP, None)
-    return {LOCAL_STEP: np.array(steps, np.int64), **columns}
-
-
-def _fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
-    def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> dict[str, Columns]:
-        """Each segment's rows up to its cut; all metrics, or one scan per key in ``keys``."""
-        wanted = None if keys is None else [k for k in dict.fromkeys(keys) if k != LOCAL_STEP]
-        calls = []
-        for seg in segments:
-            # max_step is exclusive, the cut inclusive: keep _step <= last_step. A cut on a
-            # declared axis is made by ``stitch``, on that metric's column, scanned too.
-            on_step = seg.step_metric == LOCAL_STEP
-            max_step = None if seg.last_step is None or not on_step else seg.last_step + 1
-            axis = [] if on_step or wanted is None or seg.step_metric in wanted else [seg.step_metric]
-            scans = ([None] if wanted is None else
-                     [[LOCAL_STEP, k] for k in [*wanted, *axis]] or [[LOCAL_STEP]])
-            calls += [((seg.run_id, j), _scan, (runs[seg.run_id], scan_keys, max_step))
-                      for j, scan_keys in enumerate(scans)]
-        rows: dict[str, dict[int, dict[str, Any]]] = {seg.run_id: {} for seg in segments}
-        with wandb_requests(where):
-            for (run_id, _), scanned in threads(calls, workers, "reading history"):
-                merged = rows[run_id]
-                for row in scanned:
-                    step = row.get(LOCAL_STEP)
-                    if is_step(step):
-                        merged.setdefault(step, {}).update(row)
-        axes = {seg.run_id: [] if seg.step_metric == LOCAL_STEP else [seg.step_metric]
-                for seg in segments}
-        return {run_id: _columns(merged, None if wanted is None else
-                                 list(dict.fromkeys([*wanted, *axes[run_id]])))
-                for run_id, merged in rows.items()}
-
-    return fetch
-
-
 def _list(listing: Iterable[Any], runs: Any) -> tuple[list[Any], dict[str, Mapping[str, Any]]]:
     """The listed runs, and each one's raw config as the page W&B sent holds it.
 
@@ -216,16 +162,10 @@ def _history_keys(run: Any) -> list[str]:
     """The metrics ``run`` logged with ``run.log``, from the listed ``historyKeys`` (its
     summary also holds what was set in ``run.summary`` alone, such as the Trainer's
     ``train_runtime``); its summary's metrics where the listing has none."""
-    listed = getattr(run, "historyKeys", None)  # a listed field, as wandb names it
-    if isinstance(listed, str):
-        try:
-            listed = json.loads(listed)
-        except ValueError:
-            listed = None
-    keys = listed.get("keys") if isinstance(listed, dict) else None
-    if not isinstance(keys, dict):
+    keys = listed_keys(run)
+    if keys is None:
         return _metric_keys(run.summary_metrics)
-    return [k for k in keys if isinstance(k, str) and is_metric(k)]
+    return [k for k in keys if is_metric(k)]
 
 
 def _declared(run: Any, rawconfig: Mapping[str, Any]) -> str | None:
@@ -382,7 +322,7 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
         return {run_id: {k: summaries[run_id][k] for k in _metric_keys(summaries[run_id])}
                 for run_id in run_ids}
 
-    return Source(where=where, runs=infos, fetch=_fetcher({run.id: run for run in listed},
+    return Source(where=where, runs=infos, fetch=fetcher({run.id: run for run in listed},
                                                           where, workers),
                   metric_names=metric_names, urls={run.id: run.url for run in listed},
                   last_values=last_values)

@@ -1,0 +1,119 @@
+"""Requests and seconds of runchain's W&B reads, on the HTTP stand-in of W&B.
+
+    python benchmarks/bench_online.py                       # 10 runs x 2,000 steps x 20 metrics, 100 ms
+    python benchmarks/bench_online.py --runs 4 --steps 200 --latency-ms 50 --repeats 1
+
+On W&B every request costs 100-300 ms, so the request count is the speed. The stand-in
+(``tests/wandb_server.py``) holds each request ``--latency-ms`` before answering and counts
+what it served (``GET /_requests``). ``do_run.py --mode online`` logs one chain of
+``--runs`` runs into it, each resumed from the last checkpoint of the one before. Then,
+interleaved and repeated (median seconds; requests of the last repeat), each read opening
+the project afresh (``open_project``: the listing):
+
+- chain, a scan per key: ``source.history(leaf, keys=every metric)`` with one keyed scan
+  per run and metric (``project_history.WIDE_RATIO = 0``, runchain's only route before);
+- chain, a scan per run: the same, one scan of every column per run (the route now);
+- report: ``build_report`` of the project (every metric, and ``_timestamp`` for its time
+  axes), a scan per run.
+
+Targets (issue 34, at 100 ms a request): a chain of 10 runs x 20 metrics, cold: <= 2
+requests per run plus the listing. wandb 0.31's scan costs 3 per run (it asks the run's
+last step, opens the scan, reads a page): see docs/chains.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from wandb_server import serving  # noqa: E402
+
+
+def asked(base_url: str) -> dict:
+    with urllib.request.urlopen(base_url + "/_requests") as response:
+        return json.load(response)
+
+
+def since(before: dict, after: dict) -> tuple[int, dict[str, int]]:
+    ops = {k: v - before["by_operation"].get(k, 0) for k, v in after["by_operation"].items()}
+    return after["total"] - before["total"], {k: v for k, v in sorted(ops.items()) if v}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--metrics", type=int, default=20)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench_online_"))
+    for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        (base / name.lower()).mkdir()
+        os.environ[name] = str(base / name.lower())
+    os.environ.update(WANDB_SILENT="true", TQDM_DISABLE="1", NETRC=str(base / "no-netrc"),
+                      RUNCHAIN_CACHE_DIR=str(base / "runchain_cache"), WANDB_ERROR_REPORTING="false")
+    os.environ.pop("WANDB_SERVICE", None)
+    os.chdir(base)
+    with serving(base / "server", "--latency-ms", str(args.latency_ms)) as server:
+        os.environ.update(server.env({}))
+        t0, parent = time.perf_counter(), None
+        for i in range(args.runs):  # one chain, each run from the last checkpoint of the one before
+            run_id = f"bench{i:04d}"
+            subprocess.run([sys.executable, str(ROOT / "do_run.py"), "--mode", "online",
+                            "--project", "bench", "--run_id", run_id, "--n_steps", str(args.steps),
+                            "--n_checkpoint_steps", str(args.steps), "--n_metrics", str(args.metrics),
+                            "--seed", str(i), *(["--checkpoint_artifact", f"{parent}@{args.steps - 1}"]
+                                                if parent else [])],
+                           check=True, capture_output=True, timeout=1800)
+            parent = run_id
+        print(f"logged {args.runs} runs x {args.steps} steps x {args.metrics} metrics online in "
+              f"{time.perf_counter() - t0:.0f} s; {args.latency_ms:g} ms a request")
+
+        from runchain.readers import project_history
+        from runchain.readers.from_project import open_project
+        from runchain.renderers.report import build_report
+
+        def chain(ratio: int):
+            def read():
+                project_history.WIDE_RATIO = ratio
+                try:
+                    source = open_project("bench")
+                    source.history(parent, keys=source.metrics())
+                finally:
+                    project_history.WIDE_RATIO = wide
+            return read
+
+        wide = project_history.WIDE_RATIO
+        cases = {"chain, a scan per key": chain(0), "chain, a scan per run": chain(wide),
+                 "report, a scan per run": lambda: build_report(open_project("bench"))}
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        counts: dict[str, tuple[int, dict[str, int]]] = {}
+        for _ in range(args.repeats):
+            for name, case in cases.items():
+                before = asked(server.base_url)
+                start = time.perf_counter()
+                case()
+                times[name].append(time.perf_counter() - start)
+                counts[name] = since(before, asked(server.base_url))
+        print(f"{'case':26} {'seconds':>8} {'requests':>9}  by operation")
+        for name in cases:
+            total, ops = counts[name]
+            print(f"{name:26} {statistics.median(times[name]):8.2f} {total:9d}  {ops}")
+        per_key, per_run = counts["chain, a scan per key"][0], counts["chain, a scan per run"][0]
+        print(f"chain: requests, a scan per key / a scan per run = {per_key / per_run:.1f}x; "
+              f"seconds {statistics.median(times['chain, a scan per key']) / statistics.median(times['chain, a scan per run']):.1f}x")
+
+
+if __name__ == "__main__":
+    main()

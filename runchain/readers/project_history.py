@@ -1,0 +1,115 @@
+"""A W&B run's history, read for a chain: one scan of every column per run, or one per key.
+
+What it asks W&B for (``docs/chains.md``, "Reading from W&B"): for each run of the chain,
+one ``run.scan_history`` of every column, cut at the step the next run started from, its
+columns split locally (``whole_rows``). Only for a run whose rows are wide (media, tables:
+a listed history key of another type than numbers, strings, booleans and nulls), or whose
+keys outnumber those asked for more than ``WIDE_RATIO`` times, one keyed scan per metric,
+with ``_step``: ``scan_history(keys=...)`` returns only the rows that hold *every* key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..core.contract import LOCAL_STEP, is_step
+from ..core.lineage import Segment
+from ..core.source import Fetch
+from ..core.stitch import Columns, as_number, rows_to_columns
+from ..parallel import threads
+from ..wandb_io.api import wandb_requests
+
+PAGE_SIZE = 10_000  # history steps per scan_history request
+# one scan of every column of a run, rather than one keyed scan per metric, while the run
+# logged at most this many keys per key asked for: a request costs 100-300 ms on W&B, a
+# narrow column of 10,000 steps ~100 kB, so a few unwanted columns cost less than a scan
+WIDE_RATIO = 8
+NARROW = frozenset({"number", "string", "boolean", "nil"})  # history value types of no size
+
+
+def listed_keys(run: Any) -> dict[str, set[str]] | None:
+    """Each history key ``run`` logged -> the value types W&B counted for it, from the
+    listed ``historyKeys`` (``{"keys": {key: {"typeCounts": [{"type": ...}]}}}``); None
+    where the listing has none."""
+    listed = getattr(run, "historyKeys", None)  # a listed field, as wandb names it
+    if isinstance(listed, str):
+        try:
+            listed = json.loads(listed)
+        except ValueError:
+            listed = None
+    keys = listed.get("keys") if isinstance(listed, dict) else None
+    if not isinstance(keys, dict):
+        return None
+    return {k: {str(c.get("type")) for c in (v or {}).get("typeCounts") or () if isinstance(c, dict)}
+            for k, v in keys.items() if isinstance(k, str)}
+
+
+def whole_rows(run: Any, wanted: Sequence[str] | None) -> bool:
+    """Whether one scan of every column of ``run`` reads ``wanted`` (None: every key) more
+    cheaply than a keyed scan per key: its rows are narrow (``NARROW`` types only, as
+    listed) and it logged at most ``WIDE_RATIO`` keys per key wanted."""
+    if wanted is None:
+        return True
+    if len(wanted) < 2:
+        return False  # one keyed scan, no more
+    kinds = listed_keys(run)
+    return (kinds is not None and all(t <= NARROW for t in kinds.values())
+            and len(kinds) <= WIDE_RATIO * len(wanted))
+
+
+def _scan(run: Any, keys: list[str] | None, max_step: int | None) -> list[dict[str, Any]]:
+    """History rows of ``run`` with local ``_step < max_step`` (exclusive; None: all)."""
+    bound = {} if max_step is None else {"max_step": max_step}
+    return list(run.scan_history(keys=keys, min_step=0, page_size=PAGE_SIZE, **bound))
+
+
+def _columns(rows: Mapping[int, Mapping[str, Any]],
+             keys: Iterable[str] | None) -> dict[str, np.ndarray]:
+    """Rows by ``_step`` -> ``_step`` (int64, ascending) and one float64 column per key in
+    ``keys``, or per key that logged a number when ``keys`` is None (``rows_to_columns``)."""
+    steps = sorted(rows)
+    ordered = [rows[s] for s in steps]
+    if keys is None:
+        columns = rows_to_columns(ordered)
+    else:
+        columns = {key: np.array([as_number(row.get(key)) for row in ordered], np.float64)
+                   for key in keys}
+    columns.pop(LOCAL_STEP, None)
+    return {LOCAL_STEP: np.array(steps, np.int64), **columns}
+
+
+def fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
+    def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> dict[str, Columns]:
+        """Each segment's rows up to its cut: one scan of every column, or one per key in
+        ``keys`` (``whole_rows``)."""
+        wanted = None if keys is None else [k for k in dict.fromkeys(keys) if k != LOCAL_STEP]
+        calls = []
+        for seg in segments:
+            # max_step is exclusive, the cut inclusive: keep _step <= last_step. A cut on a
+            # declared axis is made by ``stitch``, on that metric's column, scanned too.
+            on_step = seg.step_metric == LOCAL_STEP
+            max_step = None if seg.last_step is None or not on_step else seg.last_step + 1
+            axis = [] if on_step or wanted is None or seg.step_metric in wanted else [seg.step_metric]
+            scans = ([None] if whole_rows(runs[seg.run_id], None if wanted is None else
+                                          [*wanted, *axis]) else
+                     [[LOCAL_STEP, k] for k in [*wanted, *axis]] or [[LOCAL_STEP]])
+            calls += [((seg.run_id, j), _scan, (runs[seg.run_id], scan_keys, max_step))
+                      for j, scan_keys in enumerate(scans)]
+        rows: dict[str, dict[int, dict[str, Any]]] = {seg.run_id: {} for seg in segments}
+        with wandb_requests(where):
+            for (run_id, _), scanned in threads(calls, workers, "reading history"):
+                merged = rows[run_id]
+                for row in scanned:
+                    step = row.get(LOCAL_STEP)
+                    if is_step(step):
+                        merged.setdefault(step, {}).update(row)
+        axes = {seg.run_id: [] if seg.step_metric == LOCAL_STEP else [seg.step_metric]
+                for seg in segments}
+        return {run_id: _columns(merged, None if wanted is None else
+                                 list(dict.fromkeys([*wanted, *axes[run_id]])))
+                for run_id, merged in rows.items()}
+
+    return fetch
