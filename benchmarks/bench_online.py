@@ -11,14 +11,18 @@ interleaved and repeated (median seconds; requests of the last repeat), each rea
 the project afresh (``open_project``: the listing):
 
 - chain, a scan per key: ``source.history(leaf, keys=every metric)`` with one keyed scan
-  per run and metric (``project_history.WIDE_RATIO = 0``, runchain's only route before);
-- chain, a scan per run: the same, one scan of every column per run (the route now);
-- report: ``build_report`` of the project (every metric, and ``_timestamp`` for its time
-  axes), a scan per run.
+  per run and metric (``project_history.WIDE_RATIO = 0``, runchain's only route before),
+  the disk cache off;
+- chain, a scan per run: the same, one scan of every column per run, the cache off (a
+  running run's route);
+- chain cold / warm: the same with the disk cache of W&B histories empty, then filled;
+- report cold / warm: ``build_report`` of the project (every metric, and ``_timestamp``
+  for its time axes), the cache empty, then filled.
 
 Targets (issue 34, at 100 ms a request): a chain of 10 runs x 20 metrics, cold: <= 2
-requests per run plus the listing. wandb 0.31's scan costs 3 per run (it asks the run's
-last step, opens the scan, reads a page): see docs/chains.md.
+requests per run plus the listing, warm: <= 2 requests in all and <= 1 s; a report, warm:
+<= 2 requests. wandb 0.31's scan costs 3 per run (it asks the run's last step, opens the
+scan, reads a page): see docs/chains.md.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,19 +89,29 @@ def main() -> None:
         from runchain.readers.from_project import open_project
         from runchain.renderers.report import build_report
 
-        def chain(ratio: int):
-            def read():
-                project_history.WIDE_RATIO = ratio
+        def read_chain() -> None:
+            source = open_project("bench")
+            source.history(parent, keys=source.metrics())
+
+        def case(read, cache: str, ratio: int | None = None, empty: bool = False):
+            def run_case():
+                if empty:
+                    shutil.rmtree(cache, ignore_errors=True)
+                os.environ["RUNCHAIN_CACHE_DIR"] = cache
+                project_history.WIDE_RATIO = wide if ratio is None else ratio
                 try:
-                    source = open_project("bench")
-                    source.history(parent, keys=source.metrics())
+                    read()
                 finally:
                     project_history.WIDE_RATIO = wide
-            return read
+            return run_case
 
-        wide = project_history.WIDE_RATIO
-        cases = {"chain, a scan per key": chain(0), "chain, a scan per run": chain(wide),
-                 "report, a scan per run": lambda: build_report(open_project("bench"))}
+        wide, chains, reports = project_history.WIDE_RATIO, str(base / "chains"), str(base / "reports")
+        cases = {"chain, a scan per key": case(read_chain, "", ratio=0),
+                 "chain, a scan per run": case(read_chain, ""),
+                 "chain cold": case(read_chain, chains, empty=True),
+                 "chain warm": case(read_chain, chains),
+                 "report cold": case(lambda: build_report(open_project("bench")), reports, empty=True),
+                 "report warm": case(lambda: build_report(open_project("bench")), reports)}
         times: dict[str, list[float]] = {name: [] for name in cases}
         counts: dict[str, tuple[int, dict[str, int]]] = {}
         for _ in range(args.repeats):
@@ -111,8 +126,10 @@ def main() -> None:
             total, ops = counts[name]
             print(f"{name:26} {statistics.median(times[name]):8.2f} {total:9d}  {ops}")
         per_key, per_run = counts["chain, a scan per key"][0], counts["chain, a scan per run"][0]
+        med = {name: statistics.median(t) for name, t in times.items()}
         print(f"chain: requests, a scan per key / a scan per run = {per_key / per_run:.1f}x; "
-              f"seconds {statistics.median(times['chain, a scan per key']) / statistics.median(times['chain, a scan per run']):.1f}x")
+              f"seconds {med['chain, a scan per key'] / med['chain, a scan per run']:.1f}x; "
+              f"cold / warm {med['chain cold'] / med['chain warm']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -385,3 +385,38 @@ def test_decode_once_and_grown_are_handed_cache_entries_never_dicts(tree, tmp_pa
     assert len(resumed) == 1 and resumed[0] is not None  # the grown file went on from its entry
     assert seen and all(type(e) is CacheEntry for e in seen)
     np.testing.assert_array_equal(steps, read_run_file(path).history["_step"])
+
+
+def test_a_wandb_history_entry_is_pruned_only_by_the_cap_and_a_damaged_one_raises(tmp_path):
+    """A W&B run's cached history has no run file to outlive, so prune keeps it until the
+    cache is over its cap; info counts it and clear removes it; a changed byte, another
+    run's entry, or a key the listing no longer gives is never served."""
+    from runchain.readers import cache_folder, project_cache
+    folder = tmp_path / "cache"
+    columns = {"_step": np.arange(5), "loss": np.linspace(1, 0, 5), "acc": np.full(5, np.nan)}
+    key = [cache_entry.FORMAT, "finished", 5, "2026-12-07T10:00:00", 4]
+    project_cache.save(folder, "e/p/run1", key, columns)
+    back = project_cache.load(folder, "e/p/run1", key)
+    assert back["_step"].dtype == np.int64 and list(back) == ["_step", "loss", "acc"]
+    for name in columns:
+        np.testing.assert_array_equal(back[name], columns[name])
+    assert project_cache.load(folder, "e/p/run1", key[:3] + ["2026-12-07T11:00:00", 4]) is None
+    assert project_cache.load(folder, "e/p/other", key) is None
+    assert cache_folder.info(folder).entries == 1
+    cache_folder.prune(folder)
+    (entry,) = folder.rglob("*.wbh")
+    assert entry.stat().st_mode & 0o777 == 0o600
+    other = project_cache.entry_file(folder, "e/p/run2")
+    other.parent.mkdir(exist_ok=True)
+    shutil.copy(entry, other)  # another run's bytes under its name
+    with pytest.raises(cache_entry.DamagedEntry, match="run1"):
+        project_cache.load(folder, "e/p/run2", key)
+    data = entry.read_bytes()
+    entry.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(cache_entry.DamagedEntry, match="checksum"):
+        project_cache.load(folder, "e/p/run1", key)
+    other.unlink()
+    cache_folder.prune(folder, limit=0)  # over the cap: least recently used first
+    assert not list(folder.rglob("*.wbh"))
+    project_cache.save(folder, "e/p/run1", key, columns)
+    assert cache_folder.clear(folder).entries == 1 and not list(folder.rglob("*.wbh"))

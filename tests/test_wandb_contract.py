@@ -150,6 +150,7 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     # a listed field, reached through wandb's Attrs.__getattr__ (its own test below)
     ("getattr(*, 'historyLineCount')", PublicRun, "historyLineCount", "listed"),
     ("getattr(*, 'historyKeys')", PublicRun, "historyKeys", "listed"),
+    ("getattr(*, 'heartbeatAt')", PublicRun, "heartbeatAt", "listed"),
     # the page a listing last fetched: where a listed run's raw config is read (wandb 0.31's
     # listed Run drops rawconfig["_wandb"]; readers/from_project.py, _list)
     ("runs.last_response", PublicRuns, "last_response", "instance"),
@@ -382,6 +383,20 @@ def test_wandb_runs_listing_carries_the_history_keys():
     run = PublicRun.__new__(PublicRun)
     run._attrs = {"historyKeys": {"keys": {"loss": {}}, "lastStep": 3}}
     assert getattr(run, "historyKeys", None) == {"keys": {"loss": {}}, "lastStep": 3}
+
+
+def test_wandb_runs_listing_carries_what_keys_a_cached_history():
+    """The disk cache of W&B histories (``project_cache.run_key``) checks an entry against the
+    listed state, ``historyLineCount``, ``heartbeatAt`` and ``historyKeys``: all in the
+    listing's fragment, so a warm read costs no request per run. ``updatedAt``, which the
+    issue named, is not there."""
+    fragment = wandb.apis.public.runs.RUN_FRAGMENT
+    for field in ("state", "historyLineCount", "heartbeatAt", "historyKeys"):
+        assert field in fragment.split(), field
+    assert "updatedAt" not in fragment
+    run = PublicRun.__new__(PublicRun)
+    run._attrs = {"heartbeatAt": "2026-12-07T10:00:00"}
+    assert getattr(run, "heartbeatAt", None) == "2026-12-07T10:00:00"
 
 
 def test_wandb_last_history_step_is_a_request_per_run():

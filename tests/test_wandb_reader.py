@@ -42,10 +42,11 @@ from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 import runchain
 from runchain.errors import ProjectNotFoundError, SourceError
 from runchain.readers import from_project as wandb_runs
-from runchain.readers import project_history
+from runchain.readers import project_cache, project_history
+from runchain.readers.cache_entry import CacheWarning
 from runchain.readers.from_project import open_project
 
-from helpers import isolate, script, step_into
+from helpers import cli, isolate, script, step_into
 from wandb_standin import RunData, StandinApi, deep_chain, project_from_dir, without_runchain
 
 pytestmark = pytest.mark.slow  # real runs in subprocesses (docs/development.md)
@@ -140,7 +141,8 @@ def plain(wandb_server, tmp_path_factory):
 @pytest.fixture
 def at_counts(counts, monkeypatch):
     step_into(counts, monkeypatch)
-    return open_project(COUNTS)
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", "")  # what W&B is asked for without the disk
+    return open_project(COUNTS)  # cache (a running run's route); the cache has its own tests
 
 
 @pytest.fixture
@@ -276,6 +278,78 @@ def test_a_run_of_wide_rows_or_many_more_keys_is_scanned_by_key():
     assert not project_history.whole_rows(many, ["m0", "m1"])
     assert project_history.whole_rows(many, ["m0", "m1", "m2"])
     assert not project_history.whole_rows(type("Run", (), {"historyKeys": None})(), ["a", "b"])
+
+
+def test_a_run_that_ended_is_read_once_then_from_the_disk_cache_until_it_changes(
+        wandb_server, tmp_path, monkeypatch):
+    """Cold, a chain costs its scans and fills the cache (an entry per run, private); warm,
+    only the listing is asked for, whatever keys; a run resumed since is read again (its
+    listing moved), the others not; a damaged entry warns once and is read again."""
+    isolate(monkeypatch, tmp_path, server=wandb_server)
+    script("do_many.py", "--mode", "online", "--project", "reader-cache", "--n_runs", 2,
+           "--n_steps", 20, "--n_checkpoint_steps", 10, "--n_metrics", 2, "--seed", 3, "--no-report")
+    cache = tmp_path / "runchain_cache"
+    leaf = deepest(open_project("reader-cache"))
+    n = len(open_project("reader-cache").chain(leaf))
+    wandb_server.clear()
+    cold = open_project("reader-cache").history(leaf)
+    assert wandb_server.asked() == {"Viewer": 1, "Runs": 1, "RunHistoryKeys": n,
+                                   "RunParquetHistory": n, "HistoryPage": n}
+    entries = sorted(cache.rglob("*.wbh"))
+    assert len(entries) == n and {p.stat().st_mode & 0o777 for p in entries} == {0o600}
+    assert {p.parent.stat().st_mode & 0o777 for p in entries} == {0o700}
+    wandb_server.clear()
+    warm = open_project("reader-cache").history(leaf)
+    one = open_project("reader-cache").history(leaf, keys=["loss/00"])
+    assert wandb_server.asked() == {"Viewer": 2, "Runs": 2}  # the listing, nothing more
+    assert sorted(warm) == sorted(cold) and sorted(one) == ["global_step", "loss/00", "run_id", "step"]
+    for key in cold:
+        np.testing.assert_array_equal(warm[key], cold[key], err_msg=key)
+    np.testing.assert_array_equal(one["loss/00"], cold["loss/00"])
+    assert f"entries: {n}" in cli("cache", "info").stdout
+
+    script("do_run.py", "--mode", "online", "--project", "reader-cache", "--run_id", leaf,
+           "--checkpoint_artifact", f"{leaf}@19", "--n_steps", 5, "--n_metrics", 2)  # in place
+    wandb_server.clear()
+    again = open_project("reader-cache").history(leaf)
+    assert again["step"][again["run_id"] == leaf].tolist() == list(range(25))
+    assert wandb_server.asked()["HistoryPage"] == 1  # the resumed leaf alone
+    np.testing.assert_array_equal(again["loss/00"][:len(cold["step"])], cold["loss/00"])
+
+    root = open_project("reader-cache").chain(leaf)[0].run_id
+    (entry,) = [p for p in cache.rglob("*.wbh") if root in p.read_bytes()[:400].decode(errors="replace")]
+    data = entry.read_bytes()
+    entry.write_bytes(data[:-8] + b"garbage!")  # a cut or an edit: the checksum catches it
+    wandb_server.clear()
+    with pytest.warns(CacheWarning, match="damaged") as said:
+        fixed = open_project("reader-cache").history(leaf)
+    assert len(said) == 1 and wandb_server.asked()["HistoryPage"] == 1
+    for key in again:
+        np.testing.assert_array_equal(fixed[key], again[key], err_msg=key)
+    def held(entry_bytes):  # an entry's description and columns (their order is the scan's)
+        _, meta, grid = entry_bytes.split(b"\n", 2)
+        meta = json.loads(meta)
+        values = np.frombuffer(grid, "<f8").reshape(len(meta.pop("columns")), meta["rows"])
+        return meta, {n: v.tolist() for n, v in zip(json.loads(entry_bytes.split(b"\n")[1])["columns"], values)}
+    assert held(entry.read_bytes()) == held(data)  # rewritten whole
+    cli("cache", "clear")
+    assert not list(cache.rglob("*.wbh"))
+
+
+def test_only_a_run_that_ended_has_a_cache_key():
+    """A run W&B lists as running may still log: never cached. An ended one is keyed by
+    what its listing says of its rows."""
+    def listed(state, lines=10, beat="2026-12-07T10:00:00", last=9):
+        return type("Run", (), {"state": state, "historyLineCount": lines, "heartbeatAt": beat,
+                                "historyKeys": {"lastStep": last, "keys": {}}})()
+
+    for state in ("running", "pending", "preempting", None):
+        assert project_cache.run_key(listed(state)) is None
+    keys = [project_cache.run_key(listed(s)) for s in ("finished", "failed", "crashed")]
+    assert all(keys) and len({json.dumps(k) for k in keys}) == 3
+    assert project_cache.run_key(listed("finished", lines=11)) != keys[0]
+    assert project_cache.run_key(listed("finished", beat="2026-12-07T11:00:00")) != keys[0]
+    assert project_cache.run_key(listed("finished", lines=None)) is None
 
 
 def test_fetch_keeps_rows_of_a_sparse_metric_that_a_joint_scan_would_drop(at_plain,

@@ -67,7 +67,7 @@ from .record_log import ArtifactRecord, RunFile
 __all__ = ["FORMAT", "CacheEntry", "CacheWarning", "DamagedEntry", "Grid", "cache_dir",
            "cache_file_kind", "entry_file_of", "entry_path", "file_key", "folder_format",
            "format_folder", "grid_path", "is_shard", "load_entry", "open_grid", "read_entry",
-           "store"]
+           "store", "wandb_entry_name"]
 
 FORMAT = 8  # bump when the entry layout or the decoding changes
 _MAGIC = b"runchain-cache"
@@ -121,6 +121,7 @@ def file_key(path: str | os.PathLike) -> list[int]:
 # -- cache file names: built and recognised here, and nowhere else (a temporary file's: atomic)
 _ENTRY_NAME = re.compile(r"([0-9a-f]{40})\.json")  # sha1 of the run file's real path
 _GRID_NAME = re.compile(r"([0-9a-f]{40})-[0-9a-f]{16}\.npy")  # ... and of the file's key
+_WANDB_NAME = re.compile(r"([0-9a-f]{40})\.wbh")  # sha1 of a W&B run's path (project_cache)
 _FORMAT_NAME = re.compile(r"v(\d+)")
 _SHARD_NAME = re.compile(r"[0-9a-f]{2}")  # an entry's first two hex digits
 
@@ -140,23 +141,31 @@ def entry_path(folder: Path, path: str | os.PathLike) -> Path:
     return format_folder(folder) / digest[:2] / f"{digest}.json"
 
 
+def wandb_entry_name(run_path: str) -> str:
+    """The file name of the W&B run ``entity/project/run id``'s entry (``project_cache``)."""
+    return f"{_hash('wandb:' + run_path)}.wbh"
+
+
 def grid_path(entry_file: Path, key: list[int]) -> Path:
     """The grid file of the entry file ``entry_file``, decoded from the file at ``key``."""
     return entry_file.with_name(f"{entry_file.stem}-{_hash(repr(key))[:16]}.npy")
 
 
 def cache_file_kind(name: str) -> str | None:
-    """What a file named ``name`` in a shard folder is: ``"entry"``, ``"grid"`` or ``"temp"``
-    (a write under way, or one a killed process left); None if runchain names no file so."""
+    """What a file named ``name`` in a shard folder is: ``"entry"``, ``"grid"``, ``"wandb"``
+    (a W&B run's history, ``project_cache``) or ``"temp"`` (a write under way, or one a
+    killed process left); None if runchain names no file so."""
     for kind, matches in (("entry", _ENTRY_NAME.fullmatch), ("grid", _GRID_NAME.fullmatch),
-                          ("temp", is_temp_name)):
+                          ("wandb", _WANDB_NAME.fullmatch), ("temp", is_temp_name)):
         if matches(name):
             return kind
     return None
 
 
 def entry_file_of(cache_file: Path) -> Path:
-    """The entry file a grid file (or an entry file) belongs to."""
+    """The entry file a grid file (or an entry file) belongs to; a W&B entry is its own."""
+    if _WANDB_NAME.fullmatch(cache_file.name):
+        return cache_file
     match = _ENTRY_NAME.fullmatch(cache_file.name) or _GRID_NAME.fullmatch(cache_file.name)
     if match is None:
         raise ValueError(f"{cache_file.name} is not named as a cache entry or grid is")

@@ -1,8 +1,10 @@
 """The cache folder as a whole: what it holds (``info``), emptying it (``clear``), and
 keeping it to live run files and under its size cap (``prune``).
 
-``prune`` runs after each read that wrote entries (``decode_once.RunFiles``): the cache grows
-only then. It removes entries whose run file is gone, entries of older formats, damaged
+``prune`` runs after each read that wrote entries (``decode_once.RunFiles``, and
+``project_history`` for W&B histories): the cache grows only then. It removes entries
+whose run file is gone (a W&B history has none: only the cap removes it), entries of
+older formats, damaged
 entries, and grids or temporary files no entry names that are older than an hour (a
 younger one may be a write under way). Then, while the folder is over
 ``$RUNCHAIN_CACHE_MAX_MB`` megabytes (default 2048), it removes the least recently used
@@ -105,8 +107,8 @@ def info(folder: Path) -> CacheInfo:
     """
     files = list(_files(folder))
     current = format_folder(folder)
-    entries = sum(cache_file_kind(p.name) == "entry" and p.parent.parent == current
-                  for p, _ in files)
+    entries = sum(cache_file_kind(p.name) in ("entry", "wandb") and p.parent.parent == current
+                  for p, _ in files)  # a run file's, or a W&B run's history (project_cache)
     return CacheInfo(folder, entries, sum(st.st_size for _, st in files), max_bytes())
 
 
@@ -144,6 +146,7 @@ def prune(folder: Path, keep: set[Path] = frozenset(), limit: int | None = None)
     # entry file (the JSON) -> [its files], and when it was last used
     groups: dict[Path, list[tuple[Path, os.stat_result]]] = {}
     used: dict[Path, float] = {}
+    no_run_file: set[Path] = set()  # W&B histories' entries (project_cache)
     removed = 0
 
     def remove(path: Path, st: os.stat_result) -> None:
@@ -165,8 +168,10 @@ def prune(folder: Path, keep: set[Path] = frozenset(), limit: int | None = None)
             groups.setdefault(entry_file, []).append((path, st))
             if path == entry_file:
                 used[entry_file] = st.st_mtime
+            if cache_file_kind(path.name) == "wandb":
+                no_run_file.add(entry_file)  # no run file here to outlive: only the cap removes it
     for entry_file, files in groups.items():
-        if entry_file in keep:
+        if entry_file in keep or entry_file in no_run_file:
             continue
         try:
             cached = read_entry(entry_file) if entry_file in used else None

@@ -106,6 +106,10 @@ class RunFiles:
         paths = [p for p in paths if p in self.keys]
         self.entries: dict[Path, CacheEntry] = {}
         self.memory: dict[Path, dict[str, np.ndarray]] = {}  # histories when nothing is cached
+        # each file's cached grid, opened once for as long as this reader lives: a chain, or
+        # every chain of a tree, reads a run's columns through one mapping (its checksums
+        # checked once), with the entry it was opened from
+        self.opened: dict[Path, tuple[CacheEntry, Mapping[str, np.ndarray]]] = {}
         cold, grown_now = [], []
         for path in paths:
             entry = self._load(path) if self.folder else None
@@ -214,9 +218,14 @@ class RunFiles:
     def _open(self, path: Path) -> Mapping[str, np.ndarray]:
         if path in self.memory:  # healed since the opener was made
             return dict(self.memory[path])
+        entry, grid = self.opened.get(path, (None, None))
+        if entry is self.entries[path]:
+            return grid
         try:
-            return open_grid(self.folder, path, self.entries[path],
+            grid = open_grid(self.folder, path, self.entries[path],
                              heal=functools.partial(self._heal, path))
+            self.opened[path] = (self.entries[path], grid)
+            return grid
         except DamagedEntry as e:
             return self._heal(path, str(e))
         except FileNotFoundError:  # a cache cleared meanwhile is no damage; else the grid is lost
@@ -239,13 +248,17 @@ class RunFiles:
 
 
 class Histories(Mapping[str, RunHistory]):
-    """run id -> its ``RunHistory`` (of one timeline), opened on each lookup and never held."""
+    """run id -> its ``RunHistory`` (of one timeline), made at its first lookup, then held
+    as long as this mapping is (one fetch: stitch looks each run up several times)."""
 
     def __init__(self, parts: Mapping[str, tuple[list[Part], list[FileAxis]]]):
         self._parts = parts
+        self._made: dict[str, RunHistory] = {}
 
     def __getitem__(self, run_id: str) -> RunHistory:
-        return RunHistory(*self._parts[run_id])
+        if run_id not in self._made:
+            self._made[run_id] = RunHistory(*self._parts[run_id])
+        return self._made[run_id]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._parts)

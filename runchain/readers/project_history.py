@@ -10,7 +10,9 @@ with ``_step``: ``scan_history(keys=...)`` returns only the rows that hold *ever
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -21,6 +23,9 @@ from ..core.source import Fetch
 from ..core.stitch import Columns, as_number, rows_to_columns
 from ..parallel import threads
 from ..wandb_io.api import wandb_requests
+from .cache_entry import CacheWarning, DamagedEntry, cache_dir
+from .cache_folder import prune
+from .project_cache import entry_file, load, run_key, save
 
 PAGE_SIZE = 10_000  # history steps per scan_history request
 # one scan of every column of a run, rather than one keyed scan per metric, while the run
@@ -47,6 +52,12 @@ def listed_keys(run: Any) -> dict[str, set[str]] | None:
             for k, v in keys.items() if isinstance(k, str)}
 
 
+def narrow(run: Any) -> bool:
+    """Whether every history key ``run`` logged holds only ``NARROW`` values, as listed."""
+    kinds = listed_keys(run)
+    return kinds is not None and all(t <= NARROW for t in kinds.values())
+
+
 def whole_rows(run: Any, wanted: Sequence[str] | None) -> bool:
     """Whether one scan of every column of ``run`` reads ``wanted`` (None: every key) more
     cheaply than a keyed scan per key: its rows are narrow (``NARROW`` types only, as
@@ -55,9 +66,7 @@ def whole_rows(run: Any, wanted: Sequence[str] | None) -> bool:
         return True
     if len(wanted) < 2:
         return False  # one keyed scan, no more
-    kinds = listed_keys(run)
-    return (kinds is not None and all(t <= NARROW for t in kinds.values())
-            and len(kinds) <= WIDE_RATIO * len(wanted))
+    return narrow(run) and len(listed_keys(run) or ()) <= WIDE_RATIO * len(wanted)
 
 
 def _scan(run: Any, keys: list[str] | None, max_step: int | None) -> list[dict[str, Any]]:
@@ -81,24 +90,57 @@ def _columns(rows: Mapping[int, Mapping[str, Any]],
     return {LOCAL_STEP: np.array(steps, np.int64), **columns}
 
 
+def _pick(columns: Mapping[str, np.ndarray], keys: Sequence[str] | None) -> dict[str, np.ndarray]:
+    """A run's whole columns narrowed to ``_step`` and ``keys`` (None: all); a key the run
+    never logged as a number is NaN, as a keyed scan gives it."""
+    if keys is None:
+        return dict(columns)
+    steps = columns[LOCAL_STEP]
+    return {LOCAL_STEP: steps, **{k: columns[k] if k in columns else np.full(len(steps), np.nan)
+                                  for k in keys}}
+
+
+def _run_path(run: Any) -> str:
+    return f"{run.entity}/{run.project}/{run.id}"
+
+
 def fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
     def fetch(segments: Sequence[Segment], keys: Sequence[str] | None) -> dict[str, Columns]:
-        """Each segment's rows up to its cut: one scan of every column, or one per key in
-        ``keys`` (``whole_rows``)."""
+        """Each segment's rows up to its cut: a run that ended, from the disk cache or one
+        scan of all its rows (then cached); else one scan of every column up to the cut, or
+        one per key in ``keys`` (``whole_rows``)."""
         wanted = None if keys is None else [k for k in dict.fromkeys(keys) if k != LOCAL_STEP]
-        calls = []
+        folder = cache_dir()
+        calls, cached, kept = [], {}, {}
         for seg in segments:
+            run = runs[seg.run_id]
+            on_step = seg.step_metric == LOCAL_STEP
+            axis = [] if on_step or wanted is None or seg.step_metric in wanted else [seg.step_metric]
+            asked = None if wanted is None else list(dict.fromkeys([*wanted, *axis]))
+            key = run_key(run) if folder is not None and narrow(run) else None
+            if key is not None:  # ended: its rows are final, so all of them are read and kept
+                try:
+                    found = load(folder, _run_path(run), key)
+                except DamagedEntry as e:
+                    warnings.warn(f"the cached W&B history of {_run_path(run)} is damaged ({e}); "
+                                  f"ignoring it: the run is read from W&B again and the entry "
+                                  f"rewritten", CacheWarning, stacklevel=3)
+                    found = None
+                if found is not None:
+                    cached[seg.run_id] = _pick(found, asked)
+                    continue
+                kept[seg.run_id] = (key, asked)
+                calls.append(((seg.run_id, 0), _scan, (run, None, None)))
+                continue
             # max_step is exclusive, the cut inclusive: keep _step <= last_step. A cut on a
             # declared axis is made by ``stitch``, on that metric's column, scanned too.
-            on_step = seg.step_metric == LOCAL_STEP
             max_step = None if seg.last_step is None or not on_step else seg.last_step + 1
-            axis = [] if on_step or wanted is None or seg.step_metric in wanted else [seg.step_metric]
-            scans = ([None] if whole_rows(runs[seg.run_id], None if wanted is None else
-                                          [*wanted, *axis]) else
-                     [[LOCAL_STEP, k] for k in [*wanted, *axis]] or [[LOCAL_STEP]])
-            calls += [((seg.run_id, j), _scan, (runs[seg.run_id], scan_keys, max_step))
+            scans = ([None] if whole_rows(run, asked) else
+                     [[LOCAL_STEP, k] for k in asked] or [[LOCAL_STEP]])
+            calls += [((seg.run_id, j), _scan, (run, scan_keys, max_step))
                       for j, scan_keys in enumerate(scans)]
-        rows: dict[str, dict[int, dict[str, Any]]] = {seg.run_id: {} for seg in segments}
+        rows: dict[str, dict[int, dict[str, Any]]] = {
+            seg.run_id: {} for seg in segments if seg.run_id not in cached}
         with wandb_requests(where):
             for (run_id, _), scanned in threads(calls, workers, "reading history"):
                 merged = rows[run_id]
@@ -108,8 +150,21 @@ def fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
                         merged.setdefault(step, {}).update(row)
         axes = {seg.run_id: [] if seg.step_metric == LOCAL_STEP else [seg.step_metric]
                 for seg in segments}
-        return {run_id: _columns(merged, None if wanted is None else
-                                 list(dict.fromkeys([*wanted, *axes[run_id]])))
-                for run_id, merged in rows.items()}
+        out, saved = dict(cached), set()
+        for run_id, merged in rows.items():
+            if run_id in kept:
+                key, asked = kept[run_id]
+                whole = _columns(merged, None)
+                with contextlib.suppress(OSError):  # caching only saves requests
+                    save(folder, _run_path(runs[run_id]), key, whole)
+                    saved.add(entry_file(folder, _run_path(runs[run_id])))
+                out[run_id] = _pick(whole, asked)
+            else:
+                out[run_id] = _columns(merged, None if wanted is None else
+                                       list(dict.fromkeys([*wanted, *axes[run_id]])))
+        if saved:
+            with contextlib.suppress(OSError):  # pruning only saves space
+                prune(folder, keep=saved)
+        return out
 
     return fetch
