@@ -5,8 +5,11 @@
 
 On W&B every request costs 100-300 ms, so the request count is the speed. The stand-in
 (``tests/wandb_server.py``) holds each request ``--latency-ms`` before answering and counts
-what it served (``GET /_requests``). ``do_run.py --mode online`` logs one chain of
-``--runs`` runs into it, each resumed from the last checkpoint of the one before. Then,
+what it served (``GET /_requests``). Unheld, ``do_run.py --mode online`` logs one chain of
+``--runs`` runs into it, each resumed from the last checkpoint of the one before, and one
+process of plain wandb code logs ``--plain-runs`` runs into project ``plain``: each logs
+30 rows and 3 checkpoints (metadata ``{"step": N}``), and each after the first
+``use_artifact``s a checkpoint of a random earlier run. Then, held,
 interleaved and repeated (median seconds; requests of the last repeat), each read opening
 the project afresh (``open_project``: the listing):
 
@@ -17,9 +20,13 @@ the project afresh (``open_project``: the listing):
   running run's route);
 - chain cold / warm: the same with the disk cache of W&B histories empty, then filled;
 - report cold / warm: ``build_report`` of the project (every metric, and ``_timestamp``
-  for its time axes), the cache empty, then filled.
+  for its time axes), the cache empty, then filled;
+- tree, run by run: ``open_project("plain").tree`` as read where the server refuses the
+  paged lineage query (runchain's only route before);
+- tree of the plain runs: ``open_project("plain").tree``, its lineage in pages.
 
-Targets (issue 34, at 100 ms a request): a chain of 10 runs x 20 metrics, cold: <= 2
+Targets (issue 34, at 100 ms a request): a tree of 200 plain runs: <= 12 requests, <= 3 s;
+a chain of 10 runs x 20 metrics, cold: <= 2
 requests per run plus the listing, warm: <= 2 requests in all and <= 1 s; a report, warm:
 <= 2 requests. wandb 0.31's scan costs 3 per run (it asks the run's last step, opens the
 scan, reads a page): see docs/chains.md.
@@ -44,6 +51,29 @@ sys.path.insert(0, str(ROOT / "tests"))
 from wandb_server import serving  # noqa: E402
 
 
+PLAIN = r"""
+import json, os, random, sys, tempfile, wandb
+random.seed(0)
+made = []
+for i in range(int(sys.argv[1])):
+    run = wandb.init(project="plain", name=f"plain-{i}")
+    if made:  # the input edge: a checkpoint of an earlier run
+        run.use_artifact(f"ck-{random.choice(made)}:step-{random.choice([9, 19, 29])}")
+    for step in range(30):
+        run.log({"loss": 1.0 / (step + 1)})
+        if step % 10 == 9:
+            art = wandb.Artifact(f"ck-{run.id}", type="checkpoint", metadata={"step": step})
+            path = os.path.join(tempfile.mkdtemp(), "weights.bin")
+            with open(path, "w") as f:
+                f.write(f"{run.id} {step}")
+            art.add_file(path)
+            run.log_artifact(art, aliases=[f"step-{step}"])
+    made.append(run.id)
+    run.finish()
+print(json.dumps(made))
+"""
+
+
 def asked(base_url: str) -> dict:
     with urllib.request.urlopen(base_url + "/_requests") as response:
         return json.load(response)
@@ -60,6 +90,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--metrics", type=int, default=20)
     parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--plain-runs", type=int, default=200, help="runs of the plain tree (0: none)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench_online_"))
@@ -70,7 +101,7 @@ def main() -> None:
                       RUNCHAIN_CACHE_DIR=str(base / "runchain_cache"), WANDB_ERROR_REPORTING="false")
     os.environ.pop("WANDB_SERVICE", None)
     os.chdir(base)
-    with serving(base / "server", "--latency-ms", str(args.latency_ms)) as server:
+    with serving(base / "server") as server:  # unheld while the runs are logged
         os.environ.update(server.env({}))
         t0, parent = time.perf_counter(), None
         for i in range(args.runs):  # one chain, each run from the last checkpoint of the one before
@@ -83,9 +114,17 @@ def main() -> None:
                            check=True, capture_output=True, timeout=1800)
             parent = run_id
         print(f"logged {args.runs} runs x {args.steps} steps x {args.metrics} metrics online in "
-              f"{time.perf_counter() - t0:.0f} s; {args.latency_ms:g} ms a request")
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        if args.plain_runs:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", PLAIN, str(args.plain_runs)], check=True,
+                           capture_output=True, timeout=7200)
+            print(f"logged {args.plain_runs} plain runs online in {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+        server.hold(args.latency_ms)
+        print(f"{args.latency_ms:g} ms a request from now on")
 
-        from runchain.readers import project_history
+        from runchain.readers import from_project, project_history
         from runchain.readers.from_project import open_project
         from runchain.renderers.report import build_report
 
@@ -112,6 +151,17 @@ def main() -> None:
                  "chain warm": case(read_chain, chains),
                  "report cold": case(lambda: build_report(open_project("bench")), reports, empty=True),
                  "report warm": case(lambda: build_report(open_project("bench")), reports)}
+        if args.plain_runs:
+            def run_by_run():  # as a server that refuses the paged lineage is read
+                def refuse(*_):
+                    raise from_project.LineageRefused("the run-by-run route, measured")
+                paged, from_project.lineage_pages = from_project.lineage_pages, refuse
+                try:
+                    return open_project("plain").tree
+                finally:
+                    from_project.lineage_pages = paged
+            cases["tree, run by run"] = case(run_by_run, "")
+            cases["tree of the plain runs"] = case(lambda: open_project("plain").tree, "")
         times: dict[str, list[float]] = {name: [] for name in cases}
         counts: dict[str, tuple[int, dict[str, int]]] = {}
         for _ in range(args.repeats):

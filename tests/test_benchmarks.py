@@ -50,13 +50,19 @@ def test_bench_online_counts_fewer_requests_for_a_scan_per_run_than_per_key(tmp_
     per key 3 a run and metric, a warm read (the disk cache filled) the listing alone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_online.py"), "--runs", "2",
-                           "--steps", "20", "--metrics", "3", "--latency-ms", "0", "--repeats", "1"],
+                           "--steps", "20", "--metrics", "3", "--latency-ms", "0", "--repeats", "1",
+                           "--plain-runs", "3"],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     requests = {line[:26].strip(): int(line[26:].split()[1]) for line in proc.stdout.splitlines()
-                if line.startswith(("chain,", "chain cold", "chain warm", "report "))}
+                if line.startswith(("chain,", "chain cold", "chain warm", "report ", "tree"))}
     listing = 2  # wandb.Api() checks the key (Viewer), then one Runs page
     assert requests == {"chain, a scan per key": listing + 3 * 2 * 3,
                         "chain, a scan per run": listing + 3 * 2,
                         "chain cold": listing + 3 * 2, "chain warm": listing,
-                        "report cold": listing + 3 * 2, "report warm": listing}
+                        "report cold": listing + 3 * 2, "report warm": listing,
+                        # wandb checks the server's features, then one page of lineage
+                        "tree of the plain runs": listing + 2,
+                        # wandb's ServerFeaturesQuery; each run's inputs and outputs, the
+                        # producer of each of the 2 inputs (ArtifactCreatedBy, then Run)
+                        "tree, run by run": listing + 1 + 3 * 2 + 2 * 2}

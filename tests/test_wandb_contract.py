@@ -14,6 +14,7 @@ import ast
 import importlib.util
 import inspect
 import json
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ import wandb.sdk.lib.service.service_connection
 import wandb.sdk.wandb_config
 import wandb.sdk.wandb_run
 import wandb.sdk.wandb_summary
+import wandb.sdk.artifacts._generated
+import wandb.sdk.artifacts._generated.operations
+import wandb.sdk.artifacts._gqlutils
+import wandb.sdk.artifacts._validators
+import wandb.sdk.artifacts.artifact
 from wandb.proto import wandb_internal_pb2 as pb
 from wandb.sdk.artifacts.artifact_manifest import ArtifactManifest
 from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
@@ -109,6 +115,13 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
     ("remote.use_artifact", PublicRun, "use_artifact", (object(),), {}),
     # publish.py: the chain's segments as a table
     ("wandb.Table", wandb, "Table", (), {"columns": ["run_id"], "data": [["abc"]]}),
+    # project_lineage.py: a page of runs' artifacts, each built as wandb's RunArtifacts does
+    ("wandb.sdk.artifacts.artifact.Artifact._from_attrs", Artifact, "_from_attrs", (),
+     {"path": object(), "src_art": object(), "service_api": object()}),
+    ("wandb.sdk.artifacts._generated.ArtifactFragment.model_validate",
+     wandb.sdk.artifacts._generated.ArtifactFragment, "model_validate", ({},), {}),
+    ("wandb.sdk.artifacts._gqlutils.omit_artifact_fields", wandb.sdk.artifacts._gqlutils,
+     "omit_artifact_fields", (object(),), {}),
 ]
 
 # (use in runchain's source, owner, attribute, kind): kind "property" is a property of the
@@ -167,6 +180,25 @@ ATTRS: list[tuple[str, Any, str, str]] = [
     # integrations/: the framework callbacks find the run their framework's W&B logger made
     ("wandb.run", wandb, "run", "module"),
     ("run.dir", Run, "dir", "property"),
+    # project_lineage.py: wandb's own query text and classes, and the Api's GraphQL client
+    ("wandb.sdk", wandb, "sdk", "module"),
+    ("wandb.sdk.artifacts", wandb.sdk, "artifacts", "module"),
+    ("wandb.sdk.artifacts._generated", wandb.sdk.artifacts, "_generated", "module"),
+    ("wandb.sdk.artifacts._generated.operations", wandb.sdk.artifacts._generated, "operations",
+     "module"),
+    ("wandb.sdk.artifacts._generated.operations.RUN_INPUT_ARTIFACTS_GQL",
+     wandb.sdk.artifacts._generated.operations, "RUN_INPUT_ARTIFACTS_GQL", "module"),
+    ("wandb.sdk.artifacts._generated.operations.ARTIFACT_CREATED_BY_GQL",
+     wandb.sdk.artifacts._generated.operations, "ARTIFACT_CREATED_BY_GQL", "module"),
+    ("wandb.sdk.artifacts._generated.ArtifactFragment", wandb.sdk.artifacts._generated,
+     "ArtifactFragment", "module"),
+    ("wandb.sdk.artifacts._validators.FullArtifactPath", wandb.sdk.artifacts._validators,
+     "FullArtifactPath", "module"),
+    ("wandb.sdk.artifacts.artifact", wandb.sdk.artifacts, "artifact", "module"),
+    ("wandb.sdk.artifacts.artifact.Artifact", wandb.sdk.artifacts.artifact, "Artifact", "module"),
+    ("wandb.sdk.artifacts._gqlutils.omit_artifact_fields", wandb.sdk.artifacts._gqlutils,
+     "omit_artifact_fields", "module"),
+    ("getattr(*, '_service_api')", Api, "_service_api", "instance"),
 ]
 # Not wandb's, but read the same way: Lightning's ModelCheckpoint keeps the path and step of
 # its newest file only in private attributes (integrations/lightning.py reads them).
@@ -300,8 +332,8 @@ def test_wandb_has_the_attribute_runchain_reads(use, owner, name, kind):
     elif kind == "listed":  # a field of the listing's GraphQL fragment, read via __getattr__
         assert name in wandb.apis.public.runs.RUN_FRAGMENT and hasattr(owner, "__getattr__")
     elif kind == "instance":  # set on the instance when it is built, e.g. Run.summary
-        assert f"self.{name} = " in inspect.getsource(owner), (
-            f"{use}: {owner!r} never sets self.{name}")
+        assert re.search(rf"self\.{name}(: [^=\n]+)? = ", inspect.getsource(owner)), (
+            f"{use}: {owner!r} never sets self.{name}")  # annotated or not
     else:
         assert inspect.ismodule(owner) and hasattr(owner, name), f"{use}: no {owner!r}.{name}"
 
@@ -720,3 +752,19 @@ def test_the_lightning_attributes_are_checked():
     of this file runs): this test skips, naming the install, and fails in CI."""
     need("lightning")
     assert any(owner is ModelCheckpoint for _, owner, *_ in ATTRS)
+
+
+def test_the_paged_lineage_query_is_built_from_wandbs_own_artifact_queries():
+    """``project_lineage.lineage_query`` takes ``RunInputArtifacts``'s fragments and
+    ``ArtifactCreatedBy``'s ``createdBy`` selection from the installed wandb, and the Api
+    sends GraphQL with ``execute_graphql`` (query, variables, omit_fields), as wandb's own
+    ``RunArtifacts`` pages do."""
+    import graphql
+    from runchain.readers.project_lineage import lineage_query
+    query = lineage_query()
+    document = graphql.parse(query)
+    names = {d.name.value for d in document.definitions}
+    assert {"RunchainLineage", "ArtifactFragment", "RunInfoFragment", "PageInfoFragment"} <= names
+    assert "createdBy {" in query and "... on Run" in query
+    pages = inspect.getsource(wandb.apis.public.artifacts.RunArtifacts)
+    assert "execute_graphql(" in pages and "omit_fields=" in pages

@@ -42,7 +42,7 @@ from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 import runchain
 from runchain.errors import ProjectNotFoundError, SourceError
 from runchain.readers import from_project as wandb_runs
-from runchain.readers import project_cache, project_history
+from runchain.readers import project_cache, project_history, project_lineage
 from runchain.readers.cache_entry import CacheWarning
 from runchain.readers.from_project import open_project
 
@@ -367,10 +367,10 @@ def test_fetch_keeps_rows_of_a_sparse_metric_that_a_joint_scan_would_drop(at_pla
 
 # -- runs without breadcrumbs: the artifact walk -------------------------------------------
 
-def test_artifact_walk_costs_requests_per_run(at_plain, wandb_server, monkeypatch, tmp_path):
-    """A plain run costs its used and logged checkpoints' pages, the run that logged each
-    used one, and one ``checkpoint.json`` per checkpoint whose metadata has no step: 7
-    requests a run, n - 1 edges, and 3 for the project."""
+def test_artifact_walk_costs_requests_per_page_of_runs(at_plain, wandb_server, monkeypatch, tmp_path):
+    """Plain runs' artifacts come in pages (``RunchainLineage``: runs with their inputs, each
+    one's producer, and their outputs), one request per PER_PAGE runs, whatever the depth;
+    a checkpoint whose metadata has no step still costs its checkpoint.json, once."""
     costs = {}
     for project, n in (("reader-plain", 2), ("reader-plain-x2", 4)):
         # wandb keeps each file it downloads in its cache, by md5: a fresh one for each read
@@ -381,17 +381,41 @@ def test_artifact_walk_costs_requests_per_run(at_plain, wandb_server, monkeypatc
         costs[n] = wandb_server.asked()
         assert costs[n] == {
             "Viewer": 1, "Runs": 1,
-            "ServerFeaturesQuery": 1,  # wandb's, once per Api, at its first artifact query
-            "RunInputArtifacts": n,  # every run: which checkpoints did it use?
-            "ArtifactCreatedBy": n - 1,  # every used checkpoint: which run logged it?
-            "Run": n - 1,  # ... and logged_by() builds that run with one more request
-            "RunOutputArtifacts": n,  # every run: which checkpoints did it log?
+            "ServerFeaturesQuery": 1,  # wandb's, once per Api: which artifact fields it has
+            "RunchainLineage": 1,  # every run's inputs, their producers, and outputs
             "FetchArtifactManifest": n,  # its checkpoint at step 4 (no metadata step):
             "GET /_standin/blobs/{key}": n,  # the manifest,
             "GET /artifactsV2/{region}/{entity}/{project}/{collection}/{birth}/{hexhash}/{name}":
                 n,  # and its checkpoint.json, once: its child used the same one
         }
-    assert sum(costs[4].values()) - sum(costs[2].values()) == 2 * 7
+        assert remote.tree.notes == ()
+    assert sum(costs[4].values()) - sum(costs[2].values()) == 2 * 3  # only checkpoint.json
+    monkeypatch.setattr(project_lineage, "PER_PAGE", 1)
+    wandb_server.clear()
+    assert open_project("reader-plain-x2").tree.nodes[at_plain["reader-plain-x2"][-1]].depth == 3
+    assert wandb_server.asked()["RunchainLineage"] == 4  # a page per run
+
+
+@pytest.mark.refuses
+def test_a_server_refusing_the_paged_lineage_is_read_run_by_run_with_one_note(
+        at_plain, wandb_server, monkeypatch, tmp_path):
+    """An older server (here: a query asking for a field it lacks) answers 400: each run's
+    artifacts are then read with its own calls, and the tree is the same, with one note."""
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "fresh"))
+    paged = open_project("reader-plain-x2")
+    query = project_lineage.lineage_query().replace("edges { node { name",
+                                                     "edges { node { name shoeSize", 1)
+    monkeypatch.setattr(project_lineage, "lineage_query", lambda: query)
+    wandb_server.clear()
+    walked = open_project("reader-plain-x2")
+    ids = at_plain["reader-plain-x2"]
+    assert [(walked.tree.nodes[r].parent_run, walked.tree.nodes[r].parent_step) for r in ids] == \
+        [(paged.tree.nodes[r].parent_run, paged.tree.nodes[r].parent_step) for r in ids]
+    (note,) = [n for n in walked.tree.notes if "paged lineage" in n]
+    assert "shoeSize" in note and "docs/chains.md" in note
+    seen = [r["operation"] for r in wandb_server.requests()]
+    assert seen.count("RunInputArtifacts") == 4 and seen.count("RunOutputArtifacts") == 4
+    assert seen.count("RunchainLineage") == 1
 
 
 def test_artifact_walk_places_each_run_at_the_checkpoint_it_used(at_plain, wandb_server):

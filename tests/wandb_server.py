@@ -9,9 +9,10 @@ other keys get 401) and ``WANDB_MODE=online``. ``serving(data_dir)`` below start
 subprocess for tests (the ``wandb_server`` fixture in conftest.py). State is in memory;
 uploaded files go under ``--data DIR`` (a temporary folder, removed at exit, if not given).
 ``--latency-ms N`` holds every request to the SDK's routes N ms before answering, as W&B's
-round trip would (its own ``/_standin/`` and ``/_requests`` routes answer at once); ``GET
-/_requests`` answers ``{"total": N, "by_operation": {...}}``, the requests served so far
-(the SDK's telemetry left out), for benchmarks (``benchmarks/bench_online.py``).
+round trip would (its own ``/_standin/`` and ``/_requests`` routes answer at once; ``PUT
+/_standin/latency`` with ``{"ms": N}`` changes it, so a benchmark logs its runs unheld);
+``GET /_requests`` answers ``{"total": N, "by_operation": {...}}``, the requests served so
+far (the SDK's telemetry left out), for benchmarks (``benchmarks/bench_online.py``).
 
 GraphQL is parsed, validated and executed by graphql-core against
 ``wandb_server_schema.graphql``: exactly the subset of W&B's schema that the installed wandb
@@ -113,6 +114,7 @@ def describe(error) -> str:
 
 
 def make_app(store: Store, latency_ms: float = 0.0):
+    held = {"ms": latency_ms}  # PUT /_standin/latency changes it
     import graphql
     from flask import Flask, Response, g, request
     from werkzeug.exceptions import HTTPException
@@ -140,8 +142,8 @@ def make_app(store: Store, latency_ms: float = 0.0):
         g.operation = f"{request.method} {rule}"  # the route's pattern, or an unknown path
         if request.path.startswith(("/_standin/", "/sdk/otel/", "/_requests")):
             return None
-        if latency_ms:
-            time.sleep(latency_ms / 1000)
+        if held["ms"]:
+            time.sleep(held["ms"] / 1000)
         auth = request.authorization
         key = auth.password if auth and auth.type == "basic" and auth.username == "api" else None
         if key is None or len(key) < 40:
@@ -226,6 +228,11 @@ def make_app(store: Store, latency_ms: float = 0.0):
     def requests_route():
         with store.lock:
             return Response(json.dumps(store.requests), mimetype="application/json")
+
+    @app.put("/_standin/latency")
+    def set_latency():
+        held["ms"] = float(body()["ms"])
+        return {"ms": held["ms"]}
 
     @app.get("/_requests")
     def requests_total():
@@ -328,6 +335,13 @@ class Server:
 
     def clear(self) -> None:
         self._call("/_standin/requests/clear", "POST")
+
+    def hold(self, ms: float) -> None:
+        """Hold each request to the SDK's routes ``ms`` from now on (``--latency-ms``)."""
+        request = urllib.request.Request(self.base_url + "/_standin/latency", method="PUT",
+                                         data=json.dumps({"ms": ms}).encode())
+        with urllib.request.urlopen(request) as response:
+            response.read()
 
 
 @contextlib.contextmanager

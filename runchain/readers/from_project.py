@@ -7,9 +7,10 @@ What runchain asks W&B for (``docs/chains.md``, "Reading from W&B"):
   checkpoint steps ``save_checkpoint`` lists), so a project of runchain runs costs one
   request per page, however many runs it holds. (``lazy=True``, wandb's default, would
   fetch config and summary with one more request per run.)
-- Only for a run without breadcrumbs (plain wandb code keeping to the contract): the
-  checkpoints it used, ``run.used_artifacts()``, and ``artifact.logged_by()`` for each.
-- Only for a run whose summary has no checkpoint list: ``run.logged_artifacts()``.
+- Only where a run has no breadcrumbs (plain wandb code keeping to the contract) or no
+  checkpoint list in its summary: the runs' used and logged artifacts, 50 runs a request
+  (``project_lineage``); run by run (``run.used_artifacts()``, ``artifact.logged_by()``,
+  ``run.logged_artifacts()``) where the server refuses that query, with one note.
 - Only for a run on a declared step axis: one short ``scan_history`` for its first step.
 - For one chain's history: one ``run.scan_history`` of every column for each run of the
   chain, cut at the step the next run started from; for a run of wide rows, one keyed
@@ -38,6 +39,7 @@ from ..errors import ProjectNotFoundError
 from ..parallel import threads
 from ..wandb_io.api import Memo, classify_artifact, open_api, wandb_requests
 from .project_history import fetcher, listed_keys
+from .project_lineage import Edges, LineageRefused, lineage_pages
 
 PER_PAGE = 500  # runs per listing request
 # W&B states -> RunInfo.state; anything else ended without finishing, as far as runchain knows
@@ -75,25 +77,29 @@ def _classified(artifact: Any, where: str, broken: list[tuple[str, str, str]], m
     return found
 
 
-def _used(run: Any, where: str, problems: list[str],
-          memo: Memo) -> tuple[tuple[str, int, str, bool], ...]:
+def _used(run: Any, where: str, problems: list[str], memo: Memo,
+          paged: Edges | None = None) -> tuple[tuple[str, int, str, bool], ...]:
     """(producer run id, local step, its axis, whether it is a checkpoint proper) of every
-    checkpoint ``run`` used, as W&B lists them; a used checkpoint or model that is none
-    gets one note (``classify.unplaceable_note``)."""
+    checkpoint ``run`` used, as W&B lists them (``paged``: as ``lineage_pages`` read them,
+    else one request for the list and one per producer); a used checkpoint or model that
+    is none gets one note (``classify.unplaceable_note``)."""
     used, crumbs = [], CONFIG_KEY in run.config
-    for artifact in run.used_artifacts():
+    inputs = paged[0] if paged is not None else [(a, None) for a in run.used_artifacts()]
+    for artifact, producer_id in inputs:
         found = _classified(artifact, where, [], memo)
-        producer = artifact.logged_by() if found.step is not None else None
-        if found.step is not None and producer is not None:
-            used.append((producer.id, found.step, found.step_metric, found.proper))
+        if found.step is not None and paged is None:
+            producer = artifact.logged_by()
+            producer_id = producer.id if producer is not None else None
+        if found.step is not None and producer_id is not None:
+            used.append((producer_id, found.step, found.step_metric, found.proper))
         elif artifact.type in PROPER_TYPES and not crumbs:  # breadcrumbs name the parent
             why = found.reason if found.step is None else NOT_HERE  # no producer: W&B knows none
             problems.append(unplaceable_note(artifact.name, why))
     return tuple(used)
 
 
-def _logged(run: Any, where: str, problems: list[str], memo: Memo,
-            declared: str | None) -> tuple[tuple[CheckpointInfo, str], ...]:
+def _logged(run: Any, where: str, problems: list[str], memo: Memo, declared: str | None,
+            paged: Edges | None = None) -> tuple[tuple[CheckpointInfo, str], ...]:
     """The checkpoints ``run`` logged, each with its axis, in logging order, a ``checkpoint``
     after a ``model``; one per (axis, step): the newest version of a step winning, a
     ``checkpoint`` over a ``model``, each named by its step alias where it has one.
@@ -101,7 +107,8 @@ def _logged(run: Any, where: str, problems: list[str], memo: Memo,
     found: dict[tuple[str, int], tuple[CheckpointInfo, str]] = {}
     broken: list[tuple[str, str, str]] = []
     axis = declared or LOCAL_STEP  # a plain run's checkpoints count on its declared axis
-    for artifact in sorted(run.logged_artifacts(), key=lambda a: a.type == CHECKPOINT_TYPE):
+    outputs = paged[1] if paged is not None else run.logged_artifacts()
+    for artifact in sorted(outputs, key=lambda a: a.type == CHECKPOINT_TYPE):
         classified = _classified(artifact, where, broken, memo, axis)
         if classified.step is not None:
             step, on = classified.step, classified.step_metric
@@ -114,10 +121,10 @@ def _logged(run: Any, where: str, problems: list[str], memo: Memo,
 
 
 def _walk(run: Any, used: bool, logged: bool, where: str, memo: Memo,
-          declared: str | None) -> tuple[tuple, tuple | None, list]:
+          declared: str | None, paged: Edges | None) -> tuple[tuple, tuple | None, list]:
     problems: list[str] = []
-    return (_used(run, where, problems, memo) if used else (),
-            _logged(run, where, problems, memo, declared) if logged else None, problems)
+    return (_used(run, where, problems, memo, paged) if used else (),
+            _logged(run, where, problems, memo, declared, paged) if logged else None, problems)
 
 
 def _list(listing: Iterable[Any], runs: Any) -> tuple[list[Any], dict[str, Mapping[str, Any]]]:
@@ -291,13 +298,23 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     listed = [run for run in listed if not is_chain_view(run.config)]
     # walk artifacts only where the listing lacks an answer: no breadcrumbs (plain wandb
     # code), or no checkpoint list in the summary
-    walks, memo = [], Memo()  # each checkpoint.json fetched once in this read
+    walks, memo, notes = [], Memo(), []  # each checkpoint.json fetched once in this read
     declared = {run.id: _declared(run, raw[run.id]) for run in listed}
+    lacking = {run.id: (Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) is None,
+                        _summary_checkpoints(run.summary_metrics) is None) for run in listed}
+    paged: dict[str, Edges] = {}
+    if any(a or b for a, b in lacking.values()):  # their artifacts in pages, 50 runs a request
+        try:
+            paged = lineage_pages(api, entity, name, {r for r, (a, b) in lacking.items() if a or b})
+        except LineageRefused as e:
+            notes.append(f"W&B refused runchain's paged lineage query ({e}); each run's "
+                         f"artifacts were read with requests of their own (a few per run): "
+                         f"see docs/chains.md, \"Reading from W&B\"")
     for run in listed:
-        no_crumbs = Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) is None
-        no_list = _summary_checkpoints(run.summary_metrics) is None
+        no_crumbs, no_list = lacking[run.id]
         if no_crumbs or no_list:
-            walks.append((run.id, _walk, (run, no_crumbs, no_list, where, memo, declared[run.id])))
+            walks.append((run.id, _walk, (run, no_crumbs, no_list, where, memo, declared[run.id],
+                                          paged.get(run.id))))
     with wandb_requests(where):
         walked = dict(threads(walks, workers, "walking artifacts"))
     # a run on a declared axis: its first step is the first row's value (one short scan);
@@ -325,4 +342,4 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     return Source(where=where, runs=infos, fetch=fetcher({run.id: run for run in listed},
                                                           where, workers),
                   metric_names=metric_names, urls={run.id: run.url for run in listed},
-                  last_values=last_values)
+                  last_values=last_values, notes=tuple(notes))
