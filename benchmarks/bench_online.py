@@ -26,10 +26,9 @@ the project afresh (``open_project``: the listing):
 - tree of the plain runs: ``open_project("plain").tree``, its lineage in pages.
 
 Targets (issue 34, at 100 ms a request): a tree of 200 plain runs: <= 12 requests, <= 3 s;
-a chain of 10 runs x 20 metrics, cold: <= 2
-requests per run plus the listing, warm: <= 2 requests in all and <= 1 s; a report, warm:
-<= 2 requests. wandb 0.31's scan costs 3 per run (it asks the run's last step, opens the
-scan, reads a page): see docs/chains.md.
+a chain of 10 runs x 20 metrics, cold: <= 2 requests per run plus the listing, warm: <= 2
+requests in all and <= 1 s; a report, warm: <= 2 requests. A scan costs 2 requests a run
+(wandb-core opens it, then reads a page; the last step is the listing's): docs/chains.md.
 """
 
 from __future__ import annotations

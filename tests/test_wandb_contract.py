@@ -122,6 +122,10 @@ CALLS: list[tuple[str, Any, str, tuple, dict]] = [
      wandb.sdk.artifacts._generated.ArtifactFragment, "model_validate", ({},), {}),
     ("wandb.sdk.artifacts._gqlutils.omit_artifact_fields", wandb.sdk.artifacts._gqlutils,
      "omit_artifact_fields", (object(),), {}),
+    # project_history.py: scan_history's own scan, bounded by the listed last step
+    ("wandb.apis.public.HistoryScan", wandb.apis.public, "HistoryScan", (),
+     {"run": object(), "service_api": object(), "min_step": 0, "max_step": 10, "keys": None,
+      "page_size": 10_000}),
 ]
 
 # (use in runchain's source, owner, attribute, kind): kind "property" is a property of the
@@ -768,3 +772,15 @@ def test_the_paged_lineage_query_is_built_from_wandbs_own_artifact_queries():
     assert "createdBy {" in query and "... on Run" in query
     pages = inspect.getsource(wandb.apis.public.artifacts.RunArtifacts)
     assert "execute_graphql(" in pages and "omit_fields=" in pages
+
+
+def test_scan_history_is_its_last_step_request_then_history_scan():
+    """``project_history._scan`` makes ``HistoryScan`` as ``scan_history`` does, with the
+    last step the listing gave instead of the ``lastHistoryStep`` request: so it reads the
+    same rows. ``scan_history`` bounds max_step by last step + 1, and passes the run's own
+    service API."""
+    source = inspect.getsource(PublicRun.scan_history)
+    assert "last_step = self.lastHistoryStep" in source
+    assert "max_step = last_step + 1" in source
+    assert "public.HistoryScan(" in source and "service_api=self._service_api" in source
+    assert "self._service_api = service_api" in inspect.getsource(PublicRun.__init__)

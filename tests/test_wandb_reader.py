@@ -224,8 +224,7 @@ def test_fetch_cuts_each_parent_on_w_and_b_one_past_the_checkpoint_step(at_count
 
     scans = len(segments)  # all metrics: one unkeyed scan per run
     pages = sum(math.ceil((s.last_step + 1) / 5) for s in segments[:-1]) + N_STEPS // 5
-    assert wandb_server.asked() == {
-        "RunHistoryKeys": scans,  # scan_history asks the run's last step first
+    assert wandb_server.asked() == {  # no RunHistoryKeys: the listing gave each last step
         "RunParquetHistory": scans,  # wandb-core opens the scan
         "HistoryPage": pages}  # 2 + 2 + 4, where uncut parents would cost 4 + 4 + 4
     for seg in segments[:-1]:  # the cut inclusive, its rows the parent's own first ones
@@ -240,9 +239,9 @@ def test_fetch_cuts_each_parent_on_w_and_b_one_past_the_checkpoint_step(at_count
 
 
 def test_fetch_reads_each_run_in_one_scan_of_every_column(at_counts, wandb_server, monkeypatch):
-    """Several metrics cost one scan of every column per run, split locally: 3 requests a
-    run (wandb asks the run's last step, opens the scan, reads a page), where a keyed scan
-    per metric costs 3 per run and metric. Both routes give the same columns."""
+    """Several metrics cost one scan of every column per run, split locally: 2 requests a
+    run (wandb-core opens the scan, reads a page; the last step is the listing's), where a
+    keyed scan per metric costs 2 per run and metric. Both routes give the same columns."""
     remote = at_counts
     leaf = deepest(remote)
     n = len(remote.chain(leaf))
@@ -250,11 +249,11 @@ def test_fetch_reads_each_run_in_one_scan_of_every_column(at_counts, wandb_serve
 
     cols = remote.history(leaf, keys=["loss/00", "accuracy/01"])
 
-    assert wandb_server.asked() == {"RunHistoryKeys": n, "RunParquetHistory": n, "HistoryPage": n}
+    assert wandb_server.asked() == {"RunParquetHistory": n, "HistoryPage": n}
     monkeypatch.setattr(project_history, "WIDE_RATIO", 0)  # as for a run of wide rows: keyed scans
     wandb_server.clear()
     keyed = remote.history(leaf, keys=["loss/00", "accuracy/01"])
-    assert wandb_server.asked() == {"RunHistoryKeys": 2 * n, "RunParquetHistory": 2 * n,
+    assert wandb_server.asked() == {"RunParquetHistory": 2 * n,
                                    "SampledHistoryPage": 2 * n}  # wandb's keyed scan
     whole = remote.history(leaf)
     assert sorted(cols) == sorted(keyed) == sorted(whole)
@@ -293,8 +292,8 @@ def test_a_run_that_ended_is_read_once_then_from_the_disk_cache_until_it_changes
     n = len(open_project("reader-cache").chain(leaf))
     wandb_server.clear()
     cold = open_project("reader-cache").history(leaf)
-    assert wandb_server.asked() == {"Viewer": 1, "Runs": 1, "RunHistoryKeys": n,
-                                   "RunParquetHistory": n, "HistoryPage": n}
+    assert wandb_server.asked() == {"Viewer": 1, "Runs": 1, "RunParquetHistory": n,
+                                   "HistoryPage": n}
     entries = sorted(cache.rglob("*.wbh"))
     assert len(entries) == n and {p.stat().st_mode & 0o777 for p in entries} == {0o600}
     assert {p.parent.stat().st_mode & 0o777 for p in entries} == {0o700}
