@@ -15,8 +15,10 @@ interleaved and repeated (median), so a noisy shared machine hits both sides ali
 - naive: what runchain did first, one ``json.loads`` per history value.
 - cold: ``open_source(dir)`` with an empty cache, then every run's full history in memory.
   "pool" lets runchain decode in processes on every core it may use; "serial" does not.
-- every chain: ``open_source(dir)``, then every leaf's stitched history in turn, as
-  ``runchain export`` or a loop over ``source.history`` reads them.
+- every chain: ``open_source(dir)``, then every leaf's stitched history,
+  ``source.histories()``: the runs of every chain read in one batch, then each chain
+  stitched. "chain by chain" is a loop over ``source.history(leaf)`` instead, which
+  decodes each chain's runs as it comes.
 - warm: the same with the cache filled.  Targets: all history and every chain cold <= 1.0x
   the value floor, warm >= 50x faster than cold.
 - grown: the largest run file, read whole with an empty cache, against reading it again
@@ -179,8 +181,19 @@ def read_chain(directory: Path) -> float:
 
 
 def read_chains(directory: Path) -> float:
-    """open_source + every chain's stitched history, each leaf's in turn, as a user reading
-    every chain (``runchain export``, a loop over ``source.history``) does."""
+    """open_source + every chain's stitched history: ``source.histories()``, which reads
+    the runs of every chain in one batch, then stitches each leaf's chain."""
+    t0 = time.perf_counter()
+    for _, history in runchain.open_source(directory).histories():
+        for column in history.values():
+            if column.dtype.kind == "f":
+                column.sum()
+    return time.perf_counter() - t0
+
+
+def read_chains_one_by_one(directory: Path) -> float:
+    """The same as a loop over ``source.history(leaf)``: each chain's runs decoded as it
+    comes, a batch per chain."""
     t0 = time.perf_counter()
     src = runchain.open_source(directory)
     for leaf in src.tree.nodes:
@@ -450,6 +463,7 @@ def main() -> None:
             "tree cold, pool": lambda: cold(read_tree, directory, cache, True),
             "chain cold, pool": lambda: cold(read_chain, directory, cache, True),
             "every chain cold, pool": lambda: cold(read_chains, directory, cache, True),
+            "chain by chain cold, pool": lambda: cold(read_chains_one_by_one, directory, cache, True),
             "all history cold, serial": lambda: cold(read_all, directory, cache, False),
             "all history cold, pool": lambda: cold(read_all, directory, cache, True),
             "tree warm": lambda: read_tree(directory),

@@ -15,6 +15,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 import runchain
 from helpers import do_run, plain_run, pooled, run_file
 import runchain.parallel
+from runchain.core import lineage
 from runchain.readers import decode_once, history_columns
 from runchain.readers.record_log import (IncompleteRunWarning, read_run_file, record_kind,
                                          scan_records)
@@ -258,3 +259,34 @@ def test_a_plain_wandb_run_whose_file_records_use_artifact_gets_its_parent(tree,
     assert node.info.used == ((tree["root"], 29),)
     assert (node.parent_run, node.parent_step, node.global_offset) == (tree["root"], 29, 30)
     assert src.history(plain)["global_step"].tolist()[-3:] == [29, 30, 31]
+
+
+def test_histories_reads_the_runs_of_every_chain_in_one_batch_then_gives_each_chain(tree, tmp_path,
+                                                                                  monkeypatch):
+    """``source.histories()``: each leaf's chain as ``history(leaf)`` gives it, in leaf
+    order; every run is decoded before the first chain is given, so the rest decode
+    nothing; an unknown leaf raises before any read."""
+    folder = tmp_path / "wandb"
+    shutil.copytree(tree["dir"], folder)
+    other = plain_run(folder, [{"loss/00": 1.0 / (i + 1)} for i in range(5)]).name[4:-6]
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cache"))
+    src = runchain.open_source(folder)
+    with pytest.raises(runchain.RunNotFoundError):
+        next(src.histories(["nosuchrun"]))
+    given = src.histories()
+    first = next(given)
+
+    def no_decoding(*args):
+        raise AssertionError("a chain after the first decoded a run file")
+    decode = decode_once._history
+    monkeypatch.setattr(decode_once, "_history", no_decoding)
+    chains = [first, *given]
+    assert [leaf for leaf, _ in chains] == lineage.leaves(src.tree)
+    assert {tree["child"], other} <= {leaf for leaf, _ in chains}
+    monkeypatch.setattr(decode_once, "_history", decode)
+    fresh = runchain.open_source(folder)
+    for leaf, columns in chains:
+        want = fresh.history(leaf)
+        assert columns.keys() == want.keys()
+        for key in want:
+            np.testing.assert_array_equal(columns[key], want[key], err_msg=key)

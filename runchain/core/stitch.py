@@ -240,20 +240,27 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     width = max((len(s.run_id) for s in segments), default=1)
     out = {names[STEP_METRIC]: np.empty(n, np.int64), names["step"]: np.empty(n, np.int64),
            names["run_id"]: np.empty(n, dtype=f"<U{width}")}
-    out.update({k: np.full(n, np.nan) for k in keys})
+    out.update({k: np.empty(n) for k in keys})
     start = 0
     for seg, rows in zip(segments, kept):  # pass 2: one run's columns at a time
         columns = histories[seg.run_id]
         end = start + rows.size
-        steps = axis_steps(columns, seg.step_metric)[rows]
+        # a run's kept rows are most often a run of rows (all, or up to its cut): a slice
+        # copies each column once, where an index array copies it twice
+        pick = (slice(int(rows[0]), int(rows[-1]) + 1)
+                if rows.size and rows[-1] - rows[0] + 1 == rows.size else rows)
+        steps = axis_steps(columns, seg.step_metric)[pick]
         out[names["step"]][start:end] = steps
         out[names[STEP_METRIC]][start:end] = seg.global_offset + steps
         out[names["run_id"]][start:end] = seg.run_id
         for k in keys:
             if k in columns:
-                out[k][start:end] = np.asarray(columns[k], dtype=np.float64)[rows]
+                out[k][start:end] = np.asarray(columns[k], dtype=np.float64)[pick]
+            else:
+                out[k][start:end] = np.nan
         start = end
-    order = np.argsort(out[names[STEP_METRIC]], kind="stable")  # already sorted unless a run's axis was
-    if not np.array_equal(order, np.arange(n)):
+    global_steps = out[names[STEP_METRIC]]
+    if n > 1 and (global_steps[1:] < global_steps[:-1]).any():  # sorted unless a run's axis was not
+        order = np.argsort(global_steps, kind="stable")
         out = {k: v[order] for k, v in out.items()}
     return out

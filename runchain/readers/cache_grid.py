@@ -91,12 +91,16 @@ class _Columns(Mapping[str, np.ndarray]):
         self._healed: Mapping[str, np.ndarray] | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
-        """The column, read once into memory: checked, then its mapped pages are given back,
-        so reading a big run holds one column at a time beside what the caller builds."""
+        """The column: a big one read into memory, checked, then its mapped pages given
+        back, so reading a big run holds one column at a time beside what the caller
+        builds; a small one (under ``RELEASE_BYTES``) a read-only view of the mapped grid,
+        checked, with no copy."""
         if self._healed is not None:
             return self._healed[name]
         i = self._index[name]
-        column = np.array(self._grid[i])
+        column = self._grid[i]
+        if column.nbytes >= RELEASE_BYTES:
+            column = np.array(column)
         if i not in self._checked:
             if zlib.crc32(column) != self._crcs[i]:
                 self._healed = self._heal(f"column {name!r} fails its checksum")

@@ -62,6 +62,7 @@ def write_dataset(source: Source, folder: str | os.PathLike,
     except OSError as e:
         raise ExportError(f"cannot write {folder}: {e.strerror}; export into a writable "
                           f"folder") from None
+    source.metrics()  # every run read in one batch (a folder's decoded at once), not per chain
     try:
         files, schemas, rows = [], [], 0
         for leaf in tqdm(leaves, desc="exporting chains", unit="chain", file=sys.stderr,
