@@ -180,11 +180,19 @@ def read_chain(directory: Path) -> float:
     return time.perf_counter() - t0
 
 
-def read_chains(directory: Path) -> float:
+def read_chains(directory: Path, one_by_one: bool = False) -> float:
     """open_source + every chain's stitched history: ``source.histories()``, which reads
-    the runs of every chain in one batch, then stitches each leaf's chain."""
+    the runs of every chain in one batch, then stitches each leaf's chain; ``one_by_one``:
+    a loop over ``source.history(leaf)`` instead (the only way before ``histories``, and
+    what a runchain without it is measured with), decoding each chain's runs as it comes."""
     t0 = time.perf_counter()
-    for _, history in runchain.open_source(directory).histories():
+    src = runchain.open_source(directory)
+    if one_by_one or not hasattr(src, "histories"):
+        chains = ((leaf, src.history(leaf)) for leaf, node in src.tree.nodes.items()
+                  if not node.children)
+    else:
+        chains = src.histories()
+    for _, history in chains:
         for column in history.values():
             if column.dtype.kind == "f":
                 column.sum()
@@ -192,16 +200,7 @@ def read_chains(directory: Path) -> float:
 
 
 def read_chains_one_by_one(directory: Path) -> float:
-    """The same as a loop over ``source.history(leaf)``: each chain's runs decoded as it
-    comes, a batch per chain."""
-    t0 = time.perf_counter()
-    src = runchain.open_source(directory)
-    for leaf in src.tree.nodes:
-        if not src.tree.nodes[leaf].children:
-            for column in src.history(leaf).values():
-                if column.dtype.kind == "f":
-                    column.sum()
-    return time.perf_counter() - t0
+    return read_chains(directory, one_by_one=True)
 
 
 def cold(read, directory: Path, cache: Path, parallel: bool) -> float:
