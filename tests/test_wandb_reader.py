@@ -40,6 +40,7 @@ import wandb
 from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
 import runchain
+from runchain.core import lineage
 from runchain.errors import ProjectNotFoundError, SourceError
 from runchain.readers import from_project as wandb_runs
 from runchain.readers import project_cache, project_history, project_lineage
@@ -260,6 +261,22 @@ def test_fetch_reads_each_run_in_one_scan_of_every_column(at_counts, wandb_serve
     for key in cols:
         np.testing.assert_array_equal(cols[key], keyed[key], err_msg=key)
         np.testing.assert_array_equal(cols[key], whole[key], err_msg=key)
+
+
+def test_every_chain_reads_each_run_once(at_counts, wandb_server):
+    """``source.histories()``: every chain of the tree, each run scanned once whatever the
+    chains through it (2 requests a run), each chain equal to its own ``history``."""
+    remote = at_counts
+    n = len(remote.tree.nodes)
+    wandb_server.clear()
+    chains = dict(remote.histories())
+    assert wandb_server.asked() == {"RunParquetHistory": n, "HistoryPage": n}
+    assert sorted(chains) == sorted(lineage.leaves(remote.tree)) and len(chains) > 1
+    for leaf, cols in chains.items():
+        want = remote.history(leaf)
+        assert cols.keys() == want.keys()
+        for key in want:
+            np.testing.assert_array_equal(cols[key], want[key], err_msg=f"{leaf} {key}")
 
 
 def test_a_run_of_wide_rows_or_many_more_keys_is_scanned_by_key():

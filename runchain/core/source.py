@@ -122,9 +122,9 @@ class Source:
     def histories(self, leaves: Sequence[str] | None = None,
                   keys: Sequence[str] | None = None) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         """(leaf, its stitched history) for each chain, every leaf by default, as ``history``
-        gives them. The runs of all of them are read first in one batch (a folder's files
-        decoded at once, on every core, not chain by chain), so reading every chain costs
-        about what reading every run does.
+        gives them. The runs of all of them are read once, in one batch (a folder's files
+        decoded at once, on every core; a W&B run scanned once, not once per chain through
+        it), so reading every chain costs about what reading every run does.
 
         Example:
             >>> for leaf, cols in source.histories(keys=["loss"]):  # doctest: +SKIP
@@ -132,7 +132,19 @@ class Source:
         """
         leaves = lineage.leaves(self.tree) if leaves is None else list(leaves)
         chains = [self.chain(leaf) for leaf in leaves]  # an unknown leaf raises before any read
-        self.metric_names(list(dict.fromkeys(s.run_id for c in chains for s in c)))  # decodes
+        if keys is not None:
+            self.check_metrics(keys)  # in no chain, nor anywhere: say so before reading
+        whole: dict[str, lineage.Segment] = {}  # each run once, uncut: stitch cuts each chain
+        for seg in (s for chain in chains for s in chain):
+            if whole.setdefault(seg.run_id, seg).timeline != seg.timeline:
+                break  # a run read as two timelines (a rewind): each chain is read on its own
+        else:
+            fetched = self.fetch([dataclasses.replace(s, last_step=None) for s in whole.values()],
+                                 keys)
+            for leaf, chain in zip(leaves, chains):
+                yield leaf, stitch(chain, fetched, keys=keys)
+            return
+        self.metric_names(list(whole))  # a folder decodes its files at once here
         for leaf in leaves:
             yield leaf, self.history(leaf, keys)
 
