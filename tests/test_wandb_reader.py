@@ -149,6 +149,7 @@ def at_counts(counts, monkeypatch):
 @pytest.fixture
 def at_plain(plain, monkeypatch):
     step_into(plain, monkeypatch)
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", "")  # what W&B is asked for, uncached
     return plain
 
 
@@ -410,6 +411,28 @@ def test_artifact_walk_costs_requests_per_page_of_runs(at_plain, wandb_server, m
     wandb_server.clear()
     assert open_project("reader-plain-x2").tree.nodes[at_plain["reader-plain-x2"][-1]].depth == 3
     assert wandb_server.asked()["RunchainLineage"] == 4  # a page per run
+
+
+def test_the_walk_of_a_run_that_ended_is_kept_and_the_next_read_asks_only_the_listing(
+        at_plain, wandb_server, monkeypatch, tmp_path):
+    """Plain runs that ended: their walk (used and logged checkpoints, notes) is kept in the
+    disk cache, so the next read lists the project and nothing more, with the same tree; a
+    damaged entry warns once and the run is walked again."""
+    monkeypatch.setenv("RUNCHAIN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    cold = open_project("reader-plain-x2")
+    entries = sorted((tmp_path / "cache").rglob("*.wbl"))
+    assert len(entries) == 4 and {p.stat().st_mode & 0o777 for p in entries} == {0o600}
+    wandb_server.clear()
+    warm = open_project("reader-plain-x2")
+    assert wandb_server.asked() == {"Viewer": 1, "Runs": 1}
+    assert warm.runs == cold.runs and warm.tree.notes == cold.tree.notes
+    entries[0].write_bytes(entries[0].read_bytes()[:-3] + b"}}}")
+    wandb_server.clear()
+    with pytest.warns(CacheWarning, match="lineage .* is damaged") as said:
+        healed = open_project("reader-plain-x2")
+    assert len(said) == 1 and healed.runs == cold.runs
+    assert wandb_server.asked()["RunchainLineage"] == 1
 
 
 @pytest.mark.refuses

@@ -121,7 +121,8 @@ def file_key(path: str | os.PathLike) -> list[int]:
 # -- cache file names: built and recognised here, and nowhere else (a temporary file's: atomic)
 _ENTRY_NAME = re.compile(r"([0-9a-f]{40})\.json")  # sha1 of the run file's real path
 _GRID_NAME = re.compile(r"([0-9a-f]{40})-[0-9a-f]{16}\.npy")  # ... and of the file's key
-_WANDB_NAME = re.compile(r"([0-9a-f]{40})\.wbh")  # sha1 of a W&B run's path (project_cache)
+_WANDB_NAME = re.compile(r"([0-9a-f]{40})\.wb[hl]")  # sha1 of a W&B run's path (project_cache):
+# its history (.wbh) or its lineage (.wbl)
 _FORMAT_NAME = re.compile(r"v(\d+)")
 _SHARD_NAME = re.compile(r"[0-9a-f]{2}")  # an entry's first two hex digits
 
@@ -141,9 +142,10 @@ def entry_path(folder: Path, path: str | os.PathLike) -> Path:
     return format_folder(folder) / digest[:2] / f"{digest}.json"
 
 
-def wandb_entry_name(run_path: str) -> str:
-    """The file name of the W&B run ``entity/project/run id``'s entry (``project_cache``)."""
-    return f"{_hash('wandb:' + run_path)}.wbh"
+def wandb_entry_name(run_path: str, kind: str = "h") -> str:
+    """The file name of the W&B run ``entity/project/run id``'s entry (``project_cache``):
+    its history (``kind`` "h") or its lineage ("l")."""
+    return f"{_hash('wandb:' + run_path)}.wb{kind}"
 
 
 def grid_path(entry_file: Path, key: list[int]) -> Path:

@@ -19,8 +19,10 @@ What runchain asks W&B for (``docs/chains.md``, "Reading from W&B"):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
 from tqdm import tqdm
@@ -38,7 +40,9 @@ from ..core.stitch import is_metric
 from ..errors import ProjectNotFoundError
 from ..parallel import threads
 from ..wandb_io.api import Memo, classify_artifact, open_api, wandb_requests
-from .project_history import fetcher, listed_keys
+from .cache_entry import CacheWarning, DamagedEntry, cache_dir
+from .project_cache import load_lineage, run_key, save_lineage, walk_facts, walk_of
+from .project_history import fetcher, listed_keys, run_path
 from .project_lineage import Edges, LineageRefused, lineage_pages
 
 PER_PAGE = 500  # runs per listing request
@@ -125,6 +129,27 @@ def _walk(run: Any, used: bool, logged: bool, where: str, memo: Memo,
     problems: list[str] = []
     return (_used(run, where, problems, memo, paged) if used else (),
             _logged(run, where, problems, memo, declared, paged) if logged else None, problems)
+
+
+def _kept_walks(listed: Sequence[Any], lacking: Mapping[str, tuple[bool, bool]],
+                declared: Mapping[str, str | None], folder: Any) -> tuple[dict, dict]:
+    """The walks the disk cache holds for runs that ended (``project_cache``), and the key
+    of each run to walk that ended, to keep its walk under."""
+    kept, keys = {}, {}
+    for run in listed:
+        key = run_key(run)
+        if not any(lacking[run.id]) or key is None or folder is None:
+            continue
+        keys[run.id] = [*key, declared[run.id], *lacking[run.id]]
+        try:
+            facts = load_lineage(folder, run_path(run), keys[run.id])
+            if facts is not None:
+                kept[run.id] = walk_of(facts)
+        except DamagedEntry as e:
+            warnings.warn(f"the cached W&B lineage of {run_path(run)} is damaged ({e}); "
+                          f"ignoring it: the run is walked again and the entry rewritten",
+                          CacheWarning, stacklevel=3)
+    return kept, keys
 
 
 def _list(listing: Iterable[Any], runs: Any) -> tuple[list[Any], dict[str, Mapping[str, Any]]]:
@@ -302,21 +327,28 @@ def open_project(project: str, api: Any = None, workers: int = 8) -> Source:
     declared = {run.id: _declared(run, raw[run.id]) for run in listed}
     lacking = {run.id: (Breadcrumbs.from_config(run.config.get(CONFIG_KEY)) is None,
                         _summary_checkpoints(run.summary_metrics) is None) for run in listed}
-    paged: dict[str, Edges] = {}
-    if any(a or b for a, b in lacking.values()):  # their artifacts in pages, 50 runs a request
+    kept, keys = _kept_walks(listed, lacking, declared, cache_dir())  # a run that ended: as
+    paged: dict[str, Edges] = {}  # walked before; the others' artifacts in pages of 50 runs
+    if any((a or b) and r not in kept for r, (a, b) in lacking.items()):
         try:
-            paged = lineage_pages(api, entity, name, {r for r, (a, b) in lacking.items() if a or b})
+            paged = lineage_pages(api, entity, name, {r for r, (a, b) in lacking.items()
+                                                      if (a or b) and r not in kept})
         except LineageRefused as e:
             notes.append(f"W&B refused runchain's paged lineage query ({e}); each run's "
                          f"artifacts were read with requests of their own (a few per run): "
                          f"see docs/chains.md, \"Reading from W&B\"")
     for run in listed:
         no_crumbs, no_list = lacking[run.id]
-        if no_crumbs or no_list:
+        if (no_crumbs or no_list) and run.id not in kept:
             walks.append((run.id, _walk, (run, no_crumbs, no_list, where, memo, declared[run.id],
                                           paged.get(run.id))))
     with wandb_requests(where):
         walked = dict(threads(walks, workers, "walking artifacts"))
+    for run in listed:  # a walk of a run that ended is kept for the next read
+        if run.id in walked and keys.get(run.id) is not None:
+            with contextlib.suppress(OSError):  # caching only saves requests
+                save_lineage(cache_dir(), run_path(run), keys[run.id], walk_facts(walked[run.id]))
+    walked.update(kept)
     # a run on a declared axis: its first step is the first row's value (one short scan);
     # so is a plain child's on _step, which may go on with its parent's counter, unless the
     # listing shows its rows start at 0. Elsewhere the tree takes 0

@@ -128,7 +128,8 @@ def _pick(columns: Mapping[str, np.ndarray], keys: Sequence[str] | None) -> dict
                                   for k in keys}}
 
 
-def _run_path(run: Any) -> str:
+def run_path(run: Any) -> str:
+    """A W&B run's ``entity/project/run id``."""
     return f"{run.entity}/{run.project}/{run.id}"
 
 
@@ -148,9 +149,9 @@ def fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
             key = run_key(run) if folder is not None and narrow(run) else None
             if key is not None:  # ended: its rows are final, so all of them are read and kept
                 try:
-                    found = load(folder, _run_path(run), key)
+                    found = load(folder, run_path(run), key)
                 except DamagedEntry as e:
-                    warnings.warn(f"the cached W&B history of {_run_path(run)} is damaged ({e}); "
+                    warnings.warn(f"the cached W&B history of {run_path(run)} is damaged ({e}); "
                                   f"ignoring it: the run is read from W&B again and the entry "
                                   f"rewritten", CacheWarning, stacklevel=3)
                     found = None
@@ -184,8 +185,8 @@ def fetcher(runs: Mapping[str, Any], where: str, workers: int) -> Fetch:
                 key, asked = kept[run_id]
                 whole = _columns(merged, None)
                 with contextlib.suppress(OSError):  # caching only saves requests
-                    save(folder, _run_path(runs[run_id]), key, whole)
-                    saved.add(entry_file(folder, _run_path(runs[run_id])))
+                    save(folder, run_path(runs[run_id]), key, whole)
+                    saved.add(entry_file(folder, run_path(runs[run_id])))
                 out[run_id] = _pick(whole, asked)
             else:
                 out[run_id] = _columns(merged, None if wanted is None else
