@@ -62,7 +62,7 @@ def test_bench_online_counts_fewer_requests_for_a_scan_per_run_than_per_key(tmp_
                         "chain cold": listing + 2 * 2, "chain warm": listing,
                         "report cold": listing + 2 * 2, "report warm": listing,
                         # wandb checks the server's features, then one page of lineage
-                        "tree of the plain runs": listing + 2,
+                        "tree of the plain runs": listing + 2, "tree warm": listing,
                         # wandb's ServerFeaturesQuery; each run's inputs and outputs, the
                         # producer of each of the 2 inputs (ArtifactCreatedBy, then Run)
                         "tree, run by run": listing + 1 + 3 * 2 + 2 * 2}
