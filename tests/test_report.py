@@ -514,3 +514,19 @@ def test_chain_and_publish_take_metric_globs(demo, tmp_path):
     proc = cli("publish", leaf, "--dir", demo["dir"], "--mode", "offline", "--metric", "x*",
                check=False)
     assert proc.returncode == 1 and "matches 'x*'" in proc.stderr
+
+
+def test_thinning_metrics_together_gives_what_thinning_each_gives():
+    """``thin_finite`` (every metric of a piece logged on every row, thinned in one pass)
+    keeps, for each, exactly the rows ``thin`` keeps: the same ends, bucket minima and
+    maxima, ties to the first, on smooth values and on values full of ties."""
+    from runchain.renderers.report.data import thin_finite
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        n, m, k = int(rng.integers(1, 400)), int(rng.integers(1, 6)), int(rng.integers(2, 80))
+        steps = np.sort(rng.choice(100_000, n, replace=False))
+        values = (rng.integers(0, 4, (m, n)).astype(float) if trial % 2
+                  else rng.normal(size=(m, n)))
+        for row, (s, v) in zip(values, thin_finite(steps, values, k)):
+            want = thin(steps, row, k)
+            assert np.array_equal(s, want[0]) and np.array_equal(v, want[1]), (n, m, k)

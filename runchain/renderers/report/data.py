@@ -69,19 +69,55 @@ def thin(steps: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.
     logged) and +-inf rows are dropped: they cannot be drawn.
     """
     finite = np.isfinite(values)
-    steps, values = steps[finite], values[finite]
+    if not finite.all():
+        steps, values = steps[finite], values[finite]
     n = values.size
     if n <= max(k, 2):
         return steps, values
     inner = values[1:-1]
     size = -(-inner.size // max(1, (k - 2) // 2))  # rows per bucket, rounded up
     buckets = -(-inner.size // size)
-    pad = buckets * size - inner.size  # the last bucket's missing rows: never an extreme
-    low = np.concatenate([inner, np.full(pad, np.inf)]).reshape(buckets, size).argmin(axis=1)
-    high = np.concatenate([inner, np.full(pad, -np.inf)]).reshape(buckets, size).argmax(axis=1)
+    grid = np.empty(buckets * size)  # the last bucket's missing rows: never an extreme
+    grid[:inner.size] = inner
+    grid[inner.size:] = np.inf
+    low = grid.reshape(buckets, size).argmin(axis=1)
+    grid[inner.size:] = -np.inf
+    high = grid.reshape(buckets, size).argmax(axis=1)
     first = np.arange(buckets) * size + 1  # each bucket's first row in ``values``
-    keep = np.unique(np.r_[0, first + low, first + high, n - 1])
+    kept = np.zeros(n, bool)  # the rows kept, in order, without a sort
+    kept[[0, n - 1]] = True
+    kept[first + low] = True
+    kept[first + high] = True
+    keep = np.flatnonzero(kept)
     return steps[keep], values[keep]
+
+
+def thin_finite(steps: np.ndarray, values: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``thin`` of each row of ``values`` (metrics x rows, every value finite) against the
+    same ``steps``, in one pass over all of them: what ``thin`` gives each, row by row."""
+    m, n = values.shape
+    if n <= max(k, 2):
+        return [(steps, row) for row in values]
+    inner = values[:, 1:-1]
+    size = -(-inner.shape[1] // max(1, (k - 2) // 2))
+    buckets = -(-inner.shape[1] // size)
+    grid = np.empty((m, buckets * size))
+    grid[:, :inner.shape[1]] = inner
+    grid[:, inner.shape[1]:] = np.inf
+    low = grid.reshape(m, buckets, size).argmin(axis=2)
+    grid[:, inner.shape[1]:] = -np.inf
+    high = grid.reshape(m, buckets, size).argmax(axis=2)
+    first = np.arange(buckets) * size + 1
+    kept = np.zeros((m, n), bool)
+    kept[:, [0, n - 1]] = True
+    rows = np.arange(m)[:, None]
+    kept[rows, first + low] = True
+    kept[rows, first + high] = True
+    out = []
+    for row, mask in zip(values, kept):
+        keep = np.flatnonzero(mask)
+        out.append((steps[keep], row[keep]))
+    return out
 
 
 def _b64(array: np.ndarray, dtype: str) -> str:
@@ -190,13 +226,16 @@ class _Pieces:
                 continue  # already thinned, or cut away in this chain
             rows = (steps >= first) & (steps <= last)
             share = max(MIN_PIECE_POINTS, self.run_points * (last - first + 1) // total)
+            at = steps[rows]
+            values = [columns[metric][rows] for metric in self.metrics]
+            whole = [k for k, v in enumerate(values) if v.size and np.isfinite(v).all()]
+            self.complete[track][i] = whole  # logged on every row: an x axis of the page
+            kept = dict(zip(whole, thin_finite(at, np.array([values[k] for k in whole]), share)
+                            if whole else []))  # thinned together: the same steps
             series = []
-            for k, metric in enumerate(self.metrics):
-                values = columns[metric][rows]
-                kept = thin(steps[rows], values, share)
-                series.append([_b64(kept[0], "<i4"), _b64(kept[1], "<f8")] if kept[0].size else 0)
-                if values.size and np.isfinite(values).all():
-                    self.complete[track][i].append(k)
+            for k, v in enumerate(values):
+                found = kept[k] if k in kept else thin(at, v, share)
+                series.append([_b64(found[0], "<i4"), _b64(found[1], "<f8")] if found[0].size else 0)
             done[i] = series
             if TIME in columns and rows.any():
                 kept = thin(steps[rows], columns[TIME][rows], share)
