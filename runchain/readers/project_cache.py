@@ -57,6 +57,18 @@ def entry_file(folder: Path, run_path: str, kind: str = "h") -> Path:
     return format_folder(folder) / name[:2] / name
 
 
+def listed_history_keys(run: Any) -> dict[str, Any] | None:
+    """The run's listed ``historyKeys`` (``{"keys": {...}, "lastStep": N}``), parsed where
+    wandb left it a JSON string; None where the listing has none."""
+    listed = getattr(run, "historyKeys", None)  # a listed field, as wandb names it
+    if isinstance(listed, str):
+        try:
+            listed = json.loads(listed)
+        except ValueError:
+            return None
+    return listed if isinstance(listed, dict) else None
+
+
 def run_key(run: Any) -> list[Any] | None:
     """What identifies this version of a listed W&B run's history: its state,
     ``historyLineCount``, ``heartbeatAt`` and last step; None when it may still change (W&B
@@ -64,13 +76,7 @@ def run_key(run: Any) -> list[Any] | None:
     state = getattr(run, "state", None)
     lines = getattr(run, "historyLineCount", None)
     beat = getattr(run, "heartbeatAt", None)
-    keys = getattr(run, "historyKeys", None)
-    if isinstance(keys, str):
-        try:
-            keys = json.loads(keys)
-        except ValueError:
-            keys = None
-    last = keys.get("lastStep") if isinstance(keys, dict) else None
+    last = (listed_history_keys(run) or {}).get("lastStep")
     if state not in ENDED or not isinstance(lines, int) or not isinstance(beat, str):
         return None
     return [FORMAT, state, lines, beat, last]

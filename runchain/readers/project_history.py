@@ -11,7 +11,6 @@ with ``_step``: ``scan_history(keys=...)`` returns only the rows that hold *ever
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -25,7 +24,7 @@ from ..parallel import threads
 from ..wandb_io.api import wandb_requests
 from .cache_entry import CacheWarning, DamagedEntry, cache_dir
 from .cache_folder import prune
-from .project_cache import entry_file, load, run_key, save
+from .project_cache import entry_file, listed_history_keys, load, run_key, save
 
 PAGE_SIZE = 10_000  # history steps per scan_history request
 # one scan of every column of a run, rather than one keyed scan per metric, while the run
@@ -39,13 +38,7 @@ def listed_keys(run: Any) -> dict[str, set[str]] | None:
     """Each history key ``run`` logged -> the value types W&B counted for it, from the
     listed ``historyKeys`` (``{"keys": {key: {"typeCounts": [{"type": ...}]}}}``); None
     where the listing has none."""
-    listed = getattr(run, "historyKeys", None)  # a listed field, as wandb names it
-    if isinstance(listed, str):
-        try:
-            listed = json.loads(listed)
-        except ValueError:
-            listed = None
-    keys = listed.get("keys") if isinstance(listed, dict) else None
+    keys = (listed_history_keys(run) or {}).get("keys")
     if not isinstance(keys, dict):
         return None
     return {k: {str(c.get("type")) for c in (v or {}).get("typeCounts") or () if isinstance(c, dict)}
@@ -71,13 +64,7 @@ def whole_rows(run: Any, wanted: Sequence[str] | None) -> bool:
 
 def _last_step(run: Any) -> int | None:
     """The run's last ``_step`` as its listed ``historyKeys`` says, or None."""
-    listed = getattr(run, "historyKeys", None)
-    if isinstance(listed, str):
-        try:
-            listed = json.loads(listed)
-        except ValueError:
-            return None
-    last = listed.get("lastStep") if isinstance(listed, dict) else None
+    last = (listed_history_keys(run) or {}).get("lastStep")
     return last if is_step(last) else None
 
 
