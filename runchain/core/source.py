@@ -132,21 +132,20 @@ class Source:
         """
         leaves = lineage.leaves(self.tree) if leaves is None else list(leaves)
         chains = [self.chain(leaf) for leaf in leaves]  # an unknown leaf raises before any read
-        if keys is not None:
-            self.check_metrics(keys)  # in no chain, nor anywhere: say so before reading
         whole: dict[str, lineage.Segment] = {}  # each run once, uncut: stitch cuts each chain
+        twice = False  # a run read as two timelines (a rewind): each chain read on its own
         for seg in (s for chain in chains for s in chain):
-            if whole.setdefault(seg.run_id, seg).timeline != seg.timeline:
-                break  # a run read as two timelines (a rewind): each chain is read on its own
-        else:
-            fetched = self.fetch([dataclasses.replace(s, last_step=None) for s in whole.values()],
-                                 keys)
-            for leaf, chain in zip(leaves, chains):
-                yield leaf, stitch(chain, fetched, keys=keys)
+            twice |= whole.setdefault(seg.run_id, seg).timeline != seg.timeline
+        names = self.metric_names(list(whole))  # a folder decodes its files at once here
+        if keys is not None and not set(keys) <= set(names):
+            self.check_metrics(keys)  # in none of these chains: is it anywhere?
+        if twice:
+            for leaf in leaves:
+                yield leaf, self.history(leaf, keys)
             return
-        self.metric_names(list(whole))  # a folder decodes its files at once here
-        for leaf in leaves:
-            yield leaf, self.history(leaf, keys)
+        fetched = self.fetch([dataclasses.replace(s, last_step=None) for s in whole.values()], keys)
+        for leaf, chain in zip(leaves, chains):
+            yield leaf, stitch(chain, fetched, keys=keys)
 
     def dataframe(self, leaf: str, keys: Sequence[str] | None = None,
                   samples: int | None = None) -> Any:

@@ -45,9 +45,10 @@ def listed_keys(run: Any) -> dict[str, set[str]] | None:
             for k, v in keys.items() if isinstance(k, str)}
 
 
-def narrow(run: Any) -> bool:
-    """Whether every history key ``run`` logged holds only ``NARROW`` values, as listed."""
-    kinds = listed_keys(run)
+def narrow(run: Any, kinds: Mapping[str, set[str]] | None = None) -> bool:
+    """Whether every history key ``run`` logged holds only ``NARROW`` values, as listed
+    (``kinds``: its ``listed_keys``, when the caller has them)."""
+    kinds = listed_keys(run) if kinds is None else kinds
     return kinds is not None and all(t <= NARROW for t in kinds.values())
 
 
@@ -59,7 +60,8 @@ def whole_rows(run: Any, wanted: Sequence[str] | None) -> bool:
         return True
     if len(wanted) < 2:
         return False  # one keyed scan, no more
-    return narrow(run) and len(listed_keys(run) or ()) <= WIDE_RATIO * len(wanted)
+    kinds = listed_keys(run)
+    return kinds is not None and narrow(run, kinds) and len(kinds) <= WIDE_RATIO * len(wanted)
 
 
 def _last_step(run: Any) -> int | None:
