@@ -9,7 +9,9 @@ what it served (``GET /_requests``). Unheld, ``do_run.py --mode online`` logs on
 ``--runs`` runs into it, each resumed from the last checkpoint of the one before, and one
 process of plain wandb code logs ``--plain-runs`` runs into project ``plain``: each logs
 30 rows and 3 checkpoints (metadata ``{"step": N}``), and each after the first
-``use_artifact``s a checkpoint of a random earlier run. Then, held,
+``use_artifact``s a checkpoint of a random earlier run, and ``do_many.py --mode online``
+grows its demo tree of ``--tree-runs`` runs (200 steps x 20 metrics) into project
+``demo``. Then, held,
 interleaved and repeated (median seconds; requests of the last repeat), each read opening
 the project afresh (``open_project``: the listing):
 
@@ -21,6 +23,7 @@ the project afresh (``open_project``: the listing):
 - chain cold / warm: the same with the disk cache of W&B histories empty, then filled;
 - report cold / warm: ``build_report`` of the project (every metric, and ``_timestamp``
   for its time axes), the cache empty, then filled;
+- report of the demo tree cold / warm: the same of project ``demo``, a tree with branches;
 - tree, run by run: ``open_project("plain").tree`` as read where the server refuses the
   paged lineage query (runchain's only route before);
 - tree of the plain runs: ``open_project("plain").tree``, its lineage in pages, the cache
@@ -28,7 +31,8 @@ the project afresh (``open_project``: the listing):
 
 Targets (issue 34, at 100 ms a request): a tree of 200 plain runs: <= 12 requests, <= 3 s;
 a chain of 10 runs x 20 metrics, cold: <= 2 requests per run plus the listing, warm: <= 2
-requests in all and <= 1 s; a report, warm: <= 2 requests. A scan costs 2 requests a run
+requests in all and <= 1 s; a report of a 12-run do_many tree, cold: <= 40 requests, warm:
+<= 2. A scan costs 2 requests a run
 (wandb-core opens it, then reads a page; the last step is the listing's): docs/chains.md.
 """
 
@@ -91,6 +95,7 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=20)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--plain-runs", type=int, default=200, help="runs of the plain tree (0: none)")
+    parser.add_argument("--tree-runs", type=int, default=12, help="runs of the demo tree (0: none)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench_online_"))
@@ -121,6 +126,13 @@ def main() -> None:
                            capture_output=True, timeout=7200)
             print(f"logged {args.plain_runs} plain runs online in {time.perf_counter() - t0:.0f} s",
                   flush=True)
+        if args.tree_runs:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, str(ROOT / "do_many.py"), "--mode", "online",
+                            "--project", "demo", "--n_runs", str(args.tree_runs), "--workers", "2",
+                            "--no-report"], check=True, capture_output=True, timeout=3600)
+            print(f"logged a demo tree of {args.tree_runs} runs online in "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
         server.hold(args.latency_ms)
         print(f"{args.latency_ms:g} ms a request from now on")
 
@@ -151,6 +163,12 @@ def main() -> None:
                  "chain warm": case(read_chain, chains),
                  "report cold": case(lambda: build_report(open_project("bench")), reports, empty=True),
                  "report warm": case(lambda: build_report(open_project("bench")), reports)}
+        if args.tree_runs:
+            demos = str(base / "demo_reports")
+            cases["report of the demo tree cold"] = case(
+                lambda: build_report(open_project("demo")), demos, empty=True)
+            cases["report of the demo tree warm"] = case(
+                lambda: build_report(open_project("demo")), demos)
         if args.plain_runs:
             def run_by_run():  # as a server that refuses the paged lineage is read
                 def refuse(*_):
@@ -173,10 +191,10 @@ def main() -> None:
                 case()
                 times[name].append(time.perf_counter() - start)
                 counts[name] = since(before, asked(server.base_url))
-        print(f"{'case':26} {'seconds':>8} {'requests':>9}  by operation")
+        print(f"{'case':30} {'seconds':>8} {'requests':>9}  by operation")
         for name in cases:
             total, ops = counts[name]
-            print(f"{name:26} {statistics.median(times[name]):8.2f} {total:9d}  {ops}")
+            print(f"{name:30} {statistics.median(times[name]):8.2f} {total:9d}  {ops}")
         per_key, per_run = counts["chain, a scan per key"][0], counts["chain, a scan per run"][0]
         med = {name: statistics.median(t) for name, t in times.items()}
         print(f"chain: requests, a scan per key / a scan per run = {per_key / per_run:.1f}x; "

@@ -21,6 +21,11 @@ interleaved and repeated (median), so a noisy shared machine hits both sides ali
   decodes each chain's runs as it comes.
 - warm: the same with the cache filled.  Targets: all history and every chain cold <= 1.0x
   the value floor, warm >= 50x faster than cold.
+- returned arrays floor: every chain's columns (as many rows, of the dtypes, that
+  ``histories()`` returns) allocated, filled from arrays in memory, summed and dropped as
+  "every chain" does: what handing those arrays back costs any reader, whatever it caches.
+  Every chain warm over it is what reading, cutting and stitching add; cold over it, the
+  most that cold / warm could be.
 - grown: the largest run file, read whole with an empty cache, against reading it again
   after it grew from half its bytes (the half read and cached first), as a live run's
   file grows, five times per repeat (each takes ~0.1 s, so one alone is noisy). Target: the
@@ -201,6 +206,29 @@ def read_chains(directory: Path, one_by_one: bool = False) -> float:
 
 def read_chains_one_by_one(directory: Path) -> float:
     return read_chains(directory, one_by_one=True)
+
+
+def returned_shapes(directory: Path) -> list[dict[str, tuple[int, np.dtype]]]:
+    """Per chain, each column ``source.histories()`` returns: its rows and dtype."""
+    return [{k: (v.size, v.dtype) for k, v in history.items()}
+            for _, history in runchain.open_source(directory).histories()]
+
+
+def returned_floor(shapes: list[dict[str, tuple[int, np.dtype]]]) -> float:
+    """What handing back every chain's arrays costs any reader, whatever it knows: each
+    chain's columns allocated and filled (from arrays already in memory), then summed and
+    dropped as ``read_chains`` does."""
+    longest = max((n for chain in shapes for n, _ in chain.values()), default=0)
+    filled = {dtype: np.zeros(longest, dtype) for chain in shapes for _, dtype in chain.values()}
+    t0 = time.perf_counter()
+    for chain in shapes:
+        history = {k: np.empty(n, dtype) for k, (n, dtype) in chain.items()}
+        for k, (n, dtype) in chain.items():
+            history[k][:] = filled[dtype][:n]
+        for column in history.values():
+            if column.dtype.kind == "f":
+                column.sum()
+    return time.perf_counter() - t0
 
 
 def cold(read, directory: Path, cache: Path, parallel: bool) -> float:
@@ -453,6 +481,9 @@ def main() -> None:
         records = [scan_records(p.read_bytes()).records for p in files]
         print(f"tree: {len(files)} run files, {size / 1e6:.0f} MB, "
               f"{sum(map(len, records))} records; {runchain.parallel.workers()} cores usable")
+        shapes = returned_shapes(directory)
+        returned = sum(n * dtype.itemsize for chain in shapes for n, dtype in chain.values())
+        print(f"every chain: {len(shapes)} chains, {returned / 1e6:.1f} MB of arrays returned")
         sides = {
             "floor, fresh Record": lambda: floor(records, fresh=True),
             "floor, reused Record": lambda: floor(records, fresh=False),
@@ -468,6 +499,7 @@ def main() -> None:
             "tree warm": lambda: read_tree(directory),
             "chain warm": lambda: read_chain(directory),
             "every chain warm": lambda: read_chains(directory),
+            "returned arrays floor": lambda: returned_floor(shapes),
             "all history warm": lambda: read_all(directory),
         }
         largest = max(files, key=lambda p: p.stat().st_size)
@@ -488,6 +520,10 @@ def main() -> None:
               f"(target <= 1.0)")
         print(f"every chain cold (pool) / value floor = {med['every chain cold, pool'] / values:.2f}  "
               f"(target <= 1.0; warm >= 50x faster)")
+        handed = med["returned arrays floor"]
+        print(f"every chain warm / returned arrays floor = {med['every chain warm'] / handed:.2f}; "
+              f"cold (pool) / that floor = {med['every chain cold, pool'] / handed:.0f}x (the most "
+              f"cold / warm could be)")
         whole, again = (statistics.median(side) for side in zip(*regrown))
         ratio = statistics.median(a / w for w, a in regrown)  # each pair taken back to back
         print(f"grown file ({largest.stat().st_size / 1e6:.1f} MB; half read first, then all): "

@@ -45,22 +45,25 @@ def test_a_tree_written_by_bench_report_has_every_run_and_a_parent_for_each_but_
 
 @pytest.mark.slow
 def test_bench_online_counts_fewer_requests_for_a_scan_per_run_than_per_key(tmp_path):
-    """``bench_online.py`` on a small chain: it logs the chain online into the stand-in and
-    prints each case's requests; one scan per run costs 2 a run (and the listing), a scan
+    """``bench_online.py`` on a small chain (and a do_many tree): it logs them online into
+    the stand-in and prints each case's requests; one scan per run costs 2 a run (and the listing), a scan
     per key 2 a run and metric, a warm read (the disk cache filled) the listing alone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_online.py"), "--runs", "2",
                            "--steps", "20", "--metrics", "3", "--latency-ms", "0", "--repeats", "1",
-                           "--plain-runs", "3"],
+                           "--plain-runs", "3", "--tree-runs", "2"],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    requests = {line[:26].strip(): int(line[26:].split()[1]) for line in proc.stdout.splitlines()
+    requests = {line[:30].strip(): int(line[30:].split()[1]) for line in proc.stdout.splitlines()
                 if line.startswith(("chain,", "chain cold", "chain warm", "report ", "tree"))}
     listing = 2  # wandb.Api() checks the key (Viewer), then one Runs page
     assert requests == {"chain, a scan per key": listing + 2 * 2 * 3,
                         "chain, a scan per run": listing + 2 * 2,
                         "chain cold": listing + 2 * 2, "chain warm": listing,
                         "report cold": listing + 2 * 2, "report warm": listing,
+                        # do_many's tree of 2 runs: each scanned once, cold
+                        "report of the demo tree cold": listing + 2 * 2,
+                        "report of the demo tree warm": listing,
                         # wandb checks the server's features, then one page of lineage
                         "tree of the plain runs": listing + 2, "tree warm": listing,
                         # wandb's ServerFeaturesQuery; each run's inputs and outputs, the

@@ -361,9 +361,9 @@ def test_decode_once_and_grown_are_handed_cache_entries_never_dicts(tree, tmp_pa
         seen.extend([entry, resumed[-1]])
         return resumed[-1]
 
-    def open_grid(folder, run_path, entry, heal):
+    def open_grid(folder, run_path, entry, heal, real=None):
         seen.append(entry)
-        return real_open(folder, run_path, entry, heal)
+        return real_open(folder, run_path, entry, heal, real)
     monkeypatch.setattr(decode_once, "resume", resume)
     monkeypatch.setattr(decode_once, "open_grid", open_grid)
     monkeypatch.setattr(grown, "open_grid", open_grid)

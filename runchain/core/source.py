@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import MetricError, MissingExtraError
 from . import lineage
 from .stitch import (INTERNAL, STITCHED, Columns, is_metric, metric_columns, stitch,
-                     stitched_names)
+                     stitch_chains, stitched_names)
 
 # (chain segments, metric keys or None for all) -> run id -> columns. Each run's columns hold
 # "_step" and at least the rows up to its segment's cut; extra rows are cut by ``stitch``.
@@ -124,7 +124,10 @@ class Source:
         """(leaf, its stitched history) for each chain, every leaf by default, as ``history``
         gives them. The runs of all of them are read once, in one batch (a folder's files
         decoded at once, on every core; a W&B run scanned once, not once per chain through
-        it), so reading every chain costs about what reading every run does.
+        it), so reading every chain costs about what reading every run does. The runs a
+        chain shares with the chain before it are copied from that chain, not stitched again
+        (``stitch_chains``; the default order, depth first, shares the most); two chains
+        are held at a time.
 
         Example:
             >>> for leaf, cols in source.histories(keys=["loss"]):  # doctest: +SKIP
@@ -144,8 +147,7 @@ class Source:
                 yield leaf, self.history(leaf, keys)
             return
         fetched = self.fetch([dataclasses.replace(s, last_step=None) for s in whole.values()], keys)
-        for leaf, chain in zip(leaves, chains):
-            yield leaf, stitch(chain, fetched, keys=keys)
+        yield from zip(leaves, stitch_chains(chains, fetched, keys=keys))
 
     def dataframe(self, leaf: str, keys: Sequence[str] | None = None,
                   samples: int | None = None) -> Any:

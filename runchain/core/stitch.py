@@ -12,8 +12,9 @@ value, ``rows_to_columns`` for a run's rows, ``is_metric`` for a key.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -218,6 +219,62 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     Example:
         >>> cols = stitch(chain(tree, "leaf"), histories, keys=["loss/00"])  # doctest: +SKIP
     """
+    return _stitch(segments, histories, keys, samples).out
+
+
+def stitch_chains(chains: Iterable[Sequence[Segment]], histories: Mapping[str, Columns],
+                  keys: Sequence[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Each chain stitched, in order, as ``stitch(chain, histories, keys)`` gives it; the
+    leading segments a chain shares with the chain before it (chains in ``lineage.leaves``'
+    depth-first order share their longest prefixes) are copied from that chain's columns
+    in one piece each, not stitched again run by run.
+
+    Each chain is stitched before the one before it is yielded, so what a caller does to
+    the arrays it is given never reaches a later chain; two chains are held at a time.
+
+    Example:
+        >>> for cols in stitch_chains([chain(tree, leaf) for leaf in leaves(tree)], histories):
+        ...     print(cols["global_step"][-1])  # doctest: +SKIP
+    """
+    ahead: _Stitched | None = None
+    for segments in chains:
+        done = _stitch(segments, histories, keys, None, ahead)
+        if ahead is not None:
+            yield ahead.out
+        ahead = done
+    if ahead is not None:
+        yield ahead.out
+
+
+@dataclasses.dataclass
+class _Stitched:
+    """A chain's stitched columns, with what the next chain needs to copy a shared prefix."""
+
+    segments: Sequence[Segment]
+    ends: list[int]  # the row each segment's rows end at (exclusive)
+    out: dict[str, np.ndarray]
+    names: dict[str, str]  # each stitched column's name in ``out`` (``stitched_names``)
+    keys: set[str]  # the metrics in ``out``
+    sorted: bool  # rows are in segment order (no sort was needed), so a prefix is a prefix
+
+
+def _shared_prefix(segments: Sequence[Segment], before: _Stitched | None) -> int:
+    """How many leading segments ``before``'s chain has exactly as ``segments`` does."""
+    if before is None or not before.sorted:
+        return 0
+    shared = 0
+    for mine, theirs in zip(segments, before.segments):
+        if mine != theirs:
+            break
+        shared += 1
+    return shared
+
+
+def _stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
+            keys: Sequence[str] | None, samples: int | None,
+            before: _Stitched | None = None) -> _Stitched:
+    """``stitch``; with ``before`` (the chain stitched last, unthinned), the segments both
+    chains start with are copied from its columns rather than stitched again."""
     logged = _logged_stitched(segments, histories)
     taken = [k for k in keys or () if k in STITCHED and k not in logged]
     if taken:
@@ -227,8 +284,12 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     keys = list(keys) if keys is not None else (
         logged + metric_keys(histories[s.run_id] for s in segments))
     names = {name: OWN_PREFIX + name if name in keys else name for name in STITCHED}
-    kept: list[np.ndarray] = []  # per segment: the indices of its rows kept
-    for seg in segments:  # pass 1: only the axis, so a lazy mapping loads one column per run
+    shared = 0 if samples is not None else _shared_prefix(segments, before)
+    fresh = [k for k in keys if before is not None and k not in before.keys]
+    if any(k in histories[s.run_id] for s in segments[:shared] for k in fresh):
+        shared = 0  # a shared run logged a key ``before`` left out (a stitched column's name)
+    kept: list[np.ndarray] = []  # per segment after the shared ones: the indices of its rows kept
+    for seg in segments[shared:]:  # pass 1: only the axis, so a lazy mapping loads one column per run
         steps, own = axis_rows(histories[seg.run_id], seg.step_metric)
         keep = kept_rows(steps, own, seg.last_step, seg.step_metric)
         rows = np.arange(steps.size) if keep is None else np.flatnonzero(keep)
@@ -236,13 +297,21 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     if samples is not None:
         total = sum(rows.size for rows in kept) or 1
         kept = [rows[_thin(rows.size, max(2, samples * rows.size // total))] for rows in kept]
-    n = sum(rows.size for rows in kept)
+    start = before.ends[shared - 1] if shared else 0  # the rows copied from ``before``
+    ends = before.ends[:shared] if shared else []
+    for rows in kept:
+        ends.append((ends[-1] if ends else 0) + rows.size)
+    n = ends[-1] if ends else 0
     width = max((len(s.run_id) for s in segments), default=1)
     out = {names[STEP_METRIC]: np.empty(n, np.int64), names["step"]: np.empty(n, np.int64),
            names["run_id"]: np.empty(n, dtype=f"<U{width}")}
     out.update({k: np.empty(n) for k in keys})
-    start = 0
-    for seg, rows in zip(segments, kept):  # pass 2: one run's columns at a time
+    if shared:  # the prefix both chains share, one copy per column
+        for name in STITCHED:
+            out[names[name]][:start] = before.out[before.names[name]][:start]
+        for k in keys:
+            out[k][:start] = before.out[k][:start] if k in before.keys else np.nan
+    for seg, rows in zip(segments[shared:], kept):  # pass 2: one run's columns at a time
         columns = histories[seg.run_id]
         end = start + rows.size
         # a run's kept rows are most often a run of rows (all, or up to its cut): a slice
@@ -260,7 +329,8 @@ def stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
                 out[k][start:end] = np.nan
         start = end
     global_steps = out[names[STEP_METRIC]]
-    if n > 1 and (global_steps[1:] < global_steps[:-1]).any():  # sorted unless a run's axis was not
+    in_order = not (n > 1 and (global_steps[1:] < global_steps[:-1]).any())
+    if not in_order:  # sorted unless a run's axis was not
         order = np.argsort(global_steps, kind="stable")
         out = {k: v[order] for k, v in out.items()}
-    return out
+    return _Stitched(list(segments), ends, out, names, set(keys), in_order and samples is None)

@@ -136,9 +136,10 @@ def format_folder(folder: Path) -> Path:
     return folder / f"v{FORMAT}"
 
 
-def entry_path(folder: Path, path: str | os.PathLike) -> Path:
-    """The JSON entry file of run file ``path`` in cache ``folder``."""
-    digest = _hash(os.path.realpath(path))
+def entry_path(folder: Path, path: str | os.PathLike, real: str | None = None) -> Path:
+    """The JSON entry file of run file ``path`` in cache ``folder``; ``real``: ``path``'s
+    real path, where the caller has it already (each is an ``lstat`` per folder of it)."""
+    digest = _hash(os.path.realpath(path) if real is None else real)
     return format_folder(folder) / digest[:2] / f"{digest}.json"
 
 
@@ -289,20 +290,22 @@ def _from_json(obj: Any) -> CacheEntry:
     return CacheEntry(run, key, grid)
 
 
-def load_entry(folder: Path, path: str | os.PathLike,
-               key: list[int] | None) -> CacheEntry | None:
-    """The entry of run file ``path`` if it exists and matches ``key`` (any key if None);
-    else None. A used entry is marked used now (its modification time), for the size cap.
+def load_entry(folder: Path, path: str | os.PathLike, key: list[int] | None,
+               real: str | None = None) -> CacheEntry | None:
+    """The entry of run file ``path`` (real path ``real``, if the caller has it) if it
+    exists and matches ``key`` (any key if None); else None. A used entry is marked used
+    now (its modification time), for the size cap.
 
     Raises:
         DamagedEntry: the entry exists but is damaged, or belongs to another file.
     """
-    entry_file = entry_path(folder, path)
+    real = os.path.realpath(path) if real is None else real
+    entry_file = entry_path(folder, path, real)
     try:
         entry = read_entry(entry_file)
     except FileNotFoundError:
         return None
-    if entry.run.path != os.path.realpath(path):
+    if entry.run.path != real:
         raise DamagedEntry(f"it belongs to {entry.run.path}")
     if key is not None and entry.key != key:
         return None  # the file changed since: read it again
@@ -321,13 +324,14 @@ def _mark_used(entry_file: Path) -> None:
 
 
 def open_grid(folder: Path, path: str | os.PathLike, entry: CacheEntry,
-              heal: Callable[[str], Mapping[str, np.ndarray]]) -> Mapping[str, np.ndarray]:
-    """The cached history columns of run file ``path`` (``entry.grid`` set), memory-mapped
-    (``cache_grid.map_grid``); ``heal(reason)`` gives them decoded again if a column read
-    turns out damaged.
+              heal: Callable[[str], Mapping[str, np.ndarray]],
+              real: str | None = None) -> Mapping[str, np.ndarray]:
+    """The cached history columns of run file ``path`` (real path ``real``, if the caller
+    has it; ``entry.grid`` set), memory-mapped (``cache_grid.map_grid``); ``heal(reason)``
+    gives them decoded again if a column read turns out damaged.
 
     Raises:
         FileNotFoundError: the grid is missing (the cache may have been cleared meanwhile).
         DamagedEntry: its size or header is not what ``entry`` says, or it is unreadable.
     """
-    return map_grid(grid_path(entry_path(folder, path), entry.key), entry.grid, heal)
+    return map_grid(grid_path(entry_path(folder, path, real), entry.key), entry.grid, heal)

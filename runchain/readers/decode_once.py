@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import warnings
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -105,6 +106,7 @@ class RunFiles:
                 self.gone.append(p)
         paths = [p for p in paths if p in self.keys]
         self.entries: dict[Path, CacheEntry] = {}
+        self.real: dict[Path, str] = {}  # each file's real path, found once: it keys its entry
         self.memory: dict[Path, dict[str, np.ndarray]] = {}  # histories when nothing is cached
         # each file's cached grid, opened once for as long as this reader lives: a chain, or
         # every chain of a tree, reads a run's columns through one mapping (its checksums
@@ -155,10 +157,15 @@ class RunFiles:
         """The cache entry of ``path``, of this version of the file or an older one (its
         ``key`` says which); None if there is none."""
         try:
-            return load_entry(self.folder, path, None)
+            return load_entry(self.folder, path, None, self._real(path))
         except DamagedEntry as e:
             self._warn(path, str(e))
             return None
+
+    def _real(self, path: Path) -> str:
+        if path not in self.real:
+            self.real[path] = os.path.realpath(path)
+        return self.real[path]
 
     def _warn(self, path: Path, reason: str) -> None:
         warnings.warn(f"the cache entry {entry_path(self.folder, path)} is damaged ({reason}); "
@@ -169,7 +176,8 @@ class RunFiles:
         """Keep the cache to run files that exist, and under its size cap."""
         if self.folder is not None:
             with contextlib.suppress(OSError):  # pruning only saves space
-                prune(self.folder, keep={entry_path(self.folder, p) for p in self.keys})
+                prune(self.folder,
+                      keep={entry_path(self.folder, p, self._real(p)) for p in self.keys})
 
     def _job(self, path: Path) -> tuple[str, list[int], str | None]:
         return str(path), self.keys[path], None if self.folder is None else str(self.folder)
@@ -223,7 +231,7 @@ class RunFiles:
             return grid
         try:
             grid = open_grid(self.folder, path, self.entries[path],
-                             heal=functools.partial(self._heal, path))
+                             heal=functools.partial(self._heal, path), real=self._real(path))
             self.opened[path] = (self.entries[path], grid)
             return grid
         except DamagedEntry as e:
