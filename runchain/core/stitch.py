@@ -289,11 +289,13 @@ def _stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     if any(k in histories[s.run_id] for s in segments[:shared] for k in fresh):
         shared = 0  # a shared run logged a key ``before`` left out (a stitched column's name)
     kept: list[np.ndarray] = []  # per segment after the shared ones: the indices of its rows kept
-    for seg in segments[shared:]:  # pass 1: only the axis, so a lazy mapping loads one column per run
+    axes: list[np.ndarray] = []  # ... and each row's local step
+    for seg in segments[shared:]:  # pass 1: the axis alone (a lazy mapping loads one column)
         steps, own = axis_rows(histories[seg.run_id], seg.step_metric)
         keep = kept_rows(steps, own, seg.last_step, seg.step_metric)
         rows = np.arange(steps.size) if keep is None else np.flatnonzero(keep)
         kept.append(rows)
+        axes.append(steps)
     if samples is not None:
         total = sum(rows.size for rows in kept) or 1
         kept = [rows[_thin(rows.size, max(2, samples * rows.size // total))] for rows in kept]
@@ -311,14 +313,14 @@ def _stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
             out[names[name]][:start] = before.out[before.names[name]][:start]
         for k in keys:
             out[k][:start] = before.out[k][:start] if k in before.keys else np.nan
-    for seg, rows in zip(segments[shared:], kept):  # pass 2: one run's columns at a time
+    for seg, rows, steps in zip(segments[shared:], kept, axes):  # pass 2: a run's columns at a time
         columns = histories[seg.run_id]
         end = start + rows.size
         # a run's kept rows are most often a run of rows (all, or up to its cut): a slice
         # copies each column once, where an index array copies it twice
         pick = (slice(int(rows[0]), int(rows[-1]) + 1)
                 if rows.size and rows[-1] - rows[0] + 1 == rows.size else rows)
-        steps = axis_steps(columns, seg.step_metric)[pick]
+        steps = steps[pick]
         out[names["step"]][start:end] = steps
         out[names[STEP_METRIC]][start:end] = seg.global_offset + steps
         out[names["run_id"]][start:end] = seg.run_id

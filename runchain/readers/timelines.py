@@ -110,7 +110,7 @@ class RunHistory(Mapping[str, np.ndarray]):
         names = {LOCAL_STEP: None}
         for part in self._parts:
             names.update(dict.fromkeys(part))
-        self._names = list(names)
+        self._names = names  # ordered, and a lookup is O(1)
         self._keep: list[np.ndarray | None] = [None] * len(self._parts)
         if len(self._parts) > 1:
             steps = [np.asarray(part[LOCAL_STEP]) + shift
