@@ -3,18 +3,19 @@ column and memory-mapped when read, so a chain reads only the columns it asks fo
 
 A ``Grid`` describes one: its columns in order, its rows, and one crc32 per column; the
 cache entry holds it (``cache_entry``), and names the file. ``map_grid`` checks what is
-cheap, every time: the file's size, and its ``.npy`` header byte for byte against the one
-the shape and dtype give (so a shorter grid, another run's grid or an empty file is caught
-before a byte is mapped). A column's crc32 is checked when that column is first read from
-the map: checking the whole grid on every read would read every column, where a chain reads
-only the ones it needs; crc32 of one column costs about as much as copying it once, which
-the stitching does anyway.
+cheap, every time: the file's size before it is mapped, and its ``.npy`` header byte for
+byte against the one the shape and dtype give (so a shorter grid, another run's grid or an
+empty file is caught before a column is read). A column's crc32 is checked when that
+column is first read from the map: checking the whole grid on every read would read every
+column, where a chain reads only the ones it needs; crc32 of one column costs about as
+much as copying it once, which the stitching does anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import mmap
 import os
@@ -41,6 +42,7 @@ class Grid:
     crc32: list[int]
 
 
+@functools.lru_cache(maxsize=1024)  # a tree's grids share a few shapes; each read checks one
 def _npy_header(columns: int, rows: int) -> bytes:
     """The ``.npy`` header of a C-ordered float64 grid of this shape."""
     out = io.BytesIO()
@@ -146,20 +148,21 @@ def map_grid(grid_file: Path, grid: Grid,
     header = _npy_header(*shape)
     size = len(header) + 8 * shape[0] * shape[1]
     try:
-        with open(grid_file, "rb") as f:
+        with open(grid_file, "rb", buffering=0) as f:
             st = os.fstat(f.fileno())
             actual = st.st_size
             if actual != size:
                 raise DamagedEntry(f"its grid {grid_file.name} is {actual} bytes, not {size}")
-            if f.read(len(header)) != header:
-                raise DamagedEntry(f"its grid {grid_file.name} is not of shape {shape}")
             mapped = None
             if size == len(header):  # nothing to map
-                values = np.empty(shape)
-            else:
+                found, values = f.read(len(header)), np.empty(shape)
+            else:  # the header read from the map: its page holds the first column's start too
                 mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                found = mapped[:len(header)]
                 values = np.frombuffer(mapped, "<f8", shape[0] * shape[1], len(header))
                 values = values.reshape(shape)
+            if found != header:
+                raise DamagedEntry(f"its grid {grid_file.name} is not of shape {shape}")
     except (FileNotFoundError, NotADirectoryError):
         raise FileNotFoundError(grid_file) from None
     except OSError as e:
