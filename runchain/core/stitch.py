@@ -255,12 +255,12 @@ class _Stitched:
     out: dict[str, np.ndarray]
     names: dict[str, str]  # each stitched column's name in ``out`` (``stitched_names``)
     keys: set[str]  # the metrics in ``out``
-    sorted: bool  # rows are in segment order (no sort was needed), so a prefix is a prefix
+    in_order: bool  # rows are in segment order (no sort was needed), so a prefix is a prefix
 
 
 def _shared_prefix(segments: Sequence[Segment], before: _Stitched | None) -> int:
     """How many leading segments ``before``'s chain has exactly as ``segments`` does."""
-    if before is None or not before.sorted:
+    if before is None or not before.in_order:
         return 0
     shared = 0
     for mine, theirs in zip(segments, before.segments):
@@ -289,13 +289,11 @@ def _stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
     if any(k in histories[s.run_id] for s in segments[:shared] for k in fresh):
         shared = 0  # a shared run logged a key ``before`` left out (a stitched column's name)
     kept: list[np.ndarray] = []  # per segment after the shared ones: the indices of its rows kept
-    axes: list[np.ndarray] = []  # ... and each row's local step
     for seg in segments[shared:]:  # pass 1: the axis alone (a lazy mapping loads one column)
         steps, own = axis_rows(histories[seg.run_id], seg.step_metric)
         keep = kept_rows(steps, own, seg.last_step, seg.step_metric)
         rows = np.arange(steps.size) if keep is None else np.flatnonzero(keep)
         kept.append(rows)
-        axes.append(steps)
     if samples is not None:
         total = sum(rows.size for rows in kept) or 1
         kept = [rows[_thin(rows.size, max(2, samples * rows.size // total))] for rows in kept]
@@ -313,14 +311,14 @@ def _stitch(segments: Sequence[Segment], histories: Mapping[str, Columns],
             out[names[name]][:start] = before.out[before.names[name]][:start]
         for k in keys:
             out[k][:start] = before.out[k][:start] if k in before.keys else np.nan
-    for seg, rows, steps in zip(segments[shared:], kept, axes):  # pass 2: a run's columns at a time
+    for seg, rows in zip(segments[shared:], kept):  # pass 2: one run's columns at a time
         columns = histories[seg.run_id]
         end = start + rows.size
         # a run's kept rows are most often a run of rows (all, or up to its cut): a slice
         # copies each column once, where an index array copies it twice
         pick = (slice(int(rows[0]), int(rows[-1]) + 1)
                 if rows.size and rows[-1] - rows[0] + 1 == rows.size else rows)
-        steps = steps[pick]
+        steps = axis_steps(columns, seg.step_metric)[pick]
         out[names["step"]][start:end] = steps
         out[names[STEP_METRIC]][start:end] = seg.global_offset + steps
         out[names["run_id"]][start:end] = seg.run_id
