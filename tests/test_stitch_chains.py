@@ -26,7 +26,8 @@ class Counted(dict):
         return super().__getitem__(name)
 
 
-def columns_of(run_id: str, rows: int, seed: int, extra=()) -> dict[str, np.ndarray]:
+def columns_of(rows: int, seed: int, extra=()) -> dict[str, np.ndarray]:
+    """A run's columns: ``_step`` 0.., a random ``loss``, and each of ``extra``."""
     rng = np.random.default_rng(seed)
     out = {"_step": np.arange(rows), "loss": rng.random(rows)}
     for name in extra:
@@ -46,11 +47,11 @@ def assert_same(given: dict, want: dict, where: str) -> None:
 #    └─ b (from r@79)
 # z (a second root)
 TREE = build_tree(hand_built())
-LOGGED = {"r": columns_of("r", 100, 0), "z": columns_of("z", 11, 1),
-          "a": columns_of("a", 51, 2, extra=["acc"]),
-          "b": columns_of("b", 51, 3, extra=["step"]),  # a stitched column's name: kept as logged
-          "c": columns_of("c", 51, 4, extra=["acc", "lr"]),
-          "d": columns_of("d", 51, 5)}
+LOGGED = {"r": columns_of(100, 0), "z": columns_of(11, 1),
+          "a": columns_of(51, 2, extra=["acc"]),
+          "b": columns_of(51, 3, extra=["step"]),  # a stitched column's name: kept as logged
+          "c": columns_of(51, 4, extra=["acc", "lr"]),
+          "d": columns_of(51, 5)}
 
 
 def reads_of(chains, keys, together: bool) -> Counter:
@@ -116,9 +117,9 @@ def test_a_key_the_chain_before_left_out_is_read_from_the_shared_runs():
     """A runchain run's own global_step is not a metric, so a chain of runchain runs leaves
     it out; a plain child that logs a global_step of its own makes it one in its chain,
     where the runchain runs' rows show their logged values, read from them, not copied."""
-    own = {"p": {**columns_of("p", 20, 6), "global_step": np.arange(20.0) + 1000},
-           "q": columns_of("q", 10, 7),
-           "w": {**columns_of("w", 10, 8), "global_step": np.arange(10.0) + 7}}
+    own = {"p": {**columns_of(20, 6), "global_step": np.arange(20.0) + 1000},
+           "q": columns_of(10, 7),
+           "w": {**columns_of(10, 8), "global_step": np.arange(10.0) + 7}}
     crumbs = [Segment("p", 9, 0, runchain=True), Segment("q", None, 10, runchain=True)]
     plain = [Segment("p", 9, 0, runchain=True), Segment("w", None, 10)]
     out = list(stitch_chains([crumbs, plain], own))
@@ -136,3 +137,15 @@ def test_what_a_caller_does_to_a_chain_never_reaches_the_next():
         for column in columns.values():
             column[:] = column[::-1]  # what a careless caller might do
     assert list(stitch_chains([], LOGGED)) == []
+
+
+def test_run_ids_of_other_lengths_keep_each_chain_its_own_width():
+    """The run_id column is as wide as the chain's longest id: a prefix copied from a chain
+    with a longer id keeps its ids whole, at this chain's width."""
+    own = {"r": columns_of(20, 9), "a-much-longer-id": columns_of(10, 10), "d": columns_of(10, 11)}
+    first = [Segment("r", 9, 0), Segment("a-much-longer-id", None, 10)]
+    second = [Segment("r", 9, 0), Segment("d", None, 10)]
+    out = list(stitch_chains([first, second, first], own))
+    assert out[0]["run_id"].dtype == np.dtype("<U16") and out[1]["run_id"].dtype == np.dtype("<U1")
+    for segments, columns in zip([first, second, first], out):
+        assert_same(columns, stitch(segments, own), segments[-1].run_id)
