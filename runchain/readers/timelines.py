@@ -120,6 +120,12 @@ class RunHistory(Mapping[str, np.ndarray]):
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._names:
             raise KeyError(name)
+        if len(self._parts) == 1:  # one file, nothing replaced: its column, one copy at most
+            part, shift = self._parts[0], self._shifts[0]
+            if name == LOCAL_STEP:
+                steps = np.asarray(part[name]).astype(np.int64)
+                return steps + shift if shift else steps
+            return part[name] if name in part else np.full(len(part[LOCAL_STEP]), np.nan)
         pieces = [part[name] if name in part else np.full(len(part[LOCAL_STEP]), np.nan)
                   for part in self._parts]
         if name == LOCAL_STEP:
